@@ -1,0 +1,29 @@
+// Errors: every failed check throws hsa::Error with a message that names the op and the values involved.
+#pragma once
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace hsa {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+template <class... Args>
+[[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
+  throw Error(fmt::format(format, std::forward<Args>(args)...));
+}
+
+}  // namespace hsa
+
+// HSA_CHECK(cond, "op: what went wrong {}", value): throws hsa::Error when cond is false.
+#define HSA_CHECK(cond, ...)        \
+  do {                              \
+    if (!(cond)) {                  \
+      ::hsa::fail(__VA_ARGS__);     \
+    }                               \
+  } while (0)
