@@ -101,7 +101,16 @@ int64_t Tensor::dim(int axis) const {
   return shape_[a];
 }
 
-bool Tensor::is_contiguous() const { return strides_ == contiguous_strides(shape_) || numel() <= 1; }
+// Strides of size-1 axes never matter, so a slice like [1, C, ...] of a [1, Cmax, ...] buffer counts as contiguous.
+bool Tensor::is_contiguous() const {
+  int64_t expected = 1;
+  for (int i = ndim() - 1; i >= 0; --i) {
+    if (shape_[i] == 1) continue;
+    if (strides_[i] != expected) return false;
+    expected *= shape_[i];
+  }
+  return true;
+}
 
 void* Tensor::raw_data() const {
   if (!storage_) return nullptr;
