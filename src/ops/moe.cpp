@@ -148,6 +148,11 @@ MoeGrads moe_backward(const Tensor& dy_in, double daux, const Tensor& x_in, cons
   check_dtype(op, "fwd.saved[0]", fwd.saved[0], ct);
   check_dtype(op, "fwd.saved[1]", fwd.saved[1], ct);
   Tensor probs = fwd.probs.contiguous(), experts = fwd.experts.contiguous(), gates = fwd.gates.contiguous();
+  const int32_t* chosen = experts.data<int32_t>();
+  for (int64_t i = 0; i < d.n * d.topk; ++i)
+    HSA_CHECK(chosen[i] >= 0 && chosen[i] < d.num_experts,
+              "{}: 'fwd.experts' routes token {} to expert {}, outside [0, {})", op, i / d.topk, chosen[i],
+              d.num_experts);
   Tensor act_gate = fwd.saved[0].contiguous(), act_up = fwd.saved[1].contiguous();
   MoeWeights w = weights_to_compute(w_in);
 
