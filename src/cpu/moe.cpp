@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 namespace hsa::cpu {
 
@@ -44,6 +45,12 @@ template <class T>
 T entry_gate(const MoeRouting& r, const T* gates, int64_t i) {
   int64_t p = r.pos[i];
   return p < r.topk ? gates[int64_t(r.token[i]) * r.topk + p] : T(1);
+}
+
+// Scratch that is fully written before it is read: no zero fill (std::vector would memset tens of MB per call).
+template <class T>
+std::unique_ptr<T[]> scratch(int64_t n) {
+  return std::unique_ptr<T[]>(new T[size_t(n)]);
 }
 
 template <class T>
@@ -158,12 +165,12 @@ template <class T>
 void moe_experts_forward(const T* x, const std::vector<MoeExpert<T>>& experts, const MoeRouting& r, const T* gates,
                          T* act_gate, T* act_up, T* y, int64_t dm) {
   const int64_t per_token = r.slots_per_token();
-  std::vector<T> slots(size_t(r.tokens * per_token * dm));
+  auto slots = scratch<T>(r.tokens * per_token * dm);
   std::vector<Tile> tiles = make_tiles(r);
   const int64_t f_max = max_ffn(experts);
 #pragma omp parallel
   {
-    std::vector<T> xg(size_t(kTileRows * dm)), h(size_t(kTileRows * f_max)), out(size_t(kTileRows * dm));
+    auto xg = scratch<T>(kTileRows * dm), h = scratch<T>(kTileRows * f_max), out = scratch<T>(kTileRows * dm);
 #pragma omp for schedule(dynamic, 1)
     for (size_t ti = 0; ti < tiles.size(); ++ti) {
       const Tile& tile = tiles[ti];
@@ -172,20 +179,20 @@ void moe_experts_forward(const T* x, const std::vector<MoeExpert<T>>& experts, c
       const int64_t act = r.act_begin[tile.expert] + (tile.begin - r.begin[tile.expert]) * f;
       T* g = act_gate + act;
       T* u = act_up + act;
-      gather_rows(x, r.token.data() + tile.begin, rows, dm, xg.data());
-      gemm<T>(false, true, rows, f, dm, T(1), xg.data(), dm, ex.w_gate, dm, T(0), g, f);
-      gemm<T>(false, true, rows, f, dm, T(1), xg.data(), dm, ex.w_up, dm, T(0), u, f);
-      swiglu_forward<T>(g, u, h.data(), rows * f);
-      gemm<T>(false, true, rows, dm, f, T(1), h.data(), f, ex.w_down, f, T(0), out.data(), dm);
+      gather_rows(x, r.token.data() + tile.begin, rows, dm, xg.get());
+      gemm<T>(false, true, rows, f, dm, T(1), xg.get(), dm, ex.w_gate, dm, T(0), g, f);
+      gemm<T>(false, true, rows, f, dm, T(1), xg.get(), dm, ex.w_up, dm, T(0), u, f);
+      swiglu_forward<T>(g, u, h.get(), rows * f);
+      gemm<T>(false, true, rows, dm, f, T(1), h.get(), f, ex.w_down, f, T(0), out.get(), dm);
       for (int64_t i = 0; i < rows; ++i) {
         int64_t e = tile.begin + i;
         T gate = entry_gate(r, gates, e);
-        T* dst = slots.data() + (int64_t(r.token[e]) * per_token + r.pos[e]) * dm;
+        T* dst = slots.get() + (int64_t(r.token[e]) * per_token + r.pos[e]) * dm;
         for (int64_t c = 0; c < dm; ++c) dst[c] = gate * out[i * dm + c];
       }
     }
   }
-  reduce_slots(slots.data(), r.tokens, per_token, dm, y);
+  reduce_slots(slots.get(), r.tokens, per_token, dm, y);
 }
 
 template <class T>
@@ -194,9 +201,9 @@ void moe_experts_backward(const T* dy, const T* x, const std::vector<MoeExpert<T
   const int64_t per_token = r.slots_per_token(), entries = r.entries();
   // Per entry, kept for the weight gradients: the gathered x and dy rows [entries, dm], and in the activation
   // layout the gated hidden gate * h and dG, dU (the gradients at the two pre-activations).
-  std::vector<T> xg(size_t(entries * dm)), dyg(size_t(entries * dm));
-  std::vector<T> hg(size_t(r.act_elements())), dg(size_t(r.act_elements())), du(size_t(r.act_elements()));
-  std::vector<T> slots(size_t(r.tokens * per_token * dm));
+  auto xg = scratch<T>(entries * dm), dyg = scratch<T>(entries * dm);
+  auto hg = scratch<T>(r.act_elements()), dg = scratch<T>(r.act_elements()), du = scratch<T>(r.act_elements());
+  auto slots = scratch<T>(r.tokens * per_token * dm);
   std::vector<Tile> tiles = make_tiles(r);
   const int64_t f_max = max_ffn(experts);
   // Weight gradients: d_gate[e] = dG_e^T X_e [F, dm], d_up[e] = dU_e^T X_e, d_down[e] = dY_e^T (gate * H_e)
@@ -210,28 +217,33 @@ void moe_experts_backward(const T* dy, const T* x, const std::vector<MoeExpert<T
     for (int64_t c = 0; c < dm; c += kWeightCols) tasks.push_back({e, 0, c}), tasks.push_back({e, 1, c});
     for (int64_t c = 0; c < experts[e].ffn; c += kWeightCols) tasks.push_back({e, 2, c});
   }
+  // Largest experts first (a shared expert has all N rows): the dynamic schedule then ends on small tasks
+  // instead of one thread finishing a big one while the others wait.
+  std::stable_sort(tasks.begin(), tasks.end(), [&](const Task& a, const Task& b) {
+    return r.begin[a.expert + 1] - r.begin[a.expert] > r.begin[b.expert + 1] - r.begin[b.expert];
+  });
 #pragma omp parallel
   {
-    std::vector<T> dh(size_t(kTileRows * f_max)), dxe(size_t(kTileRows * dm));
+    auto dh = scratch<T>(kTileRows * f_max), dxe = scratch<T>(kTileRows * dm);
 #pragma omp for schedule(dynamic, 1)
     for (size_t ti = 0; ti < tiles.size(); ++ti) {
       const Tile& tile = tiles[ti];
       const MoeExpert<T>& ex = experts[tile.expert];
       const int64_t rows = tile.end - tile.begin, f = ex.ffn;
       const int64_t act = r.act_begin[tile.expert] + (tile.begin - r.begin[tile.expert]) * f;
-      T* xt = xg.data() + tile.begin * dm;
-      T* dyt = dyg.data() + tile.begin * dm;
+      T* xt = xg.get() + tile.begin * dm;
+      T* dyt = dyg.get() + tile.begin * dm;
       gather_rows(x, r.token.data() + tile.begin, rows, dm, xt);
       gather_rows(dy, r.token.data() + tile.begin, rows, dm, dyt);
       // d(out) = dy (ungated): dh = dy w_down, then the gate scales it. d(gate) = <dy, out> = <dy w_down, h>.
-      gemm<T>(false, false, rows, f, dm, T(1), dyt, dm, ex.w_down, f, T(0), dh.data(), f);
-      T* h = hg.data() + act;
+      gemm<T>(false, false, rows, f, dm, T(1), dyt, dm, ex.w_down, f, T(0), dh.get(), f);
+      T* h = hg.get() + act;
       swiglu_forward<T>(act_gate + act, act_up + act, h, rows * f);
       for (int64_t i = 0; i < rows; ++i) {
         int64_t e = tile.begin + i;
         if (r.pos[e] >= r.topk) continue;  // shared expert: gate 1, no gate gradient
         T gate = entry_gate(r, gates, e);
-        T* dhi = dh.data() + i * f;
+        T* dhi = dh.get() + i * f;
         T* hi = h + i * f;
         T d = 0;
         for (int64_t c = 0; c < f; ++c) {
@@ -241,12 +253,12 @@ void moe_experts_backward(const T* dy, const T* x, const std::vector<MoeExpert<T
         }
         dgates[int64_t(r.token[e]) * r.topk + r.pos[e]] = d;
       }
-      swiglu_backward<T>(dh.data(), act_gate + act, act_up + act, dg.data() + act, du.data() + act, rows * f);
-      gemm<T>(false, false, rows, dm, f, T(1), dg.data() + act, f, ex.w_gate, dm, T(0), dxe.data(), dm);
-      gemm<T>(false, false, rows, dm, f, T(1), du.data() + act, f, ex.w_up, dm, T(1), dxe.data(), dm);
+      swiglu_backward<T>(dh.get(), act_gate + act, act_up + act, dg.get() + act, du.get() + act, rows * f);
+      gemm<T>(false, false, rows, dm, f, T(1), dg.get() + act, f, ex.w_gate, dm, T(0), dxe.get(), dm);
+      gemm<T>(false, false, rows, dm, f, T(1), du.get() + act, f, ex.w_up, dm, T(1), dxe.get(), dm);
       for (int64_t i = 0; i < rows; ++i) {
         int64_t e = tile.begin + i;
-        std::copy_n(dxe.data() + i * dm, dm, slots.data() + (int64_t(r.token[e]) * per_token + r.pos[e]) * dm);
+        std::copy_n(dxe.get() + i * dm, dm, slots.get() + (int64_t(r.token[e]) * per_token + r.pos[e]) * dm);
       }
     }
     // The implicit barrier above: every tile's dG, dU, gate * H are written before the weight tasks read them.
@@ -264,14 +276,14 @@ void moe_experts_backward(const T* dy, const T* x, const std::vector<MoeExpert<T
         continue;
       }
       if (task.kind == 2)
-        gemm<T>(true, false, dm, width, rows, T(1), dyg.data() + b * dm, dm, hg.data() + act + task.col, f, T(0), dst,
+        gemm<T>(true, false, dm, width, rows, T(1), dyg.get() + b * dm, dm, hg.get() + act + task.col, f, T(0), dst,
                 f);
       else
-        gemm<T>(true, false, f, width, rows, T(1), (task.kind == 0 ? dg : du).data() + act, f,
-                xg.data() + b * dm + task.col, dm, T(0), dst, dm);
+        gemm<T>(true, false, f, width, rows, T(1), (task.kind == 0 ? dg : du).get() + act, f,
+                xg.get() + b * dm + task.col, dm, T(0), dst, dm);
     }
   }
-  reduce_slots(slots.data(), r.tokens, per_token, dm, dx);
+  reduce_slots(slots.get(), r.tokens, per_token, dm, dx);
 }
 
 template <class T>
