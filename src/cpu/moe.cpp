@@ -290,14 +290,16 @@ template <class T>
 void moe_router_backward(const T* x, const T* router, const T* probs, const int32_t* experts, const T* gates,
                          const T* dgates, double aux_scale, T* dx, T* drouter, int64_t n, int64_t dm,
                          int64_t num_experts, int64_t topk) {
+  if (n == 0) {  // BLAS with k = 0 is not relied upon to write beta * C
+    std::fill_n(drouter, num_experts * dm, T(0));
+    return;
+  }
   // aux = coef * E * sum_e f_e * mean_t p[t, e] with f_e constant: d aux / d p[t, e] = coef * E * f_e / N.
   std::vector<T> daux_dp(num_experts, T(0));
-  if (n > 0) {
-    std::vector<double> count(num_experts, 0);
-    for (int64_t i = 0; i < n * topk; ++i) count[experts[i]] += 1;
-    for (int64_t e = 0; e < num_experts; ++e)
-      daux_dp[e] = T(aux_scale * double(num_experts) * count[e] / double(n * topk) / double(n));
-  }
+  std::vector<double> count(num_experts, 0);
+  for (int64_t i = 0; i < n * topk; ++i) count[experts[i]] += 1;
+  for (int64_t e = 0; e < num_experts; ++e)
+    daux_dp[e] = T(aux_scale * double(num_experts) * count[e] / double(n * topk) / double(n));
   std::vector<T> dlogits(size_t(n * num_experts));
 #pragma omp parallel
   {

@@ -350,3 +350,15 @@ TEST(Moe, BadInputsGiveClearErrors) {
                   }),
                   "'fwd.saved' holds 0 tensors, expected 2"));
 }
+
+TEST(Moe, NoTokensGiveZeroGradients) {
+  ops::MoeWeights w = make_weights(4, 6, 8, 1, 5, 91);
+  Tensor x = Tensor::zeros({0, 8});
+  ops::MoeOut out = ops::moe_forward(x, w, {2});
+  EXPECT_EQ(out.y.shape(), (Shape{0, 8}));
+  EXPECT_EQ(out.aux_loss, 0.0);
+  ops::MoeGrads g = ops::moe_backward(Tensor::zeros({0, 8}), 1.0, x, w, {2}, out);
+  EXPECT_EQ(max_abs_diff(g.dw.router, Tensor::zeros({4, 8})), 0.0);
+  EXPECT_EQ(max_abs_diff(g.dw.w_gate, Tensor::zeros({4, 6, 8})), 0.0);
+  EXPECT_EQ(max_abs_diff(g.dw.shared_down, Tensor::zeros({1, 8, 5})), 0.0);
+}
