@@ -1,0 +1,118 @@
+// hsa data: build token shards from text files and inspect synthetic task samples.
+//   hsa data build --input a.txt b.txt --output train.bin
+//   hsa data sample --task passkey --length 512 --seed 1 [--prompt-only] [--filler corpus.txt]
+#include "cli/command.h"
+#include "train/filler.h"
+#include "train/tasks.h"
+#include "train/token_shard.h"
+#include "train/tokenizer.h"
+
+#include <hsa/error.h>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+
+namespace {
+
+struct BuildOptions {
+  std::vector<std::string> inputs;
+  std::string output;
+};
+
+struct SampleOptions {
+  std::string task = "passkey";
+  int64_t length = 512;
+  uint64_t seed = 1;
+  bool prompt_only = false;
+  std::string filler_path;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  HSA_CHECK(in.good(), "data: cannot read {}", path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  HSA_CHECK(!in.bad(), "data: reading {} failed", path);
+  return std::move(text).str();
+}
+
+// Each file becomes bos + its bytes, so document boundaries stay visible to the model.
+int run_build(const BuildOptions& o) {
+  hsa::ByteTokenizer tok;
+  std::vector<int32_t> tokens;
+  for (const std::string& path : o.inputs) {
+    std::vector<int32_t> ids = tok.encode(read_file(path), /*add_bos=*/true);
+    tokens.insert(tokens.end(), ids.begin(), ids.end());
+  }
+  hsa::write_token_shard(o.output, tokens);
+  fmt::print("{} tokens from {} file(s) written to {}\n", tokens.size(), o.inputs.size(), o.output);
+  return 0;
+}
+
+// Printable form of a piece of text for the abbreviated view: line breaks shown as "\n".
+std::string escaped(std::string_view s) {
+  std::string out;
+  for (char c : s) out += c == '\n' ? std::string("\\n") : std::string(1, c);
+  return out;
+}
+
+int run_sample(const SampleOptions& o) {
+  hsa::TaskKind kind = hsa::parse_task_kind(o.task);
+  std::unique_ptr<hsa::FillerText> filler = o.filler_path.empty()
+                                                ? std::make_unique<hsa::FillerText>()
+                                                : std::make_unique<hsa::FillerText>(read_file(o.filler_path));
+  hsa::TaskSample s = hsa::make_task_sample(kind, o.length, o.seed, *filler);
+  hsa::ByteTokenizer tok;
+  std::span<const int32_t> ids(s.tokens);
+  std::string prompt = tok.decode(ids.subspan(1, static_cast<size_t>(s.prompt_length - 1)));  // without bos
+  if (o.prompt_only) {
+    std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+    std::fflush(stdout);
+    std::fprintf(stderr, "answer: %s\n", s.answer.c_str());
+    return 0;
+  }
+  fmt::print("task {}  length {} tokens  seed {}  prompt {} tokens  answer {} tokens\n", hsa::task_kind_name(kind),
+             s.tokens.size(), o.seed, s.prompt_length, s.answer.size());
+  constexpr size_t kHead = 240, kTail = 240;
+  if (prompt.size() <= kHead + kTail) {
+    fmt::print("<bos>{}\n", escaped(prompt));
+  } else {
+    fmt::print("<bos>{} [... {} bytes ...] {}\n", escaped(prompt.substr(0, kHead)), prompt.size() - kHead - kTail,
+               escaped(prompt.substr(prompt.size() - kTail)));
+  }
+  fmt::print("answer: {}\n", s.answer);
+  return 0;
+}
+
+hsa::cli::Command data_command("data", "build token shards from text; show synthetic task samples", [](CLI::App& app) {
+  app.require_subcommand(1);
+  auto build = std::make_shared<BuildOptions>();
+  CLI::App* build_cmd = app.add_subcommand("build", "tokenize text files (bytes, bos per file) into one token shard");
+  build_cmd->add_option("-i,--input", build->inputs, "text file(s)")->required()->check(CLI::ExistingFile);
+  build_cmd->add_option("-o,--output", build->output, "token shard to write")->required();
+
+  auto sample = std::make_shared<SampleOptions>();
+  CLI::App* sample_cmd = app.add_subcommand("sample", "print one synthetic retrieval task sample");
+  sample_cmd->add_option("-t,--task", sample->task, "passkey, multikey_niah or variable_tracking")
+      ->capture_default_str();
+  sample_cmd->add_option("-n,--length", sample->length, "total tokens, bos and answer included")
+      ->capture_default_str();
+  sample_cmd->add_option("-s,--seed", sample->seed, "sample seed")->capture_default_str();
+  sample_cmd->add_flag("--prompt-only", sample->prompt_only,
+                       "print exactly the prompt (no bos, no answer) to stdout and 'answer: ...' to stderr");
+  sample_cmd->add_option("--filler", sample->filler_path, "text corpus for the haystack (default: built-in)")
+      ->check(CLI::ExistingFile);
+
+  return [build, sample, build_cmd, sample_cmd] {
+    if (build_cmd->parsed()) return run_build(*build);
+    if (sample_cmd->parsed()) return run_sample(*sample);
+    throw hsa::Error("data: give a subcommand: build or sample");
+  };
+});
+
+}  // namespace

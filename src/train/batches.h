@@ -1,0 +1,48 @@
+// Deterministic, resumable training batches.
+//   inputs  i32 [B, L]  token ids
+//   targets i32 [B, L]  next token for each input position; -100 = ignored by the loss
+// Row i of batch n depends only on (seed, n, i), so position() is just the number of batches drawn and
+// seek(p) is O(1): after seek(p), next() returns exactly what a fresh source returns as its (p+1)-th batch.
+#pragma once
+#include "train/filler.h"
+#include "train/tasks.h"
+#include "train/token_shard.h"
+
+#include <hsa/tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace hsa {
+
+constexpr int32_t kIgnoreIndex = -100;
+
+struct Batch {
+  Tensor inputs;   // i32 [B, L]
+  Tensor targets;  // i32 [B, L], kIgnoreIndex = ignored
+};
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual Batch next() = 0;
+  virtual uint64_t position() const = 0;  // batches drawn so far
+  virtual void seek(uint64_t position) = 0;
+};
+
+// Random windows of seq_len + 1 tokens from the shard: inputs = first L, targets = last L.
+// The shard must hold at least seq_len + 1 tokens. The source keeps its own handle on the mapping.
+std::unique_ptr<BatchSource> make_shard_batches(const TokenShard& shard, int64_t batch, int64_t seq_len,
+                                                uint64_t seed);
+
+// Each row is one task sample of seq_len + 1 tokens, its kind drawn from `kinds` by the row's seed.
+// targets are the next tokens; with answer_only_loss only the answer tokens count (everything else is
+// kIgnoreIndex), otherwise every position does. The filler is copied into the source.
+std::unique_ptr<BatchSource> make_task_batches(std::vector<TaskKind> kinds, int64_t batch, int64_t seq_len,
+                                               uint64_t seed, const FillerText& filler, bool answer_only_loss);
+
+// The seed of row `row` of batch `batch_index`: a hash of the three, so rows are independent streams.
+uint64_t batch_row_seed(uint64_t seed, uint64_t batch_index, uint64_t row);
+
+}  // namespace hsa

@@ -1,0 +1,38 @@
+// Synthetic long-context retrieval tasks (RULER-style), byte-level: 1 byte = 1 token, plus a leading bos.
+// Every sample is deterministic in (kind, length_tokens, seed, filler) and has exactly length_tokens tokens.
+//
+//   passkey            "The pass key is 48213. Remember it. " hidden at a random depth;
+//                      asks "\nWhat is the pass key? The pass key is " -> "48213"
+//   multikey_niah      3-6 needles "The special magic number for <word> is <7 digits>. " with distinct words;
+//                      asks for one of them -> its 7 digits
+//   variable_tracking  "VAR QXJ = 52811. " then 2-4 chained "VAR ABC = VAR QXJ. " in order through the filler;
+//                      asks "\nWhat is the value of VAR <last>? It is " -> "52811"
+//
+// multikey_niah and variable_tracking use fewer needles (down to 3 and 2) when the length leaves no room
+// for more; a length too small even for those is an error.
+#pragma once
+#include "train/filler.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hsa {
+
+struct TaskSample {
+  std::vector<int32_t> tokens;       // bos + context + question + answer; size = length_tokens
+  std::vector<uint8_t> answer_mask;  // 1 on the tokens of the answer, else 0; size = length_tokens
+  std::string answer;                // the answer text
+  int64_t prompt_length = 0;         // tokens before the answer (generation starts here)
+};
+
+enum class TaskKind { passkey, multikey_niah, variable_tracking };
+
+TaskKind parse_task_kind(std::string_view name);  // throws listing the valid names
+std::string task_kind_name(TaskKind kind);
+std::vector<TaskKind> all_task_kinds();
+
+TaskSample make_task_sample(TaskKind kind, int64_t length_tokens, uint64_t seed, const FillerText& filler);
+
+}  // namespace hsa

@@ -1,0 +1,138 @@
+#include "train/batches.h"
+
+#include <hsa/error.h>
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+using namespace hsa;
+
+namespace {
+
+std::vector<int32_t> values(const Tensor& t) {
+  const int32_t* p = t.data<int32_t>();
+  return std::vector<int32_t>(p, p + t.numel());
+}
+
+void expect_same(const Batch& a, const Batch& b) {
+  EXPECT_EQ(values(a.inputs), values(b.inputs));
+  EXPECT_EQ(values(a.targets), values(b.targets));
+}
+
+struct TempShard {
+  std::string path;
+  TokenShard shard;
+  explicit TempShard(int64_t n) {
+    path = (std::filesystem::temp_directory_path() / ("hsa_batches_test_" + std::to_string(::getpid()) + ".bin"))
+               .string();
+    std::vector<int32_t> tokens(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) tokens[i] = static_cast<int32_t>((i * 7919) % 1000);
+    write_token_shard(path, tokens);
+    shard = TokenShard::open(path);
+  }
+  ~TempShard() { std::remove(path.c_str()); }
+};
+
+}  // namespace
+
+TEST(ShardBatches, ShapesShiftAndSeek) {
+  TempShard temp(5000);
+  const int64_t B = 3, L = 16;
+  auto fresh = make_shard_batches(temp.shard, B, L, 11);
+  std::vector<Batch> reference;
+  for (int i = 0; i < 6; ++i) reference.push_back(fresh->next());
+  EXPECT_EQ(fresh->position(), 6u);
+  for (const Batch& b : reference) {
+    EXPECT_EQ(b.inputs.shape(), (Shape{B, L}));
+    EXPECT_EQ(b.targets.shape(), (Shape{B, L}));
+    EXPECT_EQ(b.inputs.dtype(), DType::i32);
+    std::vector<int32_t> in = values(b.inputs), tg = values(b.targets);
+    for (int64_t r = 0; r < B; ++r)
+      for (int64_t t = 0; t + 1 < L; ++t) EXPECT_EQ(tg[r * L + t], in[r * L + t + 1]);
+    // Each row is a contiguous window of the shard: the token after inputs[r, t] is targets[r, t].
+    for (int64_t r = 0; r < B; ++r) {
+      int64_t start = -1;
+      for (int64_t s = 0; s + L < temp.shard.size() && start < 0; ++s)
+        if (temp.shard[s] == in[r * L] && temp.shard[s + 1] == in[r * L + 1] && temp.shard[s + 2] == in[r * L + 2])
+          start = s;
+      ASSERT_GE(start, 0);
+      EXPECT_EQ(tg[r * L + L - 1], temp.shard[start + L]);
+    }
+  }
+  EXPECT_NE(values(reference[0].inputs), values(reference[1].inputs));
+  for (uint64_t p : {4u, 0u, 2u, 5u}) {
+    auto src = make_shard_batches(temp.shard, B, L, 11);
+    src->next();  // state before the seek must not matter
+    src->seek(p);
+    EXPECT_EQ(src->position(), p);
+    expect_same(src->next(), reference[p]);
+    EXPECT_EQ(src->position(), p + 1);
+  }
+  auto other = make_shard_batches(temp.shard, B, L, 12);
+  EXPECT_NE(values(other->next().inputs), values(reference[0].inputs));
+}
+
+TEST(ShardBatches, ShardTooSmallIsAnError) {
+  TempShard temp(10);
+  EXPECT_THROW(make_shard_batches(temp.shard, 1, 10, 0), Error);
+  auto ok = make_shard_batches(temp.shard, 2, 9, 0);  // exactly one window
+  Batch b = ok->next();
+  EXPECT_EQ(values(b.inputs)[0], temp.shard[0]);
+  EXPECT_THROW(make_shard_batches(temp.shard, 0, 4, 0), Error);
+}
+
+TEST(TaskBatches, TargetsShiftedAndAnswerOnlyMask) {
+  FillerText filler;
+  const int64_t B = 4, L = 300;
+  std::vector<TaskKind> kinds = all_task_kinds();
+  auto full = make_task_batches(kinds, B, L, 5, filler, /*answer_only_loss=*/false);
+  auto answer_only = make_task_batches(kinds, B, L, 5, filler, /*answer_only_loss=*/true);
+  std::set<int64_t> answer_lengths;
+  for (int n = 0; n < 3; ++n) {
+    Batch a = full->next(), b = answer_only->next();
+    EXPECT_EQ(values(a.inputs), values(b.inputs));
+    std::vector<int32_t> in = values(a.inputs), tg = values(a.targets), masked = values(b.targets);
+    for (int64_t r = 0; r < B; ++r) {
+      EXPECT_EQ(in[r * L], 256);  // bos
+      for (int64_t t = 0; t + 1 < L; ++t) EXPECT_EQ(tg[r * L + t], in[r * L + t + 1]);
+      // Answer-only targets: a contiguous run of digits at the end, equal to the full targets there.
+      int64_t counted = 0;
+      for (int64_t t = 0; t < L; ++t) {
+        int32_t m = masked[r * L + t];
+        if (m == kIgnoreIndex) {
+          EXPECT_EQ(counted, 0) << "ignored position after the answer started";
+          continue;
+        }
+        ++counted;
+        EXPECT_EQ(m, tg[r * L + t]);
+        EXPECT_TRUE(m >= '0' && m <= '9') << m;
+      }
+      EXPECT_EQ(masked[r * L + L - 1], tg[r * L + L - 1]);
+      answer_lengths.insert(counted);
+    }
+  }
+  EXPECT_TRUE(answer_lengths.count(5) || answer_lengths.count(7));
+  EXPECT_GE(answer_lengths.size(), 2u) << "expected a mix of task kinds (5- and 7-digit answers)";
+}
+
+TEST(TaskBatches, SeekReproducesBatches) {
+  FillerText filler;
+  const int64_t B = 2, L = 256;
+  auto fresh = make_task_batches({TaskKind::passkey, TaskKind::variable_tracking}, B, L, 9, filler, true);
+  std::vector<Batch> reference;
+  for (int i = 0; i < 4; ++i) reference.push_back(fresh->next());
+  for (uint64_t p : {3u, 1u, 0u}) {
+    auto src = make_task_batches({TaskKind::passkey, TaskKind::variable_tracking}, B, L, 9, filler, true);
+    src->seek(p);
+    expect_same(src->next(), reference[p]);
+    EXPECT_EQ(src->position(), p + 1);
+  }
+  EXPECT_NE(values(reference[0].inputs), values(reference[1].inputs));
+  EXPECT_THROW(make_task_batches({}, B, L, 9, filler, true), Error);
+  auto too_short = make_task_batches({TaskKind::multikey_niah}, 1, 64, 9, filler, true);
+  EXPECT_THROW(too_short->next(), Error);
+}
