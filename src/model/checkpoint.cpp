@@ -1,0 +1,54 @@
+#include "model/checkpoint.h"
+
+#include "model/param_spec.h"
+#include "model/safetensors.h"
+
+#include <hsa/error.h>
+
+#include <filesystem>
+
+namespace hsa {
+
+namespace fs = std::filesystem;
+
+namespace {
+// The dtype a parameter set is stored in: embed.weight's (always present), else any tensor's.
+DType params_dtype(const std::map<std::string, Tensor>& params) {
+  auto it = params.find("embed.weight");
+  if (it != params.end()) return it->second.dtype();
+  return params.empty() ? DType::f32 : params.begin()->second.dtype();
+}
+}  // namespace
+
+void save_checkpoint(const std::string& dir, const ModelConfig& config, const std::map<std::string, Tensor>& params,
+                     const std::map<std::string, std::string>& metadata) {
+  try {
+    check_tensors_match(params, model_param_specs(config), params_dtype(params));
+  } catch (const Error& e) {
+    fail("save_checkpoint {}: {}", dir, e.what());
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail("save_checkpoint: cannot create directory '{}': {}", dir, ec.message());
+  // Tensors first, config last: a directory with a config.json has its weights complete.
+  save_safetensors((fs::path(dir) / "model.safetensors").string(), params, metadata);
+  config.save((fs::path(dir) / "config.json").string());
+}
+
+Checkpoint load_checkpoint(const std::string& dir) {
+  HSA_CHECK(fs::is_directory(dir), "load_checkpoint: '{}' is not a directory", dir);
+  Checkpoint ckpt;
+  ckpt.config = ModelConfig::from_file((fs::path(dir) / "config.json").string());
+  const std::string weights = (fs::path(dir) / "model.safetensors").string();
+  SafetensorsFile file = load_safetensors(weights);
+  try {
+    check_tensors_match(file.tensors, model_param_specs(ckpt.config), params_dtype(file.tensors));
+  } catch (const Error& e) {
+    fail("load_checkpoint {}: {}", weights, e.what());
+  }
+  ckpt.params = std::move(file.tensors);
+  ckpt.metadata = std::move(file.metadata);
+  return ckpt;
+}
+
+}  // namespace hsa

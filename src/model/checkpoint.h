@@ -1,0 +1,26 @@
+// A checkpoint is a directory: config.json (ModelConfig) + model.safetensors (every parameter, one dtype).
+#pragma once
+#include "model/config.h"
+
+#include <hsa/tensor.h>
+
+#include <map>
+#include <string>
+
+namespace hsa {
+
+// Creates `dir` when needed; checks the parameters against the config's layout first (so a broken
+// checkpoint is never written); each file is written atomically.
+void save_checkpoint(const std::string& dir, const ModelConfig& config, const std::map<std::string, Tensor>& params,
+                     const std::map<std::string, std::string>& metadata = {});
+
+struct Checkpoint {
+  ModelConfig config;
+  std::map<std::string, Tensor> params;  // views of the memory-mapped model.safetensors
+  std::map<std::string, std::string> metadata;
+};
+// Validates the config, then checks the tensors against model_param_specs(config) with the dtype of the
+// stored tensors (that of embed.weight); any mismatch lists every bad tensor.
+Checkpoint load_checkpoint(const std::string& dir);
+
+}  // namespace hsa
