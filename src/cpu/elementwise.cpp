@@ -2,9 +2,14 @@
 
 namespace hsa::cpu {
 
-template <class T> void axpby(const T* x, T alpha, const T* y, T beta, T* out, int64_t n) {
+template <class T> void add(const T* a, const T* b, T* out, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) out[i] = alpha * x[i] + beta * y[i];
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+template <class T> void add_scaled(T* dst, const T* src, T alpha, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) dst[i] += alpha * src[i];
 }
 
 template <class T> void scale(const T* x, T s, T* out, int64_t n) {
@@ -12,8 +17,10 @@ template <class T> void scale(const T* x, T s, T* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = s * x[i];
 }
 
-template void axpby<float>(const float*, float, const float*, float, float*, int64_t);
-template void axpby<double>(const double*, double, const double*, double, double*, int64_t);
+template void add<float>(const float*, const float*, float*, int64_t);
+template void add<double>(const double*, const double*, double*, int64_t);
+template void add_scaled<float>(float*, const float*, float, int64_t);
+template void add_scaled<double>(double*, const double*, double, int64_t);
 template void scale<float>(const float*, float, float*, int64_t);
 template void scale<double>(const double*, double, double*, int64_t);
 

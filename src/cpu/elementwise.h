@@ -4,7 +4,8 @@
 
 namespace hsa::cpu {
 
-template <class T> void axpby(const T* x, T alpha, const T* y, T beta, T* out, int64_t n);  // out = alpha x + beta y
-template <class T> void scale(const T* x, T s, T* out, int64_t n);
+template <class T> void add(const T* a, const T* b, T* out, int64_t n);           // out = a + b
+template <class T> void add_scaled(T* dst, const T* src, T alpha, int64_t n);    // dst += alpha * src
+template <class T> void scale(const T* x, T s, T* out, int64_t n);                // out = s * x
 
 }  // namespace hsa::cpu

@@ -3,25 +3,30 @@
 #include "cpu/cross_entropy.h"
 #include "ops/dispatch.h"
 
+#include <cmath>
 #include <vector>
 
 namespace hsa::ops {
 
 namespace {
-int64_t check_inputs(const char* op, const Tensor& logits, const Tensor& targets, int32_t ignore_index) {
+void check_inputs(const char* op, const Tensor& logits, const Tensor& targets) {
   check_float(op, "logits", logits);
   check_ndim(op, "logits", logits, 2);
+  HSA_CHECK(logits.dim(1) >= 1, "{}: 'logits' has shape {}, expected a non-empty vocabulary axis", op,
+            shape_str(logits.shape()));
   check_dtype(op, "targets", targets, DType::i32);
   check_shape(op, "targets", targets, {logits.dim(0)});
-  HSA_CHECK(logits.dim(1) > 0, "{}: logits have no classes: {}", op, shape_str(logits.shape()));
-  require_cpu(op, common_device(op, {{"logits", &logits}, {"targets", &targets}}));
-  Tensor t = targets.contiguous();
-  int64_t count = 0, v = logits.dim(1);
-  const int32_t* p = t.data<int32_t>();
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    if (p[i] == ignore_index) continue;
-    HSA_CHECK(p[i] >= 0 && p[i] < v, "{}: target {} at row {} is outside [0, {}) and not the ignore index {}", op,
-              p[i], i, v, ignore_index);
+}
+
+// Every target in [0, V) or ignore_index; returns how many are not ignored.
+int64_t count_targets(const char* op, const Tensor& targets, int64_t vocab_size, int32_t ignore_index) {
+  const int32_t* t = targets.data<int32_t>();
+  int64_t count = 0;
+  for (int64_t n = 0; n < targets.numel(); ++n) {
+    if (t[n] == ignore_index) continue;
+    HSA_CHECK(t[n] >= 0 && t[n] < vocab_size,
+              "{}: 'targets'[{}] = {} is outside [0, {}) and not ignore_index ({}) (logits [{}, {}])", op, n, t[n],
+              vocab_size, ignore_index, targets.numel(), vocab_size);
     ++count;
   }
   return count;
@@ -30,36 +35,44 @@ int64_t check_inputs(const char* op, const Tensor& logits, const Tensor& targets
 
 CrossEntropyOut cross_entropy_forward(const Tensor& logits_in, const Tensor& targets_in, int32_t ignore_index) {
   const char* op = "cross_entropy_forward";
-  CrossEntropyOut out;
-  out.count = check_inputs(op, logits_in, targets_in, ignore_index);
-  Tensor logits = to_compute(logits_in), targets = targets_in.contiguous();
-  int64_t n = logits.dim(0), v = logits.dim(1);
-  out.lse = Tensor::empty({n}, logits.dtype());
-  std::vector<double> row_loss(n);
+  check_inputs(op, logits_in, targets_in);
+  require_cpu(op, common_device(op, {{"logits", &logits_in}, {"targets", &targets_in}}));
+  Tensor targets = targets_in.contiguous();
+  int64_t n = logits_in.dim(0), v = logits_in.dim(1);
+  int64_t count = count_targets(op, targets, v, ignore_index);
+  Tensor logits = to_compute(logits_in);
+  CrossEntropyOut out{0.0, count, Tensor::empty({n}, logits.dtype())};
+  std::vector<double> row_loss(static_cast<size_t>(n));
   dispatch_float(op, logits.dtype(), [&]<class T>() {
     cpu::cross_entropy_forward<T>(logits.data<T>(), targets.data<int32_t>(), out.lse.data<T>(), row_loss.data(), n, v,
                                   ignore_index);
   });
+  // Summed in row order on one thread: the loss does not depend on the thread count.
   double total = 0;
-  for (double l : row_loss) total += l;  // fixed order: deterministic
-  out.loss = out.count > 0 ? total / double(out.count) : 0.0;
+  for (double l : row_loss) total += l;
+  out.loss = count > 0 ? total / double(count) : 0.0;
   return out;
 }
 
 Tensor cross_entropy_backward(double dloss, const Tensor& logits_in, const Tensor& targets_in, const Tensor& lse_in,
                               int32_t ignore_index) {
   const char* op = "cross_entropy_backward";
-  int64_t count = check_inputs(op, logits_in, targets_in, ignore_index);
+  check_inputs(op, logits_in, targets_in);
+  check_float(op, "lse", lse_in);
   check_shape(op, "lse", lse_in, {logits_in.dim(0)});
-  Tensor logits = to_compute(logits_in), targets = targets_in.contiguous(), lse = to_compute(lse_in).to(logits.dtype());
-  int64_t n = logits.dim(0), v = logits.dim(1);
-  Tensor d = Tensor::empty({n, v}, logits.dtype());
+  HSA_CHECK(std::isfinite(dloss), "{}: dloss must be finite, got {}", op, dloss);
+  require_cpu(op, common_device(op, {{"logits", &logits_in}, {"targets", &targets_in}, {"lse", &lse_in}}));
+  Tensor targets = targets_in.contiguous();
+  int64_t n = logits_in.dim(0), v = logits_in.dim(1);
+  int64_t count = count_targets(op, targets, v, ignore_index);
+  Tensor logits = to_compute(logits_in), lse = to_compute(lse_in).to(logits.dtype());
+  Tensor dlogits = Tensor::empty({n, v}, logits.dtype());
   double scale = count > 0 ? dloss / double(count) : 0.0;
   dispatch_float(op, logits.dtype(), [&]<class T>() {
-    cpu::cross_entropy_backward<T>(logits.data<T>(), targets.data<int32_t>(), lse.data<T>(), d.data<T>(), n, v, scale,
-                                   ignore_index);
+    cpu::cross_entropy_backward<T>(logits.data<T>(), targets.data<int32_t>(), lse.data<T>(), dlogits.data<T>(), n, v,
+                                   ignore_index, scale);
   });
-  return to_storage(d, logits_in.dtype());
+  return to_storage(dlogits, logits_in.dtype());
 }
 
 }  // namespace hsa::ops

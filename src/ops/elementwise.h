@@ -1,11 +1,17 @@
-// Elementwise helpers the model needs around its ops: residual adds and scaling.
+// Small elementwise ops the model code needs (residual adds, gradient accumulation, scaling).
+// Every tensor argument has one shape and one floating dtype; no broadcasting.
 #pragma once
 #include <hsa/tensor.h>
 
 namespace hsa::ops {
 
-Tensor add(const Tensor& a, const Tensor& b);                     // a + b, same shape and dtype
-void add_(Tensor& dst, const Tensor& src, double alpha = 1.0);    // dst += alpha * src, in place
-Tensor scale(const Tensor& x, double s);                          // s * x
+// a + b, a new tensor of a's shape and dtype.
+Tensor add(const Tensor& a, const Tensor& b);
+
+// dst += alpha * src, in place (dst may be a strided view; bf16 dst is updated through f32).
+void add_(Tensor& dst, const Tensor& src, double alpha = 1.0);
+
+// s * x, a new tensor of x's shape and dtype.
+Tensor scale(const Tensor& x, double s);
 
 }  // namespace hsa::ops

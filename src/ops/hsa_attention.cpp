@@ -3,50 +3,77 @@
 #include "cpu/hsa_attention.h"
 #include "ops/dispatch.h"
 
+#include <cmath>
+
 namespace hsa::ops {
 
 namespace {
-cpu::HsaShape check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, const Tensor& mem_v,
-                           const Tensor& indices, const Tensor& weights, double scale) {
+
+cpu::HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, const Tensor& mem_v,
+                          const Tensor& indices, const Tensor& weights, double scale) {
   check_float(op, "q", q);
   check_ndim(op, "q", q, 4);
+  check_float(op, "mem_k", mem_k);
   check_ndim(op, "mem_k", mem_k, 5);
+  cpu::HsaDims d;
+  d.batch = q.dim(0);
+  d.len = q.dim(1);
+  d.q_heads = q.dim(2);
+  d.head_dim = q.dim(3);
+  d.chunks = mem_k.dim(1);
+  d.chunk_size = mem_k.dim(2);
+  d.kv_heads = mem_k.dim(3);
+  check_shape(op, "mem_k", mem_k, {d.batch, d.chunks, d.chunk_size, d.kv_heads, d.head_dim});
   check_shape(op, "mem_v", mem_v, mem_k.shape());
-  check_same_dtype(op, "q", q, "mem_k", mem_k);
-  check_same_dtype(op, "q", q, "mem_v", mem_v);
-  check_same_dtype(op, "q", q, "weights", weights);
+  HSA_CHECK(d.chunk_size >= 1, "{}: chunk size S must be at least 1, got 'mem_k' of shape {}", op,
+            shape_str(mem_k.shape()));
+  HSA_CHECK(d.head_dim >= 1, "{}: head dim D must be at least 1, got 'q' of shape {}", op, shape_str(q.shape()));
+  HSA_CHECK(d.kv_heads >= 1 && d.q_heads % d.kv_heads == 0,
+            "{}: query heads HQ = {} (from 'q' {}) must be a multiple of KV heads H = {} (from 'mem_k' {})", op,
+            d.q_heads, shape_str(q.shape()), d.kv_heads, shape_str(mem_k.shape()));
   check_dtype(op, "indices", indices, DType::i32);
   check_ndim(op, "indices", indices, 4);
-  int64_t B = q.dim(0), L = q.dim(1), HQ = q.dim(2), D = q.dim(3);
-  int64_t C = mem_k.dim(1), S = mem_k.dim(2), H = mem_k.dim(3), K = indices.dim(3);
-  HSA_CHECK(mem_k.dim(0) == B && mem_k.dim(4) == D, "{}: 'mem_k' {} does not match 'q' {} (batch and head dim)", op,
-            shape_str(mem_k.shape()), shape_str(q.shape()));
-  HSA_CHECK(S > 0, "{}: chunk size (mem_k axis 2) must be positive, got {}", op, S);
-  HSA_CHECK(K > 0, "{}: top-k (indices axis 3) must be positive, got {}", op, K);
-  HSA_CHECK(H > 0 && HQ % H == 0, "{}: {} query heads are not a multiple of {} KV heads", op, HQ, H);
-  check_shape(op, "indices", indices, {B, L, H, K});
-  check_shape(op, "weights", weights, {B, L, H, K});
-  HSA_CHECK(scale > 0, "{}: scale must be positive, got {}", op, scale);
+  d.topk = indices.dim(3);
+  HSA_CHECK(d.topk >= 1, "{}: 'indices' has shape {}: top-K must be at least 1", op, shape_str(indices.shape()));
+  check_shape(op, "indices", indices, {d.batch, d.len, d.kv_heads, d.topk});
+  check_float(op, "weights", weights);
+  check_shape(op, "weights", weights, indices.shape());
+  check_same_dtype(op, "q", q, "mem_k", mem_k);
+  check_same_dtype(op, "q", q, "mem_v", mem_v);
+  HSA_CHECK(std::isfinite(scale), "{}: scale must be finite, got {}", op, scale);
   require_cpu(op, common_device(op, {{"q", &q}, {"mem_k", &mem_k}, {"mem_v", &mem_v}, {"indices", &indices},
                                      {"weights", &weights}}));
-  Tensor idx = indices.contiguous();
-  const int32_t* p = idx.data<int32_t>();
-  for (int64_t i = 0; i < idx.numel(); ++i)
-    HSA_CHECK(p[i] >= -1 && p[i] < C, "{}: chunk index {} in slot {} is outside [-1, {})", op, p[i], i, C);
-  return cpu::HsaShape{B, L, HQ, H, D, C, S, K, scale};
+  return d;
 }
+
+// Every index in [-1, C): reported with its position, since a bad one would read outside the memory.
+void check_indices(const char* op, const Tensor& indices, const cpu::HsaDims& d) {
+  const int32_t* idx = indices.data<int32_t>();
+  const int64_t n = indices.numel();
+  for (int64_t f = 0; f < n; ++f) {
+    if (idx[f] >= -1 && idx[f] < d.chunks) continue;
+    fail("{}: 'indices'[b={}, t={}, r={}, i={}] = {} is outside [-1, C = {}) (C from 'mem_k' {})", op,
+         f / (d.topk * d.kv_heads * d.len), (f / (d.topk * d.kv_heads)) % d.len, (f / d.topk) % d.kv_heads,
+         f % d.topk, idx[f], d.chunks, fmt::format("[{}, {}, {}, {}, {}]", d.batch, d.chunks, d.chunk_size,
+                                                  d.kv_heads, d.head_dim));
+  }
+}
+
 }  // namespace
 
 HsaOut hsa_attention_forward(const Tensor& q_in, const Tensor& mem_k_in, const Tensor& mem_v_in,
                              const Tensor& indices_in, const Tensor& weights_in, double scale) {
   const char* op = "hsa_attention_forward";
-  cpu::HsaShape s = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale);
-  Tensor q = to_compute(q_in), mk = to_compute(mem_k_in), mv = to_compute(mem_v_in), w = to_compute(weights_in),
-         idx = indices_in.contiguous();
-  HsaOut out{Tensor::empty(q.shape(), q.dtype()), Tensor::empty({s.B, s.L, s.HQ, s.K}, q.dtype())};
-  dispatch_float(op, q.dtype(), [&]<class T>() {
-    cpu::hsa_attention_forward<T>(q.data<T>(), mk.data<T>(), mv.data<T>(), idx.data<int32_t>(), w.data<T>(),
-                                  out.out.data<T>(), out.lse.data<T>(), s);
+  cpu::HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale);
+  Tensor indices = indices_in.contiguous();
+  check_indices(op, indices, d);
+  Tensor q = to_compute(q_in), mem_k = to_compute(mem_k_in), mem_v = to_compute(mem_v_in);
+  DType ct = q.dtype();
+  Tensor weights = to_compute(weights_in).to(ct);
+  HsaOut out{Tensor::empty(q.shape(), ct), Tensor::empty({d.batch, d.len, d.q_heads, d.topk}, ct)};
+  dispatch_float(op, ct, [&]<class T>() {
+    cpu::hsa_attention_forward<T>(q.data<T>(), mem_k.data<T>(), mem_v.data<T>(), indices.data<int32_t>(),
+                                  weights.data<T>(), scale, d, out.out.data<T>(), out.lse.data<T>());
   });
   out.out = to_storage(out.out, q_in.dtype());
   return out;
@@ -56,22 +83,28 @@ HsaGrads hsa_attention_backward(const Tensor& dout_in, const Tensor& q_in, const
                                 const Tensor& mem_v_in, const Tensor& indices_in, const Tensor& weights_in,
                                 const HsaOut& fwd, double scale) {
   const char* op = "hsa_attention_backward";
-  cpu::HsaShape s = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale);
+  cpu::HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale);
+  check_float(op, "dout", dout_in);
   check_shape(op, "dout", dout_in, q_in.shape());
-  check_shape(op, "fwd.lse", fwd.lse, {s.B, s.L, s.HQ, s.K});
-  Tensor q = to_compute(q_in), mk = to_compute(mem_k_in), mv = to_compute(mem_v_in), w = to_compute(weights_in),
-         idx = indices_in.contiguous(), dout = to_compute(dout_in).to(q.dtype()), lse = to_compute(fwd.lse).to(q.dtype());
-  HsaGrads g{Tensor::empty(q.shape(), q.dtype()), Tensor::empty(mk.shape(), q.dtype()),
-             Tensor::empty(mv.shape(), q.dtype()), Tensor::empty(w.shape(), q.dtype())};
-  dispatch_float(op, q.dtype(), [&]<class T>() {
-    cpu::hsa_attention_backward<T>(dout.data<T>(), q.data<T>(), mk.data<T>(), mv.data<T>(), idx.data<int32_t>(),
-                                   w.data<T>(), lse.data<T>(), g.dq.data<T>(), g.dmem_k.data<T>(), g.dmem_v.data<T>(),
-                                   g.dweights.data<T>(), s);
+  Tensor indices = indices_in.contiguous();
+  check_indices(op, indices, d);
+  Tensor q = to_compute(q_in), mem_k = to_compute(mem_k_in), mem_v = to_compute(mem_v_in);
+  DType ct = q.dtype();
+  check_shape(op, "fwd.lse", fwd.lse, {d.batch, d.len, d.q_heads, d.topk});
+  check_dtype(op, "fwd.lse", fwd.lse, ct);
+  common_device(op, {{"q", &q_in}, {"dout", &dout_in}, {"fwd.lse", &fwd.lse}});
+  Tensor weights = to_compute(weights_in).to(ct), dout = to_compute(dout_in).to(ct), lse = fwd.lse.contiguous();
+  HsaGrads g{Tensor::empty(q.shape(), ct), Tensor::empty(mem_k.shape(), ct), Tensor::empty(mem_v.shape(), ct),
+             Tensor::empty(weights.shape(), ct)};
+  dispatch_float(op, ct, [&]<class T>() {
+    cpu::hsa_attention_backward<T>(dout.data<T>(), q.data<T>(), mem_k.data<T>(), mem_v.data<T>(),
+                                   indices.data<int32_t>(), weights.data<T>(), lse.data<T>(), scale, d,
+                                   g.dq.data<T>(), g.dmem_k.data<T>(), g.dmem_v.data<T>(), g.dweights.data<T>());
   });
   g.dq = to_storage(g.dq, q_in.dtype());
   g.dmem_k = to_storage(g.dmem_k, mem_k_in.dtype());
   g.dmem_v = to_storage(g.dmem_v, mem_v_in.dtype());
-  g.dweights = to_storage(g.dweights, weights_in.dtype());
+  g.dweights = g.dweights.to(weights_in.dtype());  // weights may differ from q's dtype
   return g;
 }
 

@@ -1,6 +1,6 @@
 #include "ops/linear.h"
 
-#include "cpu/gemm.h"
+#include "cpu/linear.h"
 #include "ops/dispatch.h"
 
 namespace hsa::ops {
@@ -8,15 +8,18 @@ namespace hsa::ops {
 namespace {
 void check_inputs(const char* op, const Tensor& x, const Tensor& w) {
   check_float(op, "x", x);
+  check_float(op, "w", w);
   check_ndim(op, "w", w, 2);
-  HSA_CHECK(x.ndim() >= 1 && x.dim(-1) == w.dim(1), "{}: 'x' {} does not match 'w' {} (last axis of x must be {})", op,
+  HSA_CHECK(x.ndim() >= 1, "{}: 'x' must have at least one axis, got {}", op, shape_str(x.shape()));
+  HSA_CHECK(x.dim(-1) == w.dim(1), "{}: 'x' has shape {} but 'w' has shape {}: x's last axis must equal w's {}", op,
             shape_str(x.shape()), shape_str(w.shape()), w.dim(1));
   check_same_dtype(op, "x", x, "w", w);
 }
-Shape with_last(const Shape& s, int64_t last) {
-  Shape out = s;
-  out.back() = last;
-  return out;
+
+Shape out_shape(const Tensor& x, const Tensor& w) {
+  Shape s = x.shape();
+  s.back() = w.dim(0);
+  return s;
 }
 }  // namespace
 
@@ -25,10 +28,10 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in) {
   check_inputs(op, x_in, w_in);
   require_cpu(op, common_device(op, {{"x", &x_in}, {"w", &w_in}}));
   Tensor x = to_compute(x_in), w = to_compute(w_in);
-  int64_t in = w.dim(1), out = w.dim(0), rows = x.numel() / std::max<int64_t>(in, 1);
-  Tensor y = Tensor::empty(with_last(x.shape(), out), x.dtype());
+  int64_t in = w.dim(1), out = w.dim(0), rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+  Tensor y = Tensor::empty(out_shape(x, w), x.dtype());
   dispatch_float(op, x.dtype(), [&]<class T>() {
-    cpu::gemm<T>(false, true, rows, out, in, T(1), x.data<T>(), in, w.data<T>(), in, T(0), y.data<T>(), out);
+    cpu::linear_forward<T>(x.data<T>(), w.data<T>(), y.data<T>(), rows, in, out);
   });
   return to_storage(y, x_in.dtype());
 }
@@ -36,14 +39,14 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in) {
 LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& w_in) {
   const char* op = "linear_backward";
   check_inputs(op, x_in, w_in);
-  check_shape(op, "dy", dy_in, with_last(x_in.shape(), w_in.dim(0)));
+  check_shape(op, "dy", dy_in, out_shape(x_in, w_in));
+  check_same_dtype(op, "x", x_in, "dy", dy_in);
   require_cpu(op, common_device(op, {{"dy", &dy_in}, {"x", &x_in}, {"w", &w_in}}));
-  Tensor x = to_compute(x_in), w = to_compute(w_in), dy = to_compute(dy_in).to(x.dtype());
-  int64_t in = w.dim(1), out = w.dim(0), rows = x.numel() / std::max<int64_t>(in, 1);
+  Tensor dy = to_compute(dy_in), x = to_compute(x_in), w = to_compute(w_in);
+  int64_t in = w.dim(1), out = w.dim(0), rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
   LinearGrads g{Tensor::empty(x.shape(), x.dtype()), Tensor::empty(w.shape(), x.dtype())};
   dispatch_float(op, x.dtype(), [&]<class T>() {
-    cpu::gemm<T>(false, false, rows, in, out, T(1), dy.data<T>(), out, w.data<T>(), in, T(0), g.dx.data<T>(), in);
-    cpu::gemm<T>(true, false, out, in, rows, T(1), dy.data<T>(), out, x.data<T>(), in, T(0), g.dw.data<T>(), in);
+    cpu::linear_backward<T>(dy.data<T>(), x.data<T>(), w.data<T>(), g.dx.data<T>(), g.dw.data<T>(), rows, in, out);
   });
   g.dx = to_storage(g.dx, x_in.dtype());
   g.dw = to_storage(g.dw, w_in.dtype());

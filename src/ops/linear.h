@@ -1,4 +1,5 @@
-// Linear layer without bias: y = x W^T.  x [..., in], W [out, in], y [..., out].
+// Linear layer without bias: y = x W^T (the model has no biases anywhere).
+// x, dx [..., in]; w, dw [out, in]; y, dy [..., out].
 #pragma once
 #include <hsa/tensor.h>
 

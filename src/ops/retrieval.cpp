@@ -4,68 +4,103 @@
 #include "ops/dispatch.h"
 
 #include <cmath>
+#include <limits>
 
 namespace hsa::ops {
 
 namespace {
-cpu::RetrievalShape check_inputs(const char* op, const Tensor& qr, const Tensor& landmarks, const RetrievalParams& p) {
+
+cpu::RetrievalDims check_inputs(const char* op, const Tensor& qr, const Tensor& landmarks, const RetrievalParams& p) {
   check_float(op, "qr", qr);
+  check_float(op, "landmarks", landmarks);
   check_ndim(op, "qr", qr, 4);
   check_ndim(op, "landmarks", landmarks, 4);
   check_same_dtype(op, "qr", qr, "landmarks", landmarks);
-  HSA_CHECK(landmarks.dim(0) == qr.dim(0) && landmarks.dim(2) == qr.dim(2) && landmarks.dim(3) == qr.dim(3),
-            "{}: 'landmarks' {} does not match 'qr' {} (batch, heads and dr must agree)", op,
-            shape_str(landmarks.shape()), shape_str(qr.shape()));
+  cpu::RetrievalDims d;
+  d.batch = qr.dim(0);
+  d.seq_len = qr.dim(1);
+  d.heads = qr.dim(2);
+  d.dim = qr.dim(3);
+  d.chunks = landmarks.dim(1);
+  HSA_CHECK(landmarks.dim(0) == d.batch, "{}: 'landmarks' has shape {}, expected batch {} as in 'qr' {}", op,
+            shape_str(landmarks.shape()), d.batch, shape_str(qr.shape()));
+  HSA_CHECK(landmarks.dim(2) == d.heads, "{}: 'landmarks' has shape {}, expected {} heads as in 'qr' {}", op,
+            shape_str(landmarks.shape()), d.heads, shape_str(qr.shape()));
+  HSA_CHECK(landmarks.dim(3) == d.dim, "{}: 'landmarks' has shape {}, expected head dim dr = {} as in 'qr' {}", op,
+            shape_str(landmarks.shape()), d.dim, shape_str(qr.shape()));
+  HSA_CHECK(d.dim >= 1, "{}: 'qr' has shape {}, expected a head dim dr >= 1", op, shape_str(qr.shape()));
   HSA_CHECK(p.chunk_size > 0, "{}: chunk_size must be positive, got {}", op, p.chunk_size);
   HSA_CHECK(p.topk > 0, "{}: topk must be positive, got {}", op, p.topk);
-  HSA_CHECK(p.window >= 0, "{}: window must be >= 0 (0 = no window mask), got {}", op, p.window);
-  HSA_CHECK(p.q_start >= 0, "{}: negative q_start {}", op, p.q_start);
-  require_cpu(op, common_device(op, {{"qr", &qr}, {"landmarks", &landmarks}}));
-  double scale = p.scale > 0 ? p.scale : 1.0 / std::sqrt(double(qr.dim(3)));
-  return cpu::RetrievalShape{qr.dim(0), qr.dim(1), landmarks.dim(1), qr.dim(2), qr.dim(3), p.topk, p.chunk_size,
-                             p.window, p.q_start, scale, p.weighting == ChunkWeighting::stick_breaking};
+  HSA_CHECK(p.window >= 0, "{}: window must be >= 0 (0: no window mask), got {}", op, p.window);
+  HSA_CHECK(p.q_start >= 0, "{}: q_start must be >= 0, got {}", op, p.q_start);
+  HSA_CHECK(std::isfinite(p.scale), "{}: scale must be finite (0: 1/sqrt(dr)), got {}", op, p.scale);
+  HSA_CHECK(d.chunks <= std::numeric_limits<int32_t>::max(), "{}: {} landmarks do not fit i32 chunk indices", op,
+            d.chunks);
+  d.chunk_size = p.chunk_size;
+  d.topk = p.topk;
+  d.window = p.window;
+  d.q_start = p.q_start;
+  d.stick_breaking = p.weighting == ChunkWeighting::stick_breaking;
+  return d;
 }
+
+double effective_scale(const RetrievalParams& p, int64_t dim) {
+  return p.scale != 0 ? p.scale : 1.0 / std::sqrt(double(dim));
+}
+
 }  // namespace
 
 RetrievalOut retrieval_forward(const Tensor& qr_in, const Tensor& landmarks_in, const RetrievalParams& p) {
   const char* op = "retrieval_forward";
-  cpu::RetrievalShape s = check_inputs(op, qr_in, landmarks_in, p);
+  cpu::RetrievalDims d = check_inputs(op, qr_in, landmarks_in, p);
+  require_cpu(op, common_device(op, {{"qr", &qr_in}, {"landmarks", &landmarks_in}}));
   Tensor qr = to_compute(qr_in), landmarks = to_compute(landmarks_in);
-  Shape out_shape{s.B, s.L, s.H, s.K};
+  Shape out_shape{d.batch, d.seq_len, d.heads, d.topk};
   RetrievalOut out{Tensor::empty(out_shape, DType::i32), Tensor::empty(out_shape, qr.dtype()),
                    Tensor::empty(out_shape, qr.dtype())};
   dispatch_float(op, qr.dtype(), [&]<class T>() {
     cpu::retrieval_forward<T>(qr.data<T>(), landmarks.data<T>(), out.indices.data<int32_t>(), out.weights.data<T>(),
-                              out.scores.data<T>(), s);
+                              out.scores.data<T>(), d, effective_scale(p, d.dim));
   });
-  out.weights = to_storage(out.weights, qr_in.dtype());
   return out;
 }
 
 RetrievalGrads retrieval_backward(const Tensor& dweights_in, const Tensor& qr_in, const Tensor& landmarks_in,
                                   const RetrievalOut& fwd, const RetrievalParams& p) {
   const char* op = "retrieval_backward";
-  cpu::RetrievalShape s = check_inputs(op, qr_in, landmarks_in, p);
-  Shape slots{s.B, s.L, s.H, s.K};
-  check_shape(op, "dweights", dweights_in, slots);
-  check_shape(op, "fwd.indices", fwd.indices, slots);
+  cpu::RetrievalDims d = check_inputs(op, qr_in, landmarks_in, p);
+  Shape out_shape{d.batch, d.seq_len, d.heads, d.topk};
+  check_float(op, "dweights", dweights_in);
+  check_shape(op, "dweights", dweights_in, out_shape);
   check_dtype(op, "fwd.indices", fwd.indices, DType::i32);
-  check_shape(op, "fwd.weights", fwd.weights, slots);
-  check_shape(op, "fwd.scores", fwd.scores, slots);
+  check_shape(op, "fwd.indices", fwd.indices, out_shape);
+  check_float(op, "fwd.weights", fwd.weights);
+  check_shape(op, "fwd.weights", fwd.weights, out_shape);
+  check_float(op, "fwd.scores", fwd.scores);
+  check_shape(op, "fwd.scores", fwd.scores, out_shape);
+  HSA_CHECK(d.seq_len * d.topk <= std::numeric_limits<int32_t>::max(),
+            "{}: L * K = {} * {} is too large for the backward's i32 entry lists", op, d.seq_len, d.topk);
+  require_cpu(op, common_device(op, {{"qr", &qr_in},
+                                     {"landmarks", &landmarks_in},
+                                     {"dweights", &dweights_in},
+                                     {"fwd.indices", &fwd.indices},
+                                     {"fwd.weights", &fwd.weights},
+                                     {"fwd.scores", &fwd.scores}}));
   Tensor qr = to_compute(qr_in), landmarks = to_compute(landmarks_in);
-  Tensor dw = to_compute(dweights_in).to(qr.dtype()), w = to_compute(fwd.weights).to(qr.dtype()),
-         sc = to_compute(fwd.scores).to(qr.dtype()), idx = fwd.indices.contiguous();
-  const int32_t* ip = idx.data<int32_t>();
-  for (int64_t i = 0; i < idx.numel(); ++i)
-    HSA_CHECK(ip[i] >= -1 && ip[i] < s.C, "{}: chunk index {} in slot {} is outside [-1, {})", op, ip[i], i, s.C);
-  RetrievalGrads g{Tensor::empty(qr.shape(), qr.dtype()), Tensor::empty(landmarks.shape(), qr.dtype())};
+  Tensor dweights = to_compute(dweights_in).to(qr.dtype()), weights = to_compute(fwd.weights).to(qr.dtype()),
+         scores = to_compute(fwd.scores).to(qr.dtype()), indices = fwd.indices.contiguous();
+  RetrievalGrads grads{Tensor::empty(qr.shape(), qr.dtype()), Tensor::empty(landmarks.shape(), qr.dtype())};
+  int64_t bad = -1;
   dispatch_float(op, qr.dtype(), [&]<class T>() {
-    cpu::retrieval_backward<T>(dw.data<T>(), qr.data<T>(), landmarks.data<T>(), ip, w.data<T>(), sc.data<T>(),
-                               g.dqr.data<T>(), g.dlandmarks.data<T>(), s);
+    bad = cpu::retrieval_backward<T>(dweights.data<T>(), qr.data<T>(), landmarks.data<T>(), indices.data<int32_t>(),
+                                     weights.data<T>(), scores.data<T>(), grads.dqr.data<T>(),
+                                     grads.dlandmarks.data<T>(), d, effective_scale(p, d.dim));
   });
-  g.dqr = to_storage(g.dqr, qr_in.dtype());
-  g.dlandmarks = to_storage(g.dlandmarks, landmarks_in.dtype());
-  return g;
+  HSA_CHECK(bad < 0, "{}: 'fwd.indices' holds {} at flat position {}, expected -1 or a chunk in [0, {})", op,
+            indices.data<int32_t>()[bad < 0 ? 0 : bad], bad, d.chunks);
+  grads.dqr = to_storage(grads.dqr, qr_in.dtype());
+  grads.dlandmarks = to_storage(grads.dlandmarks, landmarks_in.dtype());
+  return grads;
 }
 
 }  // namespace hsa::ops

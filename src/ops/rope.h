@@ -1,12 +1,18 @@
-// Rotary position embedding, rotate-half convention: for i < D/2 the pair (x[i], x[i + D/2]) is rotated by
-// pos * theta^(-2i/D), pos = position_offset + l.  x, y [B, L, H, D], D even.
+// Rotary position embedding (RoPE), "rotate-half" convention, applied to q and k in SWA (ARCHITECTURE 1.2).
+// x, y, dy, dx [B, L, H, D], D even. For i < D/2 the pair (x[i], x[i + D/2]) of sequence index l is rotated by
+//   angle = (position_offset + l) * theta^(-2i/D).
+// position_offset places a chunk of a longer sequence (decoding, chunked prefill): angles are computed in
+// double, so positions up to tens of millions stay accurate.
 #pragma once
 #include <hsa/tensor.h>
+
+#include <cstdint>
 
 namespace hsa::ops {
 
 Tensor rope_forward(const Tensor& x, int64_t position_offset, double theta);
-// The inverse rotation (the Jacobian of a rotation is its transpose).
+
+// dx = rotation of dy by the negative angle (a rotation's transpose is its inverse); needs nothing saved.
 Tensor rope_backward(const Tensor& dy, int64_t position_offset, double theta);
 
 }  // namespace hsa::ops

@@ -3,37 +3,44 @@
 #include "cpu/swa_attention.h"
 #include "ops/dispatch.h"
 
+#include <cmath>
+
 namespace hsa::ops {
 
 namespace {
-cpu::SwaShape check_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const SwaParams& p) {
+
+cpu::SwaDims check_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const SwaParams& p) {
   check_float(op, "q", q);
+  check_float(op, "k", k);
+  check_float(op, "v", v);
   check_ndim(op, "q", q, 4);
   check_ndim(op, "k", k, 4);
+  check_ndim(op, "v", v, 4);
+  const int64_t batch = q.dim(0), q_heads = q.dim(2), dim = q.dim(3), kv_heads = k.dim(2);
+  HSA_CHECK(k.dim(0) == batch && k.dim(3) == dim,
+            "{}: 'k' has shape {}, expected [B, Lk, H, D] with B = {} and D = {} as in 'q' {}", op,
+            shape_str(k.shape()), batch, dim, shape_str(q.shape()));
+  check_shape(op, "v", v, k.shape());
+  HSA_CHECK(kv_heads >= 1 && q_heads >= 1 && q_heads % kv_heads == 0,
+            "{}: query heads HQ = {} ('q' {}) must be a positive multiple of KV heads H = {} ('k' {})", op, q_heads,
+            shape_str(q.shape()), kv_heads, shape_str(k.shape()));
+  HSA_CHECK(p.window >= 1, "{}: window must be >= 1, got {}", op, p.window);
+  HSA_CHECK(std::isfinite(p.scale), "{}: scale must be finite, got {}", op, p.scale);
   check_same_dtype(op, "q", q, "k", k);
   check_same_dtype(op, "q", q, "v", v);
-  check_shape(op, "v", v, k.shape());
-  HSA_CHECK(k.dim(0) == q.dim(0) && k.dim(3) == q.dim(3),
-            "{}: 'k' {} does not match 'q' {} (batch and head dim must agree)", op, shape_str(k.shape()),
-            shape_str(q.shape()));
-  HSA_CHECK(k.dim(2) > 0 && q.dim(2) % k.dim(2) == 0, "{}: {} query heads are not a multiple of {} KV heads", op,
-            q.dim(2), k.dim(2));
-  HSA_CHECK(p.window >= 1, "{}: window must be >= 1, got {}", op, p.window);
-  HSA_CHECK(p.q_start >= 0 && p.k_start >= 0, "{}: negative start positions q_start={} k_start={}", op, p.q_start,
-            p.k_start);
-  require_cpu(op, common_device(op, {{"q", &q}, {"k", &k}, {"v", &v}}));
-  return cpu::SwaShape{q.dim(0), q.dim(1), k.dim(1), q.dim(2), k.dim(2), q.dim(3), p.window, p.q_start, p.k_start,
-                       p.scale};
+  return {batch, q.dim(1), k.dim(1), q_heads, kv_heads, dim, p.window, p.q_start, p.k_start};
 }
+
 }  // namespace
 
 SwaOut swa_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const SwaParams& p) {
   const char* op = "swa_forward";
-  cpu::SwaShape s = check_inputs(op, q_in, k_in, v_in, p);
+  const cpu::SwaDims d = check_inputs(op, q_in, k_in, v_in, p);
+  require_cpu(op, common_device(op, {{"q", &q_in}, {"k", &k_in}, {"v", &v_in}}));
   Tensor q = to_compute(q_in), k = to_compute(k_in), v = to_compute(v_in);
-  SwaOut out{Tensor::empty(q.shape(), q.dtype()), Tensor::empty({s.B, s.Lq, s.HQ}, q.dtype())};
+  SwaOut out{Tensor::empty(q.shape(), q.dtype()), Tensor::empty({d.batch, d.q_len, d.q_heads}, q.dtype())};
   dispatch_float(op, q.dtype(), [&]<class T>() {
-    cpu::swa_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.out.data<T>(), out.lse.data<T>(), s);
+    cpu::swa_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.out.data<T>(), out.lse.data<T>(), d, p.scale);
   });
   out.out = to_storage(out.out, q_in.dtype());
   return out;
@@ -42,23 +49,28 @@ SwaOut swa_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, c
 SwaGrads swa_backward(const Tensor& dout_in, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
                       const SwaOut& fwd, const SwaParams& p) {
   const char* op = "swa_backward";
-  cpu::SwaShape s = check_inputs(op, q_in, k_in, v_in, p);
+  const cpu::SwaDims d = check_inputs(op, q_in, k_in, v_in, p);
+  check_float(op, "dout", dout_in);
   check_shape(op, "dout", dout_in, q_in.shape());
+  check_float(op, "fwd.out", fwd.out);
   check_shape(op, "fwd.out", fwd.out, q_in.shape());
-  check_shape(op, "fwd.lse", fwd.lse, {s.B, s.Lq, s.HQ});
+  check_float(op, "fwd.lse", fwd.lse);
+  check_shape(op, "fwd.lse", fwd.lse, {d.batch, d.q_len, d.q_heads});
+  require_cpu(op, common_device(op, {{"q", &q_in}, {"k", &k_in}, {"v", &v_in}, {"dout", &dout_in},
+                                     {"fwd.out", &fwd.out}, {"fwd.lse", &fwd.lse}}));
   Tensor q = to_compute(q_in), k = to_compute(k_in), v = to_compute(v_in);
   Tensor dout = to_compute(dout_in).to(q.dtype()), out = to_compute(fwd.out).to(q.dtype()),
          lse = to_compute(fwd.lse).to(q.dtype());
-  SwaGrads g{Tensor::empty(q.shape(), q.dtype()), Tensor::empty(k.shape(), q.dtype()),
-             Tensor::empty(v.shape(), q.dtype())};
+  SwaGrads grads{Tensor::empty(q.shape(), q.dtype()), Tensor::empty(k.shape(), q.dtype()),
+                 Tensor::empty(v.shape(), q.dtype())};
   dispatch_float(op, q.dtype(), [&]<class T>() {
     cpu::swa_backward<T>(dout.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<T>(),
-                         g.dq.data<T>(), g.dk.data<T>(), g.dv.data<T>(), s);
+                         grads.dq.data<T>(), grads.dk.data<T>(), grads.dv.data<T>(), d, p.scale);
   });
-  g.dq = to_storage(g.dq, q_in.dtype());
-  g.dk = to_storage(g.dk, k_in.dtype());
-  g.dv = to_storage(g.dv, v_in.dtype());
-  return g;
+  grads.dq = to_storage(grads.dq, q_in.dtype());
+  grads.dk = to_storage(grads.dk, k_in.dtype());
+  grads.dv = to_storage(grads.dv, v_in.dtype());
+  return grads;
 }
 
 }  // namespace hsa::ops

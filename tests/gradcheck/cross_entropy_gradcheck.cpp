@@ -6,10 +6,13 @@
 using namespace hsa;
 using namespace hsa::testing;
 
-TEST(CrossEntropyGradcheck, WithIgnoredRows) {
-  Tensor logits = randn64({6, 7}, 1, 2.0);
-  Tensor targets = Tensor::from_i32({1, -100, 6, 0, -100, 3}, {6});
-  auto loss = [&] { return 1.7 * ops::cross_entropy_forward(logits, targets).loss; };
-  auto fwd = ops::cross_entropy_forward(logits, targets);
-  expect_gradients_match(loss, {{"logits", &logits, ops::cross_entropy_backward(1.7, logits, targets, fwd.lse)}});
+// The output is a scalar, so the "random projection" is a scalar dloss: loss() = dloss * ce.loss.
+TEST(CrossEntropyGradcheck, MatchesFiniteDifferences) {
+  Tensor logits = randn64({5, 9}, 1, 2.0);
+  Tensor targets = Tensor::from_i32({3, -100, 0, 8, 3}, {5});  // one ignored row
+  const double dloss = 1.7;
+  auto loss = [&] { return dloss * ops::cross_entropy_forward(logits, targets).loss; };
+  auto out = ops::cross_entropy_forward(logits, targets);
+  Tensor d = ops::cross_entropy_backward(dloss, logits, targets, out.lse);
+  expect_gradients_match(loss, {{"logits", &logits, d}});
 }

@@ -6,10 +6,12 @@
 using namespace hsa;
 using namespace hsa::testing;
 
-TEST(EmbeddingGradcheck, RepeatedIdsAccumulate) {
-  Tensor table = randn64({6, 4}, 1);
-  Tensor ids = Tensor::from_i32({0, 3, 3, 5, 0, 3}, {2, 3});
-  Tensor r = randn64({2, 3, 4}, 2);
+TEST(EmbeddingGradcheck, MatchesFiniteDifferences) {
+  // Repeated ids (2 and 5) and unused rows (0, 3, 6) exercise accumulation and the zero rows.
+  Tensor table = randn64({7, 5}, 1);
+  Tensor ids = Tensor::from_i32({2, 5, 2, 1, 4, 5, 2, 1}, {2, 4});
+  Tensor r = randn64({2, 4, 5}, 2);
   auto loss = [&] { return dot(ops::embedding_forward(table, ids), r); };
-  expect_gradients_match(loss, {{"table", &table, ops::embedding_backward(r, ids, 6)}});
+  Tensor dtable = ops::embedding_backward(r, ids, 7);
+  expect_gradients_match(loss, {{"table", &table, dtable}});
 }

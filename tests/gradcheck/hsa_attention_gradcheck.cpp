@@ -3,31 +3,68 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 using namespace hsa;
 using namespace hsa::testing;
 
 namespace {
-void check(int64_t HQ, int64_t H, uint64_t seed) {
-  int64_t B = 2, L = 7, D = 4, C = 5, S = 3, K = 3;
-  Tensor q = randn64({B, L, HQ, D}, seed), mk = randn64({B, C, S, H, D}, seed + 1),
-         mv = randn64({B, C, S, H, D}, seed + 2), w = randn64({B, L, H, K}, seed + 3);
-  // Distinct chunks per query, some empty slots, and a query with none.
+
+// Causal-style indices: token t picks up to K distinct complete chunks (c < t / S), -1 for the rest, so early
+// tokens have no chunk at all and others fewer than K.
+Tensor causal_indices(int64_t b, int64_t l, int64_t h, int64_t s, int64_t c, int64_t k, uint64_t seed) {
+  std::vector<int32_t> idx;
   Rng rng(seed);
-  std::vector<int32_t> idx(B * L * H * K);
-  for (int64_t row = 0; row < B * L * H; ++row) {
-    int64_t used = row % 4 == 0 ? 0 : 1 + int64_t(rng.below(K));
-    int32_t first = int32_t(rng.below(C));
-    for (int64_t i = 0; i < K; ++i) idx[row * K + i] = i < used ? int32_t((first + 2 * i) % C) : -1;
-  }
-  Tensor indices = Tensor::from_i32(idx, {B, L, H, K});
-  Tensor r = randn64({B, L, HQ, D}, seed + 4);
-  auto loss = [&] { return dot(ops::hsa_attention_forward(q, mk, mv, indices, w, 0.7).out, r); };
-  auto fwd = ops::hsa_attention_forward(q, mk, mv, indices, w, 0.7);
-  auto g = ops::hsa_attention_backward(r, q, mk, mv, indices, w, fwd, 0.7);
-  expect_gradients_match(loss,
-                         {{"q", &q, g.dq}, {"mem_k", &mk, g.dmem_k}, {"mem_v", &mv, g.dmem_v}, {"weights", &w, g.dweights}});
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t t = 0; t < l; ++t)
+      for (int64_t r = 0; r < h; ++r) {
+        int64_t complete = std::min(t / s, c);
+        std::vector<int32_t> pool(complete);
+        for (int64_t x = 0; x < complete; ++x) pool[x] = int32_t(x);
+        for (int64_t x = complete - 1; x > 0; --x) std::swap(pool[x], pool[rng.below(uint64_t(x + 1))]);
+        for (int64_t i = 0; i < k; ++i) idx.push_back(i < complete ? pool[i] : -1);
+      }
+  return Tensor::from_i32(idx, {b, l, h, k});
 }
+
+void check(int64_t b, int64_t l, int64_t hq, int64_t h, int64_t d, int64_t s, int64_t k, const Tensor& indices,
+           uint64_t seed) {
+  int64_t c = std::max<int64_t>(l / s, 1);
+  Tensor q = randn64({b, l, hq, d}, seed), mk = randn64({b, c, s, h, d}, seed + 1),
+         mv = randn64({b, c, s, h, d}, seed + 2), w = randn64({b, l, h, k}, seed + 3, 0.5);
+  Tensor proj = randn64({b, l, hq, d}, seed + 4);
+  double scale = 1.0 / std::sqrt(double(d));
+  auto loss = [&] { return dot(ops::hsa_attention_forward(q, mk, mv, indices, w, scale).out, proj); };
+  ops::HsaOut out = ops::hsa_attention_forward(q, mk, mv, indices, w, scale);
+  ops::HsaGrads g = ops::hsa_attention_backward(proj, q, mk, mv, indices, w, out, scale);
+  expect_gradients_match(loss, {{"q", &q, g.dq}, {"mem_k", &mk, g.dmem_k}, {"mem_v", &mv, g.dmem_v},
+                                {"weights", &w, g.dweights}});
+  // Empty slots have no say in the output: their weight gradient is exactly zero (also covered above, but an
+  // exact zero is the contract).
+  std::vector<double> idx = indices.to_vector(), dw = g.dweights.to_vector();
+  for (size_t i = 0; i < idx.size(); ++i)
+    if (idx[i] < 0) EXPECT_EQ(dw[i], 0.0) << "dweights[" << i << "] of an empty slot";
+}
+
 }  // namespace
 
-TEST(HsaAttentionGradcheck, Gqa1) { check(2, 2, 1); }
-TEST(HsaAttentionGradcheck, Gqa4) { check(4, 1, 2); }
+// L = 13 with S = 3: 4 complete chunks, tokens 0..2 select nothing, 3..8 fewer than K = 3.
+TEST(HsaAttentionGradcheck, Gqa1WithEmptySlots) {
+  check(2, 13, 2, 2, 4, 3, 3, causal_indices(2, 13, 2, 3, 4, 3, 5), 10);
+}
+
+TEST(HsaAttentionGradcheck, Gqa4WithEmptySlots) {
+  check(1, 14, 8, 2, 3, 3, 2, causal_indices(1, 14, 2, 3, 4, 2, 6), 20);
+}
+
+// 300 tokens all on chunk 0 (slot 0, plus a second chunk in slot 1): several tiles accumulate into one chunk's
+// dmem_k / dmem_v, and one token repeats a chunk in both slots.
+TEST(HsaAttentionGradcheck, ManyTokensOnOneChunk) {
+  std::vector<int32_t> idx;
+  for (int64_t t = 0; t < 300; ++t) {
+    idx.push_back(0);
+    idx.push_back(t == 7 ? 0 : int32_t(t % 5) - 1);
+  }
+  check(1, 300, 1, 1, 3, 2, 2, Tensor::from_i32(idx, {1, 300, 1, 2}), 30);
+}

@@ -1,0 +1,92 @@
+// hsa generate: prefill a prompt (in bounded segments) and decode with the chunk memory.
+#include "cli/command.h"
+#include "infer/sampler.h"
+#include "infer/session.h"
+#include "model/checkpoint.h"
+#include "train/progress.h"
+#include "train/tokenizer.h"
+#include "train/trainer.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <fstream>
+
+namespace {
+
+struct GenerateOptions {
+  std::string model, prompt, prompt_file;
+  int64_t max_new_tokens = 64;
+  int64_t segment = 4096;
+  double temperature = 0, top_p = 1;
+  uint64_t seed = 1;
+  bool stop_at_newline = false;
+  bool quiet = false;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+int run_generate(const GenerateOptions& o) {
+  std::string prompt = o.prompt;
+  if (!o.prompt_file.empty()) {
+    std::ifstream in(o.prompt_file);
+    HSA_CHECK(in.good(), "generate: cannot read prompt file {}", o.prompt_file);
+    prompt.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  HSA_CHECK(!prompt.empty(), "generate: empty prompt (give -p TEXT or -f FILE)");
+  std::string dir = hsa::resolve_checkpoint_dir(o.model);
+  hsa::Checkpoint ck = hsa::load_checkpoint(dir);
+  hsa::Model model(ck.config, ck.params);
+  hsa::ByteTokenizer tok;
+  std::vector<int32_t> ids = tok.encode(prompt, true);
+  hsa::Session session(model);
+  auto t0 = std::chrono::steady_clock::now();
+  hsa::Progress progress("prefill", static_cast<int64_t>(ids.size()), "tok", 1.0);
+  hsa::Tensor logits = session.prefill(ids, o.segment, [&](int64_t done, int64_t) {
+    if (!o.quiet) progress.update(done);
+  });
+  double prefill_s = seconds_since(t0);
+  hsa::Rng rng(o.seed);
+  hsa::SamplingOptions sampling{o.temperature, o.top_p};
+  std::vector<int32_t> generated;
+  auto t1 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < o.max_new_tokens; ++i) {
+    int32_t next = hsa::sample_token(logits, sampling, rng);
+    if (next == hsa::ByteTokenizer::kEos) break;
+    generated.push_back(next);
+    std::string piece = tok.decode(std::span<const int32_t>(&next, 1));
+    fmt::print("{}", piece);
+    std::fflush(stdout);
+    if (o.stop_at_newline && piece == "\n") break;
+    logits = session.step(next);
+  }
+  double decode_s = seconds_since(t1);
+  fmt::print("\n");
+  fmt::print(stderr,
+             "prompt: {} tokens in {:.2f}s ({:.0f} tok/s) | generated: {} tokens in {:.2f}s ({:.1f} tok/s) | "
+             "state: {:.2f} MiB for {} positions ({} chunks in memory)\n",
+             ids.size(), prefill_s, ids.size() / std::max(prefill_s, 1e-9), generated.size(), decode_s,
+             generated.size() / std::max(decode_s, 1e-9), session.state_bytes() / 1048576.0, session.position(),
+             session.position() / ck.config.chunk_size);
+  return 0;
+}
+
+hsa::cli::Command generate_command("generate", "generate text from a trained model", [](CLI::App& app) {
+  auto o = std::make_shared<GenerateOptions>();
+  app.add_option("-m,--model", o->model, "checkpoint directory or run directory")->required();
+  app.add_option("-p,--prompt", o->prompt, "prompt text");
+  app.add_option("-f,--file", o->prompt_file, "read the prompt from a file")->check(CLI::ExistingFile);
+  app.add_option("-n,--max-new-tokens", o->max_new_tokens, "tokens to generate")->capture_default_str();
+  app.add_option("--segment", o->segment, "prefill segment size in tokens (bounds activation memory)")
+      ->capture_default_str();
+  app.add_option("-t,--temperature", o->temperature, "sampling temperature (0: greedy)")->capture_default_str();
+  app.add_option("--top-p", o->top_p, "nucleus sampling threshold")->capture_default_str();
+  app.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
+  app.add_flag("--stop-at-newline", o->stop_at_newline, "stop after the first generated newline");
+  app.add_flag("-q,--quiet", o->quiet, "no progress output");
+  return [o] { return run_generate(*o); };
+});
+
+}  // namespace

@@ -1,0 +1,42 @@
+// hsa train: train a model from a config on synthetic tasks or a token shard.
+#include "cli/command.h"
+#include "train/trainer.h"
+
+#include <fmt/format.h>
+
+namespace {
+
+hsa::cli::Command train_command("train", "train a model (synthetic retrieval tasks or a token shard)", [](CLI::App& app) {
+  auto o = std::make_shared<hsa::TrainOptions>();
+  app.add_option("-c,--config", o->config_path, "model config JSON (e.g. configs/tiny.json)")->check(CLI::ExistingFile);
+  app.add_option("-o,--out", o->out_dir, "run directory for checkpoints and the log")->required();
+  app.add_flag("--resume", o->resume, "continue the run in --out from its latest checkpoint");
+  app.add_option("--task", o->tasks, "synthetic task(s): passkey, multikey_niah, variable_tracking");
+  app.add_option("--data", o->data_path, "token shard of natural text (from `hsa data build`)");
+  app.add_option("--filler", o->filler_path, "text corpus for task haystacks (default: built-in generator)");
+  app.add_flag("--answer-only", o->answer_only_loss, "tasks: learn only the answer tokens");
+  app.add_option("-b,--batch", o->batch, "sequences per micro-batch")->capture_default_str();
+  app.add_option("-L,--seq-len", o->seq_len, "training context length in tokens")->capture_default_str();
+  app.add_option("-s,--steps", o->steps, "optimizer steps")->capture_default_str();
+  app.add_option("--accum", o->grad_accum, "micro-batches per step (gradient accumulation)")->capture_default_str();
+  app.add_option("--lr", o->schedule.lr, "peak learning rate")->capture_default_str();
+  app.add_option("--warmup", o->schedule.warmup_steps, "linear warmup steps")->capture_default_str();
+  app.add_option("--min-lr-ratio", o->schedule.min_lr_ratio, "final lr / peak lr (cosine)")->capture_default_str();
+  app.add_option("--weight-decay", o->weight_decay, "AdamW decoupled weight decay")->capture_default_str();
+  app.add_option("--clip", o->clip, "global gradient-norm clip (0: off)")->capture_default_str();
+  app.add_option("--eval-every", o->eval_every, "steps between evals (0: off)")->capture_default_str();
+  app.add_option("--eval-batches", o->eval_batches, "batches per eval")->capture_default_str();
+  app.add_option("--save-every", o->save_every, "steps between checkpoints")->capture_default_str();
+  app.add_option("--seed", o->seed, "seed for init and data order")->capture_default_str();
+  app.add_option("--stop-after", o->stop_after, "stop after this step as if interrupted (testing resume)");
+  app.add_flag("-q,--quiet", o->quiet, "no progress output");
+  return [o] {
+    if (!o->resume && o->config_path.empty()) throw hsa::Error("train: --config is required (or --resume)");
+    hsa::TrainResult r = hsa::train(*o);
+    fmt::print("trained to step {}: final loss {:.4f}, {:.0f} tokens/s, checkpoint {}\n", r.final_step,
+               r.losses.empty() ? 0.0 : r.losses.back(), r.tokens_per_second, r.checkpoint);
+    return 0;
+  };
+});
+
+}  // namespace

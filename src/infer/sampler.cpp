@@ -1,0 +1,35 @@
+#include "infer/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace hsa {
+
+int32_t sample_token(const Tensor& logits, const SamplingOptions& options, Rng& rng) {
+  check_ndim("sample_token", "logits", logits, 1);
+  HSA_CHECK(options.temperature >= 0, "sample_token: temperature must be >= 0, got {}", options.temperature);
+  HSA_CHECK(options.top_p > 0 && options.top_p <= 1, "sample_token: top_p must be in (0, 1], got {}", options.top_p);
+  std::vector<double> v = logits.to_vector();
+  int64_t n = static_cast<int64_t>(v.size());
+  HSA_CHECK(n > 0, "sample_token: empty logits");
+  int64_t best = std::max_element(v.begin(), v.end()) - v.begin();
+  if (options.temperature == 0) return static_cast<int32_t>(best);
+  double mx = v[best], total = 0;
+  std::vector<double> p(n);
+  for (int64_t i = 0; i < n; ++i) total += p[i] = std::exp((v[i] - mx) / options.temperature);
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+  double kept = 0;
+  int64_t keep = 0;
+  while (keep < n && kept < options.top_p * total) kept += p[order[keep++]];
+  double r = rng.uniform() * kept;
+  for (int64_t i = 0; i < keep; ++i) {
+    r -= p[order[i]];
+    if (r <= 0) return static_cast<int32_t>(order[i]);
+  }
+  return static_cast<int32_t>(order[keep - 1]);
+}
+
+}  // namespace hsa

@@ -1,0 +1,129 @@
+#include "model/chunk_memory.h"
+
+#include "ops/chunk_pool.h"
+#include "ops/elementwise.h"
+#include "ops/linear.h"
+#include "ops/rmsnorm.h"
+#include "ops/shape_ops.h"
+
+#include <cmath>
+
+namespace hsa {
+
+Tensor ChunkMemory::mem_k() const { return k_.defined() ? k_.slice(1, 0, chunks_) : Tensor(); }
+Tensor ChunkMemory::mem_v() const { return v_.defined() ? v_.slice(1, 0, chunks_) : Tensor(); }
+Tensor ChunkMemory::landmarks() const { return lmk_.defined() ? lmk_.slice(1, 0, chunks_) : Tensor(); }
+
+size_t ChunkMemory::bytes() const {
+  return (k_.defined() ? k_.nbytes() + v_.nbytes() + lmk_.nbytes() : 0);
+}
+
+namespace {
+// Grows `buffer` (axis 1 = chunks) to hold at least `needed` chunks, keeping the first `used`.
+void reserve_chunks(Tensor& buffer, const Tensor& like, int64_t used, int64_t needed) {
+  if (buffer.defined() && buffer.dim(1) >= needed) return;
+  Shape shape = like.shape();
+  shape[1] = std::max<int64_t>(needed, buffer.defined() ? 2 * buffer.dim(1) : needed);
+  Tensor grown = Tensor::empty(shape, like.dtype(), like.device());
+  if (used > 0) {
+    Tensor dst = grown.slice(1, 0, used);
+    dst.copy_from(buffer.slice(1, 0, used));
+  }
+  buffer = grown;
+}
+}  // namespace
+
+void ChunkMemory::append(const Tensor& k, const Tensor& v, const Tensor& lmk) {
+  int64_t n = k.dim(1);
+  if (n == 0) return;
+  reserve_chunks(k_, k, chunks_, chunks_ + n);
+  reserve_chunks(v_, v, chunks_, chunks_ + n);
+  reserve_chunks(lmk_, lmk, chunks_, chunks_ + n);
+  Tensor dk = k_.slice(1, chunks_, chunks_ + n), dv = v_.slice(1, chunks_, chunks_ + n),
+         dl = lmk_.slice(1, chunks_, chunks_ + n);
+  dk.copy_from(k);
+  dv.copy_from(v);
+  dl.copy_from(lmk);
+  chunks_ += n;
+}
+
+void MemoryGrads::add(const Tensor& dk, const Tensor& dv, const Tensor& dl) {
+  if (!dmem_k.defined()) {
+    dmem_k = dk.clone();
+    dmem_v = dv.clone();
+    dlandmarks = dl.clone();
+    return;
+  }
+  ops::add_(dmem_k, dk);
+  ops::add_(dmem_v, dv);
+  ops::add_(dlandmarks, dl);
+}
+
+void memory_build_forward(const LayerContext& ctx, const Tensor& h, MemoryState& state, MemoryBuildCache* cache) {
+  const ModelConfig& c = ctx.config;
+  int64_t B = h.dim(0), n = h.dim(1), H = c.num_key_value_heads, D = c.head_dim, S = c.chunk_size;
+  int64_t dr_head = c.retrieval_dim / H;
+  auto norm = ops::rmsnorm_forward(h, ctx.param("norm.weight"), c.rms_norm_eps);
+  Tensor k_raw = ops::linear_forward(norm.y, ctx.param("k_proj.weight")).view({B, n, H, D});
+  Tensor v = ops::linear_forward(norm.y, ctx.param("v_proj.weight")).view({B, n, H, D});
+  Tensor k = k_raw, k_rstd;
+  if (c.hsa_qk_norm) {
+    auto kn = ops::rmsnorm_forward(k_raw, ctx.param("k_norm.weight"), c.rms_norm_eps);
+    k = kn.y;
+    k_rstd = kn.rstd;
+  }
+  if (cache) {
+    HSA_CHECK(state.pending() == 0 && state.memory.num_chunks() == 0,
+              "memory_build_forward: training needs a fresh memory state");
+    *cache = MemoryBuildCache{h, norm.y, norm.rstd, k_raw, k_rstd, Tensor(), 0};
+  }
+  Tensor all_hn = ops::concat({state.pending_hn, norm.y}, 1);
+  Tensor all_k = ops::concat({state.pending_k, k}, 1);
+  Tensor all_v = ops::concat({state.pending_v, v}, 1);
+  int64_t total = all_hn.dim(1), chunks = total / S;
+  if (chunks > 0) {
+    Tensor pooled = ops::chunk_mean_forward(all_hn, S);
+    Tensor lmk = ops::linear_forward(pooled, ctx.param("landmark_proj.weight")).view({B, chunks, H, dr_head});
+    state.memory.append(ops::slice_copy(all_k, 1, 0, chunks * S).view({B, chunks, S, H, D}),
+                        ops::slice_copy(all_v, 1, 0, chunks * S).view({B, chunks, S, H, D}), lmk);
+    if (cache) {
+      cache->pooled = pooled;
+      cache->num_chunks = chunks;
+    }
+  }
+  state.pending_hn = ops::slice_copy(all_hn, 1, chunks * S, total);
+  state.pending_k = ops::slice_copy(all_k, 1, chunks * S, total);
+  state.pending_v = ops::slice_copy(all_v, 1, chunks * S, total);
+}
+
+Tensor memory_build_backward(const LayerContext& ctx, const MemoryBuildCache& cache, const MemoryGrads& grads,
+                             TensorMap& param_grads) {
+  const ModelConfig& c = ctx.config;
+  int64_t B = cache.h.dim(0), L = cache.h.dim(1), H = c.num_key_value_heads, D = c.head_dim, S = c.chunk_size;
+  int64_t C = cache.num_chunks;
+  if (C == 0 || !grads.dmem_k.defined()) return Tensor::zeros(cache.h.shape(), cache.h.dtype());
+  // Landmarks: lmk = W_lmk · mean_j hn[cS + j].
+  auto lmk_grads = ops::linear_backward(grads.dlandmarks.contiguous().view({B, C, c.retrieval_dim}), cache.pooled,
+                                        ctx.param("landmark_proj.weight"));
+  accumulate_grad(param_grads, ctx.name("landmark_proj.weight"), lmk_grads.dw);
+  Tensor dhn = ops::chunk_mean_backward(lmk_grads.dx, L, S);
+  // Keys and values: rows of the complete chunks; the tail tokens feed no chunk yet.
+  Tensor dk = ops::pad_slice(grads.dmem_k.contiguous().view({B, C * S, H, D}), {B, L, H, D}, 1, 0);
+  Tensor dv = ops::pad_slice(grads.dmem_v.contiguous().view({B, C * S, H, D}), {B, L, H, D}, 1, 0);
+  if (c.hsa_qk_norm) {
+    auto kn = ops::rmsnorm_backward(dk, cache.k_raw, ctx.param("k_norm.weight"), cache.k_rstd);
+    accumulate_grad(param_grads, ctx.name("k_norm.weight"), kn.dweight);
+    dk = kn.dx;
+  }
+  auto kg = ops::linear_backward(dk.view({B, L, H * D}), cache.hn, ctx.param("k_proj.weight"));
+  auto vg = ops::linear_backward(dv.view({B, L, H * D}), cache.hn, ctx.param("v_proj.weight"));
+  accumulate_grad(param_grads, ctx.name("k_proj.weight"), kg.dw);
+  accumulate_grad(param_grads, ctx.name("v_proj.weight"), vg.dw);
+  ops::add_(dhn, kg.dx);
+  ops::add_(dhn, vg.dx);
+  auto ng = ops::rmsnorm_backward(dhn, cache.h, ctx.param("norm.weight"), cache.hn_rstd);
+  accumulate_grad(param_grads, ctx.name("norm.weight"), ng.dweight);
+  return ng.dx;
+}
+
+}  // namespace hsa

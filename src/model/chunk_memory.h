@@ -1,0 +1,53 @@
+// The HSA chunk memory (ARCHITECTURE §1.3): per complete chunk its keys and values (NoPE) and its landmark.
+// Built once from the hidden state after the lower layers and read by every HSA layer above.
+// Append-only: a chunk is written once, when its last token has been seen. Storage grows by doubling, so
+// decoding appends in amortised O(1) and views stay contiguous (B = 1 when decoding).
+#pragma once
+#include "model/layer_context.h"
+
+namespace hsa {
+
+class ChunkMemory {
+ public:
+  int64_t num_chunks() const { return chunks_; }
+  // Views of the complete chunks: mem_k, mem_v [B, C, S, H, D]; landmarks [B, C, H, dr/H].
+  Tensor mem_k() const;
+  Tensor mem_v() const;
+  Tensor landmarks() const;
+  void append(const Tensor& mem_k, const Tensor& mem_v, const Tensor& landmarks);
+  size_t bytes() const;
+
+ private:
+  Tensor k_, v_, lmk_;  // capacity buffers
+  int64_t chunks_ = 0;
+};
+
+// Tokens of the current, incomplete chunk: their normalised hidden states and keys/values wait here until the
+// chunk completes.
+struct MemoryState {
+  ChunkMemory memory;
+  Tensor pending_hn;  // [B, p, dm]
+  Tensor pending_k;   // [B, p, H, D]
+  Tensor pending_v;   // [B, p, H, D]
+  int64_t pending() const { return pending_hn.defined() ? pending_hn.dim(1) : 0; }
+};
+
+struct MemoryBuildCache {
+  Tensor h, hn, hn_rstd, k_raw, k_rstd, pooled;
+  int64_t num_chunks = 0;
+};
+
+struct MemoryGrads {
+  Tensor dmem_k, dmem_v, dlandmarks;  // like the memory views; accumulated over HSA layers
+  void add(const Tensor& dk, const Tensor& dv, const Tensor& dl);
+};
+
+// Projects h [B, n, dm] (positions after the ones already in `state`) into chunk keys/values, and appends
+// every chunk that completes. With `cache`, keeps what the backward needs (training: state must be empty).
+void memory_build_forward(const LayerContext& ctx, const Tensor& h, MemoryState& state, MemoryBuildCache* cache);
+
+// Gradient into h from the gradients of the memory built from it.
+Tensor memory_build_backward(const LayerContext& ctx, const MemoryBuildCache& cache, const MemoryGrads& grads,
+                             TensorMap& param_grads);
+
+}  // namespace hsa

@@ -1,0 +1,232 @@
+#include "train/trainer.h"
+
+#include "model/checkpoint.h"
+#include "model/model.h"
+#include "model/param_spec.h"
+#include "model/safetensors.h"
+#include "ops/cross_entropy.h"
+#include "train/batches.h"
+#include "train/filler.h"
+#include "train/progress.h"
+#include "train/tasks.h"
+#include "train/token_shard.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+namespace hsa {
+
+namespace fs = std::filesystem;
+
+std::string resolve_checkpoint_dir(const std::string& path) {
+  fs::path p(path);
+  if (fs::exists(p / "latest")) {
+    std::ifstream in(p / "latest");
+    std::string name;
+    std::getline(in, name);
+    HSA_CHECK(!name.empty(), "{}: the 'latest' file is empty", (p / "latest").string());
+    return (p / name).string();
+  }
+  HSA_CHECK(fs::exists(p / "config.json"), "{}: not a checkpoint (no config.json) and not a run directory (no latest)",
+            path);
+  return p.string();
+}
+
+namespace {
+
+void write_file_atomic(const fs::path& path, const std::string& text) {
+  fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    HSA_CHECK(out.good(), "cannot write {}", tmp.string());
+    out << text;
+    out.flush();
+    HSA_CHECK(out.good(), "failed writing {}", tmp.string());
+  }
+  fs::rename(tmp, path);
+}
+
+// Everything a batch source borrows lives here, so the source can be rebuilt for eval.
+struct DataSetup {
+  std::unique_ptr<TokenShard> shard;
+  std::unique_ptr<FillerText> filler;
+  std::vector<TaskKind> kinds;
+
+  std::unique_ptr<BatchSource> make(const TrainOptions& o, uint64_t seed) const {
+    if (shard) return make_shard_batches(*shard, o.batch, o.seq_len, seed);
+    return make_task_batches(kinds, o.batch, o.seq_len, seed, *filler, o.answer_only_loss);
+  }
+};
+
+DataSetup setup_data(const TrainOptions& o) {
+  DataSetup d;
+  HSA_CHECK(o.data_path.empty() != o.tasks.empty(), "train: give either --data (a token shard) or --task, not {}",
+            o.data_path.empty() ? "neither" : "both");
+  if (!o.data_path.empty()) {
+    d.shard = std::make_unique<TokenShard>(TokenShard::open(o.data_path));
+    return d;
+  }
+  for (const std::string& t : o.tasks) d.kinds.push_back(parse_task_kind(t));
+  if (o.filler_path.empty()) {
+    d.filler = std::make_unique<FillerText>();
+  } else {
+    std::ifstream in(o.filler_path);
+    HSA_CHECK(in.good(), "train: cannot read filler corpus {}", o.filler_path);
+    d.filler = std::make_unique<FillerText>(std::string(std::istreambuf_iterator<char>(in), {}));
+  }
+  return d;
+}
+
+struct StepLoss {
+  double loss = 0;  // cross-entropy (mean over counted targets)
+  double aux = 0;
+  int64_t count = 0;
+};
+
+// Forward (and, with grads, backward) of one batch; gradients are scaled by grad_scale and accumulated.
+StepLoss run_batch(const Model& model, const Batch& batch, TensorMap* grads, double grad_scale) {
+  InferenceState state = model.new_state();
+  ForwardCache cache;
+  StepLoss r;
+  Tensor logits = model.forward(batch.inputs, state, &r.aux, grads ? &cache : nullptr);
+  int64_t V = model.config().vocab_size;
+  Tensor flat = logits.view({-1, V});
+  Tensor targets = batch.targets.contiguous().view({-1});
+  auto ce = ops::cross_entropy_forward(flat, targets);
+  r.loss = ce.loss;
+  r.count = ce.count;
+  if (grads) {
+    Tensor dlogits = ops::cross_entropy_backward(grad_scale, flat, targets, ce.lse).view(logits.shape());
+    TensorMap g = model.backward(dlogits, grad_scale, cache);
+    for (auto& [name, t] : g) accumulate_grad(*grads, name, t);
+  }
+  return r;
+}
+
+double evaluate(const Model& model, const DataSetup& data, const TrainOptions& o) {
+  auto source = data.make(o, o.seed ^ 0xe7a1e7a1ull);
+  double total = 0;
+  for (int64_t i = 0; i < o.eval_batches; ++i) total += run_batch(model, source->next(), nullptr, 0).loss;
+  return total / double(std::max<int64_t>(1, o.eval_batches));
+}
+
+std::string save_train_checkpoint(const fs::path& out, const Model& model, const AdamW& adam, int64_t step,
+                                  uint64_t data_position) {
+  std::string name = fmt::format("checkpoints/step-{:06d}", step);
+  fs::path final_dir = out / name, tmp_dir = out / (name + ".tmp");
+  fs::remove_all(tmp_dir);
+  std::map<std::string, std::string> meta{{"step", std::to_string(step)},
+                                          {"data_position", std::to_string(data_position)}};
+  save_checkpoint(tmp_dir.string(), model.config(), model.params(), meta);
+  save_safetensors((tmp_dir / "optimizer.safetensors").string(), adam.state(), meta);
+  fs::remove_all(final_dir);
+  fs::rename(tmp_dir, final_dir);
+  std::string previous;
+  if (fs::exists(out / "latest")) std::getline(std::ifstream(out / "latest") >> std::ws, previous);
+  write_file_atomic(out / "latest", name + "\n");
+  if (!previous.empty() && previous != name) fs::remove_all(out / previous);
+  return final_dir.string();
+}
+
+// Keeps the log lines up to `step` (a resumed run rewrites what came after) and returns their losses.
+std::vector<double> truncate_log(const fs::path& log_path, int64_t step) {
+  std::vector<double> losses;
+  if (!fs::exists(log_path)) return losses;
+  std::ifstream in(log_path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || j.value("step", int64_t(0)) > step) continue;
+    if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
+    kept += line + "\n";
+  }
+  write_file_atomic(log_path, kept);
+  return losses;
+}
+
+}  // namespace
+
+TrainResult train(const TrainOptions& o) {
+  HSA_CHECK(!o.out_dir.empty(), "train: --out is required");
+  HSA_CHECK(o.batch > 0 && o.seq_len > 0 && o.steps > 0 && o.grad_accum > 0,
+            "train: batch, seq_len, steps and grad_accum must be positive");
+  fs::path out(o.out_dir);
+  fs::create_directories(out / "checkpoints");
+  DataSetup data = setup_data(o);
+
+  std::unique_ptr<Model> model;
+  AdamW adam(ops::AdamWConfig{o.schedule.lr, 0.9, 0.95, 1e-8, o.weight_decay});
+  int64_t start_step = 0;
+  TrainResult result;
+  if (o.resume) {
+    std::string dir = resolve_checkpoint_dir(o.out_dir);
+    Checkpoint ck = load_checkpoint(dir);
+    start_step = std::stoll(ck.metadata.at("step"));
+    TensorMap params;
+    for (auto& [name, t] : ck.params) params[name] = t.clone();  // own the memory: the file is rewritten later
+    model = std::make_unique<Model>(ck.config, std::move(params));
+    adam.load_state(load_safetensors(dir + "/optimizer.safetensors").tensors, start_step);
+    result.losses = truncate_log(out / "train_log.jsonl", start_step);
+    if (!o.quiet) fmt::print(stderr, "resuming {} at step {}\n", dir, start_step);
+  } else {
+    ModelConfig config = ModelConfig::from_file(o.config_path);
+    model = std::make_unique<Model>(config, init_parameters(config, o.seed, DType::f32));
+    truncate_log(out / "train_log.jsonl", 0);
+  }
+  const ModelConfig& config = model->config();
+  HSA_CHECK(o.seq_len >= 1, "train: seq_len must be positive");
+
+  auto source = data.make(o, o.seed);
+  source->seek(static_cast<uint64_t>(start_step * o.grad_accum));
+  std::ofstream log(out / "train_log.jsonl", std::ios::app);
+  ScheduleConfig schedule = o.schedule;
+  schedule.total_steps = o.steps;
+  int64_t tokens_per_step = o.batch * o.seq_len * o.grad_accum;
+  Progress progress("train", o.steps - start_step, "step");
+  auto t0 = std::chrono::steady_clock::now();
+  int64_t last_step = start_step;
+  for (int64_t step = start_step + 1; step <= o.steps; ++step) {
+    TensorMap grads;
+    StepLoss total;
+    for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
+      StepLoss s = run_batch(*model, source->next(), &grads, 1.0 / double(o.grad_accum));
+      total.loss += s.loss / double(o.grad_accum);
+      total.aux += s.aux / double(o.grad_accum);
+    }
+    double grad_norm = clip_grad_norm(grads, o.clip);
+    double lr = learning_rate(schedule, step);
+    adam.step(model->mutable_params(), grads, lr);
+    result.losses.push_back(total.loss);
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double tok_s = double(tokens_per_step) * double(step - start_step) / std::max(elapsed, 1e-9);
+    nlohmann::json line{{"step", step},   {"loss", total.loss}, {"aux_loss", total.aux},
+                        {"lr", lr},       {"grad_norm", grad_norm}, {"tokens_per_s", tok_s}};
+    if (o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) line["eval_loss"] = evaluate(*model, data, o);
+    log << line.dump() << "\n";
+    log.flush();
+    if (!o.quiet)
+      progress.update(step - start_step, fmt::format("loss {:.4f} lr {:.2e} {:.0f} tok/s{}", total.loss, lr, tok_s,
+                                                     line.contains("eval_loss")
+                                                         ? fmt::format(" eval {:.4f}", line["eval_loss"].get<double>())
+                                                         : ""));
+    last_step = step;
+    bool stopping = o.stop_after > 0 && step >= o.stop_after;
+    if ((o.save_every > 0 && step % o.save_every == 0) || step == o.steps || stopping)
+      result.checkpoint = save_train_checkpoint(out, *model, adam, step, source->position());
+    if (stopping) break;
+  }
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  result.final_step = last_step;
+  result.tokens_per_second = double(tokens_per_step) * double(last_step - start_step) / std::max(elapsed, 1e-9);
+  if (!o.quiet) progress.finish(fmt::format("{:.0f} tok/s, checkpoint {}", result.tokens_per_second, result.checkpoint));
+  (void)config;
+  return result;
+}
+
+}  // namespace hsa

@@ -1,0 +1,46 @@
+// `hsa train`: AdamW with warmup + cosine, gradient clipping and accumulation, periodic eval, a JSONL log,
+// checkpoints every N steps (each a complete directory, published atomically) and exact resume.
+#pragma once
+#include "train/optimizer.h"
+
+#include <string>
+#include <vector>
+
+namespace hsa {
+
+struct TrainOptions {
+  std::string config_path;           // model config (JSON); ignored when resuming
+  std::string out_dir;               // run directory: checkpoints/, latest, train_log.jsonl
+  bool resume = false;               // continue from out_dir/latest
+  std::vector<std::string> tasks;    // synthetic tasks to train on (passkey, multikey_niah, variable_tracking)
+  std::string data_path;             // or a token shard of natural text
+  std::string filler_path;           // text corpus for task haystacks (built-in generator when empty)
+  bool answer_only_loss = false;     // tasks: learn only the answer tokens
+  int64_t batch = 8;
+  int64_t seq_len = 256;
+  int64_t steps = 100;
+  int64_t grad_accum = 1;
+  ScheduleConfig schedule;
+  double weight_decay = 0.1;
+  double clip = 1.0;
+  int64_t eval_every = 50;
+  int64_t eval_batches = 2;
+  int64_t save_every = 50;
+  uint64_t seed = 1;
+  int64_t stop_after = 0;  // > 0: stop (as if interrupted) after this step, for testing resume
+  bool quiet = false;
+};
+
+struct TrainResult {
+  std::vector<double> losses;  // per step, including the steps before a resume (from the log)
+  int64_t final_step = 0;
+  double tokens_per_second = 0;
+  std::string checkpoint;  // the last checkpoint directory written
+};
+
+TrainResult train(const TrainOptions& options);
+
+// Resolves a model path: a checkpoint directory, or a run directory whose `latest` file names one.
+std::string resolve_checkpoint_dir(const std::string& path);
+
+}  // namespace hsa
