@@ -290,6 +290,7 @@ void hsa_attention_forward(const T* q, const T* mem_k, const T* mem_v, const int
     HSA_CHECK(indices[f] >= -1 && indices[f] < d.chunks, "hsa_attention: chunk index {} outside [-1, {})",
               indices[f], d.chunks);
   auto kt = transpose_chunks(mem_k, d);
+  BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
 #pragma omp parallel
   {
     auto qg = scratch<T>(per_tile * G * D), p = scratch<T>(per_tile * G * S), o = scratch<T>(per_tile * G * D);
@@ -359,6 +360,7 @@ void hsa_attention_backward(const T* dout, const T* q, const T* mem_k, const T* 
   });
   const int64_t per_tile = tile_entries(d);
   auto kt = transpose_chunks(mem_k, d), vt = transpose_chunks(mem_v, d);
+  BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
 #pragma omp parallel
   {
     auto qg = scratch<T>(per_tile * G * D), dog = scratch<T>(per_tile * G * D);

@@ -118,6 +118,7 @@ void moe_router_forward(const T* x, const T* router, T* probs, int32_t* experts,
                         int64_t num_experts, int64_t topk) {
   // Logits into probs first, then softmax in place row by row.
   gemm<T>(false, true, n, num_experts, dm, T(1), x, dm, router, dm, T(0), probs, num_experts);
+  BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
 #pragma omp parallel
   {
     std::vector<char> taken(num_experts);
@@ -168,6 +169,7 @@ void moe_experts_forward(const T* x, const std::vector<MoeExpert<T>>& experts, c
   auto slots = scratch<T>(r.tokens * per_token * dm);
   std::vector<Tile> tiles = make_tiles(r);
   const int64_t f_max = max_ffn(experts);
+  BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
 #pragma omp parallel
   {
     auto xg = scratch<T>(kTileRows * dm), h = scratch<T>(kTileRows * f_max), out = scratch<T>(kTileRows * dm);
@@ -222,6 +224,7 @@ void moe_experts_backward(const T* dy, const T* x, const std::vector<MoeExpert<T
   std::stable_sort(tasks.begin(), tasks.end(), [&](const Task& a, const Task& b) {
     return r.begin[a.expert + 1] - r.begin[a.expert] > r.begin[b.expert + 1] - r.begin[b.expert];
   });
+  BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
 #pragma omp parallel
   {
     auto dh = scratch<T>(kTileRows * f_max), dxe = scratch<T>(kTileRows * dm);
@@ -301,6 +304,7 @@ void moe_router_backward(const T* x, const T* router, const T* probs, const int3
   for (int64_t e = 0; e < num_experts; ++e)
     daux_dp[e] = T(aux_scale * double(num_experts) * count[e] / double(n * topk) / double(n));
   std::vector<T> dlogits(size_t(n * num_experts));
+  BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
 #pragma omp parallel
   {
     std::vector<T> dp(num_experts);

@@ -60,6 +60,7 @@ void retrieval_forward(const T* qr, const T* landmarks, int32_t* indices, T* wei
   const int64_t tiles = (L + kRetrievalTileRows - 1) / kRetrievalTileRows;
   const int64_t tasks = d.batch * tiles * H;
   const int64_t work = d.batch * L * H * dr * retrieval_visible_chunks(d.q_start + L - 1, d);
+  BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
 #pragma omp parallel if (tasks > 1 && work >= kParallelMinWork)
   {
     const int64_t tile_rows = std::min(L, kRetrievalTileRows);
