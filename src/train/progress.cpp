@@ -40,7 +40,7 @@ void Progress::print(int64_t done, const std::string& status, bool final) {
   int width = 24;
   int filled = total_ > 0 ? static_cast<int>(width * done / total_) : width;
   std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
-  std::string line = fmt::format("{} [{}] {}/{} {} | {:.2f} {}/s | {} {}{}", label_, bar, done, total_, unit_, rate,
+  std::string line = fmt::format("{} [{}] {}/{} {} | {:.2f} {}/s | {} {}{}{}", label_, bar, done, total_, unit_, rate,
                                  unit_, final ? "took" : "ETA", format_duration(final ? elapsed : eta),
                                  status.empty() ? "" : "| ", status);
   if (tty_) {

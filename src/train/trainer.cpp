@@ -127,7 +127,10 @@ std::string save_train_checkpoint(const fs::path& out, const Model& model, const
   fs::remove_all(final_dir);
   fs::rename(tmp_dir, final_dir);
   std::string previous;
-  if (fs::exists(out / "latest")) std::getline(std::ifstream(out / "latest") >> std::ws, previous);
+  if (fs::exists(out / "latest")) {
+    std::ifstream in(out / "latest");
+    std::getline(in, previous);
+  }
   write_file_atomic(out / "latest", name + "\n");
   if (!previous.empty() && previous != name) fs::remove_all(out / previous);
   return final_dir.string();
@@ -176,11 +179,10 @@ TrainResult train(const TrainOptions& o) {
     if (!o.quiet) fmt::print(stderr, "resuming {} at step {}\n", dir, start_step);
   } else {
     ModelConfig config = ModelConfig::from_file(o.config_path);
+    config.max_train_length = o.seq_len;  // recorded for evaluation and the demo
     model = std::make_unique<Model>(config, init_parameters(config, o.seed, DType::f32));
     truncate_log(out / "train_log.jsonl", 0);
   }
-  const ModelConfig& config = model->config();
-  HSA_CHECK(o.seq_len >= 1, "train: seq_len must be positive");
 
   auto source = data.make(o, o.seed);
   source->seek(static_cast<uint64_t>(start_step * o.grad_accum));
@@ -225,7 +227,6 @@ TrainResult train(const TrainOptions& o) {
   result.final_step = last_step;
   result.tokens_per_second = double(tokens_per_step) * double(last_step - start_step) / std::max(elapsed, 1e-9);
   if (!o.quiet) progress.finish(fmt::format("{:.0f} tok/s, checkpoint {}", result.tokens_per_second, result.checkpoint));
-  (void)config;
   return result;
 }
 
