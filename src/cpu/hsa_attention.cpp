@@ -3,6 +3,7 @@
 #include "cpu/fast_math.h"
 
 #include "cpu/gemm.h"
+#include "cpu/parallel.h"
 
 #include <hsa/error.h>
 
@@ -211,7 +212,7 @@ template <class T>
 std::unique_ptr<T[]> transpose_chunks(const T* mem, const HsaDims& d) {
   const int64_t S = d.chunk_size, H = d.kv_heads, D = d.head_dim;
   auto out = scratch<T>(d.batch * H * d.chunks * D * S);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(d.batch * H * d.chunks * D * S))
   for (int64_t bc = 0; bc < d.batch * d.chunks; ++bc) {
     const int64_t b = bc / d.chunks, c = bc % d.chunks;
     for (int64_t r = 0; r < H; ++r) {
@@ -240,7 +241,7 @@ void gather_queries(const T* src, const Routing& rt, const Tile& tile, int64_t b
 template <class T>
 void reduce_slots(const T* per_entry, const Routing& rt, const HsaDims& d, T* dst) {
   const int64_t gd = d.group() * d.head_dim, rows = d.batch * d.len * d.kv_heads;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * gd * d.topk))
   for (int64_t row = 0; row < rows; ++row) {
     T* o = dst + row * gd;  // [B, L, H] rows of G*D are exactly [B, L, HQ, D]
     bool first = true;
@@ -291,7 +292,7 @@ void hsa_attention_forward(const T* q, const T* mem_k, const T* mem_v, const int
               indices[f], d.chunks);
   auto kt = transpose_chunks(mem_k, d);
   BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(d.batch * d.len * d.q_heads * d.topk * d.chunk_size * d.head_dim))
   {
     auto qg = scratch<T>(per_tile * G * D), p = scratch<T>(per_tile * G * S), o = scratch<T>(per_tile * G * D);
     std::vector<Entry> entries;
@@ -361,7 +362,7 @@ void hsa_attention_backward(const T* dout, const T* q, const T* mem_k, const T* 
   const int64_t per_tile = tile_entries(d);
   auto kt = transpose_chunks(mem_k, d), vt = transpose_chunks(mem_v, d);
   BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(d.batch * d.len * d.q_heads * d.topk * d.chunk_size * d.head_dim))
   {
     auto qg = scratch<T>(per_tile * G * D), dog = scratch<T>(per_tile * G * D);
     auto p = scratch<T>(per_tile * G * S), dp = scratch<T>(per_tile * G * S);

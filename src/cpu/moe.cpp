@@ -1,6 +1,7 @@
 #include "cpu/moe.h"
 
 #include "cpu/gemm.h"
+#include "cpu/parallel.h"
 #include "cpu/swiglu.h"
 
 #include <hsa/error.h>
@@ -61,7 +62,7 @@ void gather_rows(const T* src, const int32_t* rows, int64_t count, int64_t dm, T
 // out[t] = sum_j slots[t, j] for j in order: a fixed summation order, whatever thread produced each slot.
 template <class T>
 void reduce_slots(const T* slots, int64_t n, int64_t per_token, int64_t dm, T* out) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n * per_token * dm))
   for (int64_t t = 0; t < n; ++t) {
     T* o = out + t * dm;
     const T* s = slots + t * per_token * dm;
@@ -119,7 +120,7 @@ void moe_router_forward(const T* x, const T* router, T* probs, int32_t* experts,
   // Logits into probs first, then softmax in place row by row.
   gemm<T>(false, true, n, num_experts, dm, T(1), x, dm, router, dm, T(0), probs, num_experts);
   BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(n * num_experts * dm))
   {
     std::vector<char> taken(num_experts);
 #pragma omp for schedule(static)
@@ -170,7 +171,7 @@ void moe_experts_forward(const T* x, const std::vector<MoeExpert<T>>& experts, c
   std::vector<Tile> tiles = make_tiles(r);
   const int64_t f_max = max_ffn(experts);
   BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(r.entries() * dm))
   {
     auto xg = scratch<T>(kTileRows * dm), h = scratch<T>(kTileRows * f_max), out = scratch<T>(kTileRows * dm);
 #pragma omp for schedule(dynamic, 1)
@@ -225,7 +226,7 @@ void moe_experts_backward(const T* dy, const T* x, const std::vector<MoeExpert<T
     return r.begin[a.expert + 1] - r.begin[a.expert] > r.begin[b.expert + 1] - r.begin[b.expert];
   });
   BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(r.entries() * dm))
   {
     auto dh = scratch<T>(kTileRows * f_max), dxe = scratch<T>(kTileRows * dm);
 #pragma omp for schedule(dynamic, 1)
@@ -305,7 +306,7 @@ void moe_router_backward(const T* x, const T* router, const T* probs, const int3
     daux_dp[e] = T(aux_scale * double(num_experts) * count[e] / double(n * topk) / double(n));
   std::vector<T> dlogits(size_t(n * num_experts));
   BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(n * num_experts * dm))
   {
     std::vector<T> dp(num_experts);
 #pragma omp for schedule(static)

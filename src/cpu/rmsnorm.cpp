@@ -1,5 +1,7 @@
 #include "cpu/rmsnorm.h"
 
+#include "cpu/parallel.h"
+
 #include <cmath>
 #include <vector>
 
@@ -9,7 +11,7 @@ namespace hsa::cpu {
 
 template <class T>
 void rmsnorm_forward(const T* x, const T* weight, T* y, T* rstd, int64_t rows, int64_t dim, double eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * dim))
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * dim;
     T* yr = y + r * dim;
@@ -27,7 +29,7 @@ void rmsnorm_backward(const T* dy, const T* x, const T* weight, const T* rstd, T
   int threads = omp_get_max_threads();
   // Per-thread partial sums of dweight, added in a fixed order so results do not depend on scheduling.
   std::vector<T> partial(static_cast<size_t>(threads) * dim, T(0));
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if (worth_parallel(rows * dim))
   {
     T* dw = partial.data() + static_cast<size_t>(omp_get_thread_num()) * dim;
 #pragma omp for schedule(static)
