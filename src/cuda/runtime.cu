@@ -105,6 +105,12 @@ class CachingAllocator {
     release_cached_locked();
   }
 
+  void poison(int byte) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [cls, blocks] : free_)
+      for (void* p : blocks) HSA_CUDA_CHECK(cudaMemsetAsync(p, byte, cls, stream()));
+  }
+
   MemoryStats stats() {
     std::lock_guard<std::mutex> lock(mutex_);
     return stats_;
@@ -148,6 +154,7 @@ void device_free(void* p) { allocator().release(p); }
 MemoryStats memory_stats() { return allocator().stats(); }
 void reset_peak_memory() { allocator().reset_peak(); }
 void empty_cache() { allocator().empty_cache(); }
+void poison_cache(int byte) { allocator().poison(byte); }
 
 // ---- copies and synchronisation ----------------------------------------------------------------------------
 

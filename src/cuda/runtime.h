@@ -45,6 +45,9 @@ MemoryStats memory_stats();
 void reset_peak_memory();  // peak := current bytes in use
 void empty_cache();        // waits for the device, then cudaFree()s every cached block
 size_t size_class(size_t bytes);  // the block size a request of `bytes` gets (exposed for tests)
+// Testing aid: fills every cached free block with `byte` (0xFF makes f32 and bf16 values NaN), so an output
+// allocated from the cache that a kernel leaves partly unwritten shows up in a parity test.
+void poison_cache(int byte);
 
 // ---- errors ---------------------------------------------------------------------------------------------------
 // Throws hsa::Error "CUDA error in <what> (<file>:<line>): <message>" unless status is cudaSuccess (0).
