@@ -3,6 +3,11 @@
 #include "cpu/adamw.h"
 #include "ops/dispatch.h"
 
+#ifdef HSA_WITH_CUDA
+#include "cuda/dtype_dispatch.h"
+#include "cuda/adamw.h"
+#endif
+
 #include <cmath>
 
 namespace hsa::ops {
@@ -29,7 +34,19 @@ void adamw_step(Tensor& param, const Tensor& grad_in, Tensor& m, Tensor& v, int6
   HSA_CHECK(std::isfinite(cfg.eps) && cfg.eps > 0, "{}: eps must be positive, got {}", op, cfg.eps);
   HSA_CHECK(std::isfinite(cfg.weight_decay) && cfg.weight_decay >= 0, "{}: weight_decay must be >= 0, got {}", op,
             cfg.weight_decay);
-  require_cpu(op, common_device(op, {{"param", &param}, {"grad", &grad_in}, {"m", &m}, {"v", &v}}));
+  Device device = common_device(op, {{"param", &param}, {"grad", &grad_in}, {"m", &m}, {"v", &v}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    check_dtype(op, "param", param, DType::f32);  // f64 masters are a CPU-only (gradcheck) feature
+    Tensor grad = grad_in.contiguous();
+    cuda::dispatch_storage(op, grad.dtype(), [&]<class G>() {
+      cuda::adamw_step<G>(param.data<float>(), grad.data<G>(), m.data<float>(), v.data<float>(), param.numel(),
+                          cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, step);
+    });
+    return;
+  }
+#endif
+  require_cpu(op, device);
   Tensor grad = to_compute(grad_in).to(param.dtype());
   dispatch_float(op, param.dtype(), [&]<class T>() {
     cpu::adamw_step<T>(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), param.numel(), cfg.lr, cfg.beta1,

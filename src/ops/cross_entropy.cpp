@@ -3,6 +3,11 @@
 #include "cpu/cross_entropy.h"
 #include "ops/dispatch.h"
 
+#ifdef HSA_WITH_CUDA
+#include "cuda/dtype_dispatch.h"
+#include "cuda/cross_entropy.h"
+#endif
+
 #include <cmath>
 #include <vector>
 
@@ -36,7 +41,23 @@ int64_t count_targets(const char* op, const Tensor& targets, int64_t vocab_size,
 CrossEntropyOut cross_entropy_forward(const Tensor& logits_in, const Tensor& targets_in, int32_t ignore_index) {
   const char* op = "cross_entropy_forward";
   check_inputs(op, logits_in, targets_in);
-  require_cpu(op, common_device(op, {{"logits", &logits_in}, {"targets", &targets_in}}));
+  Device device = common_device(op, {{"logits", &logits_in}, {"targets", &targets_in}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    // Targets are checked on the device; the loss comes back to the host, so a bad target throws here.
+    Tensor logits = logits_in.contiguous(), targets = targets_in.contiguous();
+    int64_t n = logits.dim(0), v = logits.dim(1);
+    CrossEntropyOut out{0.0, 0, Tensor::empty({n}, DType::f32, Device::cuda)};
+    cuda::CrossEntropySums sums = cuda::dispatch_storage(op, logits.dtype(), [&]<class T>() {
+      return cuda::cross_entropy_forward<T>(logits.data<T>(), targets.data<int32_t>(), out.lse.data<float>(), n, v,
+                                            ignore_index);
+    });
+    out.count = sums.count;
+    out.loss = sums.count > 0 ? sums.total / double(sums.count) : 0.0;
+    return out;
+  }
+#endif
+  require_cpu(op, device);
   Tensor targets = targets_in.contiguous();
   int64_t n = logits_in.dim(0), v = logits_in.dim(1);
   int64_t count = count_targets(op, targets, v, ignore_index);
@@ -61,7 +82,21 @@ Tensor cross_entropy_backward(double dloss, const Tensor& logits_in, const Tenso
   check_float(op, "lse", lse_in);
   check_shape(op, "lse", lse_in, {logits_in.dim(0)});
   HSA_CHECK(std::isfinite(dloss), "{}: dloss must be finite, got {}", op, dloss);
-  require_cpu(op, common_device(op, {{"logits", &logits_in}, {"targets", &targets_in}, {"lse", &lse_in}}));
+  Device device = common_device(op, {{"logits", &logits_in}, {"targets", &targets_in}, {"lse", &lse_in}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    check_dtype(op, "lse", lse_in, DType::f32);  // what cross_entropy_forward returns on cuda
+    Tensor logits = logits_in.contiguous(), targets = targets_in.contiguous(), lse = lse_in.contiguous();
+    int64_t n = logits.dim(0), v = logits.dim(1);
+    Tensor dlogits = Tensor::empty({n, v}, logits.dtype(), Device::cuda);
+    cuda::dispatch_storage(op, logits.dtype(), [&]<class T>() {
+      cuda::cross_entropy_backward<T>(logits.data<T>(), targets.data<int32_t>(), lse.data<float>(),
+                                      dlogits.data<T>(), n, v, ignore_index, dloss);
+    });
+    return dlogits;
+  }
+#endif
+  require_cpu(op, device);
   Tensor targets = targets_in.contiguous();
   int64_t n = logits_in.dim(0), v = logits_in.dim(1);
   int64_t count = count_targets(op, targets, v, ignore_index);

@@ -3,6 +3,11 @@
 #include "cpu/elementwise.h"
 #include "ops/dispatch.h"
 
+#ifdef HSA_WITH_CUDA
+#include "cuda/dtype_dispatch.h"
+#include "cuda/elementwise.h"
+#endif
+
 namespace hsa::ops {
 
 namespace {
@@ -11,13 +16,24 @@ void check_pair(const char* op, const char* name_a, const Tensor& a, const char*
   check_float(op, name_b, b);
   check_shape(op, name_b, b, a.shape());
   check_same_dtype(op, name_a, a, name_b, b);
-  require_cpu(op, common_device(op, {{name_a, &a}, {name_b, &b}}));
 }
 }  // namespace
 
 Tensor add(const Tensor& a_in, const Tensor& b_in) {
   const char* op = "add";
   check_pair(op, "a", a_in, "b", b_in);
+  Device device = common_device(op, {{"a", &a_in}, {"b", &b_in}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    Tensor a = a_in.contiguous(), b = b_in.contiguous();
+    Tensor out = Tensor::empty(a.shape(), a.dtype(), Device::cuda);
+    cuda::dispatch_storage(op, a.dtype(), [&]<class T>() {
+      cuda::add<T>(a.data<T>(), b.data<T>(), out.data<T>(), a.numel());
+    });
+    return out;
+  }
+#endif
+  require_cpu(op, device);
   Tensor a = to_compute(a_in), b = to_compute(b_in);
   Tensor out = Tensor::empty(a.shape(), a.dtype());
   dispatch_float(op, a.dtype(), [&]<class T>() { cpu::add<T>(a.data<T>(), b.data<T>(), out.data<T>(), a.numel()); });
@@ -27,6 +43,23 @@ Tensor add(const Tensor& a_in, const Tensor& b_in) {
 void add_(Tensor& dst, const Tensor& src_in, double alpha) {
   const char* op = "add_";
   check_pair(op, "dst", dst, "src", src_in);
+  Device device = common_device(op, {{"dst", &dst}, {"src", &src_in}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    // In place in dst's storage dtype (bf16 is read, updated in f32 and rounded, per element); a strided dst
+    // (a view) is walked through its strides.
+    Tensor src = src_in.contiguous();
+    cuda::dispatch_storage(op, dst.dtype(), [&]<class T>() {
+      if (dst.is_contiguous())
+        cuda::add_scaled<T>(dst.data<T>(), src.data<T>(), float(alpha), dst.numel());
+      else
+        cuda::add_scaled_strided<T>(dst.data<T>(), dst.shape().data(), dst.strides().data(), dst.ndim(),
+                                    src.data<T>(), float(alpha));
+    });
+    return;
+  }
+#endif
+  require_cpu(op, device);
   Tensor src = to_compute(src_in);
   // f32/f64 contiguous: update in place. Otherwise (bf16, strided view) to_compute makes a fresh contiguous copy
   // in the compute dtype; update that and write it back through copy_from, which honours strides and rounds.
@@ -41,7 +74,16 @@ void add_(Tensor& dst, const Tensor& src_in, double alpha) {
 Tensor scale(const Tensor& x_in, double s) {
   const char* op = "scale";
   check_float(op, "x", x_in);
-  require_cpu(op, common_device(op, {{"x", &x_in}}));
+  Device device = common_device(op, {{"x", &x_in}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    Tensor x = x_in.contiguous();
+    Tensor out = Tensor::empty(x.shape(), x.dtype(), Device::cuda);
+    cuda::dispatch_storage(op, x.dtype(), [&]<class T>() { cuda::scale<T>(x.data<T>(), float(s), out.data<T>(), x.numel()); });
+    return out;
+  }
+#endif
+  require_cpu(op, device);
   Tensor x = to_compute(x_in);
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   dispatch_float(op, x.dtype(), [&]<class T>() { cpu::scale<T>(x.data<T>(), T(s), out.data<T>(), x.numel()); });

@@ -3,6 +3,11 @@
 #include "cpu/embedding.h"
 #include "ops/dispatch.h"
 
+#ifdef HSA_WITH_CUDA
+#include "cuda/dtype_dispatch.h"
+#include "cuda/embedding.h"
+#endif
+
 namespace hsa::ops {
 
 namespace {
@@ -32,7 +37,22 @@ Tensor embedding_forward(const Tensor& table_in, const Tensor& ids_in) {
   check_float(op, "table", table_in);
   check_ndim(op, "table", table_in, 2);
   check_dtype(op, "ids", ids_in, DType::i32);
-  require_cpu(op, common_device(op, {{"table", &table_in}, {"ids", &ids_in}}));
+  Device device = common_device(op, {{"table", &table_in}, {"ids", &ids_in}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    // ids live on the device: the kernel checks them and a bad one throws at the next cuda::synchronize().
+    Tensor ids = ids_in.contiguous(), table = table_in.contiguous();
+    Shape out_shape = ids.shape();
+    out_shape.push_back(table.dim(1));
+    Tensor y = Tensor::empty(out_shape, table.dtype(), Device::cuda);
+    cuda::dispatch_storage(op, table.dtype(), [&]<class T>() {
+      cuda::embedding_forward<T>(table.data<T>(), ids.data<int32_t>(), y.data<T>(), ids.numel(), table.dim(1),
+                                 table.dim(0));
+    });
+    return y;
+  }
+#endif
+  require_cpu(op, device);
   Tensor ids = ids_in.contiguous();
   int64_t vocab_size = table_in.dim(0), dm = table_in.dim(1);
   check_ids(op, ids, vocab_size);
@@ -60,7 +80,19 @@ Tensor embedding_backward(const Tensor& dy_in, const Tensor& ids_in, int64_t voc
                 Shape(dy_in.shape().begin(), dy_in.shape().end() - 1) == ids_in.shape(),
             "{}: 'dy' has shape {}, expected ids' shape {} plus a trailing dm axis", op, shape_str(dy_in.shape()),
             shape_str(ids_in.shape()));
-  require_cpu(op, common_device(op, {{"dy", &dy_in}, {"ids", &ids_in}}));
+  Device device = common_device(op, {{"dy", &dy_in}, {"ids", &ids_in}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    Tensor ids = ids_in.contiguous(), dy = dy_in.contiguous();
+    int64_t dm = dy.dim(-1);
+    Tensor dtable = Tensor::empty({vocab_size, dm}, dy.dtype(), Device::cuda);
+    cuda::dispatch_storage(op, dy.dtype(), [&]<class T>() {
+      cuda::embedding_backward<T>(dy.data<T>(), ids.data<int32_t>(), dtable.data<T>(), ids.numel(), dm, vocab_size);
+    });
+    return dtable;
+  }
+#endif
+  require_cpu(op, device);
   Tensor ids = ids_in.contiguous();
   check_ids(op, ids, vocab_size);
   Tensor dy = to_compute(dy_in);

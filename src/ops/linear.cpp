@@ -3,6 +3,11 @@
 #include "cpu/linear.h"
 #include "ops/dispatch.h"
 
+#ifdef HSA_WITH_CUDA
+#include "cuda/dtype_dispatch.h"
+#include "cuda/linear.h"
+#endif
+
 namespace hsa::ops {
 
 namespace {
@@ -26,7 +31,19 @@ Shape out_shape(const Tensor& x, const Tensor& w) {
 Tensor linear_forward(const Tensor& x_in, const Tensor& w_in) {
   const char* op = "linear_forward";
   check_inputs(op, x_in, w_in);
-  require_cpu(op, common_device(op, {{"x", &x_in}, {"w", &w_in}}));
+  Device device = common_device(op, {{"x", &x_in}, {"w", &w_in}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    Tensor x = x_in.contiguous(), w = w_in.contiguous();
+    int64_t in = w.dim(1), out = w.dim(0), rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+    Tensor y = Tensor::empty(out_shape(x, w), x.dtype(), Device::cuda);
+    cuda::dispatch_storage(op, x.dtype(), [&]<class T>() {
+      cuda::linear_forward<T>(x.data<T>(), w.data<T>(), y.data<T>(), rows, in, out);
+    });
+    return y;
+  }
+#endif
+  require_cpu(op, device);
   Tensor x = to_compute(x_in), w = to_compute(w_in);
   int64_t in = w.dim(1), out = w.dim(0), rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
   Tensor y = Tensor::empty(out_shape(x, w), x.dtype());
@@ -41,7 +58,19 @@ LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
   check_inputs(op, x_in, w_in);
   check_shape(op, "dy", dy_in, out_shape(x_in, w_in));
   check_same_dtype(op, "x", x_in, "dy", dy_in);
-  require_cpu(op, common_device(op, {{"dy", &dy_in}, {"x", &x_in}, {"w", &w_in}}));
+  Device device = common_device(op, {{"dy", &dy_in}, {"x", &x_in}, {"w", &w_in}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    Tensor dy = dy_in.contiguous(), x = x_in.contiguous(), w = w_in.contiguous();
+    int64_t in = w.dim(1), out = w.dim(0), rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+    LinearGrads g{Tensor::empty(x.shape(), x.dtype(), Device::cuda), Tensor::empty(w.shape(), x.dtype(), Device::cuda)};
+    cuda::dispatch_storage(op, x.dtype(), [&]<class T>() {
+      cuda::linear_backward<T>(dy.data<T>(), x.data<T>(), w.data<T>(), g.dx.data<T>(), g.dw.data<T>(), rows, in, out);
+    });
+    return g;
+  }
+#endif
+  require_cpu(op, device);
   Tensor dy = to_compute(dy_in), x = to_compute(x_in), w = to_compute(w_in);
   int64_t in = w.dim(1), out = w.dim(0), rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
   LinearGrads g{Tensor::empty(x.shape(), x.dtype()), Tensor::empty(w.shape(), x.dtype())};

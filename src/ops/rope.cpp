@@ -3,6 +3,11 @@
 #include "cpu/rope.h"
 #include "ops/dispatch.h"
 
+#ifdef HSA_WITH_CUDA
+#include "cuda/dtype_dispatch.h"
+#include "cuda/rope.h"
+#endif
+
 #include <cmath>
 
 namespace hsa::ops {
@@ -16,7 +21,19 @@ Tensor rope_apply(const char* op, const char* name, const Tensor& x_in, int64_t 
             shape_str(x_in.shape()), x_in.dim(3));
   HSA_CHECK(position_offset >= 0, "{}: position_offset must be >= 0, got {}", op, position_offset);
   HSA_CHECK(std::isfinite(theta) && theta > 0, "{}: theta must be positive and finite, got {}", op, theta);
-  require_cpu(op, common_device(op, {{name, &x_in}}));
+  Device device = common_device(op, {{name, &x_in}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    Tensor x = x_in.contiguous();
+    Tensor y = Tensor::empty(x.shape(), x.dtype(), Device::cuda);
+    cuda::dispatch_storage(op, x.dtype(), [&]<class T>() {
+      cuda::rope_rotate<T>(x.data<T>(), y.data<T>(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), position_offset, theta,
+                           sign);
+    });
+    return y;
+  }
+#endif
+  require_cpu(op, device);
   Tensor x = to_compute(x_in);
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   dispatch_float(op, x.dtype(), [&]<class T>() {

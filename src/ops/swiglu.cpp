@@ -3,6 +3,11 @@
 #include "cpu/swiglu.h"
 #include "ops/dispatch.h"
 
+#ifdef HSA_WITH_CUDA
+#include "cuda/dtype_dispatch.h"
+#include "cuda/swiglu.h"
+#endif
+
 namespace hsa::ops {
 
 Tensor swiglu_forward(const Tensor& gate_in, const Tensor& up_in) {
@@ -10,7 +15,18 @@ Tensor swiglu_forward(const Tensor& gate_in, const Tensor& up_in) {
   check_float(op, "gate", gate_in);
   check_shape(op, "up", up_in, gate_in.shape());
   check_same_dtype(op, "gate", gate_in, "up", up_in);
-  require_cpu(op, common_device(op, {{"gate", &gate_in}, {"up", &up_in}}));
+  Device device = common_device(op, {{"gate", &gate_in}, {"up", &up_in}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    Tensor gate = gate_in.contiguous(), up = up_in.contiguous();
+    Tensor out = Tensor::empty(gate.shape(), gate.dtype(), Device::cuda);
+    cuda::dispatch_storage(op, gate.dtype(), [&]<class T>() {
+      cuda::swiglu_forward<T>(gate.data<T>(), up.data<T>(), out.data<T>(), out.numel());
+    });
+    return out;
+  }
+#endif
+  require_cpu(op, device);
   Tensor gate = to_compute(gate_in), up = to_compute(up_in);
   Tensor out = Tensor::empty(gate.shape(), gate.dtype());
   dispatch_float(op, gate.dtype(), [&]<class T>() {
@@ -26,7 +42,20 @@ SwigluGrads swiglu_backward(const Tensor& dout_in, const Tensor& gate_in, const 
   check_shape(op, "dout", dout_in, gate_in.shape());
   check_same_dtype(op, "gate", gate_in, "up", up_in);
   check_same_dtype(op, "gate", gate_in, "dout", dout_in);
-  require_cpu(op, common_device(op, {{"dout", &dout_in}, {"gate", &gate_in}, {"up", &up_in}}));
+  Device device = common_device(op, {{"dout", &dout_in}, {"gate", &gate_in}, {"up", &up_in}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    Tensor dout = dout_in.contiguous(), gate = gate_in.contiguous(), up = up_in.contiguous();
+    SwigluGrads g{Tensor::empty(gate.shape(), gate.dtype(), Device::cuda),
+                  Tensor::empty(gate.shape(), gate.dtype(), Device::cuda)};
+    cuda::dispatch_storage(op, gate.dtype(), [&]<class T>() {
+      cuda::swiglu_backward<T>(dout.data<T>(), gate.data<T>(), up.data<T>(), g.dgate.data<T>(), g.dup.data<T>(),
+                               gate.numel());
+    });
+    return g;
+  }
+#endif
+  require_cpu(op, device);
   Tensor dout = to_compute(dout_in), gate = to_compute(gate_in), up = to_compute(up_in);
   SwigluGrads g{Tensor::empty(gate.shape(), gate.dtype()), Tensor::empty(gate.shape(), gate.dtype())};
   dispatch_float(op, gate.dtype(), [&]<class T>() {

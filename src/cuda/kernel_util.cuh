@@ -1,0 +1,102 @@
+// Device-side helpers shared by the simple kernels: f32 <-> storage conversion (bf16 is storage only: every
+// kernel does its arithmetic in f32), grid sizing, block reductions, and reporting bad input to the host.
+#pragma once
+#include "cuda/runtime.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace hsa::cuda {
+
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <class T> __device__ __forceinline__ T from_f32(float x);
+template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);  // round to nearest even, as hsa::bf16 does on the CPU
+}
+
+// Blocks for a grid-stride loop over n elements: enough to fill the GPU, never more than the work needs.
+inline unsigned grid_for(int64_t n, int threads) {
+  int64_t blocks = (n + threads - 1) / threads;
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(blocks, 65535LL * 8)));
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
+// `scratch` is __shared__ float[32]. Returns after a barrier, so scratch may be reused by the caller.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : 0.f;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : -INFINITY;
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Records the first bad value a kernel sees (see runtime.h, input_error_record); later ones are dropped.
+__device__ __forceinline__ void report_input_error(long long* record, int code, long long index, long long value,
+                                                   long long bound) {
+  if (atomicCAS(reinterpret_cast<unsigned long long*>(record), 0ull, 1ull) == 0ull) {
+    record[1] = code;
+    record[2] = index;
+    record[3] = value;
+    record[4] = bound;
+  }
+}
+
+}  // namespace hsa::cuda
+
+#include <hsa/dtype.h>
+
+#include <type_traits>
+
+namespace hsa::cuda {
+
+// The op-facing headers use hsa::bf16 (plain C++); kernels see the same bits as __nv_bfloat16.
+template <class T> struct device_type { using type = T; };
+template <> struct device_type<hsa::bf16> { using type = __nv_bfloat16; };
+template <class T> using device_t = typename device_type<T>::type;
+
+template <class T> device_t<T>* dev(T* p) { return reinterpret_cast<device_t<T>*>(p); }
+template <class T> const device_t<T>* dev(const T* p) { return reinterpret_cast<const device_t<T>*>(p); }
+
+}  // namespace hsa::cuda
+
+namespace hsa::cuda {
+
+// Scratch device memory for one op call, from the caching allocator. Freeing right after queuing the kernels
+// that use it is safe: whoever gets the block next queues behind them on stream().
+template <class T> class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(int64_t count) : p_(static_cast<T*>(device_malloc(sizeof(T) * size_t(count)))) {}
+  ~DeviceBuffer() { device_free(p_); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  T* get() const { return p_; }
+
+ private:
+  T* p_;
+};
+
+// Thread index and stride of a 1-D grid-stride loop, in 64 bits.
+__device__ __forceinline__ int64_t global_thread() { return blockIdx.x * int64_t(blockDim.x) + threadIdx.x; }
+__device__ __forceinline__ int64_t grid_threads() { return int64_t(gridDim.x) * blockDim.x; }
+
+}  // namespace hsa::cuda
