@@ -3,14 +3,26 @@
 #include "cpu/hsa_attention.h"
 #include "ops/dispatch.h"
 
+#ifdef HSA_WITH_CUDA
+#include "cuda/hsa_attention.h"
+#include "cuda/hsa_support.h"
+#endif
+
 #include <cmath>
 
 namespace hsa::ops {
 
 namespace {
 
+void require_cpu_or_cuda(const char* op, Device device) {
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) return;
+#endif
+  require_cpu(op, device);
+}
+
 cpu::HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, const Tensor& mem_v,
-                          const Tensor& indices, const Tensor& weights, double scale) {
+                          const Tensor& indices, const Tensor& weights, double scale, Device* device) {
   check_float(op, "q", q);
   check_ndim(op, "q", q, 4);
   check_float(op, "mem_k", mem_k);
@@ -41,30 +53,88 @@ cpu::HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, 
   check_same_dtype(op, "q", q, "mem_k", mem_k);
   check_same_dtype(op, "q", q, "mem_v", mem_v);
   HSA_CHECK(std::isfinite(scale), "{}: scale must be finite, got {}", op, scale);
-  require_cpu(op, common_device(op, {{"q", &q}, {"mem_k", &mem_k}, {"mem_v", &mem_v}, {"indices", &indices},
-                                     {"weights", &weights}}));
+  *device = common_device(op, {{"q", &q}, {"mem_k", &mem_k}, {"mem_v", &mem_v}, {"indices", &indices},
+                                {"weights", &weights}});
+#ifdef HSA_WITH_CUDA
+  if (*device == Device::cuda) cuda::hsa_attention_check_supported(op, q.dtype(), d);
+#endif
+  require_cpu_or_cuda(op, *device);
   return d;
 }
 
-// Every index in [-1, C): reported with its position, since a bad one would read outside the memory.
+[[noreturn]] void fail_bad_index(const char* op, int64_t f, int32_t value, const cpu::HsaDims& d) {
+  fail("{}: 'indices'[b={}, t={}, r={}, i={}] = {} is outside [-1, C = {}) (C from 'mem_k' {})", op,
+       f / (d.topk * d.kv_heads * d.len), (f / (d.topk * d.kv_heads)) % d.len, (f / d.topk) % d.kv_heads, f % d.topk,
+       value, d.chunks,
+       fmt::format("[{}, {}, {}, {}, {}]", d.batch, d.chunks, d.chunk_size, d.kv_heads, d.head_dim));
+}
+
+// Every index in [-1, C): reported with its position, since a bad one would read outside the memory. (The CUDA
+// path validates on the device instead: its indices are never read on the host.)
 void check_indices(const char* op, const Tensor& indices, const cpu::HsaDims& d) {
   const int32_t* idx = indices.data<int32_t>();
   const int64_t n = indices.numel();
-  for (int64_t f = 0; f < n; ++f) {
-    if (idx[f] >= -1 && idx[f] < d.chunks) continue;
-    fail("{}: 'indices'[b={}, t={}, r={}, i={}] = {} is outside [-1, C = {}) (C from 'mem_k' {})", op,
-         f / (d.topk * d.kv_heads * d.len), (f / (d.topk * d.kv_heads)) % d.len, (f / d.topk) % d.kv_heads,
-         f % d.topk, idx[f], d.chunks, fmt::format("[{}, {}, {}, {}, {}]", d.batch, d.chunks, d.chunk_size,
-                                                  d.kv_heads, d.head_dim));
-  }
+  for (int64_t f = 0; f < n; ++f)
+    if (idx[f] < -1 || idx[f] >= d.chunks) fail_bad_index(op, f, idx[f], d);
 }
+
+#ifdef HSA_WITH_CUDA
+// A float tensor on the device as f32 (the kernels read weights in f32) or in `dtype`.
+Tensor device_as(const Tensor& t, DType dtype) {
+  Tensor c = t.contiguous();
+  if (c.dtype() == dtype) return c;
+  HSA_CHECK(c.dtype() != DType::f64 && dtype != DType::f64, "hsa cuda: f64 tensors have no cuda kernel ({} -> {})",
+            dtype_name(c.dtype()), dtype_name(dtype));
+  Tensor out = Tensor::empty(c.shape(), dtype, Device::cuda);
+  cuda::hsa_convert(c.dtype(), c.raw_data(), dtype, out.raw_data(), c.numel());
+  return out;
+}
+
+HsaOut forward_cuda(const char* op, const Tensor& q_in, const Tensor& mem_k_in, const Tensor& mem_v_in,
+                    const Tensor& indices_in, const Tensor& weights_in, double scale, const cpu::HsaDims& d) {
+  const DType dt = q_in.dtype();
+  Tensor q = q_in.contiguous(), mem_k = mem_k_in.contiguous(), mem_v = mem_v_in.contiguous();
+  Tensor indices = indices_in.contiguous(), weights = device_as(weights_in, DType::f32);
+  HsaOut out{Tensor::empty(q.shape(), dt, Device::cuda),
+             Tensor::empty({d.batch, d.len, d.q_heads, d.topk}, DType::f32, Device::cuda)};
+  cuda::IndexError bad = cuda::hsa_attention_forward(dt, q.raw_data(), mem_k.raw_data(), mem_v.raw_data(),
+                                                     indices.data<int32_t>(), weights.data<float>(), scale, d,
+                                                     out.out.raw_data(), out.lse.data<float>());
+  if (bad.flat >= 0) fail_bad_index(op, bad.flat, bad.value, d);
+  return out;
+}
+
+HsaGrads backward_cuda(const char* op, const Tensor& dout_in, const Tensor& q_in, const Tensor& mem_k_in,
+                       const Tensor& mem_v_in, const Tensor& indices_in, const Tensor& weights_in, const HsaOut& fwd,
+                       double scale, const cpu::HsaDims& d) {
+  const DType dt = q_in.dtype();
+  check_dtype(op, "fwd.lse", fwd.lse, DType::f32);
+  Tensor q = q_in.contiguous(), mem_k = mem_k_in.contiguous(), mem_v = mem_v_in.contiguous();
+  Tensor indices = indices_in.contiguous(), weights = device_as(weights_in, DType::f32);
+  Tensor dout = device_as(dout_in, dt), lse = fwd.lse.contiguous();
+  HsaGrads g{Tensor::empty(q.shape(), dt, Device::cuda), Tensor::empty(mem_k.shape(), dt, Device::cuda),
+             Tensor::empty(mem_v.shape(), dt, Device::cuda),
+             Tensor::empty(weights.shape(), DType::f32, Device::cuda)};
+  cuda::IndexError bad = cuda::hsa_attention_backward(
+      dt, dout.raw_data(), q.raw_data(), mem_k.raw_data(), mem_v.raw_data(), indices.data<int32_t>(),
+      weights.data<float>(), lse.data<float>(), scale, d, g.dq.raw_data(), g.dmem_k.raw_data(), g.dmem_v.raw_data(),
+      g.dweights.data<float>());
+  if (bad.flat >= 0) fail_bad_index(op, bad.flat, bad.value, d);
+  g.dweights = device_as(g.dweights, weights_in.dtype());
+  return g;
+}
+#endif
 
 }  // namespace
 
 HsaOut hsa_attention_forward(const Tensor& q_in, const Tensor& mem_k_in, const Tensor& mem_v_in,
                              const Tensor& indices_in, const Tensor& weights_in, double scale) {
   const char* op = "hsa_attention_forward";
-  cpu::HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale);
+  Device device;
+  cpu::HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) return forward_cuda(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, d);
+#endif
   Tensor indices = indices_in.contiguous();
   check_indices(op, indices, d);
   Tensor q = to_compute(q_in), mem_k = to_compute(mem_k_in), mem_v = to_compute(mem_v_in);
@@ -83,9 +153,17 @@ HsaGrads hsa_attention_backward(const Tensor& dout_in, const Tensor& q_in, const
                                 const Tensor& mem_v_in, const Tensor& indices_in, const Tensor& weights_in,
                                 const HsaOut& fwd, double scale) {
   const char* op = "hsa_attention_backward";
-  cpu::HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale);
+  Device device;
+  cpu::HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
   check_float(op, "dout", dout_in);
   check_shape(op, "dout", dout_in, q_in.shape());
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    check_shape(op, "fwd.lse", fwd.lse, {d.batch, d.len, d.q_heads, d.topk});
+    common_device(op, {{"q", &q_in}, {"dout", &dout_in}, {"fwd.lse", &fwd.lse}});
+    return backward_cuda(op, dout_in, q_in, mem_k_in, mem_v_in, indices_in, weights_in, fwd, scale, d);
+  }
+#endif
   Tensor indices = indices_in.contiguous();
   check_indices(op, indices, d);
   Tensor q = to_compute(q_in), mem_k = to_compute(mem_k_in), mem_v = to_compute(mem_v_in);

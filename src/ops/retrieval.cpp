@@ -3,6 +3,11 @@
 #include "cpu/retrieval.h"
 #include "ops/dispatch.h"
 
+#ifdef HSA_WITH_CUDA
+#include "cuda/hsa_support.h"
+#include "cuda/retrieval.h"
+#endif
+
 #include <cmath>
 #include <limits>
 
@@ -48,12 +53,38 @@ double effective_scale(const RetrievalParams& p, int64_t dim) {
   return p.scale != 0 ? p.scale : 1.0 / std::sqrt(double(dim));
 }
 
+#ifdef HSA_WITH_CUDA
+// A float tensor on the device, contiguous, in f32 (what the kernels read and write besides qr and landmarks).
+Tensor device_f32(const Tensor& t) {
+  Tensor c = t.contiguous();
+  if (c.dtype() == DType::f32) return c;
+  HSA_CHECK(c.dtype() == DType::bf16, "retrieval: f64 tensors have no cuda kernel");
+  Tensor out = Tensor::empty(c.shape(), DType::f32, Device::cuda);
+  cuda::hsa_convert(c.dtype(), c.raw_data(), DType::f32, out.raw_data(), c.numel());
+  return out;
+}
+#endif
+
 }  // namespace
 
 RetrievalOut retrieval_forward(const Tensor& qr_in, const Tensor& landmarks_in, const RetrievalParams& p) {
   const char* op = "retrieval_forward";
   cpu::RetrievalDims d = check_inputs(op, qr_in, landmarks_in, p);
-  require_cpu(op, common_device(op, {{"qr", &qr_in}, {"landmarks", &landmarks_in}}));
+  const Device device = common_device(op, {{"qr", &qr_in}, {"landmarks", &landmarks_in}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    cuda::retrieval_check_supported(op, qr_in.dtype(), d);
+    Tensor qr = qr_in.contiguous(), landmarks = landmarks_in.contiguous();
+    Shape out_shape{d.batch, d.seq_len, d.heads, d.topk};
+    RetrievalOut out{Tensor::empty(out_shape, DType::i32, Device::cuda),
+                     Tensor::empty(out_shape, DType::f32, Device::cuda),
+                     Tensor::empty(out_shape, DType::f32, Device::cuda)};
+    cuda::retrieval_forward(qr.dtype(), qr.raw_data(), landmarks.raw_data(), out.indices.data<int32_t>(),
+                            out.weights.data<float>(), out.scores.data<float>(), d, effective_scale(p, d.dim));
+    return out;
+  }
+#endif
+  require_cpu(op, device);
   Tensor qr = to_compute(qr_in), landmarks = to_compute(landmarks_in);
   Shape out_shape{d.batch, d.seq_len, d.heads, d.topk};
   RetrievalOut out{Tensor::empty(out_shape, DType::i32), Tensor::empty(out_shape, qr.dtype()),
@@ -80,12 +111,29 @@ RetrievalGrads retrieval_backward(const Tensor& dweights_in, const Tensor& qr_in
   check_shape(op, "fwd.scores", fwd.scores, out_shape);
   HSA_CHECK(d.seq_len * d.topk <= std::numeric_limits<int32_t>::max(),
             "{}: L * K = {} * {} is too large for the backward's i32 entry lists", op, d.seq_len, d.topk);
-  require_cpu(op, common_device(op, {{"qr", &qr_in},
-                                     {"landmarks", &landmarks_in},
-                                     {"dweights", &dweights_in},
-                                     {"fwd.indices", &fwd.indices},
-                                     {"fwd.weights", &fwd.weights},
-                                     {"fwd.scores", &fwd.scores}}));
+  const Device device = common_device(op, {{"qr", &qr_in},
+                                           {"landmarks", &landmarks_in},
+                                           {"dweights", &dweights_in},
+                                           {"fwd.indices", &fwd.indices},
+                                           {"fwd.weights", &fwd.weights},
+                                           {"fwd.scores", &fwd.scores}});
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    cuda::retrieval_check_supported(op, qr_in.dtype(), d);
+    Tensor qr = qr_in.contiguous(), landmarks = landmarks_in.contiguous(), indices = fwd.indices.contiguous();
+    Tensor dweights = device_f32(dweights_in), weights = device_f32(fwd.weights), scores = device_f32(fwd.scores);
+    RetrievalGrads grads{Tensor::empty(qr.shape(), qr.dtype(), Device::cuda),
+                         Tensor::empty(landmarks.shape(), qr.dtype(), Device::cuda)};
+    // Indices are validated on the device (never read on the host); the message names the flat position only.
+    const int64_t bad = cuda::retrieval_backward(qr.dtype(), dweights.data<float>(), qr.raw_data(),
+                                                 landmarks.raw_data(), indices.data<int32_t>(),
+                                                 weights.data<float>(), scores.data<float>(), grads.dqr.raw_data(),
+                                                 grads.dlandmarks.raw_data(), d, effective_scale(p, d.dim));
+    HSA_CHECK(bad < 0, "{}: 'fwd.indices' holds a value outside [-1, {}) at flat position {}", op, d.chunks, bad);
+    return grads;
+  }
+#endif
+  require_cpu(op, device);
   Tensor qr = to_compute(qr_in), landmarks = to_compute(landmarks_in);
   Tensor dweights = to_compute(dweights_in).to(qr.dtype()), weights = to_compute(fwd.weights).to(qr.dtype()),
          scores = to_compute(fwd.scores).to(qr.dtype()), indices = fwd.indices.contiguous();

@@ -1,0 +1,476 @@
+#include "cuda/hsa_attention.h"
+
+#include "cuda/hsa_support.cuh"
+
+#include <mma.h>
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+namespace hsa::cuda {
+
+namespace {
+
+using namespace detail;
+
+constexpr int kThreads = 256, kWarps = kThreads / 32;
+
+// Tile of query rows per step: 64 for bf16 (tensor cores, 4 row tiles of 16), 32 for f32 (the f32 buffers are
+// twice as large and the whole backward must fit the 227 KB of shared memory at S = 64, D = 128).
+template <class T> constexpr int tile_rows() { return sizeof(T) == 2 ? 64 : 32; }
+// Shared-memory row padding: 16 bytes, which keeps WMMA pointers 32-byte aligned on 16-row boundaries and moves
+// consecutive rows to different banks.
+template <class T> constexpr int pad() { return int(16 / sizeof(T)); }
+
+// ---- block-level GEMM on shared memory: C[M, N] (f32, ldc) = (acc ? C : 0) + A[M, K] B[K, N] ----
+// A(m, k) = A_ROW ? A[m * lda + k] : A[k * lda + m];  B(k, n) = B_ROW ? B[k * ldb + n] : B[n * ldb + k].
+// bf16: WMMA 16x16x16 tiles, f32 accumulation, output tiles spread over the warps. M, N, K multiples of 16.
+template <bool A_ROW, bool B_ROW>
+__device__ void block_mm(const __nv_bfloat16* A, int lda, const __nv_bfloat16* B, int ldb, float* C, int ldc, int M,
+                         int N, int K, bool acc) {
+  using namespace nvcuda;
+  using LA = std::conditional_t<A_ROW, wmma::row_major, wmma::col_major>;
+  using LB = std::conditional_t<B_ROW, wmma::row_major, wmma::col_major>;
+  const int warp = threadIdx.x / 32, tn = N / 16, tiles = (M / 16) * tn;
+  for (int tile = warp; tile < tiles; tile += kWarps) {
+    const int m0 = (tile / tn) * 16, n0 = (tile % tn) * 16;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
+    if (acc)
+      wmma::load_matrix_sync(c, C + m0 * ldc + n0, ldc, wmma::mem_row_major);
+    else
+      wmma::fill_fragment(c, 0.0f);
+    for (int k0 = 0; k0 < K; k0 += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, LA> a;
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, LB> b;
+      wmma::load_matrix_sync(a, A_ROW ? A + m0 * lda + k0 : A + k0 * lda + m0, lda);
+      wmma::load_matrix_sync(b, B_ROW ? B + k0 * ldb + n0 : B + n0 * ldb + k0, ldb);
+      wmma::mma_sync(c, a, b, c);
+    }
+    wmma::store_matrix_sync(C + m0 * ldc + n0, c, ldc, wmma::mem_row_major);
+  }
+}
+
+// f32: CUDA cores, one output element per thread step, full f32 precision (no TF32).
+template <bool A_ROW, bool B_ROW>
+__device__ void block_mm(const float* A, int lda, const float* B, int ldb, float* C, int ldc, int M, int N, int K,
+                         bool acc) {
+  for (int idx = threadIdx.x; idx < M * N; idx += kThreads) {
+    const int m = idx / N, n = idx % N;
+    float s = 0;
+    for (int k = 0; k < K; ++k) s += (A_ROW ? A[m * lda + k] : A[k * lda + m]) * (B_ROW ? B[k * ldb + n] : B[n * ldb + k]);
+    C[m * ldc + n] = acc ? C[m * ldc + n] + s : s;
+  }
+}
+
+// rows x D elements from global rows `stride` elements apart into shared memory rows ld apart (16-byte vectors).
+template <class T>
+__device__ void load_rows(const T* __restrict src, int64_t stride, T* dst, int ld, int rows, int D) {
+  const int vpr = D * int(sizeof(T)) / 16;
+  for (int idx = threadIdx.x; idx < rows * vpr; idx += kThreads) {
+    const int row = idx / vpr, v = idx % vpr;
+    reinterpret_cast<uint4*>(dst + row * ld)[v] = reinterpret_cast<const uint4*>(src + row * stride)[v];
+  }
+}
+
+struct Dims {
+  int64_t L, HQ, H, G, D, S, K, C;
+  float scale;
+  int rows, ept;           // tile rows R (multiple of 16) and whole entries per tile (R / G)
+  int ldd, lds, lfs, lfd;  // leading dims: T buffers of width D, S; f32 buffers of width S, D
+};
+
+// Gathers the G query rows of each entry of a tile (q or dout) into dst [R, D]; rows past m are zeroed.
+template <class T>
+__device__ void gather_tile(const T* __restrict src, const int32_t* __restrict flat, int e0, int m, int64_t b,
+                            int64_t r, const Dims& d, T* dst) {
+  const int vpr = int(d.D) * int(sizeof(T)) / 16;
+  for (int idx = threadIdx.x; idx < d.rows * vpr; idx += kThreads) {
+    const int row = idx / vpr, v = idx % vpr;
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (row < m) {
+      const int64_t f = flat[e0 + row / d.G], t = (f / (d.H * d.K)) % d.L;
+      val = reinterpret_cast<const uint4*>(src + ((b * d.L + t) * d.HQ + r * d.G + row % d.G) * d.D)[v];
+    }
+    reinterpret_cast<uint4*>(dst + row * d.ldd)[v] = val;
+  }
+}
+
+__device__ __forceinline__ float warp_max(float x) {
+  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+  return x;
+}
+__device__ __forceinline__ float warp_sum(float x) {
+  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  return x;
+}
+
+template <class T>
+struct FwdArgs {
+  const T *q, *k, *v;
+  const int32_t *flat, *begin;
+  const float* weights;
+  T* part;  // [entries, G, D]
+  float* lse;
+  Dims d;
+  int tiles_per_block;
+  unsigned o_k, o_v, o_p, o_q, o_sc, o_o;  // byte offsets into the dynamic shared memory
+};
+
+// Block = (item = (b, r, c), split): tiles [split * tiles_per_block, ...) of the item's entries; splitting keeps
+// a popular chunk (chunk 0 is visible to every token) from serialising the tail.
+template <class T>
+__global__ void __launch_bounds__(kThreads) hsa_fwd_kernel(FwdArgs<T> a) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  const Dims& d = a.d;
+  const int64_t item = blockIdx.x;
+  const int e_begin = a.begin[item], e_end = a.begin[item + 1];
+  const int tiles = (e_end - e_begin + d.ept - 1) / d.ept;
+  const int tile0 = int(blockIdx.y) * a.tiles_per_block, tile1 = min(tiles, tile0 + a.tiles_per_block);
+  if (tile0 >= tile1) return;
+  const int64_t c = item % d.C, r = (item / d.C) % d.H, b = item / (d.C * d.H);
+  T* Ks = reinterpret_cast<T*>(smem + a.o_k);
+  T* Vs = reinterpret_cast<T*>(smem + a.o_v);
+  T* Ps = reinterpret_cast<T*>(smem + a.o_p);
+  T* Qs = reinterpret_cast<T*>(smem + a.o_q);
+  float* Sc = reinterpret_cast<float*>(smem + a.o_sc);
+  float* Os = reinterpret_cast<float*>(smem + a.o_o);  // aliases Qs and Sc (dead by then)
+  const int64_t chunk_off = ((b * d.C + c) * d.S * d.H + r) * d.D;
+  load_rows(a.k + chunk_off, d.H * d.D, Ks, d.ldd, int(d.S), int(d.D));
+  load_rows(a.v + chunk_off, d.H * d.D, Vs, d.ldd, int(d.S), int(d.D));
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int tile = tile0; tile < tile1; ++tile) {
+    const int e0 = e_begin + tile * d.ept, m = min(d.ept, e_end - e0) * int(d.G);
+    gather_tile(a.q, a.flat, e0, m, b, r, d, Qs);
+    __syncthreads();
+    block_mm<true, false>(Qs, d.ldd, Ks, d.ldd, Sc, d.lfs, d.rows, int(d.S), int(d.D), false);  // Q K^T
+    __syncthreads();
+    for (int row = warp; row < d.rows; row += kWarps) {
+      T* prow = Ps + row * d.lds;
+      if (row >= m) {
+        for (int j = lane; j < d.S; j += 32) prow[j] = from_f32<T>(0.0f);
+        continue;
+      }
+      const int64_t f = a.flat[e0 + row / d.G], g = row % d.G, i = f % d.K, t = (f / (d.H * d.K)) % d.L;
+      float s[2], mx = -INFINITY;
+      for (int u = 0; u < 2; ++u) {
+        const int j = lane + 32 * u;
+        s[u] = j < d.S ? Sc[row * d.lfs + j] * d.scale : -INFINITY;
+        mx = fmaxf(mx, s[u]);
+      }
+      mx = warp_max(mx);
+      float sum = 0;
+      for (int u = 0; u < 2; ++u) {
+        s[u] = lane + 32 * u < d.S ? expf(s[u] - mx) : 0.0f;
+        sum += s[u];
+      }
+      sum = warp_sum(sum);
+      // The retrieval weight folds into the normalisation: P V is then w_i * o_i.
+      const float factor = a.weights[f] / sum;
+      for (int u = 0; u < 2; ++u)
+        if (lane + 32 * u < d.S) prow[lane + 32 * u] = from_f32<T>(s[u] * factor);
+      if (lane == 0) a.lse[((b * d.L + t) * d.HQ + r * d.G + g) * d.K + i] = mx + logf(sum);
+    }
+    __syncthreads();
+    block_mm<true, true>(Ps, d.lds, Vs, d.ldd, Os, d.lfd, d.rows, int(d.D), int(d.S), false);  // (w P) V
+    __syncthreads();
+    // Row `row` of the tile is entry e0 + row / G, head row % G: scratch row e0 * G + row.
+    T* dst = a.part + int64_t(e0) * d.G * d.D;
+    for (int idx = threadIdx.x; idx < m * d.D; idx += kThreads)
+      dst[idx] = from_f32<T>(Os[(idx / d.D) * d.lfd + idx % d.D]);
+    __syncthreads();
+  }
+}
+
+template <class T>
+struct BwdArgs {
+  const T *q, *k, *v, *dout;
+  const int32_t *flat, *begin;
+  const float *weights, *lse;
+  T *dq_part, *dk, *dv;
+  float* dweights;
+  Dims d;
+  unsigned o_k, o_v, o_dk, o_dv, o_q, o_do, o_sc, o_dp, o_dq, o_wp, o_ds, o_dot;
+};
+
+// Block = item (b, r, c): it owns dK, dV of its chunk (f32 in shared memory across all its tiles).
+template <class T>
+__global__ void __launch_bounds__(kThreads) hsa_bwd_kernel(BwdArgs<T> a) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  const Dims& d = a.d;
+  const int64_t item = blockIdx.x;
+  const int e_begin = a.begin[item], e_end = a.begin[item + 1];
+  const int64_t c = item % d.C, r = (item / d.C) % d.H, b = item / (d.C * d.H);
+  const int64_t chunk_off = ((b * d.C + c) * d.S * d.H + r) * d.D;
+  const int S = int(d.S), D = int(d.D);
+  if (e_begin == e_end) {  // no token chose this chunk
+    for (int idx = threadIdx.x; idx < S * D; idx += kThreads) {
+      a.dk[chunk_off + (idx / D) * d.H * D + idx % D] = from_f32<T>(0.0f);
+      a.dv[chunk_off + (idx / D) * d.H * D + idx % D] = from_f32<T>(0.0f);
+    }
+    return;
+  }
+  T* Ks = reinterpret_cast<T*>(smem + a.o_k);
+  T* Vs = reinterpret_cast<T*>(smem + a.o_v);
+  float* dKs = reinterpret_cast<float*>(smem + a.o_dk);
+  float* dVs = reinterpret_cast<float*>(smem + a.o_dv);
+  T* Qs = reinterpret_cast<T*>(smem + a.o_q);
+  T* dOs = reinterpret_cast<T*>(smem + a.o_do);
+  float* Sc = reinterpret_cast<float*>(smem + a.o_sc);
+  float* dP = reinterpret_cast<float*>(smem + a.o_dp);
+  float* dQs = reinterpret_cast<float*>(smem + a.o_dq);  // aliases Sc and dP (dead by then)
+  T* wPs = reinterpret_cast<T*>(smem + a.o_wp);
+  T* dSs = reinterpret_cast<T*>(smem + a.o_ds);
+  float* rowdot = reinterpret_cast<float*>(smem + a.o_dot);
+  load_rows(a.k + chunk_off, d.H * D, Ks, d.ldd, S, D);
+  load_rows(a.v + chunk_off, d.H * D, Vs, d.ldd, S, D);
+  for (int idx = threadIdx.x; idx < S * d.lfd; idx += kThreads) dKs[idx] = dVs[idx] = 0.0f;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int e0 = e_begin; e0 < e_end; e0 += d.ept) {
+    const int ne = min(d.ept, e_end - e0), m = ne * int(d.G);
+    gather_tile(a.q, a.flat, e0, m, b, r, d, Qs);
+    gather_tile(a.dout, a.flat, e0, m, b, r, d, dOs);
+    __syncthreads();
+    block_mm<true, false>(Qs, d.ldd, Ks, d.ldd, Sc, d.lfs, d.rows, S, D, false);   // Q K^T
+    block_mm<true, false>(dOs, d.ldd, Vs, d.ldd, dP, d.lfs, d.rows, S, D, false);  // dout V^T
+    __syncthreads();
+    for (int row = warp; row < d.rows; row += kWarps) {
+      T *wp = wPs + row * d.lds, *ds = dSs + row * d.lds;
+      if (row >= m) {
+        for (int j = lane; j < S; j += 32) wp[j] = ds[j] = from_f32<T>(0.0f);
+        continue;
+      }
+      const int64_t f = a.flat[e0 + row / d.G], g = row % d.G, i = f % d.K, t = (f / (d.H * d.K)) % d.L;
+      const float lse = a.lse[((b * d.L + t) * d.HQ + r * d.G + g) * d.K + i], w = a.weights[f];
+      float p[2], dpv[2], dot = 0;
+      for (int u = 0; u < 2; ++u) {
+        const int j = lane + 32 * u;
+        p[u] = j < S ? expf(Sc[row * d.lfs + j] * d.scale - lse) : 0.0f;
+        dpv[u] = j < S ? dP[row * d.lfs + j] : 0.0f;
+        dot += p[u] * dpv[u];
+      }
+      dot = warp_sum(dot);  // <dout, o_i> for this head
+      for (int u = 0; u < 2; ++u) {
+        const int j = lane + 32 * u;
+        if (j >= S) continue;
+        const float wpj = w * p[u];
+        wp[j] = from_f32<T>(wpj);
+        ds[j] = from_f32<T>(wpj * (dpv[u] - dot) * d.scale);  // gradient at the raw score q . k_j
+      }
+      if (lane == 0) rowdot[row] = dot;
+    }
+    __syncthreads();
+    if (threadIdx.x < ne) {  // dweights: the entry's G heads, in head order
+      float dw = 0;
+      for (int g = 0; g < d.G; ++g) dw += rowdot[threadIdx.x * d.G + g];
+      a.dweights[a.flat[e0 + threadIdx.x]] = dw;
+    }
+    block_mm<true, true>(dSs, d.lds, Ks, d.ldd, dQs, d.lfd, d.rows, D, S, false);  // dQ = dS K
+    block_mm<false, true>(wPs, d.lds, dOs, d.ldd, dVs, d.lfd, S, D, d.rows, true);  // dV += (wP)^T dout
+    block_mm<false, true>(dSs, d.lds, Qs, d.ldd, dKs, d.lfd, S, D, d.rows, true);   // dK += dS^T Q
+    __syncthreads();
+    T* dst = a.dq_part + int64_t(e0) * d.G * D;
+    for (int idx = threadIdx.x; idx < m * D; idx += kThreads) dst[idx] = from_f32<T>(dQs[(idx / D) * d.lfd + idx % D]);
+    __syncthreads();
+  }
+  for (int idx = threadIdx.x; idx < S * D; idx += kThreads) {
+    const int j = idx / D, x = idx % D;
+    a.dk[chunk_off + j * d.H * D + x] = from_f32<T>(dKs[j * d.lfd + x]);
+    a.dv[chunk_off + j * d.H * D + x] = from_f32<T>(dVs[j * d.lfd + x]);
+  }
+}
+
+// One block per (b, t, r) row of G*D outputs: out = sum over the filled slots, in slot order, of the entry's
+// partial (zeros when all slots are empty). Also writes -inf lse (forward) or 0 dweights (backward) of empty slots.
+template <class T>
+__global__ void reduce_slots_kernel(const T* __restrict part, const int32_t* __restrict entry_of, int64_t G,
+                                    int64_t D, int64_t K, T* __restrict out, float* lse, float* dweights) {
+  const int64_t row = blockIdx.x, gd = G * D;
+  const int32_t* eo = entry_of + row * K;
+  for (int64_t x = threadIdx.x; x < gd; x += blockDim.x) {
+    float acc = 0;
+    for (int64_t i = 0; i < K; ++i) {
+      const int32_t e = eo[i];
+      if (e >= 0) acc += to_f32(part[int64_t(e) * gd + x]);
+    }
+    out[row * gd + x] = from_f32<T>(acc);
+  }
+  for (int64_t x = threadIdx.x; x < K * G; x += blockDim.x) {
+    const int64_t i = x % K, g = x / K;
+    if (eo[i] >= 0) continue;
+    if (lse) lse[(row * G + g) * K + i] = -INFINITY;
+    if (dweights && g == 0) dweights[row * K + i] = 0.0f;
+  }
+}
+
+int max_smem_optin() {
+  static int bytes = [] {
+    int device = 0, value = 0;
+    check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+    check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+               "cudaDeviceGetAttribute");
+    return value;
+  }();
+  return bytes;
+}
+
+// Carves 128-byte aligned regions.
+struct Carver {
+  unsigned used = 0;
+  unsigned take(size_t bytes) {
+    unsigned at = used;
+    used += unsigned((bytes + 127) / 128 * 128);
+    return at;
+  }
+};
+
+template <class T>
+Dims make_dims(const cpu::HsaDims& hd, double scale) {
+  Dims d{hd.len, hd.q_heads, hd.kv_heads, hd.group(), hd.head_dim, hd.chunk_size, hd.topk, hd.chunks, float(scale)};
+  d.rows = tile_rows<T>();
+  d.ept = int(d.rows / d.G);
+  d.ldd = int(d.D) + pad<T>();
+  d.lds = int(d.S) + pad<T>();
+  d.lfs = int(d.S) + 4;
+  d.lfd = int(d.D) + 4;
+  return d;
+}
+
+template <class T>
+size_t fwd_layout(const Dims& d, FwdArgs<T>* a) {
+  Carver cv;
+  const size_t kv = size_t(d.S) * d.ldd * sizeof(T), q = size_t(d.rows) * d.ldd * sizeof(T),
+               sc = size_t(d.rows) * d.lfs * 4, o = size_t(d.rows) * d.lfd * 4;
+  unsigned o_k = cv.take(kv), o_v = cv.take(kv), o_p = cv.take(size_t(d.rows) * d.lds * sizeof(T));
+  unsigned o_q = cv.take(q), o_sc = cv.take(sc);
+  unsigned o_o = o_q;
+  if (o_q + o > cv.used) cv.used = unsigned(o_q + (o + 127) / 128 * 128);
+  if (a) *a = FwdArgs<T>{nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, d, 0, o_k, o_v, o_p,
+                         o_q, o_sc, o_o};
+  return cv.used;
+}
+
+template <class T>
+size_t bwd_layout(const Dims& d, BwdArgs<T>* a) {
+  Carver cv;
+  const size_t kv = size_t(d.S) * d.ldd * sizeof(T), acc = size_t(d.S) * d.lfd * 4,
+               q = size_t(d.rows) * d.ldd * sizeof(T), sc = size_t(d.rows) * d.lfs * 4,
+               p = size_t(d.rows) * d.lds * sizeof(T), dq = size_t(d.rows) * d.lfd * 4;
+  unsigned o_k = cv.take(kv), o_v = cv.take(kv), o_dk = cv.take(acc), o_dv = cv.take(acc), o_q = cv.take(q),
+           o_do = cv.take(q), o_wp = cv.take(p), o_ds = cv.take(p), o_dot = cv.take(size_t(d.rows) * 4);
+  unsigned o_sc = cv.take(sc), o_dp = cv.take(sc), o_dq = o_sc;
+  if (o_sc + dq > cv.used) cv.used = unsigned(o_sc + (dq + 127) / 128 * 128);
+  if (a) {
+    *a = BwdArgs<T>{};
+    a->d = d;
+    a->o_k = o_k, a->o_v = o_v, a->o_dk = o_dk, a->o_dv = o_dv, a->o_q = o_q, a->o_do = o_do, a->o_sc = o_sc;
+    a->o_dp = o_dp, a->o_dq = o_dq, a->o_wp = o_wp, a->o_ds = o_ds, a->o_dot = o_dot;
+  }
+  return cv.used;
+}
+
+template <class T>
+IndexError forward_impl(const T* q, const T* mem_k, const T* mem_v, const int32_t* indices, const float* weights,
+                        double scale, const cpu::HsaDims& hd, T* out, float* lse) {
+  const Dims d = make_dims<T>(hd, scale);
+  Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C);
+  if (rt.first_bad >= 0) return {rt.first_bad, rt.first_bad_value};
+  const int64_t rows = hd.batch * d.L * d.H;
+  if (rows == 0) return {};
+  Scratch part(size_t(rt.slots) * d.G * d.D * sizeof(T));
+  FwdArgs<T> a;
+  const size_t smem = fwd_layout<T>(d, &a);
+  a.q = q, a.k = mem_k, a.v = mem_v, a.flat = rt.flat, a.begin = rt.begin, a.weights = weights;
+  a.part = part.as<T>(), a.lse = lse;
+  // About 512 query rows per block: enough to amortise the chunk's K/V load, small enough to spread a popular
+  // chunk over many SMs.
+  a.tiles_per_block = std::max(1, 512 / d.rows);
+  const int64_t max_tiles = ceil_div(rt.max_item_entries, d.ept);
+  const int64_t splits = std::clamp<int64_t>(ceil_div(max_tiles, a.tiles_per_block), 1, 65535);
+  if (rt.items > 0 && rt.max_item_entries > 0) {
+    check_cuda(cudaFuncSetAttribute(hsa_fwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+               "cudaFuncSetAttribute");
+    if (splits * a.tiles_per_block < max_tiles) a.tiles_per_block = int(ceil_div(max_tiles, splits));
+    hsa_fwd_kernel<T><<<dim3(unsigned(rt.items), unsigned(splits)), kThreads, smem, stream()>>>(a);
+    check_cuda(cudaGetLastError(), "hsa_fwd_kernel");
+  }
+  reduce_slots_kernel<T><<<unsigned(rows), 256, 0, stream()>>>(part.as<T>(), rt.entry_of, d.G, d.D, d.K, out, lse,
+                                                                nullptr);
+  check_cuda(cudaGetLastError(), "reduce_slots_kernel");
+  return {};
+}
+
+template <class T>
+IndexError backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem_v, const int32_t* indices,
+                         const float* weights, const float* lse, double scale, const cpu::HsaDims& hd, T* dq,
+                         T* dmem_k, T* dmem_v, float* dweights) {
+  const Dims d = make_dims<T>(hd, scale);
+  Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C);
+  if (rt.first_bad >= 0) return {rt.first_bad, rt.first_bad_value};
+  Scratch part(size_t(rt.slots) * d.G * d.D * sizeof(T));
+  BwdArgs<T> a;
+  const size_t smem = bwd_layout<T>(d, &a);
+  a.q = q, a.k = mem_k, a.v = mem_v, a.dout = dout, a.flat = rt.flat, a.begin = rt.begin, a.weights = weights;
+  a.lse = lse, a.dq_part = part.as<T>(), a.dk = dmem_k, a.dv = dmem_v, a.dweights = dweights;
+  if (rt.items > 0) {
+    check_cuda(cudaFuncSetAttribute(hsa_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+               "cudaFuncSetAttribute");
+    hsa_bwd_kernel<T><<<unsigned(rt.items), kThreads, smem, stream()>>>(a);
+    check_cuda(cudaGetLastError(), "hsa_bwd_kernel");
+  }
+  const int64_t rows = hd.batch * d.L * d.H;
+  if (rows > 0) {
+    reduce_slots_kernel<T><<<unsigned(rows), 256, 0, stream()>>>(part.as<T>(), rt.entry_of, d.G, d.D, d.K, dq,
+                                                                  nullptr, dweights);
+    check_cuda(cudaGetLastError(), "reduce_slots_kernel");
+  }
+  return {};
+}
+
+}  // namespace
+
+void hsa_attention_check_supported(const char* op, DType dtype, const cpu::HsaDims& hd) {
+  HSA_CHECK(dtype == DType::f32 || dtype == DType::bf16, "{}: the cuda kernels take f32 or bf16, got {}", op,
+            dtype_name(dtype));
+  HSA_CHECK(hd.head_dim % 16 == 0 && hd.head_dim <= 256,
+            "{}: the cuda kernels need a head dim D that is a multiple of 16 and <= 256, got {}", op, hd.head_dim);
+  HSA_CHECK(hd.chunk_size % 16 == 0 && hd.chunk_size <= 64,
+            "{}: the cuda kernels need a chunk size S that is a multiple of 16 and <= 64, got {}", op, hd.chunk_size);
+  const int rows = dtype == DType::bf16 ? tile_rows<__nv_bfloat16>() : tile_rows<float>();
+  HSA_CHECK(hd.group() <= rows, "{}: the cuda kernels need HQ / H <= {}, got {}", op, rows, hd.group());
+  size_t smem = dtype == DType::bf16 ? std::max(fwd_layout<__nv_bfloat16>(make_dims<__nv_bfloat16>(hd, 1), nullptr),
+                                                bwd_layout<__nv_bfloat16>(make_dims<__nv_bfloat16>(hd, 1), nullptr))
+                                     : std::max(fwd_layout<float>(make_dims<float>(hd, 1), nullptr),
+                                                bwd_layout<float>(make_dims<float>(hd, 1), nullptr));
+  HSA_CHECK(int64_t(smem) <= max_smem_optin(),
+            "{}: S = {}, D = {} in {} need {} bytes of shared memory per block, the device has {}", op,
+            hd.chunk_size, hd.head_dim, dtype_name(dtype), smem, max_smem_optin());
+}
+
+IndexError hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v,
+                                 const int32_t* indices, const float* weights, double scale, const cpu::HsaDims& d,
+                                 void* out, float* lse) {
+  if (dtype == DType::bf16)
+    return forward_impl(static_cast<const __nv_bfloat16*>(q), static_cast<const __nv_bfloat16*>(mem_k),
+                        static_cast<const __nv_bfloat16*>(mem_v), indices, weights, scale, d,
+                        static_cast<__nv_bfloat16*>(out), lse);
+  return forward_impl(static_cast<const float*>(q), static_cast<const float*>(mem_k),
+                      static_cast<const float*>(mem_v), indices, weights, scale, d, static_cast<float*>(out), lse);
+}
+
+IndexError hsa_attention_backward(DType dtype, const void* dout, const void* q, const void* mem_k,
+                                  const void* mem_v, const int32_t* indices, const float* weights, const float* lse,
+                                  double scale, const cpu::HsaDims& d, void* dq, void* dmem_k, void* dmem_v,
+                                  float* dweights) {
+  using B16 = __nv_bfloat16;
+  if (dtype == DType::bf16)
+    return backward_impl(static_cast<const B16*>(dout), static_cast<const B16*>(q), static_cast<const B16*>(mem_k),
+                         static_cast<const B16*>(mem_v), indices, weights, lse, scale, d, static_cast<B16*>(dq),
+                         static_cast<B16*>(dmem_k), static_cast<B16*>(dmem_v), dweights);
+  return backward_impl(static_cast<const float*>(dout), static_cast<const float*>(q),
+                       static_cast<const float*>(mem_k), static_cast<const float*>(mem_v), indices, weights, lse,
+                       scale, d, static_cast<float*>(dq), static_cast<float*>(dmem_k), static_cast<float*>(dmem_v),
+                       dweights);
+}
+
+}  // namespace hsa::cuda

@@ -1,0 +1,43 @@
+// CUDA HSA chunk attention (ARCHITECTURE 1.4 steps 4-5), the device half of ops/hsa_attention. Semantics exactly as
+// in ops/hsa_attention.h; raw device pointers, contiguous.
+//   q, out, dout, dq [B, L, HQ, D] (dtype: f32 or bf16, all alike); mem_k, mem_v, dmem_k, dmem_v [B, C, S, H, D];
+//   indices i32 [B, L, H, K]; weights, dweights f32 [B, L, H, K]; lse f32 [B, L, HQ, K].
+// Design (ARCHITECTURE 4): the (token, slot) entries of every (b, KV head) are grouped by the chunk they selected
+// (a stable device radix sort = counting sort on the chunk key), so one thread block loads a chunk's K/V [S, D]
+// into shared memory once and runs all the query rows (G per entry) that selected it through two small GEMMs
+// (tensor cores for bf16 via WMMA, f32 accumulation; CUDA cores for f32, so f32 keeps full precision). Per-entry
+// weighted outputs go to an [entries, G, D] scratch and are summed per token in slot order: deterministic, no
+// atomics. The backward uses the same grouping with one block per chunk, which therefore owns dK/dV of its chunk;
+// dq goes through per-entry partials reduced per token in slot order, dweights = sum over the G heads of
+// <dout, o_i>. Supported on CUDA: D and S multiples of 16, S <= 64, D <= 256, G = HQ / H <= 32.
+// Only compiled in CUDA builds.
+#pragma once
+#include "cpu/hsa_attention.h"
+
+#include <hsa/dtype.h>
+
+#include <cstdint>
+
+namespace hsa::cuda {
+
+// A bad chunk index found on the device: its flat position in [B, L, H, K] and value; flat = -1 when all are fine.
+struct IndexError {
+  int64_t flat = -1;
+  int32_t value = 0;
+};
+
+// Throws (naming `op`) when the shapes are outside what the kernels support.
+void hsa_attention_check_supported(const char* op, DType dtype, const cpu::HsaDims& d);
+
+// Writes out and lse (every element) unless an index is bad (then returns it and the outputs are unspecified).
+IndexError hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v,
+                                 const int32_t* indices, const float* weights, double scale, const cpu::HsaDims& d,
+                                 void* out, float* lse);
+
+// Overwrites dq, dmem_k, dmem_v, dweights (zeros for empty slots and for chunks no token selected).
+IndexError hsa_attention_backward(DType dtype, const void* dout, const void* q, const void* mem_k,
+                                  const void* mem_v, const int32_t* indices, const float* weights, const float* lse,
+                                  double scale, const cpu::HsaDims& d, void* dq, void* dmem_k, void* dmem_v,
+                                  float* dweights);
+
+}  // namespace hsa::cuda

@@ -1,0 +1,286 @@
+#include "cuda/retrieval.h"
+
+#include "cuda/hsa_support.cuh"
+
+#include <algorithm>
+#include <cmath>
+
+namespace hsa::cuda {
+
+namespace {
+
+using namespace detail;
+
+constexpr int kRows = 128;  // query rows per block, one thread each
+constexpr int kTileC = 64;  // landmarks per shared-memory tile (scores of one tile live in registers)
+
+struct Params {
+  int64_t B, L, C, H, dr, K, S, W, q_start;
+  bool stick_breaking;
+  float scale;
+  int dr4, ldq;  // dr rounded up to 4 (zero padded), shared row stride
+  int64_t tiles;
+};
+
+__device__ __forceinline__ int64_t visible_chunks(int64_t pos, const Params& p) {
+  int64_t n = pos / p.S;
+  if (p.W > 0) n = pos < p.W ? 0 : min(n, (pos - p.W) / p.S + 1);
+  n = n < p.C ? n : p.C;
+  return n > 0 ? n : 0;
+}
+
+__device__ __forceinline__ float sigmoidf_stable(float x) {
+  if (x >= 0) return 1.0f / (1.0f + expf(-x));
+  const float e = expf(x);
+  return e / (1.0f + e);
+}
+
+template <class T>
+__global__ void __launch_bounds__(kRows) retrieval_fwd_kernel(const T* __restrict qr, const T* __restrict lm,
+                                                              int32_t* __restrict indices, float* __restrict weights,
+                                                              float* __restrict scores, Params p) {
+  extern __shared__ __align__(16) float sm[];
+  float* qs = sm;                            // [kRows, ldq]
+  float* ls = qs + kRows * p.ldq;            // [kTileC, ldq]
+  float* bs = ls + kTileC * p.ldq;           // [K, kRows]: best scores, best first
+  int32_t* bc = reinterpret_cast<int32_t*>(bs + p.K * kRows);  // [K, kRows]: their chunks
+  const int tid = threadIdx.x;
+  // Later tiles see more chunks: they get the lower block ids and start first.
+  const int64_t task = blockIdx.x, h = task % p.H, tile = p.tiles - 1 - (task / p.H) % p.tiles,
+                b = task / (p.H * p.tiles);
+  const int64_t t0 = tile * kRows, t = t0 + tid;
+  for (int idx = tid; idx < kRows * p.dr4; idx += kRows) {
+    const int64_t row = idx / p.dr4, x = idx % p.dr4;
+    qs[row * p.ldq + x] = t0 + row < p.L && x < p.dr ? to_f32(qr[((b * p.L + t0 + row) * p.H + h) * p.dr + x]) : 0.0f;
+  }
+  const int64_t nv = t < p.L ? visible_chunks(p.q_start + t, p) : 0;
+  const int64_t n_max = visible_chunks(p.q_start + min(p.L, t0 + kRows) - 1, p);
+  int count = 0;
+  float gate = -INFINITY;
+  for (int64_t c0 = 0; c0 < n_max; c0 += kTileC) {
+    __syncthreads();
+    for (int idx = tid; idx < kTileC * p.dr4; idx += kRows) {
+      const int64_t j = idx / p.dr4, x = idx % p.dr4;
+      ls[j * p.ldq + x] = c0 + j < n_max && x < p.dr ? to_f32(lm[((b * p.C + c0 + j) * p.H + h) * p.dr + x]) : 0.0f;
+    }
+    __syncthreads();
+    if (c0 >= nv) continue;
+    float acc[kTileC];
+#pragma unroll
+    for (int j = 0; j < kTileC; ++j) acc[j] = 0;
+    const float* qrow = qs + tid * p.ldq;
+    for (int x = 0; x < p.dr4; x += 4) {
+      const float4 q4 = *reinterpret_cast<const float4*>(qrow + x);
+#pragma unroll
+      for (int j = 0; j < kTileC; ++j) {
+        const float4 l4 = *reinterpret_cast<const float4*>(ls + j * p.ldq + x);
+        acc[j] = fmaf(q4.x, l4.x, acc[j]);
+        acc[j] = fmaf(q4.y, l4.y, acc[j]);
+        acc[j] = fmaf(q4.z, l4.z, acc[j]);
+        acc[j] = fmaf(q4.w, l4.w, acc[j]);
+      }
+    }
+    // Offer in ascending chunk order: ">=" lets a newcomer beat every kept chunk of equal score (the more recent
+    // chunk wins ties); NaN fails every comparison and is never kept.
+#pragma unroll
+    for (int j = 0; j < kTileC; ++j) {
+      const int64_t c = c0 + j;
+      const float s = acc[j] * p.scale;
+      if (c >= nv || !(s >= gate)) continue;
+      int k = count < p.K ? count++ : int(p.K) - 1;
+      for (; k > 0 && s >= bs[(k - 1) * kRows + tid]; --k) {
+        bs[k * kRows + tid] = bs[(k - 1) * kRows + tid];
+        bc[k * kRows + tid] = bc[(k - 1) * kRows + tid];
+      }
+      bs[k * kRows + tid] = s;
+      bc[k * kRows + tid] = int32_t(c);
+      if (count == p.K) gate = bs[(p.K - 1) * kRows + tid];
+    }
+  }
+  if (t >= p.L) return;
+  const int64_t out = ((b * p.L + t) * p.H + h) * p.K;
+  int32_t* oc = indices + out;
+  float *os = scores + out, *ow = weights + out;
+  for (int i = 0; i < count; ++i) {
+    int slot = i;
+    if (p.stick_breaking) {  // most recent first: the number of kept chunks more recent than this one
+      slot = 0;
+      for (int j = 0; j < count; ++j) slot += bc[j * kRows + tid] > bc[i * kRows + tid];
+    }
+    oc[slot] = bc[i * kRows + tid];
+    os[slot] = bs[i * kRows + tid];
+  }
+  for (int64_t i = count; i < p.K; ++i) {
+    oc[i] = -1;
+    os[i] = 0;
+    ow[i] = 0;
+  }
+  if (p.stick_breaking) {
+    float remaining = 1;
+    for (int i = 0; i < count; ++i) {
+      ow[i] = sigmoidf_stable(os[i]) * remaining;
+      remaining *= sigmoidf_stable(-os[i]);
+    }
+  } else if (count > 0) {
+    const float mx = os[0];
+    float sum = 0;
+    for (int i = 0; i < count; ++i) sum += ow[i] = expf(os[i] - mx);
+    for (int i = 0; i < count; ++i) ow[i] /= sum;
+  }
+}
+
+__device__ __forceinline__ double sigmoid_d(double x) {
+  if (x >= 0) return 1.0 / (1.0 + exp(-x));
+  const double e = exp(x);
+  return e / (1.0 + e);
+}
+
+// One warp per query row: dsc (the gradient at the raw dot product, i.e. dscore * scale) of each filled slot, as
+// the CPU computes it (in double), and dqr = sum_i dsc_i * landmarks[c_i] in slot order.
+template <class T>
+__global__ void retrieval_bwd_rows(const float* __restrict dweights, const T* __restrict lm,
+                                   const int32_t* __restrict indices, const float* __restrict weights,
+                                   const float* __restrict scores, float* __restrict dsc, T* __restrict dqr, Params p,
+                                   double scale) {
+  const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+  if (row >= p.B * p.L * p.H) return;
+  const int32_t* idx = indices + row * p.K;
+  const float *w = weights + row * p.K, *dw = dweights + row * p.K, *s = scores + row * p.K;
+  float* g = dsc + row * p.K;
+  if (lane == 0) {
+    if (p.stick_breaking) {
+      double later = 0;
+      for (int64_t i = p.K - 1; i >= 0; --i) {
+        if (idx[i] < 0) {
+          g[i] = 0;
+          continue;
+        }
+        const double sig = sigmoid_d(double(s[i])), wdw = double(w[i]) * double(dw[i]);
+        g[i] = float(scale * (wdw * sigmoid_d(-double(s[i])) - sig * later));
+        later += wdw;
+      }
+    } else {
+      double dot = 0;
+      for (int64_t i = 0; i < p.K; ++i)
+        if (idx[i] >= 0) dot += double(w[i]) * double(dw[i]);
+      for (int64_t i = 0; i < p.K; ++i) g[i] = idx[i] >= 0 ? float(scale * double(w[i]) * (double(dw[i]) - dot)) : 0.0f;
+    }
+  }
+  __syncwarp();
+  const int64_t b = row / (p.L * p.H), h = row % p.H;
+  for (int64_t x = lane; x < p.dr; x += 32) {
+    float acc = 0;
+    for (int64_t i = 0; i < p.K; ++i)
+      if (idx[i] >= 0) acc += g[i] * to_f32(lm[((b * p.C + idx[i]) * p.H + h) * p.dr + x]);
+    dqr[row * p.dr + x] = from_f32<T>(acc);
+  }
+}
+
+// One warp per (b, h, c): dlandmarks = sum over the chunk's entries, ascending (t, slot), of dsc * qr[t].
+template <class T>
+__global__ void retrieval_bwd_landmarks(const float* __restrict dsc, const T* __restrict qr,
+                                        const int32_t* __restrict flat, const int32_t* __restrict begin,
+                                        T* __restrict dlm, Params p) {
+  const int64_t item = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+  if (item >= p.B * p.H * p.C) return;
+  const int64_t c = item % p.C, h = (item / p.C) % p.H, b = item / (p.C * p.H);
+  T* out = dlm + ((b * p.C + c) * p.H + h) * p.dr;
+  for (int64_t x = lane; x < p.dr; x += 32) {
+    float acc = 0;
+    for (int e = begin[item]; e < begin[item + 1]; ++e) {
+      const int64_t f = flat[e];
+      acc += dsc[f] * to_f32(qr[(f / p.K) * p.dr + x]);
+    }
+    out[x] = from_f32<T>(acc);
+  }
+}
+
+Params make_params(const cpu::RetrievalDims& d, double scale) {
+  Params p{d.batch, d.seq_len, d.chunks, d.heads, d.dim, d.topk, d.chunk_size, d.window, d.q_start,
+           d.stick_breaking, float(scale)};
+  p.dr4 = int((d.dim + 3) / 4 * 4);
+  p.ldq = p.dr4 + 4;
+  p.tiles = ceil_div(d.seq_len, kRows);
+  return p;
+}
+
+size_t fwd_smem(const Params& p) { return (size_t(kRows + kTileC) * p.ldq + size_t(2) * p.K * kRows) * 4; }
+
+int max_smem_optin() {
+  static int bytes = [] {
+    int device = 0, value = 0;
+    check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+    check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+               "cudaDeviceGetAttribute");
+    return value;
+  }();
+  return bytes;
+}
+
+template <class T>
+void forward_impl(const T* qr, const T* lm, int32_t* indices, float* weights, float* scores,
+                  const cpu::RetrievalDims& d, double scale) {
+  const Params p = make_params(d, scale);
+  const int64_t blocks = p.B * p.H * p.tiles;
+  if (blocks == 0) return;
+  const size_t smem = fwd_smem(p);
+  check_cuda(cudaFuncSetAttribute(retrieval_fwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+             "cudaFuncSetAttribute");
+  retrieval_fwd_kernel<T><<<unsigned(blocks), kRows, smem, stream()>>>(qr, lm, indices, weights, scores, p);
+  check_cuda(cudaGetLastError(), "retrieval_fwd_kernel");
+}
+
+template <class T>
+int64_t backward_impl(const float* dweights, const T* qr, const T* lm, const int32_t* indices, const float* weights,
+                      const float* scores, T* dqr, T* dlm, const cpu::RetrievalDims& d, double scale) {
+  const Params p = make_params(d, scale);
+  Routing rt = build_routing(indices, d.batch, d.seq_len, d.heads, d.topk, d.chunks);
+  if (rt.last_bad >= 0) return rt.last_bad;
+  const int64_t rows = p.B * p.L * p.H, items = p.B * p.H * p.C;
+  Scratch dsc(size_t(std::max<int64_t>(rows * p.K, 1)) * 4);
+  if (rows > 0) {
+    retrieval_bwd_rows<T><<<unsigned(ceil_div(rows * 32, 256)), 256, 0, stream()>>>(
+        dweights, lm, indices, weights, scores, dsc.as<float>(), dqr, p, scale);
+    check_cuda(cudaGetLastError(), "retrieval_bwd_rows");
+  }
+  if (items > 0) {
+    retrieval_bwd_landmarks<T><<<unsigned(ceil_div(items * 32, 256)), 256, 0, stream()>>>(
+        dsc.as<float>(), qr, rt.flat, rt.begin, dlm, p);
+    check_cuda(cudaGetLastError(), "retrieval_bwd_landmarks");
+  }
+  return -1;
+}
+
+}  // namespace
+
+void retrieval_check_supported(const char* op, DType dtype, const cpu::RetrievalDims& d) {
+  HSA_CHECK(dtype == DType::f32 || dtype == DType::bf16, "{}: the cuda kernels take f32 or bf16, got {}", op,
+            dtype_name(dtype));
+  const size_t smem = fwd_smem(make_params(d, 1));
+  HSA_CHECK(int64_t(smem) <= max_smem_optin(),
+            "{}: dr = {} and K = {} need {} bytes of shared memory per block, the device has {}", op, d.dim, d.topk,
+            smem, max_smem_optin());
+}
+
+void retrieval_forward(DType dtype, const void* qr, const void* landmarks, int32_t* indices, float* weights,
+                       float* scores, const cpu::RetrievalDims& d, double scale) {
+  if (dtype == DType::bf16)
+    forward_impl(static_cast<const __nv_bfloat16*>(qr), static_cast<const __nv_bfloat16*>(landmarks), indices,
+                 weights, scores, d, scale);
+  else
+    forward_impl(static_cast<const float*>(qr), static_cast<const float*>(landmarks), indices, weights, scores, d,
+                 scale);
+}
+
+int64_t retrieval_backward(DType dtype, const float* dweights, const void* qr, const void* landmarks,
+                           const int32_t* indices, const float* weights, const float* scores, void* dqr,
+                           void* dlandmarks, const cpu::RetrievalDims& d, double scale) {
+  if (dtype == DType::bf16)
+    return backward_impl(dweights, static_cast<const __nv_bfloat16*>(qr),
+                         static_cast<const __nv_bfloat16*>(landmarks), indices, weights, scores,
+                         static_cast<__nv_bfloat16*>(dqr), static_cast<__nv_bfloat16*>(dlandmarks), d, scale);
+  return backward_impl(dweights, static_cast<const float*>(qr), static_cast<const float*>(landmarks), indices,
+                       weights, scores, static_cast<float*>(dqr), static_cast<float*>(dlandmarks), d, scale);
+}
+
+}  // namespace hsa::cuda
