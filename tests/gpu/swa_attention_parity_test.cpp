@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <ostream>
@@ -60,7 +61,8 @@ struct Diff {
   double rel = 0;
   int64_t nan = 0, inf_mismatch = 0;
 };
-Diff compare(const Tensor& a_in, const Tensor& b_in) {
+// floor: a lower bound on the norm the error is measured against, for references that vanish by construction.
+Diff compare(const Tensor& a_in, const Tensor& b_in, double floor = 0) {
   std::vector<double> a = a_in.to(Device::cpu).to_vector(), b = b_in.to(Device::cpu).to_vector();
   EXPECT_EQ(a.size(), b.size());
   Diff d;
@@ -77,12 +79,19 @@ Diff compare(const Tensor& a_in, const Tensor& b_in) {
     num += (a[i] - b[i]) * (a[i] - b[i]);
     den += b[i] * b[i];
   }
+  den = std::max(den, floor * floor);
   d.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
   return d;
 }
 
-void expect_close(const char* what, const Tensor& gpu, const Tensor& ref, double tol) {
-  Diff d = compare(gpu, ref);
+double norm(const Tensor& t) {
+  double s = 0;
+  for (double x : t.to(Device::cpu).to_vector()) s += x * x;
+  return std::sqrt(s);
+}
+
+void expect_close(const char* what, const Tensor& gpu, const Tensor& ref, double tol, double floor = 0) {
+  Diff d = compare(gpu, ref, floor);
   EXPECT_EQ(d.nan, 0) << what << ": NaN entries (unwritten or poisoned)";
   EXPECT_EQ(d.inf_mismatch, 0) << what << ": -inf pattern differs from the CPU";
   EXPECT_LT(d.rel, tol) << what << ": relative error in norm";
@@ -123,8 +132,11 @@ TEST_P(SwaParity, ForwardBackwardMatchCpuOnPoisonedOutputs) {
 
   expect_close("out", out.to(Device::cpu).to(DType::f32), ref.out, tol);
   expect_close("lse", lse, ref.lse, tol);
-  expect_close("dq", dq.to(Device::cpu).to(DType::f32), ref_g.dq, tol);
-  expect_close("dk", dk.to(Device::cpu).to(DType::f32), ref_g.dk, tol);
+  // With window 1 every row sees only its own key: P = 1 and dS = dP - rowsum(dout * out) = 0 exactly, so dq and dk
+  // are rounding noise on both sides. They are measured against the size of dv (they must be ~0 next to it).
+  const double floor = c.window == 1 ? norm(ref_g.dv) : 0.0;
+  expect_close("dq", dq.to(Device::cpu).to(DType::f32), ref_g.dq, tol, floor);
+  expect_close("dk", dk.to(Device::cpu).to(DType::f32), ref_g.dk, tol, floor);
   expect_close("dv", dv.to(Device::cpu).to(DType::f32), ref_g.dv, tol);
 }
 
