@@ -1,7 +1,7 @@
 // CUDA sliding-window attention with GQA (see swa_attention.h for shapes and semantics).
 //   q, out, dout, dq [B, Lq, HQ, D]; k, v, dk, dv [B, Lk, H, D]; lse, delta [B, Lq, HQ] f32.
 //
-// Design (version 1: correctness first, tensor cores for bf16):
+// Design (correctness first, tensor cores for bf16; version 2 blocks the WMMA fragments per warp):
 // - One block of 256 threads per tile. Tiles are staged in shared memory with padded rows (16 bytes of padding:
 //   keeps rows 16-byte aligned for vector loads and WMMA, and shifts banks). Rows past the end of a tensor are
 //   zero-filled, so padded products are finite and masked entries are selected away, never multiplied by 0.
@@ -99,33 +99,55 @@ __device__ __forceinline__ void mm(float* C, int ldc, const float* A, int lda, c
     for (int j = 0; j < RN; ++j) C[(ty + 16 * i) * ldc + tx + 16 * j] = acc[i][j];
 }
 
-// bf16 inputs: tensor cores through WMMA, one 16x16 output fragment per warp at a time.
+// bf16 inputs: tensor cores through WMMA. Each warp owns a WM x WN block of 16x16 output fragments and reuses
+// every A fragment it loads WN times and every B fragment WM times (version 1 gave each warp single fragments,
+// loading both operands once per mma; shared-memory traffic is what limits these kernels).
 template <int M, int N, int K, bool A_COL, bool B_COL, bool ACC>
 __device__ __forceinline__ void mm(float* C, int ldc, const bf16_t* A, int lda, const bf16_t* B, int ldb) {
   namespace wmma = nvcuda::wmma;
   using LA = std::conditional_t<A_COL, wmma::col_major, wmma::row_major>;
   using LB = std::conditional_t<B_COL, wmma::col_major, wmma::row_major>;
   static_assert(M % 16 == 0 && N % 16 == 0 && K % 16 == 0, "tile sizes are multiples of 16");
-  constexpr int FM = M / 16, FN = N / 16;
+  constexpr int FM = M / 16, FN = N / 16, PER = FM * FN / kWarps;
+  static_assert(PER >= 1 && FM * FN % kWarps == 0, "every warp gets the same number of fragments");
+  constexpr int WM = (PER >= 4 && FM % 2 == 0) ? 2 : 1, WN = PER / WM;
+  static_assert(FM % WM == 0 && FN % WN == 0 && (FM / WM) * (FN / WN) == kWarps, "warp blocks tile C");
   const int warp = threadIdx.x / 32;
-  for (int f = warp; f < FM * FN; f += kWarps) {
-    const int fm = f / FN, fn = f % FN;
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
-    float* cp = C + fm * 16 * ldc + fn * 16;
-    if (ACC)
-      wmma::load_matrix_sync(c, cp, ldc, wmma::mem_row_major);
-    else
-      wmma::fill_fragment(c, 0.0f);
+  const int fm0 = (warp / (FN / WN)) * WM, fn0 = (warp % (FN / WN)) * WN;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> c[WM][WN];
 #pragma unroll
-    for (int kk = 0; kk < K; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16_t, LA> a;
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16_t, LB> b;
-      wmma::load_matrix_sync(a, A_COL ? A + kk * lda + fm * 16 : A + fm * 16 * lda + kk, lda);
-      wmma::load_matrix_sync(b, B_COL ? B + fn * 16 * ldb + kk : B + kk * ldb + fn * 16, ldb);
-      wmma::mma_sync(c, a, b, c);
+  for (int x = 0; x < WM; ++x)
+#pragma unroll
+    for (int y = 0; y < WN; ++y) {
+      if (ACC)
+        wmma::load_matrix_sync(c[x][y], C + (fm0 + x) * 16 * ldc + (fn0 + y) * 16, ldc, wmma::mem_row_major);
+      else
+        wmma::fill_fragment(c[x][y], 0.0f);
     }
-    wmma::store_matrix_sync(cp, c, ldc, wmma::mem_row_major);
+#pragma unroll
+  for (int kk = 0; kk < K; kk += 16) {
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16_t, LA> a[WM];
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16_t, LB> b[WN];
+#pragma unroll
+    for (int x = 0; x < WM; ++x) {
+      const int fm = fm0 + x;
+      wmma::load_matrix_sync(a[x], A_COL ? A + kk * lda + fm * 16 : A + fm * 16 * lda + kk, lda);
+    }
+#pragma unroll
+    for (int y = 0; y < WN; ++y) {
+      const int fn = fn0 + y;
+      wmma::load_matrix_sync(b[y], B_COL ? B + fn * 16 * ldb + kk : B + kk * ldb + fn * 16, ldb);
+    }
+#pragma unroll
+    for (int x = 0; x < WM; ++x)
+#pragma unroll
+      for (int y = 0; y < WN; ++y) wmma::mma_sync(c[x][y], a[x], b[y], c[x][y]);
   }
+#pragma unroll
+  for (int x = 0; x < WM; ++x)
+#pragma unroll
+    for (int y = 0; y < WN; ++y)
+      wmma::store_matrix_sync(C + (fm0 + x) * 16 * ldc + (fn0 + y) * 16, c[x][y], ldc, wmma::mem_row_major);
 }
 
 // Rows [r0, r0 + R) of a global matrix whose row r starts at g + r * stride (D elements each) into s [R][lds];
