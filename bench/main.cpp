@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -34,7 +35,9 @@ std::string cpu_model() {
 int main(int argc, char** argv) {
   std::string command;
   for (int i = 0; i < argc; ++i) command += (i ? " " : "") + std::string(argv[i]);
-  benchmark::AddCustomContext("commit", run_command("git rev-parse --short HEAD 2>/dev/null"));
+  // HSA_COMMIT names the commit where the tree has no .git (copies sent to a GPU machine).
+  const char* commit = std::getenv("HSA_COMMIT");
+  benchmark::AddCustomContext("commit", commit ? commit : run_command("git rev-parse --short HEAD 2>/dev/null"));
   benchmark::AddCustomContext("command", command);
   benchmark::AddCustomContext("cpu_model", cpu_model());
   benchmark::AddCustomContext("omp_threads", std::to_string(omp_get_max_threads()));
