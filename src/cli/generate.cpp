@@ -64,6 +64,7 @@ int run_generate(const GenerateOptions& o) {
   }
   double decode_s = seconds_since(t1);
   fmt::print("\n");
+  std::fflush(stdout);
   fmt::print(stderr,
              "prompt: {} tokens in {:.2f}s ({:.0f} tok/s) | generated: {} tokens in {:.2f}s ({:.1f} tok/s) | "
              "state: {:.2f} MiB for {} positions ({} chunks in memory)\n",

@@ -1,3 +1,4 @@
+#include "common/error_text.h"
 #include "common/gradcheck.h"
 #include "ops/cross_entropy.h"
 
@@ -10,16 +11,6 @@ using namespace hsa;
 using namespace hsa::testing;
 
 namespace {
-template <class Fn> std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an hsa::Error";
-  return "";
-}
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // log sum exp of one row, plainly (fine for the moderate logits used here).
 double naive_lse(const Tensor& logits, int64_t n) {

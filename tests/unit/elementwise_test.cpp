@@ -1,3 +1,4 @@
+#include "common/error_text.h"
 #include "common/gradcheck.h"
 #include "ops/elementwise.h"
 
@@ -8,18 +9,6 @@
 using namespace hsa;
 using namespace hsa::testing;
 
-namespace {
-template <class Fn> std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an hsa::Error";
-  return "";
-}
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-}  // namespace
 
 TEST(Elementwise, AddMatchesSum) {
   Tensor a = randn64({3, 4, 5}, 1), b = randn64({3, 4, 5}, 2);

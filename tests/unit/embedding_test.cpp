@@ -1,3 +1,4 @@
+#include "common/error_text.h"
 #include "common/gradcheck.h"
 #include "ops/embedding.h"
 
@@ -8,19 +9,6 @@
 using namespace hsa;
 using namespace hsa::testing;
 
-namespace {
-// Runs fn, expects an hsa::Error, and returns its message.
-template <class Fn> std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an hsa::Error";
-  return "";
-}
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-}  // namespace
 
 TEST(Embedding, ForwardGathersRows) {
   Tensor table = randn({10, 6}, 1);

@@ -1,3 +1,4 @@
+#include "common/error_text.h"
 #include "common/gradcheck.h"
 #include "ops/linear.h"
 
@@ -9,16 +10,6 @@ using namespace hsa;
 using namespace hsa::testing;
 
 namespace {
-template <class Fn> std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an hsa::Error";
-  return "";
-}
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // y[r, o] = sum_i x[r, i] w[o, i], in double.
 std::vector<double> naive_linear(const std::vector<double>& x, const std::vector<double>& w, int64_t rows,

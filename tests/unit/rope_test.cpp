@@ -1,3 +1,4 @@
+#include "common/error_text.h"
 #include "common/gradcheck.h"
 #include "ops/rope.h"
 
@@ -10,16 +11,6 @@ using namespace hsa;
 using namespace hsa::testing;
 
 namespace {
-template <class Fn> std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an hsa::Error";
-  return "";
-}
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // The rotate-half formula written out element by element. The angle is formed in long double and reduced
 // modulo 2 pi there, independently of the kernel's double arithmetic.
