@@ -10,7 +10,9 @@ hsa::cli::Command train_command("train", "train a model (synthetic retrieval tas
   auto o = std::make_shared<hsa::TrainOptions>();
   app.add_option("-c,--config", o->config_path, "model config JSON (e.g. configs/tiny.json)")->check(CLI::ExistingFile);
   app.add_option("-o,--out", o->out_dir, "run directory for checkpoints and the log")->required();
-  app.add_flag("--resume", o->resume, "continue the run in --out from its latest checkpoint");
+  app.add_flag("--resume", o->resume,
+               "continue the run in --out from its latest checkpoint, with its saved recipe (only --steps, "
+               "--stop-after and --quiet are taken from this command)");
   app.add_option("--task", o->tasks, "synthetic task(s): passkey, multikey_niah, variable_tracking");
   app.add_option("--data", o->data_path, "token shard of natural text (from `hsa data build`)");
   app.add_option("--filler", o->filler_path, "text corpus for task haystacks (default: built-in generator)");

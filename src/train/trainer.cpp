@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include "model/checkpoint.h"
+#include "model/file_util.h"
 #include "model/model.h"
 #include "model/param_spec.h"
 #include "model/safetensors.h"
@@ -38,18 +39,6 @@ std::string resolve_checkpoint_dir(const std::string& path) {
 }
 
 namespace {
-
-void write_file_atomic(const fs::path& path, const std::string& text) {
-  fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    HSA_CHECK(out.good(), "cannot write {}", tmp.string());
-    out << text;
-    out.flush();
-    HSA_CHECK(out.good(), "failed writing {}", tmp.string());
-  }
-  fs::rename(tmp, path);
-}
 
 // Everything a batch source borrows lives here, so the source can be rebuilt for eval.
 struct DataSetup {
@@ -131,7 +120,7 @@ std::string save_train_checkpoint(const fs::path& out, const Model& model, const
     std::ifstream in(out / "latest");
     std::getline(in, previous);
   }
-  write_file_atomic(out / "latest", name + "\n");
+  write_file_atomic((out / "latest").string(), name + "\n");
   if (!previous.empty() && previous != name) fs::remove_all(out / previous);
   return final_dir.string();
 }
@@ -149,19 +138,66 @@ std::vector<double> truncate_log(const fs::path& log_path, int64_t step) {
     if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
     kept += line + "\n";
   }
-  write_file_atomic(log_path, kept);
+  write_file_atomic(log_path.string(), kept);
   return losses;
 }
 
 }  // namespace
 
-TrainResult train(const TrainOptions& o) {
-  HSA_CHECK(!o.out_dir.empty(), "train: --out is required");
+namespace {
+
+// The run's recipe, saved beside its checkpoints so that `--resume` needs nothing but the run directory.
+nlohmann::json options_to_json(const TrainOptions& o) {
+  return {{"config_path", o.config_path}, {"tasks", o.tasks},
+          {"data_path", o.data_path},     {"filler_path", o.filler_path},
+          {"answer_only_loss", o.answer_only_loss}, {"batch", o.batch},
+          {"seq_len", o.seq_len},         {"grad_accum", o.grad_accum},
+          {"lr", o.schedule.lr},          {"min_lr_ratio", o.schedule.min_lr_ratio},
+          {"warmup_steps", o.schedule.warmup_steps}, {"weight_decay", o.weight_decay},
+          {"clip", o.clip},               {"eval_every", o.eval_every},
+          {"eval_batches", o.eval_batches}, {"save_every", o.save_every},
+          {"seed", o.seed}};
+}
+
+// On resume: the saved recipe, with this invocation's run length and display options.
+TrainOptions resumed_options(const TrainOptions& given) {
+  fs::path path = fs::path(given.out_dir) / "train_options.json";
+  if (!fs::exists(path)) return given;  // a run from before the recipe was saved: trust the command line
+  std::ifstream in(path);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  HSA_CHECK(!j.is_discarded(), "train: {} is not valid JSON", path.string());
+  TrainOptions o = given;
+  o.config_path = j.at("config_path").get<std::string>();
+  o.tasks = j.at("tasks").get<std::vector<std::string>>();
+  o.data_path = j.at("data_path").get<std::string>();
+  o.filler_path = j.at("filler_path").get<std::string>();
+  o.answer_only_loss = j.at("answer_only_loss").get<bool>();
+  o.batch = j.at("batch").get<int64_t>();
+  o.seq_len = j.at("seq_len").get<int64_t>();
+  o.grad_accum = j.at("grad_accum").get<int64_t>();
+  o.schedule.lr = j.at("lr").get<double>();
+  o.schedule.min_lr_ratio = j.at("min_lr_ratio").get<double>();
+  o.schedule.warmup_steps = j.at("warmup_steps").get<int64_t>();
+  o.weight_decay = j.at("weight_decay").get<double>();
+  o.clip = j.at("clip").get<double>();
+  o.eval_every = j.at("eval_every").get<int64_t>();
+  o.eval_batches = j.at("eval_batches").get<int64_t>();
+  o.save_every = j.at("save_every").get<int64_t>();
+  o.seed = j.at("seed").get<uint64_t>();
+  return o;
+}
+
+}  // namespace
+
+TrainResult train(const TrainOptions& given) {
+  HSA_CHECK(!given.out_dir.empty(), "train: --out is required");
+  const TrainOptions o = given.resume ? resumed_options(given) : given;
   HSA_CHECK(o.batch > 0 && o.seq_len > 0 && o.steps > 0 && o.grad_accum > 0,
             "train: batch, seq_len, steps and grad_accum must be positive");
   fs::path out(o.out_dir);
   fs::create_directories(out / "checkpoints");
   DataSetup data = setup_data(o);
+  if (!o.resume) write_file_atomic((out / "train_options.json").string(), options_to_json(o).dump(2) + "\n");
 
   std::unique_ptr<Model> model;
   AdamW adam(ops::AdamWConfig{o.schedule.lr, 0.9, 0.95, 1e-8, o.weight_decay});

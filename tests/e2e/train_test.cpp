@@ -66,9 +66,13 @@ TEST(Train, ResumeReproducesTheUninterruptedRun) {
   part.stop_after = 3;
   TrainResult first = train(part);
   EXPECT_EQ(first.final_step, 3);
-  part.stop_after = 0;
-  part.resume = true;
-  TrainResult resumed = train(part);
+  // Resume from the run directory alone: the recipe comes from the run's saved options.
+  TrainOptions again;
+  again.out_dir = part.out_dir;
+  again.resume = true;
+  again.steps = full.steps;
+  again.quiet = true;
+  TrainResult resumed = train(again);
   ASSERT_EQ(resumed.losses.size(), uninterrupted.losses.size());
   for (size_t i = 0; i < uninterrupted.losses.size(); ++i)
     EXPECT_EQ(resumed.losses[i], uninterrupted.losses[i]) << "step " << i + 1;
