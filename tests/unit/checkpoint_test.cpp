@@ -1,3 +1,4 @@
+#include "common/temp_dir.h"
 #include "model/checkpoint.h"
 #include "model/param_spec.h"
 #include "model/safetensors.h"
@@ -9,20 +10,10 @@
 #include <fstream>
 
 using namespace hsa;
+using hsa::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("hsa_ckpt_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 ModelConfig micro() {
   return ModelConfig::from_file(
