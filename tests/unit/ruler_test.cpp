@@ -199,6 +199,22 @@ TEST(Ruler, ExpectedCountsPerTask) {
   EXPECT_GT(count_of(s1.prompt, "The grass is green. The sky is blue."), 10u);
 }
 
+// Long needle haystacks run past the ~1500 two-word keys and switch to three-word keys; all must stay unique.
+TEST(Ruler, LongNeedleHaystackKeepsKeysUnique) {
+  RulerSample s = make_ruler_sample(RulerTask::niah_multikey_2, 131072, 3, FillerText());
+  EXPECT_EQ(static_cast<int64_t>(s.tokens().size()), 131072);
+  EXPECT_GT(count_of(s.prompt, "One of the special magic numbers for "), 1500u);
+  std::set<std::string> keys;
+  const std::string prefix = "One of the special magic numbers for ";
+  size_t n = 0;
+  for (size_t at = s.prompt.find(prefix); at != std::string::npos; at = s.prompt.find(prefix, at + 1), ++n) {
+    size_t from = at + prefix.size();
+    keys.insert(s.prompt.substr(from, s.prompt.find(" is: ", from) - from));
+  }
+  EXPECT_EQ(keys.size(), n);
+  EXPECT_EQ(solve(RulerTask::niah_multikey_2, s.prompt), s.expected);
+}
+
 TEST(Ruler, ScorerOnHandMadeAnswers) {
   const std::vector<std::string> expected{"1234567", "7654321", "ABCDE", "fghij"};
   EXPECT_DOUBLE_EQ(ruler_score(expected, "7654321, ABCDE, fghij and 1234567."), 1.0);
