@@ -87,8 +87,9 @@ int run_ruler(const RulerOptions& o) {
   hsa::FillerText filler;
   if (!o.show.empty()) {
     RulerTask task = hsa::eval::parse_ruler_task(o.show);
+    const int64_t length = o.lengths.front();
     hsa::eval::RulerSample s =
-        hsa::eval::make_ruler_sample(task, o.lengths.front(), hsa::eval::ruler_sample_seed(o.seed, task, o.lengths.front(), 0), filler);
+        hsa::eval::make_ruler_sample(task, length, hsa::eval::ruler_sample_seed(o.seed, task, length, 0), filler);
     fmt::print("{}\n---\n{} tokens; expected: {}\n", s.prompt, s.tokens().size(), fmt::join(s.expected, " | "));
     return 0;
   }
@@ -144,7 +145,8 @@ int run_ruler(const RulerOptions& o) {
                            {"score", score},
                            {"prefill_s", prefill_s},
                            {"decode_s", decode_s}});
-        progress.update(++done, fmt::format("{} @ {}: {:.0f}% so far", name, length, hsa::eval::ruler_accuracy(scores)));
+        progress.update(++done,
+                        fmt::format("{} @ {}: {:.0f}% so far", name, length, hsa::eval::ruler_accuracy(scores)));
       }
       acc[ti][li] = hsa::eval::ruler_accuracy(scores);
     }

@@ -30,7 +30,8 @@ constexpr std::string_view kKeyB[] = {
     "koala",  "lemur",   "magnet",  "noodle",  "otter",  "parrot",  "rocket", "sparrow",
 };
 
-constexpr std::string_view kNoise = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. ";
+constexpr std::string_view kNoise =
+    "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. ";
 
 constexpr std::string_view kConsonants = "bcdfghjklmnprstvz";
 constexpr std::string_view kVowels = "aeiou";
@@ -147,7 +148,8 @@ std::string assemble(RulerTask task, int64_t length_tokens, const std::string& h
     std::vector<size_t> slots;
     for (size_t i = 0; i < needles.size(); ++i) slots.push_back(rng.below(all.size() + 1));
     std::sort(slots.begin(), slots.end());
-    for (size_t i = needles.size(); i-- > 0;) all.insert(all.begin() + static_cast<std::ptrdiff_t>(slots[i]), needles[i]);
+    for (size_t i = needles.size(); i-- > 0;)
+      all.insert(all.begin() + static_cast<std::ptrdiff_t>(slots[i]), needles[i]);
     for (const std::string& s : all) context += s;
     context += noise(budget - used);
   } else {
@@ -360,7 +362,8 @@ uint64_t mix(uint64_t h, uint64_t v) {
 
 const std::vector<RulerTaskInfo>& ruler_tasks() {
   static const std::vector<RulerTaskInfo> tasks = {
-      {RulerTask::niah_single_1, "niah_single_1", "noise haystack (repeated 'The grass is green...'), one number needle"},
+      {RulerTask::niah_single_1, "niah_single_1",
+       "noise haystack (repeated 'The grass is green...'), one number needle"},
       {RulerTask::niah_single_2, "niah_single_2", "essay-like haystack, one number needle"},
       {RulerTask::niah_single_3, "niah_single_3", "essay-like haystack, one uuid needle"},
       {RulerTask::niah_multikey_1, "niah_multikey_1", "essay-like haystack, 3-6 keyed numbers, one asked"},

@@ -98,7 +98,8 @@ std::vector<std::string> solve(RulerTask task, const std::string& p) {
       return values_for(p, between(p, "What are all the special magic numbers for ", " mentioned"), "numbers");
     case RulerTask::niah_multiquery: {
       std::vector<std::string> out;
-      for (const std::string& key : split_keys(between(p, "What are all the special magic numbers for ", " mentioned"))) {
+      const std::string keys = between(p, "What are all the special magic numbers for ", " mentioned");
+      for (const std::string& key : split_keys(keys)) {
         std::vector<std::string> v = values_for(p, key, "numbers");
         EXPECT_EQ(v.size(), 1u) << key;
         out.insert(out.end(), v.begin(), v.end());
