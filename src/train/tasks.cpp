@@ -127,6 +127,25 @@ Layout make_layout(TaskKind kind, int64_t budget, Rng& rng) {
 
 }  // namespace
 
+std::string insert_needles(const std::string& haystack, const std::vector<std::string>& needles, Rng& rng) {
+  std::vector<size_t> depths;
+  for (size_t i = 0; i < needles.size(); ++i)
+    depths.push_back(snap_to_boundary(haystack, rng.below(static_cast<uint64_t>(haystack.size()) + 1)));
+  std::sort(depths.begin(), depths.end());
+  size_t total = haystack.size();
+  for (const std::string& needle : needles) total += needle.size();
+  std::string context;
+  context.reserve(total);
+  size_t from = 0;
+  for (size_t i = 0; i < needles.size(); ++i) {
+    context.append(haystack, from, depths[i] - from);
+    context += needles[i];
+    from = depths[i];
+  }
+  context.append(haystack, from, std::string::npos);
+  return context;
+}
+
 TaskKind parse_task_kind(std::string_view name) {
   for (TaskKind kind : all_task_kinds())
     if (name == task_kind_name(kind)) return kind;
@@ -159,20 +178,7 @@ TaskSample make_task_sample(TaskKind kind, int64_t length_tokens, uint64_t seed,
   // sentence boundary, so variable-tracking assignments stay in chain order.
   const int64_t filler_bytes = length_tokens - fixed;
   std::string haystack = filler.take(filler_bytes, rng);
-  std::vector<size_t> depths;
-  for (size_t i = 0; i < layout.needles.size(); ++i)
-    depths.push_back(snap_to_boundary(haystack, rng.below(static_cast<uint64_t>(filler_bytes) + 1)));
-  std::sort(depths.begin(), depths.end());
-
-  std::string context;
-  context.reserve(static_cast<size_t>(length_tokens));
-  size_t from = 0;
-  for (size_t i = 0; i < layout.needles.size(); ++i) {
-    context.append(haystack, from, depths[i] - from);
-    context += layout.needles[i];
-    from = depths[i];
-  }
-  context.append(haystack, from, std::string::npos);
+  std::string context = insert_needles(haystack, layout.needles, rng);
   // A user corpus could in principle contain a needle verbatim; the task would then be ambiguous.
   for (const std::string& needle : layout.needles)
     HSA_CHECK(count_occurrences(context, needle) == 1,

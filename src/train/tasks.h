@@ -33,6 +33,10 @@ TaskKind parse_task_kind(std::string_view name);  // throws listing the valid na
 std::string task_kind_name(TaskKind kind);
 std::vector<TaskKind> all_task_kinds();
 
+// Inserts `needles`, in this order, at sorted random depths of `haystack`, each depth moved back to a sentence
+// or line boundary when one is close (so needles do not split words). Returns haystack + all needles.
+std::string insert_needles(const std::string& haystack, const std::vector<std::string>& needles, Rng& rng);
+
 TaskSample make_task_sample(TaskKind kind, int64_t length_tokens, uint64_t seed, const FillerText& filler);
 
 }  // namespace hsa

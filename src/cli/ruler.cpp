@@ -1,0 +1,209 @@
+// hsa ruler: RULER-style long-context evaluation (synthetic tasks, no external data). Runs every task at every
+// length, prefilling each prompt in segments and decoding greedily; writes a markdown table, a JSON record of
+// every sample and, when gnuplot is installed, a plot of accuracy against length.
+#include "cli/command.h"
+#include "eval/ruler.h"
+#include "infer/sampler.h"
+#include "infer/session.h"
+#include "model/checkpoint.h"
+#include "train/progress.h"
+#include "train/tokenizer.h"
+#include "train/trainer.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace {
+
+using hsa::eval::RulerTask;
+
+struct RulerOptions {
+  std::string model;
+  std::string tasks = "all";
+  std::vector<int64_t> lengths = {1024, 4096};
+  int64_t samples = 10;
+  int64_t max_new_tokens = 64;
+  int64_t segment = 4096;
+  uint64_t seed = 42;
+  std::string out = "ruler-out";
+  std::string show;  // print one sample of this task and exit (no model needed)
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+void write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream f(path);
+  HSA_CHECK(f.good(), "ruler: cannot write {}", path.string());
+  f << text;
+  HSA_CHECK(f.good(), "ruler: failed writing {}", path.string());
+}
+
+bool have_gnuplot() { return std::system("command -v gnuplot > /dev/null 2>&1") == 0; }
+
+void write_plot(const std::filesystem::path& dir, const std::vector<RulerTask>& tasks,
+                const std::vector<int64_t>& lengths, const std::vector<std::vector<double>>& acc) {
+  if (!have_gnuplot()) {
+    fmt::print("note: gnuplot not found on PATH, skipping ruler.png\n");
+    return;
+  }
+  std::string data = "# length";
+  for (RulerTask t : tasks) data += " " + hsa::eval::ruler_task_name(t);
+  data += "\n";
+  for (size_t l = 0; l < lengths.size(); ++l) {
+    data += std::to_string(lengths[l]);
+    for (size_t t = 0; t < tasks.size(); ++t) data += fmt::format(" {:.3f}", acc[t][l]);
+    data += "\n";
+  }
+  write_file(dir / "ruler.dat", data);
+  std::string script = fmt::format(
+      "set terminal pngcairo size 1000,600\nset output '{}'\nset logscale x 2\nset yrange [0:105]\n"
+      "set xlabel 'context length (tokens)'\nset ylabel 'accuracy (%)'\nset key outside right\nset grid\nplot ",
+      (dir / "ruler.png").string());
+  for (size_t t = 0; t < tasks.size(); ++t)
+    script += fmt::format("{}'{}' using 1:{} with linespoints title '{}'", t ? ", " : "", (dir / "ruler.dat").string(),
+                          t + 2, hsa::eval::ruler_task_name(tasks[t]));
+  script += "\n";
+  write_file(dir / "ruler.gp", script);
+  const std::string cmd = fmt::format("gnuplot '{}'", (dir / "ruler.gp").string());
+  if (std::system(cmd.c_str()) == 0)
+    fmt::print("wrote {}\n", (dir / "ruler.png").string());
+  else
+    fmt::print("note: gnuplot failed (no pngcairo terminal?), no ruler.png\n");
+}
+
+int run_ruler(const RulerOptions& o) {
+  const std::vector<RulerTask> tasks = hsa::eval::parse_ruler_task_list(o.tasks);
+  HSA_CHECK(!o.lengths.empty(), "ruler: no lengths given");
+  for (int64_t l : o.lengths) HSA_CHECK(l > 0, "ruler: lengths must be > 0, got {}", l);
+  HSA_CHECK(o.samples > 0, "ruler: --samples must be > 0, got {}", o.samples);
+  HSA_CHECK(o.max_new_tokens > 0, "ruler: --max-new-tokens must be > 0, got {}", o.max_new_tokens);
+  hsa::FillerText filler;
+  if (!o.show.empty()) {
+    RulerTask task = hsa::eval::parse_ruler_task(o.show);
+    const int64_t length = o.lengths.front();
+    hsa::eval::RulerSample s =
+        hsa::eval::make_ruler_sample(task, length, hsa::eval::ruler_sample_seed(o.seed, task, length, 0), filler);
+    fmt::print("{}\n---\n{} tokens; expected: {}\n", s.prompt, s.tokens().size(), fmt::join(s.expected, " | "));
+    return 0;
+  }
+  HSA_CHECK(!o.model.empty(), "ruler: give a model with -m (or --show TASK to print a sample)");
+  hsa::Checkpoint ck = hsa::load_checkpoint(hsa::resolve_checkpoint_dir(o.model));
+  hsa::Model model(ck.config, ck.params);
+  hsa::ByteTokenizer tok;
+  const std::filesystem::path dir(o.out);
+  std::filesystem::create_directories(dir);
+
+  const int64_t total = static_cast<int64_t>(tasks.size() * o.lengths.size()) * o.samples;
+  hsa::Progress progress("ruler", total, "sample", 5.0);
+  int64_t done = 0;
+  std::vector<std::vector<double>> acc(tasks.size(), std::vector<double>(o.lengths.size(), 0.0));
+  nlohmann::json records = nlohmann::json::array();
+  nlohmann::json per_length = nlohmann::json::array();
+  const auto t_start = std::chrono::steady_clock::now();
+  for (size_t li = 0; li < o.lengths.size(); ++li) {
+    const int64_t length = o.lengths[li];
+    const auto t_length = std::chrono::steady_clock::now();
+    for (size_t ti = 0; ti < tasks.size(); ++ti) {
+      const RulerTask task = tasks[ti];
+      const std::string name = hsa::eval::ruler_task_name(task);
+      std::vector<double> scores;
+      for (int64_t s = 0; s < o.samples; ++s) {
+        const uint64_t seed = hsa::eval::ruler_sample_seed(o.seed, task, length, s);
+        hsa::eval::RulerSample sample = hsa::eval::make_ruler_sample(task, length, seed, filler);
+        std::vector<int32_t> ids = sample.tokens();
+        hsa::Session session(model);
+        auto t0 = std::chrono::steady_clock::now();
+        hsa::Tensor logits = session.prefill(ids, o.segment);
+        const double prefill_s = seconds_since(t0);
+        hsa::Rng rng(1);  // unused by greedy decoding
+        std::vector<int32_t> out;
+        auto t1 = std::chrono::steady_clock::now();
+        for (int64_t i = 0; i < o.max_new_tokens; ++i) {
+          int32_t next = hsa::sample_token(logits, {}, rng);
+          if (next == hsa::ByteTokenizer::kEos) break;
+          out.push_back(next);
+          if (i + 1 < o.max_new_tokens) logits = session.step(next);
+        }
+        const double decode_s = seconds_since(t1);
+        const std::string answer = tok.decode(out);
+        const double score = hsa::eval::ruler_score(sample.expected, answer);
+        scores.push_back(score);
+        records.push_back({{"task", name},
+                           {"length", length},
+                           {"sample", s},
+                           {"seed", seed},
+                           {"prompt_tokens", ids.size()},
+                           {"expected", sample.expected},
+                           {"output", answer},
+                           {"score", score},
+                           {"prefill_s", prefill_s},
+                           {"decode_s", decode_s}});
+        progress.update(++done,
+                        fmt::format("{} @ {}: {:.0f}% so far", name, length, hsa::eval::ruler_accuracy(scores)));
+      }
+      acc[ti][li] = hsa::eval::ruler_accuracy(scores);
+    }
+    per_length.push_back({{"length", length}, {"wall_s", seconds_since(t_length)}});
+  }
+  progress.finish();
+  const double wall_s = seconds_since(t_start);
+
+  const std::string table = hsa::eval::ruler_markdown_table(tasks, o.lengths, acc);
+  std::string md = fmt::format("# RULER (synthetic) — {}\n\n{} samples per cell, greedy, {} new tokens, seed {}\n\n",
+                               o.model, o.samples, o.max_new_tokens, o.seed);
+  md += table;
+  md += "\nWall time per length: ";
+  for (size_t li = 0; li < o.lengths.size(); ++li)
+    md += fmt::format("{}{}: {}", li ? ", " : "", o.lengths[li], hsa::format_duration(per_length[li]["wall_s"]));
+  md += "\n";
+  write_file(dir / "ruler.md", md);
+
+  nlohmann::json accuracy = nlohmann::json::object();
+  for (size_t ti = 0; ti < tasks.size(); ++ti) {
+    nlohmann::json row = nlohmann::json::object();
+    for (size_t li = 0; li < o.lengths.size(); ++li) row[std::to_string(o.lengths[li])] = acc[ti][li];
+    accuracy[hsa::eval::ruler_task_name(tasks[ti])] = row;
+  }
+  nlohmann::json j = {{"model", o.model},        {"samples", o.samples}, {"max_new_tokens", o.max_new_tokens},
+                      {"seed", o.seed},          {"lengths", o.lengths}, {"accuracy", accuracy},
+                      {"per_length", per_length}, {"wall_s", wall_s},    {"records", records}};
+  // Model output is raw bytes and may be invalid UTF-8: replace those bytes rather than fail at the end.
+  write_file(dir / "ruler.json", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  fmt::print("\n{}\nwrote {} and {}\n", table, (dir / "ruler.md").string(), (dir / "ruler.json").string());
+  write_plot(dir, tasks, o.lengths, acc);
+  return 0;
+}
+
+std::string task_help() {
+  std::string s = "\nTasks (--tasks a,b or all):\n";
+  for (const hsa::eval::RulerTaskInfo& info : hsa::eval::ruler_tasks())
+    s += fmt::format("  {:<17}{}\n", info.name, info.description);
+  s += "\nScore of a sample: fraction of expected strings contained in the output; accuracy = mean x 100.\n";
+  return s;
+}
+
+hsa::cli::Command ruler_command("ruler", "RULER-style long-context evaluation on synthetic tasks", [](CLI::App& app) {
+  auto o = std::make_shared<RulerOptions>();
+  app.add_option("-m,--model", o->model, "checkpoint directory or run directory");
+  app.add_option("--tasks", o->tasks, "comma-separated task names, or 'all'")->capture_default_str();
+  app.add_option("--lengths", o->lengths, "context lengths in tokens, comma-separated")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("-n,--samples", o->samples, "samples per task and length")->capture_default_str();
+  app.add_option("--max-new-tokens", o->max_new_tokens, "tokens decoded greedily per sample")->capture_default_str();
+  app.add_option("--segment", o->segment, "prefill segment size in tokens")->capture_default_str();
+  app.add_option("--seed", o->seed, "seed for the samples")->capture_default_str();
+  app.add_option("-o,--out", o->out, "output directory (ruler.md, ruler.json, ruler.png)")->capture_default_str();
+  app.add_option("--show", o->show, "print one sample of this task at the first length and exit (no model)");
+  app.footer(task_help());
+  return [o] { return run_ruler(*o); };
+});
+
+}  // namespace
