@@ -3,6 +3,7 @@
 #include "infer/sampler.h"
 #include "infer/session.h"
 #include "model/checkpoint.h"
+#include "model/param_spec.h"
 #include "train/progress.h"
 #include "train/tokenizer.h"
 #include "train/trainer.h"
@@ -10,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <unistd.h>
 #include <fstream>
 
 namespace {
@@ -28,6 +30,22 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// ARCHITECTURE §5: say what the run will hold before it starts, and refuse a context that cannot fit.
+void check_memory_plan(const hsa::Checkpoint& ck, int64_t positions, bool quiet) {
+  double weights = 0;
+  for (const auto& [name, t] : ck.params) weights += double(t.numel()) * 4;  // computed in f32 on the CPU
+  // The chunk memory grows by doubling: up to twice the final size is reserved during the run.
+  double state = 2.0 * hsa::state_bytes_per_token(ck.config, hsa::DType::f32) * double(positions);
+  double available = double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  if (!quiet)
+    fmt::print(stderr, "memory plan: weights {:.1f} MiB, chunk memory up to {:.1f} MiB for {} positions, {:.0f} MiB free\n",
+               weights / 1048576.0, state / 1048576.0, positions, available / 1048576.0);
+  HSA_CHECK(available <= 0 || weights + state < 0.9 * available,
+            "generate: a context of {} positions needs about {:.0f} MiB (weights + chunk memory) but only {:.0f} MiB "
+            "of memory is free; shorten the prompt or --max-new-tokens",
+            positions, (weights + state) / 1048576.0, available / 1048576.0);
+}
+
 int run_generate(const GenerateOptions& o) {
   std::string prompt = o.prompt;
   if (!o.prompt_file.empty()) {
@@ -41,6 +59,7 @@ int run_generate(const GenerateOptions& o) {
   hsa::Model model(ck.config, ck.params);
   hsa::ByteTokenizer tok;
   std::vector<int32_t> ids = tok.encode(prompt, true);
+  check_memory_plan(ck, static_cast<int64_t>(ids.size()) + o.max_new_tokens, o.quiet);
   hsa::Session session(model);
   auto t0 = std::chrono::steady_clock::now();
   hsa::Progress progress("prefill", static_cast<int64_t>(ids.size()), "tok", 1.0);
