@@ -1,4 +1,5 @@
 #include "common/gradcheck.h"
+#include "common/hsa_indices.h"
 #include "ops/hsa_attention.h"
 
 #include <gtest/gtest.h>
@@ -10,23 +11,6 @@ using namespace hsa;
 using namespace hsa::testing;
 
 namespace {
-
-// Causal-style indices: token t picks up to K distinct complete chunks (c < t / S), -1 for the rest, so early
-// tokens have no chunk at all and others fewer than K.
-Tensor causal_indices(int64_t b, int64_t l, int64_t h, int64_t s, int64_t c, int64_t k, uint64_t seed) {
-  std::vector<int32_t> idx;
-  Rng rng(seed);
-  for (int64_t bi = 0; bi < b; ++bi)
-    for (int64_t t = 0; t < l; ++t)
-      for (int64_t r = 0; r < h; ++r) {
-        int64_t complete = std::min(t / s, c);
-        std::vector<int32_t> pool(complete);
-        for (int64_t x = 0; x < complete; ++x) pool[x] = int32_t(x);
-        for (int64_t x = complete - 1; x > 0; --x) std::swap(pool[x], pool[rng.below(uint64_t(x + 1))]);
-        for (int64_t i = 0; i < k; ++i) idx.push_back(i < complete ? pool[i] : -1);
-      }
-  return Tensor::from_i32(idx, {b, l, h, k});
-}
 
 void check(int64_t b, int64_t l, int64_t hq, int64_t h, int64_t d, int64_t s, int64_t k, const Tensor& indices,
            uint64_t seed) {

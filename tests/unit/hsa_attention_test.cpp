@@ -1,4 +1,5 @@
 #include "common/gradcheck.h"
+#include "common/hsa_indices.h"
 #include "ops/hsa_attention.h"
 
 #include <gtest/gtest.h>
@@ -31,18 +32,7 @@ Problem make_problem(int64_t b, int64_t l, int64_t hq, int64_t h, int64_t d, int
             Tensor(),
             rand_uniform({b, l, h, k}, seed + 3, 0.1, 1.0, dtype),
             1.0 / std::sqrt(double(d))};
-  std::vector<int32_t> idx;
-  Rng rng(seed + 4);
-  for (int64_t bi = 0; bi < b; ++bi)
-    for (int64_t t = 0; t < l; ++t)
-      for (int64_t r = 0; r < h; ++r) {
-        int64_t complete = std::min(t / s, c);
-        std::vector<int32_t> pool(complete);
-        for (int64_t x = 0; x < complete; ++x) pool[x] = int32_t(x);
-        for (int64_t x = complete - 1; x > 0; --x) std::swap(pool[x], pool[rng.below(uint64_t(x + 1))]);
-        for (int64_t i = 0; i < k; ++i) idx.push_back(i < complete ? pool[i] : -1);
-      }
-  p.indices = Tensor::from_i32(idx, {b, l, h, k});
+  p.indices = causal_indices(b, l, h, s, c, k, seed + 4);
   return p;
 }
 
