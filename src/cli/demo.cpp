@@ -1,6 +1,8 @@
 // hsa demo: the README's main job. Loads the shipped model (trained on passkey retrieval at a short context)
 // and asks it for pass keys hidden in contexts up to 16x longer than it was trained on, on the CPU.
 #include "cli/command.h"
+#include "cli/placement_options.h"
+#include "infer/placement.h"
 #include "infer/sampler.h"
 #include "infer/session.h"
 #include "model/checkpoint.h"
@@ -22,6 +24,7 @@ struct DemoOptions {
   std::vector<int64_t> lengths;
   int64_t samples = 3;
   uint64_t seed = 2026;
+  std::string device = "cpu", dtype;
 };
 
 int run_demo(DemoOptions o) {
@@ -29,7 +32,8 @@ int run_demo(DemoOptions o) {
             "demo: no model at '{}'. Train one with: hsa train -c configs/tiny.json -o {} --task passkey --answer-only",
             o.model, o.model);
   hsa::Checkpoint ck = hsa::load_checkpoint(hsa::resolve_checkpoint_dir(o.model));
-  hsa::Model model(ck.config, ck.params);
+  hsa::Placement place = hsa::resolve_placement(o.device, o.dtype);
+  hsa::Model model = hsa::place_model(ck, place);
   const hsa::ModelConfig& c = ck.config;
   int64_t train_len = c.max_train_length > 0 ? c.max_train_length : 512;
   if (o.lengths.empty()) o.lengths = {train_len, 4 * train_len, 16 * train_len};
@@ -84,6 +88,7 @@ hsa::cli::Command demo_command("demo", "retrieve pass keys far beyond the traini
                                  app.add_option("-n,--samples", o->samples, "samples per length")
                                      ->capture_default_str();
                                  app.add_option("--seed", o->seed, "seed for the haystacks")->capture_default_str();
+                                 hsa::cli::add_placement_options(app, o->device, o->dtype);
                                  return [o] { return run_demo(*o); };
                                });
 

@@ -1,9 +1,12 @@
 // hsa generate: prefill a prompt (in bounded segments) and decode with the chunk memory.
 #include "cli/command.h"
+#include "cli/placement_options.h"
+#include "infer/placement.h"
 #include "infer/sampler.h"
 #include "infer/session.h"
 #include "model/checkpoint.h"
 #include "model/param_spec.h"
+#include "tensor/device_memory.h"
 #include "train/progress.h"
 #include "train/tokenizer.h"
 #include "train/trainer.h"
@@ -11,7 +14,6 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <unistd.h>
 #include <fstream>
 
 namespace {
@@ -24,6 +26,7 @@ struct GenerateOptions {
   uint64_t seed = 1;
   bool stop_at_newline = false;
   bool quiet = false;
+  std::string device = "cpu", dtype;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -31,15 +34,18 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 
 // ARCHITECTURE §5: say what the run will hold before it starts, and refuse a context that cannot fit.
-void check_memory_plan(const hsa::Checkpoint& ck, int64_t positions, bool quiet) {
+void check_memory_plan(const hsa::Checkpoint& ck, const hsa::Placement& place, int64_t positions, bool quiet) {
   double weights = 0;
-  for (const auto& [name, t] : ck.params) weights += double(t.numel()) * 4;  // computed in f32 on the CPU
+  for (const auto& [name, t] : ck.params) weights += double(t.numel()) * double(hsa::dtype_size(place.dtype));
   // The chunk memory grows by doubling: up to twice the final size is reserved during the run.
-  double state = 2.0 * hsa::state_bytes_per_token(ck.config, hsa::DType::f32) * double(positions);
-  double available = double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  double state = 2.0 * hsa::state_bytes_per_token(ck.config, place.dtype) * double(positions);
+  double available = double(hsa::free_memory_bytes(place.device));
   if (!quiet)
-    fmt::print(stderr, "memory plan: weights {:.1f} MiB, chunk memory up to {:.1f} MiB for {} positions, {:.0f} MiB free\n",
-               weights / 1048576.0, state / 1048576.0, positions, available / 1048576.0);
+    fmt::print(stderr,
+               "memory plan ({}, {}): weights {:.1f} MiB, chunk memory up to {:.1f} MiB for {} positions, {:.0f} MiB "
+               "free\n",
+               place.description, hsa::dtype_name(place.dtype), weights / 1048576.0, state / 1048576.0, positions,
+               available / 1048576.0);
   HSA_CHECK(available <= 0 || weights + state < 0.9 * available,
             "generate: a context of {} positions needs about {:.0f} MiB (weights + chunk memory) but only {:.0f} MiB "
             "of memory is free; shorten the prompt or --max-new-tokens",
@@ -56,10 +62,11 @@ int run_generate(const GenerateOptions& o) {
   HSA_CHECK(!prompt.empty(), "generate: empty prompt (give -p TEXT or -f FILE)");
   std::string dir = hsa::resolve_checkpoint_dir(o.model);
   hsa::Checkpoint ck = hsa::load_checkpoint(dir);
-  hsa::Model model(ck.config, ck.params);
+  hsa::Placement place = hsa::resolve_placement(o.device, o.dtype);
   hsa::ByteTokenizer tok;
   std::vector<int32_t> ids = tok.encode(prompt, true);
-  check_memory_plan(ck, static_cast<int64_t>(ids.size()) + o.max_new_tokens, o.quiet);
+  check_memory_plan(ck, place, static_cast<int64_t>(ids.size()) + o.max_new_tokens, o.quiet);
+  hsa::Model model = hsa::place_model(ck, place);
   hsa::Session session(model);
   auto t0 = std::chrono::steady_clock::now();
   hsa::Progress progress("prefill", static_cast<int64_t>(ids.size()), "tok", 1.0);
@@ -105,6 +112,7 @@ hsa::cli::Command generate_command("generate", "generate text from a trained mod
   app.add_option("--top-p", o->top_p, "nucleus sampling threshold")->capture_default_str();
   app.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
   app.add_flag("--stop-at-newline", o->stop_at_newline, "stop after the first generated newline");
+  hsa::cli::add_placement_options(app, o->device, o->dtype);
   app.add_flag("-q,--quiet", o->quiet, "no progress output");
   return [o] { return run_generate(*o); };
 });

@@ -10,6 +10,10 @@ hsa::cli::Command train_command("train", "train a model (synthetic retrieval tas
   auto o = std::make_shared<hsa::TrainOptions>();
   app.add_option("-c,--config", o->config_path, "model config JSON (e.g. configs/tiny.json)")->check(CLI::ExistingFile);
   app.add_option("-o,--out", o->out_dir, "run directory for checkpoints and the log")->required();
+  app.add_option("--init", o->init_from,
+                 "start from the weights of this checkpoint or run directory (fresh optimizer and schedule; "
+                 "its config is used): the next stage of a curriculum")
+      ->check(CLI::ExistingDirectory);
   app.add_flag("--resume", o->resume,
                "continue the run in --out from its latest checkpoint, with its saved recipe (only --steps, "
                "--stop-after and --quiet are taken from this command)");
@@ -31,9 +35,14 @@ hsa::cli::Command train_command("train", "train a model (synthetic retrieval tas
   app.add_option("--save-every", o->save_every, "steps between checkpoints")->capture_default_str();
   app.add_option("--seed", o->seed, "seed for init and data order")->capture_default_str();
   app.add_option("--stop-after", o->stop_after, "stop after this step as if interrupted (testing resume)");
+  app.add_option("--device", o->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  app.add_option("--dtype", o->dtype, "compute dtype, f32 or bf16 (default: f32 on cpu, bf16 on cuda; weights and "
+                                      "optimizer state stay f32)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   app.add_flag("-q,--quiet", o->quiet, "no progress output");
   return [o] {
-    if (!o->resume && o->config_path.empty()) throw hsa::Error("train: --config is required (or --resume)");
+    if (!o->resume && o->config_path.empty() && o->init_from.empty())
+      throw hsa::Error("train: --config is required (or --init, or --resume)");
     hsa::TrainResult r = hsa::train(*o);
     fmt::print("trained to step {}: final loss {:.4f}, {:.0f} tokens/s, checkpoint {}\n", r.final_step,
                r.losses.empty() ? 0.0 : r.losses.back(), r.tokens_per_second, r.checkpoint);

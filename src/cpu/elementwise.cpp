@@ -17,6 +17,15 @@ template <class T> void scale(const T* x, T s, T* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = s * x[i];
 }
 
+template <class T> double sum_of_squares(const T* x, int64_t n) {
+  double total = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) total += double(x[i]) * double(x[i]);
+  return total;
+}
+
+template double sum_of_squares<float>(const float*, int64_t);
+template double sum_of_squares<double>(const double*, int64_t);
 template void add<float>(const float*, const float*, float*, int64_t);
 template void add<double>(const double*, const double*, double*, int64_t);
 template void add_scaled<float>(float*, const float*, float, int64_t);

@@ -17,20 +17,10 @@ template <class T> __global__ void add_scaled_kernel(T* dst, const T* src, float
     dst[i] = from_f32<T>(to_f32(dst[i]) + alpha * to_f32(src[i]));
 }
 
-struct StridedView {
-  int ndim;
-  int64_t shape[kMaxStridedDims];
-  int64_t strides[kMaxStridedDims];
-};
-
 template <class T>
-__global__ void add_scaled_strided_kernel(T* dst, StridedView view, const T* src, float alpha, int64_t n) {
+__global__ void add_scaled_strided_kernel(T* dst, StridedLayout view, const T* src, float alpha, int64_t n) {
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
-    int64_t rest = i, offset = 0;
-    for (int d = view.ndim - 1; d >= 0; --d) {
-      offset += (rest % view.shape[d]) * view.strides[d];
-      rest /= view.shape[d];
-    }
+    int64_t offset = strided_offset(view, i);
     dst[offset] = from_f32<T>(to_f32(dst[offset]) + alpha * to_f32(src[i]));
   }
 }
@@ -39,7 +29,26 @@ template <class T> __global__ void scale_kernel(const T* x, float s, T* out, int
   for (int64_t i = global_thread(); i < n; i += grid_threads()) out[i] = from_f32<T>(s * to_f32(x[i]));
 }
 
+template <class T> __global__ void sum_of_squares_kernel(const T* x, int64_t n, double* acc) {
+  __shared__ float scratch[32];
+  float partial = 0.f;
+  for (int64_t i = global_thread(); i < n; i += grid_threads()) {
+    float v = to_f32(x[i]);
+    partial += v * v;
+  }
+  float block = block_sum(partial, scratch);
+  if (threadIdx.x == 0) atomicAdd(acc, double(block));
+}
+
 }  // namespace
+
+template <class T> void accumulate_sum_of_squares(const T* x, int64_t n, double* acc) {
+  if (n == 0) return;
+  // Few blocks: each adds one value into acc, so the atomics stay negligible.
+  unsigned blocks = std::min<unsigned>(grid_for(n, 256), 1024);
+  sum_of_squares_kernel<<<blocks, 256, 0, stream()>>>(dev(x), n, acc);
+  check_launch("sum_of_squares_kernel");
+}
 
 template <class T> void add(const T* a, const T* b, T* out, int64_t n) {
   if (n == 0) return;
@@ -55,15 +64,9 @@ template <class T> void add_scaled(T* dst, const T* src, float alpha, int64_t n)
 
 template <class T>
 void add_scaled_strided(T* dst, const int64_t* shape, const int64_t* strides, int ndim, const T* src, float alpha) {
-  HSA_CHECK(ndim <= kMaxStridedDims, "cuda::add_scaled_strided: {} axes, at most {} supported", ndim,
-            kMaxStridedDims);
-  StridedView view{ndim, {}, {}};
+  StridedLayout view = strided_layout("cuda::add_scaled_strided", shape, strides, ndim);
   int64_t n = 1;
-  for (int d = 0; d < ndim; ++d) {
-    view.shape[d] = shape[d];
-    view.strides[d] = strides[d];
-    n *= shape[d];
-  }
+  for (int d = 0; d < ndim; ++d) n *= shape[d];
   if (n == 0) return;
   add_scaled_strided_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(dev(dst), view, dev(src), alpha, n);
   check_launch("add_scaled_strided_kernel");
@@ -81,6 +84,8 @@ template void add_scaled<float>(float*, const float*, float, int64_t);
 template void add_scaled<bf16>(bf16*, const bf16*, float, int64_t);
 template void add_scaled_strided<float>(float*, const int64_t*, const int64_t*, int, const float*, float);
 template void add_scaled_strided<bf16>(bf16*, const int64_t*, const int64_t*, int, const bf16*, float);
+template void accumulate_sum_of_squares<float>(const float*, int64_t, double*);
+template void accumulate_sum_of_squares<bf16>(const bf16*, int64_t, double*);
 template void scale<float>(const float*, float, float*, int64_t);
 template void scale<bf16>(const bf16*, float, bf16*, int64_t);
 

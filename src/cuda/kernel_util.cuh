@@ -2,6 +2,7 @@
 // kernel does its arithmetic in f32), grid sizing, block reductions, and reporting bad input to the host.
 #pragma once
 #include "cuda/runtime.h"
+#include "cuda/strided.h"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -98,5 +99,15 @@ template <class T> class DeviceBuffer {
 // Thread index and stride of a 1-D grid-stride loop, in 64 bits.
 __device__ __forceinline__ int64_t global_thread() { return blockIdx.x * int64_t(blockDim.x) + threadIdx.x; }
 __device__ __forceinline__ int64_t grid_threads() { return int64_t(gridDim.x) * blockDim.x; }
+
+// Storage offset of the i-th element, in row-major order, of a strided view.
+__device__ __forceinline__ int64_t strided_offset(const StridedLayout& view, int64_t i) {
+  int64_t offset = 0;
+  for (int d = view.ndim - 1; d >= 0; --d) {
+    offset += (i % view.shape[d]) * view.strides[d];
+    i /= view.shape[d];
+  }
+  return offset;
+}
 
 }  // namespace hsa::cuda

@@ -12,7 +12,7 @@ Tensor Session::feed(std::span<const int32_t> tokens) {
   Tensor ids = Tensor::from_i32(std::vector<int32_t>(tokens.begin(), tokens.end()),
                                 {1, static_cast<int64_t>(tokens.size())});
   Tensor logits = model_.forward(ids, state_);
-  return logits.select(0, 0);
+  return logits.select(0, 0).to(Device::cpu);  // sampling runs on the host
 }
 
 Tensor Session::prefill(std::span<const int32_t> tokens, int64_t segment,

@@ -18,7 +18,7 @@ class Session {
                  const std::function<void(int64_t, int64_t)>& progress = {});
   // Feeds one token; returns the logits [V] for the next position.
   Tensor step(int32_t token);
-  // Logits [n, V] for every token fed (used by tests comparing with a full forward).
+  // Logits [n, V] (on the cpu, whatever the model's device) for every token fed.
   Tensor feed(std::span<const int32_t> tokens);
 
   int64_t position() const { return state_.position; }

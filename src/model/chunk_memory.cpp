@@ -101,7 +101,7 @@ Tensor memory_build_backward(const LayerContext& ctx, const MemoryBuildCache& ca
   const ModelConfig& c = ctx.config;
   int64_t B = cache.h.dim(0), L = cache.h.dim(1), H = c.num_key_value_heads, D = c.head_dim, S = c.chunk_size;
   int64_t C = cache.num_chunks;
-  if (C == 0 || !grads.dmem_k.defined()) return Tensor::zeros(cache.h.shape(), cache.h.dtype());
+  if (C == 0 || !grads.dmem_k.defined()) return Tensor::zeros(cache.h.shape(), cache.h.dtype(), cache.h.device());
   // Landmarks: lmk = W_lmk · mean_j hn[cS + j].
   auto lmk_grads = ops::linear_backward(grads.dlandmarks.contiguous().view({B, C, c.retrieval_dim}), cache.pooled,
                                         ctx.param("landmark_proj.weight"));

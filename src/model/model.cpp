@@ -20,6 +20,9 @@ Model::Model(ModelConfig config, TensorMap params) : config_(std::move(config)),
   check_tensors_match(params_, model_param_specs(config_), dtype);
 }
 
+Device Model::device() const { return need(params_, "embed.weight").device(); }
+DType Model::dtype() const { return need(params_, "embed.weight").dtype(); }
+
 InferenceState Model::new_state() const {
   InferenceState state;
   state.kv.resize(config_.num_layers());
@@ -32,10 +35,11 @@ const Tensor& Model::lm_head() const {
   return config_.tie_word_embeddings ? need(params_, "embed.weight") : need(params_, "lm_head.weight");
 }
 
-Tensor Model::forward(const Tensor& ids, InferenceState& state, double* aux_loss, ForwardCache* cache) const {
+Tensor Model::forward(const Tensor& ids_in, InferenceState& state, double* aux_loss, ForwardCache* cache) const {
   const ModelConfig& c = config_;
-  check_ndim("Model::forward", "ids", ids, 2);
-  check_dtype("Model::forward", "ids", ids, DType::i32);
+  check_ndim("Model::forward", "ids", ids_in, 2);
+  check_dtype("Model::forward", "ids", ids_in, DType::i32);
+  Tensor ids = ids_in.to(device());
   HSA_CHECK(ids.dim(1) > 0, "Model::forward: empty input (no tokens)");
   int64_t L = c.num_layers(), pos0 = state.position;
   if (static_cast<int64_t>(state.kv.size()) != L) state.kv.resize(L);

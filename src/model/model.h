@@ -36,6 +36,8 @@ class Model {
   Model(ModelConfig config, TensorMap params);  // checks every parameter against the config
   const ModelConfig& config() const { return config_; }
   const TensorMap& params() const { return params_; }
+  Device device() const;  // where the parameters live; forward() moves cpu ids there
+  DType dtype() const;    // the parameters' (compute) dtype
   TensorMap& mutable_params() { return params_; }
 
   InferenceState new_state() const;

@@ -10,6 +10,12 @@ const Tensor& need(const TensorMap& map, const std::string& name) {
   return it->second;
 }
 
+TensorMap convert(const TensorMap& map, Device device, DType dtype) {
+  TensorMap out;
+  for (const auto& [name, t] : map) out.emplace(name, t.to(device).to(dtype));
+  return out;
+}
+
 void accumulate_grad(TensorMap& grads, const std::string& name, const Tensor& g) {
   auto it = grads.find(name);
   if (it == grads.end()) {

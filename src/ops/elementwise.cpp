@@ -90,4 +90,34 @@ Tensor scale(const Tensor& x_in, double s) {
   return to_storage(out, x_in.dtype());
 }
 
+double sum_of_squares(const std::vector<Tensor>& xs) {
+  const char* op = "sum_of_squares";
+  if (xs.empty()) return 0.0;
+  Device device = xs.front().device();
+  for (const Tensor& x : xs) {
+    check_float(op, "x", x);
+    HSA_CHECK(x.device() == device, "{}: tensors on {} and {}; all must be on one device", op, device_name(device),
+              device_name(x.device()));
+  }
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) {
+    Tensor acc = Tensor::zeros({1}, DType::f64, Device::cuda);
+    for (const Tensor& x_in : xs) {
+      Tensor x = x_in.contiguous();
+      cuda::dispatch_storage(op, x.dtype(), [&]<class T>() {
+        cuda::accumulate_sum_of_squares<T>(x.data<T>(), x.numel(), acc.data<double>());
+      });
+    }
+    return acc.to(Device::cpu).item();
+  }
+#endif
+  require_cpu(op, device);
+  double total = 0;
+  for (const Tensor& x_in : xs) {
+    Tensor x = to_compute(x_in);
+    dispatch_float(op, x.dtype(), [&]<class T>() { total += cpu::sum_of_squares<T>(x.data<T>(), x.numel()); });
+  }
+  return total;
+}
+
 }  // namespace hsa::ops

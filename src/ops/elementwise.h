@@ -3,6 +3,8 @@
 #pragma once
 #include <hsa/tensor.h>
 
+#include <vector>
+
 namespace hsa::ops {
 
 // a + b, a new tensor of a's shape and dtype.
@@ -13,5 +15,9 @@ void add_(Tensor& dst, const Tensor& src, double alpha = 1.0);
 
 // s * x, a new tensor of x's shape and dtype.
 Tensor scale(const Tensor& x, double s);
+
+// sum over every tensor of sum_i x_i^2, accumulated in f64 (gradient norms). All tensors on one device; on the
+// GPU the partial sums stay on the device and one value comes back.
+double sum_of_squares(const std::vector<Tensor>& xs);
 
 }  // namespace hsa::ops

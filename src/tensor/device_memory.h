@@ -3,6 +3,9 @@
 #include <hsa/dtype.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
 
 namespace hsa {
 
@@ -10,5 +13,16 @@ void* device_alloc(Device device, size_t bytes);
 void (*device_deleter(Device device))(void*);
 // Copies bytes between any two devices (host<->device, device<->device, host<->host).
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
+// "cpu", or the GPU's name and size; throws a clear error when the device cannot be used (no GPU, or a build
+// without CUDA), so commands taking --device fail before they start.
+std::string describe_device(Device device);
+// Bytes that allocations on `device` can still get (host: available physical memory).
+size_t free_memory_bytes(Device device);
+void zero_bytes(void* p, Device device, size_t bytes);
+// Element-wise strided copy / fill on one non-cpu device, converting dtypes (the cpu does its own in tensor.cpp).
+void copy_elements(void* dst, DType dst_dtype, const std::vector<int64_t>& shape, const std::vector<int64_t>& dst_strides,
+                   const void* src, DType src_dtype, const std::vector<int64_t>& src_strides, Device device);
+void fill_elements(void* dst, DType dtype, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
+                   double value, Device device);
 
 }  // namespace hsa

@@ -50,12 +50,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  if (device == Device::cpu) {
-    std::memset(t.raw_data(), 0, t.nbytes());
-  } else {
-    Tensor host = zeros(shape, dtype, Device::cpu);
-    copy_bytes(t.raw_data(), device, host.raw_data(), Device::cpu, t.nbytes());
-  }
+  zero_bytes(t.raw_data(), device, t.nbytes());
   return t;
 }
 
@@ -169,30 +164,21 @@ Tensor Tensor::contiguous() const {
 
 Tensor Tensor::clone() const {
   check_defined("Tensor::clone", "self", *this);
-  if (device() != Device::cpu) {
-    HSA_CHECK(is_contiguous(), "Tensor::clone: non-contiguous {} tensors are not supported", device_name(device()));
-    Tensor t = empty(shape_, dtype_, device());
-    copy_bytes(t.raw_data(), device(), raw_data(), device(), nbytes());
-    return t;
-  }
-  Tensor t = empty(shape_, dtype_, Device::cpu);
+  Tensor t = empty(shape_, dtype_, device());
   t.copy_from(*this);
   return t;
 }
 
 Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return *this;
-  HSA_CHECK(device() == Device::cpu, "Tensor::to({}): conversion of {} tensors runs through the ops layer",
-            dtype_name(dtype), device_name(device()));
-  Tensor t = empty(shape_, dtype, Device::cpu);
+  Tensor t = empty(shape_, dtype, device());
   t.copy_from(*this);
   return t;
 }
 
 Tensor Tensor::to(Device device) const {
   if (device == this->device()) return *this;
-  Tensor src = device == Device::cuda ? contiguous() : *this;
-  HSA_CHECK(src.is_contiguous(), "Tensor::to: non-contiguous device tensors are not supported");
+  Tensor src = contiguous();
   Tensor t = empty(shape_, dtype_, device);
   copy_bytes(t.raw_data(), device, src.raw_data(), src.device(), nbytes());
   return t;
@@ -248,8 +234,14 @@ void Tensor::copy_from(const Tensor& src) {
     copy_bytes(raw_data(), device(), src.raw_data(), src.device(), nbytes());
     return;
   }
-  HSA_CHECK(device() == Device::cpu && src.device() == Device::cpu,
-            "Tensor::copy_from: converting or strided copies need both tensors on the cpu");
+  if (src.device() != device()) {  // move a contiguous copy across first, then convert or scatter locally
+    copy_from(src.contiguous().to(device()));
+    return;
+  }
+  if (device() != Device::cpu) {
+    copy_elements(raw_data(), dtype_, shape_, strides_, src.raw_data(), src.dtype_, src.strides_, device());
+    return;
+  }
   std::vector<int64_t> src_offsets(numel());
   for_each_offset(src.shape_, src.strides_, [&](int64_t i, int64_t off) { src_offsets[i] = off; });
   void* dst_base = raw_data();
@@ -260,18 +252,19 @@ void Tensor::copy_from(const Tensor& src) {
 }
 
 void Tensor::fill(double value) {
-  HSA_CHECK(device() == Device::cpu, "Tensor::fill: only cpu tensors");
+  if (device() != Device::cpu) {
+    fill_elements(raw_data(), dtype_, shape_, strides_, value, device());
+    return;
+  }
   void* base = raw_data();
   for_each_offset(shape_, strides_, [&](int64_t, int64_t off) { store(base, dtype_, off, value); });
 }
 
 void Tensor::zero() {
-  if (device() == Device::cpu && is_contiguous()) {
-    std::memset(raw_data(), 0, nbytes());
-  } else if (device() == Device::cpu) {
-    fill(0.0);
+  if (is_contiguous()) {
+    zero_bytes(raw_data(), device(), nbytes());
   } else {
-    copy_from(zeros(shape_, dtype_, Device::cpu));
+    fill(0.0);
   }
 }
 

@@ -15,10 +15,9 @@ double learning_rate(const ScheduleConfig& s, int64_t step) {
 }
 
 double clip_grad_norm(TensorMap& grads, double max_norm) {
-  double sum_sq = 0;
-  for (auto& [name, g] : grads)
-    for (double x : g.to_vector()) sum_sq += x * x;
-  double norm = std::sqrt(sum_sq);
+  std::vector<Tensor> all;
+  for (auto& [name, g] : grads) all.push_back(g);
+  double norm = std::sqrt(ops::sum_of_squares(all));
   if (max_norm > 0 && norm > max_norm) {
     double s = max_norm / (norm + 1e-12);
     for (auto& [name, g] : grads) g = ops::scale(g, s);

@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include "tensor/device_memory.h"
+
 #include "model/checkpoint.h"
 #include "model/file_util.h"
 #include "model/model.h"
@@ -85,7 +87,7 @@ StepLoss run_batch(const Model& model, const Batch& batch, TensorMap* grads, dou
   Tensor logits = model.forward(batch.inputs, state, &r.aux, grads ? &cache : nullptr);
   int64_t V = model.config().vocab_size;
   Tensor flat = logits.view({-1, V});
-  Tensor targets = batch.targets.contiguous().view({-1});
+  Tensor targets = batch.targets.to(model.device()).contiguous().view({-1});
   auto ce = ops::cross_entropy_forward(flat, targets);
   r.loss = ce.loss;
   r.count = ce.count;
@@ -104,14 +106,14 @@ double evaluate(const Model& model, const DataSetup& data, const TrainOptions& o
   return total / double(std::max<int64_t>(1, o.eval_batches));
 }
 
-std::string save_train_checkpoint(const fs::path& out, const Model& model, const AdamW& adam, int64_t step,
-                                  uint64_t data_position) {
+std::string save_train_checkpoint(const fs::path& out, const ModelConfig& config, const TensorMap& master,
+                                  const AdamW& adam, int64_t step, uint64_t data_position) {
   std::string name = fmt::format("checkpoints/step-{:06d}", step);
   fs::path final_dir = out / name, tmp_dir = out / (name + ".tmp");
   fs::remove_all(tmp_dir);
   std::map<std::string, std::string> meta{{"step", std::to_string(step)},
                                           {"data_position", std::to_string(data_position)}};
-  save_checkpoint(tmp_dir.string(), model.config(), model.params(), meta);
+  save_checkpoint(tmp_dir.string(), config, master, meta);
   save_safetensors((tmp_dir / "optimizer.safetensors").string(), adam.state(), meta);
   fs::remove_all(final_dir);
   fs::rename(tmp_dir, final_dir);
@@ -148,7 +150,7 @@ namespace {
 
 // The run's recipe, saved beside its checkpoints so that `--resume` needs nothing but the run directory.
 nlohmann::json options_to_json(const TrainOptions& o) {
-  return {{"config_path", o.config_path}, {"tasks", o.tasks},
+  return {{"config_path", o.config_path}, {"init_from", o.init_from}, {"tasks", o.tasks},
           {"data_path", o.data_path},     {"filler_path", o.filler_path},
           {"answer_only_loss", o.answer_only_loss}, {"batch", o.batch},
           {"seq_len", o.seq_len},         {"grad_accum", o.grad_accum},
@@ -168,6 +170,7 @@ TrainOptions resumed_options(const TrainOptions& given) {
   HSA_CHECK(!j.is_discarded(), "train: {} is not valid JSON", path.string());
   TrainOptions o = given;
   o.config_path = j.at("config_path").get<std::string>();
+  o.init_from = j.value("init_from", std::string());
   o.tasks = j.at("tasks").get<std::vector<std::string>>();
   o.data_path = j.at("data_path").get<std::string>();
   o.filler_path = j.at("filler_path").get<std::string>();
@@ -199,7 +202,12 @@ TrainResult train(const TrainOptions& given) {
   DataSetup data = setup_data(o);
   if (!o.resume) write_file_atomic((out / "train_options.json").string(), options_to_json(o).dump(2) + "\n");
 
-  std::unique_ptr<Model> model;
+  const Device device = parse_device(o.device);
+  describe_device(device);  // fails early when the device cannot be used
+  const DType compute = o.dtype.empty() ? (device == Device::cuda ? DType::bf16 : DType::f32) : parse_dtype(o.dtype);
+  HSA_CHECK(compute == DType::f32 || compute == DType::bf16, "train: --dtype must be f32 or bf16, got {}", o.dtype);
+  ModelConfig config;
+  TensorMap master;  // f32 parameters on the device: what AdamW updates and checkpoints hold
   AdamW adam(ops::AdamWConfig{o.schedule.lr, 0.9, 0.95, 1e-8, o.weight_decay});
   int64_t start_step = 0;
   TrainResult result;
@@ -207,18 +215,32 @@ TrainResult train(const TrainOptions& given) {
     std::string dir = resolve_checkpoint_dir(o.out_dir);
     Checkpoint ck = load_checkpoint(dir);
     start_step = std::stoll(ck.metadata.at("step"));
-    TensorMap params;
-    for (auto& [name, t] : ck.params) params[name] = t.clone();  // own the memory: the file is rewritten later
-    model = std::make_unique<Model>(ck.config, std::move(params));
-    adam.load_state(load_safetensors(dir + "/optimizer.safetensors").tensors, start_step);
+    config = ck.config;
+    for (auto& [name, t] : ck.params) master[name] = t.clone();  // own the memory: the file is rewritten later
+    master = convert(master, device, DType::f32);
+    adam.load_state(convert(load_safetensors(dir + "/optimizer.safetensors").tensors, device, DType::f32),
+                    start_step);
     result.losses = truncate_log(out / "train_log.jsonl", start_step);
     if (!o.quiet) fmt::print(stderr, "resuming {} at step {}\n", dir, start_step);
+  } else if (!o.init_from.empty()) {
+    HSA_CHECK(o.config_path.empty(), "train: --init takes the config of {}; drop --config", o.init_from);
+    Checkpoint ck = load_checkpoint(resolve_checkpoint_dir(o.init_from));
+    config = ck.config;
+    config.max_train_length = o.seq_len;
+    master = convert(ck.params, device, DType::f32);
+    if (device == Device::cpu)  // own the memory: the mapped file may be rewritten while we train
+      for (auto& [name, t] : master) t = t.clone();
+    truncate_log(out / "train_log.jsonl", 0);
   } else {
-    ModelConfig config = ModelConfig::from_file(o.config_path);
+    HSA_CHECK(!o.config_path.empty(), "train: give --config (a model config JSON) or --init (a checkpoint)");
+    config = ModelConfig::from_file(o.config_path);
     config.max_train_length = o.seq_len;  // recorded for evaluation and the demo
-    model = std::make_unique<Model>(config, init_parameters(config, o.seed, DType::f32));
+    master = convert(init_parameters(config, o.seed, DType::f32), device, DType::f32);
     truncate_log(out / "train_log.jsonl", 0);
   }
+  // In f32 the model computes with the master tensors themselves; in bf16 with a copy refreshed every step.
+  auto model = std::make_unique<Model>(config, convert(master, device, compute));
+  if (!o.quiet) fmt::print(stderr, "training on {}, computing in {}\n", describe_device(device), dtype_name(compute));
 
   auto source = data.make(o, o.seed);
   source->seek(static_cast<uint64_t>(start_step * o.grad_accum));
@@ -239,7 +261,8 @@ TrainResult train(const TrainOptions& given) {
     }
     double grad_norm = clip_grad_norm(grads, o.clip);
     double lr = learning_rate(schedule, step);
-    adam.step(model->mutable_params(), grads, lr);
+    adam.step(master, grads, lr);
+    if (compute != DType::f32) model->mutable_params() = convert(master, device, compute);
     result.losses.push_back(total.loss);
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double tok_s = double(tokens_per_step) * double(step - start_step) / std::max(elapsed, 1e-9);
@@ -256,7 +279,7 @@ TrainResult train(const TrainOptions& given) {
     last_step = step;
     bool stopping = o.stop_after > 0 && step >= o.stop_after;
     if ((o.save_every > 0 && step % o.save_every == 0) || step == o.steps || stopping)
-      result.checkpoint = save_train_checkpoint(out, *model, adam, step, source->position());
+      result.checkpoint = save_train_checkpoint(out, config, master, adam, step, source->position());
     if (stopping) break;
   }
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -12,6 +12,8 @@ struct TrainOptions {
   std::string config_path;           // model config (JSON); ignored when resuming
   std::string out_dir;               // run directory: checkpoints/, latest, train_log.jsonl
   bool resume = false;               // continue from out_dir/latest
+  std::string init_from;             // start from these weights (a checkpoint or run dir; fresh optimizer):
+                                     // the next stage of a curriculum. Its config is used; config_path must be empty
   std::vector<std::string> tasks;    // synthetic tasks to train on (passkey, multikey_niah, variable_tracking)
   std::string data_path;             // or a token shard of natural text
   std::string filler_path;           // text corpus for task haystacks (built-in generator when empty)
@@ -29,6 +31,11 @@ struct TrainOptions {
   uint64_t seed = 1;
   int64_t stop_after = 0;  // > 0: stop (as if interrupted) after this step, for testing resume
   bool quiet = false;
+  // Where and in what precision to run (not part of the saved recipe: a run may resume on another device).
+  // Parameters and optimizer state stay f32 (the master copy); `dtype` is what the model computes in, and
+  // the gradients' dtype: empty = f32 on the cpu, bf16 on cuda.
+  std::string device = "cpu";
+  std::string dtype;
 };
 
 struct TrainResult {

@@ -83,3 +83,11 @@ TEST(Elementwise, BadInputsGiveClearErrors) {
   msg = error_of([&] { ops::scale(Tensor(), 2.0); });
   EXPECT_TRUE(has(msg, "scale: tensor 'x' is undefined")) << msg;
 }
+
+TEST(Elementwise, SumOfSquaresOverSeveralTensorsInF64) {
+  Tensor a = Tensor::from_values({1, -2, 3}, {3}), b = Tensor::from_values({0.5, 4}, {1, 2}, DType::bf16);
+  EXPECT_DOUBLE_EQ(ops::sum_of_squares({a, b}), 1 + 4 + 9 + 0.25 + 16);
+  EXPECT_EQ(ops::sum_of_squares({}), 0.0);
+  Tensor i = Tensor::from_i32({1, 2}, {2});
+  EXPECT_THROW(ops::sum_of_squares({a, i}), Error);
+}

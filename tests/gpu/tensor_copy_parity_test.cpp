@@ -1,0 +1,75 @@
+// Tensor copies on the GPU: strided views, dtype conversion, fills and zeros give exactly what the CPU gives
+// (conversions round the same way on both devices), and the gradient-norm reduction matches the CPU.
+#include "gpu/parity.h"
+#include "ops/elementwise.h"
+
+#include <gtest/gtest.h>
+
+using namespace hsa;
+using namespace hsa::testing;
+
+TEST(TensorCopyParity, StridedViewsConvertExactlyAsOnTheCpu) {
+  HSA_REQUIRE_GPU();
+  Tensor x = random_input({5, 7, 9}, 11, DType::f32);
+  Tensor x_gpu = gpu(x);
+  // A slice (non-contiguous) and a select of it, each made contiguous, converted, and converted back.
+  for (auto view : {+[](const Tensor& t) { return t.slice(1, 2, 6); },
+                    +[](const Tensor& t) { return t.slice(2, 1, 8).select(0, 3); }}) {
+    Tensor got = view(x_gpu), want = view(x);
+    ASSERT_FALSE(got.is_contiguous());
+    EXPECT_EQ(max_abs_diff(host(got.contiguous()), want.contiguous()), 0.0);
+    EXPECT_EQ(max_abs_diff(host(got.to(DType::bf16)), want.to(DType::bf16)), 0.0);
+    EXPECT_EQ(max_abs_diff(host(got.to(DType::bf16).to(DType::f32)), want.to(DType::bf16).to(DType::f32)), 0.0);
+    EXPECT_EQ(max_abs_diff(host(got.clone()), want.clone()), 0.0);
+  }
+  Tensor ids = Tensor::from_i32({3, -1, 7, 259}, {2, 2});
+  EXPECT_EQ(max_abs_diff(host(gpu(ids).to(DType::f32)), ids.to(DType::f32)), 0.0);
+}
+
+TEST(TensorCopyParity, CopyIntoAStridedDestinationFromEitherDevice) {
+  HSA_REQUIRE_GPU();
+  for (Device src_device : {Device::cpu, Device::cuda}) {
+    Tensor base = random_input({4, 10, 6}, 12, DType::bf16), part = random_input({4, 3, 6}, 13, DType::f32);
+    Tensor base_gpu = gpu(base);
+    Tensor dst_gpu = base_gpu.slice(1, 5, 8), dst_cpu = base.slice(1, 5, 8);
+    dst_gpu.copy_from(part.to(src_device));
+    dst_cpu.copy_from(part);
+    // The slice converted to bf16 as on the cpu; everything outside it untouched.
+    EXPECT_EQ(max_abs_diff(host(base_gpu), base), 0.0) << device_name(src_device);
+  }
+  // And from a strided device source into a cpu tensor.
+  Tensor x = random_input({6, 8}, 14, DType::f32);
+  Tensor dst = Tensor::zeros({6, 3});
+  dst.copy_from(gpu(x).slice(1, 4, 7));
+  EXPECT_EQ(max_abs_diff(dst, x.slice(1, 4, 7).contiguous()), 0.0);
+}
+
+TEST(TensorCopyParity, FillAndZeroOnViewsAndZerosTensors) {
+  HSA_REQUIRE_GPU();
+  for (DType dtype : {DType::f32, DType::bf16, DType::i32}) {
+    Tensor base = Tensor::full({3, 5, 4}, 2.0, dtype), base_gpu = gpu(base);
+    Tensor view_gpu = base_gpu.slice(1, 1, 3), view_cpu = base.slice(1, 1, 3);
+    view_gpu.fill(-1.5);
+    view_cpu.fill(-1.5);
+    EXPECT_EQ(max_abs_diff(host(base_gpu), base), 0.0) << dtype_name(dtype);
+    base_gpu.slice(2, 0, 2).zero();
+    base.slice(2, 0, 2).zero();
+    EXPECT_EQ(max_abs_diff(host(base_gpu), base), 0.0) << dtype_name(dtype);
+  }
+  poison_outputs({bytes_of({1000, 33}, DType::f32)});
+  Tensor z = Tensor::zeros({1000, 33}, DType::f32, Device::cuda);
+  EXPECT_EQ(ops::sum_of_squares({z}), 0.0);
+}
+
+TEST(TensorCopyParity, SumOfSquaresMatchesTheCpu) {
+  HSA_REQUIRE_GPU();
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    std::vector<Tensor> cpu_parts{random_input({1}, 1, dtype), random_input({257, 3}, 2, dtype),
+                                  random_input({4099, 131}, 3, dtype)};
+    std::vector<Tensor> gpu_parts;
+    for (const Tensor& t : cpu_parts) gpu_parts.push_back(gpu(t));
+    double want = ops::sum_of_squares(cpu_parts), got = ops::sum_of_squares(gpu_parts);
+    EXPECT_NEAR(got, want, 1e-5 * want) << dtype_name(dtype);
+  }
+  EXPECT_EQ(ops::sum_of_squares({}), 0.0);
+}
