@@ -1,7 +1,9 @@
-// hsa data: build token shards from text files and inspect synthetic task samples.
+// hsa data: build token shards from text files, inspect synthetic task samples, prepare natural filler text.
 //   hsa data build --input a.txt b.txt --output train.bin
 //   hsa data sample --task passkey --length 512 --seed 1 [--prompt-only] [--filler corpus.txt]
+//   hsa data filler -o data   (natural filler text from installed Debian documentation packages)
 #include "cli/command.h"
+#include "data/filler_corpus.h"
 #include "train/filler.h"
 #include "train/tasks.h"
 #include "train/token_shard.h"
@@ -54,6 +56,23 @@ int run_build(const BuildOptions& o) {
   return 0;
 }
 
+std::string megabytes(int64_t bytes) { return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6); }
+
+int run_filler(const hsa::data::FillerCorpusOptions& o) {
+  hsa::data::FillerCorpusReport r = hsa::data::prepare_filler_corpus(o);
+  for (const hsa::data::FillerSourceReport& s : r.sources) {
+    if (s.source.dir.empty())
+      fmt::print("{:<17} not installed (apt-get install {})\n", s.source.name, fmt::join(s.source.packages, " "));
+    else
+      fmt::print("{:<17} {:>6} documents  {:>8}  {}\n", s.source.name, s.documents, megabytes(s.bytes),
+                 s.source.dir.string());
+  }
+  for (const hsa::data::FillerPartReport* p : {&r.train, &r.eval})
+    fmt::print("wrote {}: {} documents, {} lines, {}\n", p->path, p->documents, p->lines, megabytes(p->bytes));
+  fmt::print("wrote {}\n", r.manifest_path);
+  return 0;
+}
+
 // Printable form of a piece of text for the abbreviated view: line breaks shown as "\n".
 std::string escaped(std::string_view s) {
   std::string out;
@@ -89,7 +108,7 @@ int run_sample(const SampleOptions& o) {
   return 0;
 }
 
-hsa::cli::Command data_command("data", "build token shards from text; show synthetic task samples", [](CLI::App& app) {
+hsa::cli::Command data_command("data", "token shards, synthetic task samples, natural filler text", [](CLI::App& app) {
   app.require_subcommand(1);
   auto build = std::make_shared<BuildOptions>();
   CLI::App* build_cmd = app.add_subcommand("build", "tokenize text files (bytes, bos per file) into one token shard");
@@ -108,10 +127,25 @@ hsa::cli::Command data_command("data", "build token shards from text; show synth
   sample_cmd->add_option("--filler", sample->filler_path, "text corpus for the haystack (default: built-in)")
       ->check(CLI::ExistingFile);
 
-  return [build, sample, build_cmd, sample_cmd] {
+  auto filler = std::make_shared<hsa::data::FillerCorpusOptions>();
+  CLI::App* filler_cmd = app.add_subcommand(
+      "filler",
+      "natural English text from Debian documentation packages, as filler-train.txt and filler-eval.txt (no shared "
+      "document or line) and manifest.json");
+  filler_cmd->add_option("-o,--out", filler->out_dir, "output folder")->capture_default_str();
+  filler_cmd->add_option("--eval-percent", filler->eval_percent, "share of documents for evaluation (1-99)")
+      ->capture_default_str();
+  filler_cmd->add_option("--root", filler->root, "folder the packages are installed under")->capture_default_str();
+  filler_cmd->footer(
+      "\nLines that hold a task phrase ('pass key', 'special magic', 'magic number', 'VAR ', ...) or 5+ "
+      "consecutive digits are dropped, so the synthetic tasks' needles and answers never occur in the filler.\n"
+      "Train on it as natural text with: hsa data build -i data/filler-train.txt -o data/filler-train.bin\n");
+
+  return [build, sample, filler, build_cmd, sample_cmd, filler_cmd] {
     if (build_cmd->parsed()) return run_build(*build);
     if (sample_cmd->parsed()) return run_sample(*sample);
-    throw hsa::Error("data: give a subcommand: build or sample");
+    if (filler_cmd->parsed()) return run_filler(*filler);
+    throw hsa::Error("data: give a subcommand: build, sample or filler");
   };
 });
 

@@ -1,11 +1,13 @@
 // hsa ruler: RULER-style long-context evaluation (synthetic tasks, no external data). Runs every task at every
 // length, prefilling each prompt in segments and decoding greedily; writes a markdown table, a JSON record of
-// every sample and, when gnuplot is installed, a plot of accuracy against length.
+// every sample, an SVG plot of accuracy against length and, when gnuplot is installed, the same plot as PNG.
 #include "cli/command.h"
+#include "eval/plot_svg.h"
 #include "eval/ruler.h"
 #include "infer/sampler.h"
 #include "infer/session.h"
 #include "model/checkpoint.h"
+#include "model/file_util.h"
 #include "train/progress.h"
 #include "train/tokenizer.h"
 #include "train/trainer.h"
@@ -32,6 +34,7 @@ struct RulerOptions {
   uint64_t seed = 42;
   std::string out = "ruler-out";
   std::string show;  // print one sample of this task and exit (no model needed)
+  std::string filler;  // text corpus for the essay-like haystacks (built-in generator when empty)
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -47,10 +50,18 @@ void write_file(const std::filesystem::path& path, const std::string& text) {
 
 bool have_gnuplot() { return std::system("command -v gnuplot > /dev/null 2>&1") == 0; }
 
-void write_plot(const std::filesystem::path& dir, const std::vector<RulerTask>& tasks,
+void write_svg_plot(const std::filesystem::path& dir, const std::string& title, const std::vector<RulerTask>& tasks,
+                    const std::vector<int64_t>& lengths, const std::vector<std::vector<double>>& acc) {
+  std::vector<hsa::eval::PlotSeries> series;
+  for (size_t t = 0; t < tasks.size(); ++t) series.push_back({hsa::eval::ruler_task_name(tasks[t]), acc[t]});
+  write_file(dir / "ruler.svg", hsa::eval::accuracy_plot_svg(title, lengths, series));
+  fmt::print("wrote {}\n", (dir / "ruler.svg").string());
+}
+
+void write_png_plot(const std::filesystem::path& dir, const std::vector<RulerTask>& tasks,
                 const std::vector<int64_t>& lengths, const std::vector<std::vector<double>>& acc) {
   if (!have_gnuplot()) {
-    fmt::print("note: gnuplot not found on PATH, skipping ruler.png\n");
+    fmt::print("note: gnuplot not found on PATH, no ruler.png (ruler.svg has the same plot)\n");
     return;
   }
   std::string data = "# length";
@@ -81,10 +92,14 @@ void write_plot(const std::filesystem::path& dir, const std::vector<RulerTask>& 
 int run_ruler(const RulerOptions& o) {
   const std::vector<RulerTask> tasks = hsa::eval::parse_ruler_task_list(o.tasks);
   HSA_CHECK(!o.lengths.empty(), "ruler: no lengths given");
-  for (int64_t l : o.lengths) HSA_CHECK(l > 0, "ruler: lengths must be > 0, got {}", l);
+  for (size_t i = 0; i < o.lengths.size(); ++i) {
+    HSA_CHECK(o.lengths[i] > 0, "ruler: lengths must be > 0, got {}", o.lengths[i]);
+    HSA_CHECK(i == 0 || o.lengths[i] > o.lengths[i - 1], "ruler: --lengths must be increasing, got {} after {}",
+              o.lengths[i], o.lengths[i - 1]);
+  }
   HSA_CHECK(o.samples > 0, "ruler: --samples must be > 0, got {}", o.samples);
   HSA_CHECK(o.max_new_tokens > 0, "ruler: --max-new-tokens must be > 0, got {}", o.max_new_tokens);
-  hsa::FillerText filler;
+  const hsa::FillerText filler = o.filler.empty() ? hsa::FillerText() : hsa::FillerText(hsa::read_file(o.filler));
   if (!o.show.empty()) {
     RulerTask task = hsa::eval::parse_ruler_task(o.show);
     const int64_t length = o.lengths.front();
@@ -177,7 +192,8 @@ int run_ruler(const RulerOptions& o) {
   // Model output is raw bytes and may be invalid UTF-8: replace those bytes rather than fail at the end.
   write_file(dir / "ruler.json", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   fmt::print("\n{}\nwrote {} and {}\n", table, (dir / "ruler.md").string(), (dir / "ruler.json").string());
-  write_plot(dir, tasks, o.lengths, acc);
+  write_svg_plot(dir, fmt::format("RULER (synthetic): {}", o.model), tasks, o.lengths, acc);
+  write_png_plot(dir, tasks, o.lengths, acc);
   return 0;
 }
 
@@ -200,7 +216,12 @@ hsa::cli::Command ruler_command("ruler", "RULER-style long-context evaluation on
   app.add_option("--max-new-tokens", o->max_new_tokens, "tokens decoded greedily per sample")->capture_default_str();
   app.add_option("--segment", o->segment, "prefill segment size in tokens")->capture_default_str();
   app.add_option("--seed", o->seed, "seed for the samples")->capture_default_str();
-  app.add_option("-o,--out", o->out, "output directory (ruler.md, ruler.json, ruler.png)")->capture_default_str();
+  app.add_option("--filler", o->filler,
+                 "text corpus for the essay-like haystacks, e.g. data/filler-eval.txt from `hsa data filler` "
+                 "(default: built-in generator)")
+      ->check(CLI::ExistingFile);
+  app.add_option("-o,--out", o->out, "output directory (ruler.md, ruler.json, ruler.svg, ruler.png)")
+      ->capture_default_str();
   app.add_option("--show", o->show, "print one sample of this task at the first length and exit (no model)");
   app.footer(task_help());
   return [o] { return run_ruler(*o); };
