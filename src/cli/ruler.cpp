@@ -2,8 +2,10 @@
 // length, prefilling each prompt in segments and decoding greedily; writes a markdown table, a JSON record of
 // every sample, an SVG plot of accuracy against length and, when gnuplot is installed, the same plot as PNG.
 #include "cli/command.h"
+#include "cli/placement_options.h"
 #include "eval/plot_svg.h"
 #include "eval/ruler.h"
+#include "infer/placement.h"
 #include "infer/sampler.h"
 #include "infer/session.h"
 #include "model/checkpoint.h"
@@ -35,6 +37,7 @@ struct RulerOptions {
   std::string out = "ruler-out";
   std::string show;  // print one sample of this task and exit (no model needed)
   std::string filler;  // text corpus for the essay-like haystacks (built-in generator when empty)
+  std::string device = "cpu", dtype;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -110,7 +113,8 @@ int run_ruler(const RulerOptions& o) {
   }
   HSA_CHECK(!o.model.empty(), "ruler: give a model with -m (or --show TASK to print a sample)");
   hsa::Checkpoint ck = hsa::load_checkpoint(hsa::resolve_checkpoint_dir(o.model));
-  hsa::Model model(ck.config, ck.params);
+  const hsa::Placement place = hsa::resolve_placement(o.device, o.dtype);
+  hsa::Model model = hsa::place_model(ck, place);
   hsa::ByteTokenizer tok;
   const std::filesystem::path dir(o.out);
   std::filesystem::create_directories(dir);
@@ -171,8 +175,9 @@ int run_ruler(const RulerOptions& o) {
   const double wall_s = seconds_since(t_start);
 
   const std::string table = hsa::eval::ruler_markdown_table(tasks, o.lengths, acc);
-  std::string md = fmt::format("# RULER (synthetic) — {}\n\n{} samples per cell, greedy, {} new tokens, seed {}\n\n",
-                               o.model, o.samples, o.max_new_tokens, o.seed);
+  std::string md = fmt::format(
+      "# RULER (synthetic) — {}\n\n{} samples per cell, greedy, {} new tokens, seed {}, on {} ({})\n\n", o.model,
+      o.samples, o.max_new_tokens, o.seed, place.description, hsa::dtype_name(place.dtype));
   md += table;
   md += "\nWall time per length: ";
   for (size_t li = 0; li < o.lengths.size(); ++li)
@@ -188,6 +193,7 @@ int run_ruler(const RulerOptions& o) {
   }
   nlohmann::json j = {{"model", o.model},        {"samples", o.samples}, {"max_new_tokens", o.max_new_tokens},
                       {"seed", o.seed},          {"lengths", o.lengths}, {"accuracy", accuracy},
+                      {"device", place.description}, {"dtype", hsa::dtype_name(place.dtype)},
                       {"per_length", per_length}, {"wall_s", wall_s},    {"records", records}};
   // Model output is raw bytes and may be invalid UTF-8: replace those bytes rather than fail at the end.
   write_file(dir / "ruler.json", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
@@ -222,6 +228,7 @@ hsa::cli::Command ruler_command("ruler", "RULER-style long-context evaluation on
       ->check(CLI::ExistingFile);
   app.add_option("-o,--out", o->out, "output directory (ruler.md, ruler.json, ruler.svg, ruler.png)")
       ->capture_default_str();
+  hsa::cli::add_placement_options(app, o->device, o->dtype);
   app.add_option("--show", o->show, "print one sample of this task at the first length and exit (no model)");
   app.footer(task_help());
   return [o] { return run_ruler(*o); };
