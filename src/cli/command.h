@@ -29,4 +29,7 @@ struct CommandEntry {
 };
 std::vector<CommandEntry>& command_registry();
 
+// The command line as typed (argv joined by spaces), for results that record the command that produced them.
+const std::string& command_line();
+
 }  // namespace hsa::cli

@@ -18,10 +18,17 @@ Command::Command(std::string name, std::string description, Setup setup) {
   command_registry().push_back({std::move(name), std::move(description), std::move(setup)});
 }
 
+namespace {
+std::string invocation;  // set once by main
+}  // namespace
+
+const std::string& command_line() { return invocation; }
+
 }  // namespace hsa::cli
 
 int main(int argc, char** argv) {
   using namespace hsa::cli;
+  for (int i = 0; i < argc; ++i) invocation += (i ? " " : "") + std::string(argv[i]);
   CLI::App app{"hsa: an engine for Hierarchical Sparse Attention language models (HSA-UltraLong)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "hsa 0.1");

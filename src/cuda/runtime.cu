@@ -153,7 +153,23 @@ void* device_malloc(size_t bytes) { return allocator().allocate(bytes); }
 void device_free(void* p) { allocator().release(p); }
 MemoryStats memory_stats() { return allocator().stats(); }
 void reset_peak_memory() { allocator().reset_peak(); }
-void empty_cache() { allocator().empty_cache(); }
+void empty_cache() {
+  allocator().empty_cache();  // synchronizes the device first, so the pool's freed blocks are idle too
+  int device = 0;
+  cudaMemPool_t pool;
+  if (cudaGetDevice(&device) == cudaSuccess && cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess)
+    cudaMemPoolTrimTo(pool, 0);
+  cudaGetLastError();  // no device: nothing was cached
+}
+
+size_t free_device_memory() {
+  size_t free_bytes = 0, total_bytes = 0;
+  if (device_count() == 0 || cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return free_bytes;
+}
 void poison_cache(int byte) { allocator().poison(byte); }
 
 // ---- copies and synchronisation ----------------------------------------------------------------------------

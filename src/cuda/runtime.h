@@ -44,7 +44,12 @@ struct MemoryStats {
 };
 MemoryStats memory_stats();
 void reset_peak_memory();  // peak := current bytes in use
-void empty_cache();        // waits for the device, then cudaFree()s every cached block
+// Waits for the device, then cudaFree()s every cached block and hands the stream-ordered pool's free memory (the
+// kernels' Scratch, cudaMallocAsync) back to the driver.
+void empty_cache();
+// Device memory the driver could still hand out (cudaMemGetInfo); 0 without a device. Memory hsa keeps cached
+// does not count as free: call empty_cache() first to measure what a new workload could get.
+size_t free_device_memory();
 size_t size_class(size_t bytes);  // the block size a request of `bytes` gets (exposed for tests)
 // Testing aid: fills every cached free block with `byte` (0xFF makes f32 and bf16 values NaN), so an output
 // allocated from the cache that a kernel leaves partly unwritten shows up in a parity test.
