@@ -250,12 +250,6 @@ void synchronize() {
 
 void check_input_errors() { synchronize(); }
 
-size_t free_device_memory() {
-  size_t free_bytes = 0, total_bytes = 0;
-  HSA_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-  return free_bytes + memory_stats().bytes_cached;
-}
-
 const char* device_description() {
   static std::string description;
   if (description.empty()) {

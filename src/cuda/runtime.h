@@ -23,7 +23,6 @@ void zero(void* p, size_t bytes);  // cudaMemsetAsync on stream()
 // Waits for stream() to drain, then throws if a kernel failed or reported invalid input (see input_error_*).
 void synchronize();
 const char* device_description();  // "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)"
-size_t free_device_memory();       // bytes cudaMemGetInfo reports free, plus what the allocator holds cached
 
 // The one stream every hsa kernel runs on. A blocking stream: work that others put on the legacy default
 // stream stays ordered with it.
