@@ -96,3 +96,85 @@ void BM_moe_forward_backward(benchmark::State& state) {
 
 BENCHMARK(BM_moe_forward)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_moe_forward_backward)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// ---- CUDA -------------------------------------------------------------------------------------------------------
+// The same op on the GPU at a training-step size in bf16: N = 8192 tokens, dm = 1024, E = 64 routed experts of
+// width 512, top-4, one shared expert of width 512 (the 8B-A1B shape scaled down in dm). Validated first: the
+// first 256 tokens of y against the CPU op on those tokens (the op is per token, apart from the aux loss). Each
+// timed iteration ends in cuda::synchronize().
+//   build/hsa_bench --benchmark_filter='BM_cuda_moe' (tools/gpu-check --bench-filter BM_cuda_moe)
+// Not measured yet (written without a GPU).
+#ifdef HSA_WITH_CUDA
+#include "cuda/runtime.h"
+
+namespace {
+
+constexpr int64_t kGpuTokens = 8192, kGpuDim = 1024, kGpuExperts = 64, kGpuTopk = 4, kGpuFfn = 512,
+                  kGpuShared = 1, kGpuFfnShared = 512, kCheckTokens = 256;
+
+struct MoeGpuInputs {
+  hsa::DType dt = hsa::DType::bf16;
+  hsa::Tensor x = hsa::randn({kGpuTokens, kGpuDim}, 1, 1.0, dt);
+  hsa::Tensor dy = hsa::randn({kGpuTokens, kGpuDim}, 2, 1.0, dt);
+  hsa::ops::MoeWeights w{hsa::randn({kGpuExperts, kGpuDim}, 3, 0.05, dt),
+                         hsa::randn({kGpuExperts, kGpuFfn, kGpuDim}, 4, 0.03, dt),
+                         hsa::randn({kGpuExperts, kGpuFfn, kGpuDim}, 5, 0.03, dt),
+                         hsa::randn({kGpuExperts, kGpuDim, kGpuFfn}, 6, 0.03, dt),
+                         hsa::randn({kGpuShared, kGpuFfnShared, kGpuDim}, 7, 0.03, dt),
+                         hsa::randn({kGpuShared, kGpuFfnShared, kGpuDim}, 8, 0.03, dt),
+                         hsa::randn({kGpuShared, kGpuDim, kGpuFfnShared}, 9, 0.03, dt)};
+  hsa::ops::MoeParams p{kGpuTopk, 0.01};
+};
+
+hsa::ops::MoeWeights on_gpu(const hsa::ops::MoeWeights& w) {
+  auto g = [](const hsa::Tensor& t) { return t.to(hsa::Device::cuda); };
+  return {g(w.router), g(w.w_gate), g(w.w_up), g(w.w_down), g(w.shared_gate), g(w.shared_up), g(w.shared_down)};
+}
+
+double gpu_forward_flops() {
+  return 6.0 * kGpuTokens * kGpuDim * (kGpuTopk * kGpuFfn + kGpuShared * kGpuFfnShared) +
+         2.0 * kGpuTokens * kGpuExperts * kGpuDim;
+}
+
+// Relative error in norm of the GPU's first kCheckTokens rows of y against the CPU op on those tokens.
+double gpu_check_error(const MoeGpuInputs& in, const hsa::ops::MoeOut& out) {
+  hsa::Tensor x = in.x.slice(0, 0, kCheckTokens).contiguous();
+  hsa::Tensor want = hsa::ops::moe_forward(x, in.w, in.p).y;
+  hsa::Tensor got = out.y.to(hsa::Device::cpu).slice(0, 0, kCheckTokens).contiguous();
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    double a = got.get_flat(i), b = want.get_flat(i);
+    diff += (a - b) * (a - b);
+    norm += b * b;
+  }
+  return std::sqrt(diff / norm);
+}
+
+void BM_cuda_moe_forward_backward(benchmark::State& state) {
+  if (hsa::cuda::device_count() == 0) {
+    state.SkipWithError("no CUDA device");
+    return;
+  }
+  MoeGpuInputs in;
+  hsa::ops::MoeWeights w = on_gpu(in.w);
+  hsa::Tensor x = in.x.to(hsa::Device::cuda), dy = in.dy.to(hsa::Device::cuda);
+  double err = gpu_check_error(in, hsa::ops::moe_forward(x, w, in.p));
+  if (!(err < 1e-2)) {
+    state.SkipWithError("cuda moe_forward disagrees with the CPU op");
+    return;
+  }
+  for (auto _ : state) {
+    hsa::ops::MoeOut out = hsa::ops::moe_forward(x, w, in.p);
+    hsa::ops::MoeGrads g = hsa::ops::moe_backward(dy, 1.0, x, w, in.p, out);
+    hsa::cuda::synchronize();
+  }
+  state.counters["TFLOP/s"] =
+      benchmark::Counter(3 * gpu_forward_flops() * state.iterations() / 1e12, benchmark::Counter::kIsRate);
+  state.counters["tokens/s"] = benchmark::Counter(double(kGpuTokens) * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["y_rel_err"] = err;
+}
+
+}  // namespace
+
+BENCHMARK(BM_cuda_moe_forward_backward)->Unit(benchmark::kMillisecond)->UseRealTime();
+#endif

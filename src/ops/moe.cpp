@@ -3,17 +3,28 @@
 #include "cpu/moe.h"
 #include "ops/dispatch.h"
 
+#ifdef HSA_WITH_CUDA
+#include "cuda/dtype_dispatch.h"
+#include "cuda/moe.h"
+#endif
+
 #include <cmath>
 
 namespace hsa::ops {
 
 namespace {
 
-struct MoeDims {
-  int64_t n, dm, num_experts, ffn, topk, num_shared, ffn_shared;
-};
+using cpu::MoeDims;
 
-MoeDims check_inputs(const char* op, const Tensor& x, const MoeWeights& w, const MoeParams& p) {
+void require_cpu_or_cuda(const char* op, Device device) {
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) return;
+#endif
+  require_cpu(op, device);
+}
+
+// Validates the inputs and returns the sizes; *device = where they all are.
+MoeDims check_inputs(const char* op, const Tensor& x, const MoeWeights& w, const MoeParams& p, Device* device) {
   check_float(op, "x", x);
   check_ndim(op, "x", x, 2);
   MoeDims d{x.dim(0), x.dim(1), 0, 0, p.topk, 0, 0};
@@ -53,13 +64,41 @@ MoeDims check_inputs(const char* op, const Tensor& x, const MoeWeights& w, const
     check_same_dtype(op, "x", x, "shared_up", w.shared_up);
     check_same_dtype(op, "x", x, "shared_down", w.shared_down);
   }
-  Device device = common_device(
+  *device = common_device(
       op, {{"x", &x}, {"router", &w.router}, {"w_gate", &w.w_gate}, {"w_up", &w.w_up}, {"w_down", &w.w_down}});
   if (shared == 3)  // x first, so a shared weight elsewhere is reported against x
     common_device(
         op, {{"x", &x}, {"shared_gate", &w.shared_gate}, {"shared_up", &w.shared_up}, {"shared_down", &w.shared_down}});
-  require_cpu(op, device);
+  require_cpu_or_cuda(op, *device);
   return d;
+}
+
+// The forward's saved state against this call's inputs: shapes from them; probs and gates in the compute dtype
+// (f32 for bf16 x); the saved pre-activations in the compute dtype on the cpu, in x's own dtype on cuda; all on
+// x's device, like dy.
+void check_forward_state(const char* op, const MoeOut& fwd, const MoeDims& d, const Tensor& x, const Tensor& dy,
+                         Device device) {
+  const DType ct = x.dtype() == DType::bf16 ? DType::f32 : x.dtype();
+  const DType act = device == Device::cuda ? x.dtype() : ct;
+  check_shape(op, "fwd.probs", fwd.probs, {d.n, d.num_experts});
+  check_dtype(op, "fwd.probs", fwd.probs, ct);
+  check_shape(op, "fwd.experts", fwd.experts, {d.n, d.topk});
+  check_dtype(op, "fwd.experts", fwd.experts, DType::i32);
+  check_shape(op, "fwd.gates", fwd.gates, {d.n, d.topk});
+  check_dtype(op, "fwd.gates", fwd.gates, ct);
+  HSA_CHECK(fwd.saved.size() == 2, "{}: 'fwd.saved' holds {} tensors, expected 2 (from moe_forward)", op,
+            fwd.saved.size());
+  check_shape(op, "fwd.saved[0]", fwd.saved[0], {d.act_elements()});
+  check_shape(op, "fwd.saved[1]", fwd.saved[1], {d.act_elements()});
+  check_dtype(op, "fwd.saved[0]", fwd.saved[0], act);
+  check_dtype(op, "fwd.saved[1]", fwd.saved[1], act);
+  common_device(op, {{"x", &x},
+                     {"dy", &dy},
+                     {"fwd.probs", &fwd.probs},
+                     {"fwd.experts", &fwd.experts},
+                     {"fwd.gates", &fwd.gates},
+                     {"fwd.saved[0]", &fwd.saved[0]},
+                     {"fwd.saved[1]", &fwd.saved[1]}});
 }
 
 MoeWeights weights_to_compute(const MoeWeights& w) {
@@ -94,13 +133,93 @@ std::vector<cpu::MoeExpert<T>> expert_list(const MoeDims& d, const MoeWeights& w
   return list;
 }
 
-int64_t act_elements(const MoeDims& d) { return d.n * d.topk * d.ffn + d.num_shared * d.n * d.ffn_shared; }
+#ifdef HSA_WITH_CUDA
+MoeWeights contiguous_weights(const MoeWeights& w) {
+  MoeWeights c{w.router.contiguous(), w.w_gate.contiguous(), w.w_up.contiguous(), w.w_down.contiguous(), {}, {}, {}};
+  if (w.shared_gate.defined()) {
+    c.shared_gate = w.shared_gate.contiguous();
+    c.shared_up = w.shared_up.contiguous();
+    c.shared_down = w.shared_down.contiguous();
+  }
+  return c;
+}
+
+template <class T>
+cuda::MoeDeviceWeights<T> device_weights(const MoeWeights& w) {
+  cuda::MoeDeviceWeights<T> p{w.router.data<T>(), w.w_gate.data<T>(), w.w_up.data<T>(), w.w_down.data<T>()};
+  if (w.shared_gate.defined()) {
+    p.shared_gate = w.shared_gate.data<T>();
+    p.shared_up = w.shared_up.data<T>();
+    p.shared_down = w.shared_down.data<T>();
+  }
+  return p;
+}
+
+// Outputs as on the cpu, with probs and gates in f32 and y in x's dtype.
+MoeOut forward_cuda(const char* op, const MoeDims& d, const Tensor& x_in, const MoeWeights& w_in, const MoeParams& p) {
+  Tensor x = x_in.contiguous();
+  MoeWeights w = contiguous_weights(w_in);
+  const DType st = x.dtype();
+  MoeOut out{Tensor::empty({d.n, d.dm}, st, Device::cuda),
+             0.0,
+             Tensor::empty({d.n, d.num_experts}, DType::f32, Device::cuda),
+             Tensor::empty({d.n, d.topk}, DType::i32, Device::cuda),
+             Tensor::empty({d.n, d.topk}, DType::f32, Device::cuda),
+             {Tensor::empty({d.act_elements()}, st, Device::cuda), Tensor::empty({d.act_elements()}, st, Device::cuda)}};
+  double balance = cuda::dispatch_storage(op, st, [&]<class T>() {
+    return cuda::moe_forward<T>(x.data<T>(), device_weights<T>(w), d, out.y.data<T>(), out.probs.data<float>(),
+                                out.experts.data<int32_t>(), out.gates.data<float>(), out.saved[0].data<T>(),
+                                out.saved[1].data<T>());
+  });
+  out.aux_loss = p.aux_loss_coef * balance;
+  return out;
+}
+
+// Gradients in x's dtype (the weights share it). fwd.experts is validated on the device.
+MoeGrads backward_cuda(const char* op, const MoeDims& d, const Tensor& dy_in, double daux, const Tensor& x_in,
+                       const MoeWeights& w_in, const MoeParams& p, const MoeOut& fwd) {
+  check_same_dtype(op, "x", x_in, "dy", dy_in);
+  Tensor x = x_in.contiguous(), dy = dy_in.contiguous();
+  MoeWeights w = contiguous_weights(w_in);
+  Tensor probs = fwd.probs.contiguous(), experts = fwd.experts.contiguous(), gates = fwd.gates.contiguous();
+  Tensor act_gate = fwd.saved[0].contiguous(), act_up = fwd.saved[1].contiguous();
+  const DType st = x.dtype();
+  MoeGrads g;
+  g.dx = Tensor::empty({d.n, d.dm}, st, Device::cuda);
+  g.dw.router = Tensor::empty(w.router.shape(), st, Device::cuda);
+  g.dw.w_gate = Tensor::empty(w.w_gate.shape(), st, Device::cuda);
+  g.dw.w_up = Tensor::empty(w.w_up.shape(), st, Device::cuda);
+  g.dw.w_down = Tensor::empty(w.w_down.shape(), st, Device::cuda);
+  if (w.shared_gate.defined()) {
+    g.dw.shared_gate = Tensor::empty(w.shared_gate.shape(), st, Device::cuda);
+    g.dw.shared_up = Tensor::empty(w.shared_up.shape(), st, Device::cuda);
+    g.dw.shared_down = Tensor::empty(w.shared_down.shape(), st, Device::cuda);
+  }
+  cuda::dispatch_storage(op, st, [&]<class T>() {
+    cuda::MoeDeviceGrads<T> dw{g.dw.router.data<T>(), g.dw.w_gate.data<T>(), g.dw.w_up.data<T>(),
+                               g.dw.w_down.data<T>()};
+    if (g.dw.shared_gate.defined()) {
+      dw.shared_gate = g.dw.shared_gate.data<T>();
+      dw.shared_up = g.dw.shared_up.data<T>();
+      dw.shared_down = g.dw.shared_down.data<T>();
+    }
+    cuda::moe_backward<T>(dy.data<T>(), daux * p.aux_loss_coef, x.data<T>(), device_weights<T>(w), d,
+                          probs.data<float>(), experts.data<int32_t>(), gates.data<float>(), act_gate.data<T>(),
+                          act_up.data<T>(), g.dx.data<T>(), dw);
+  });
+  return g;
+}
+#endif
 
 }  // namespace
 
 MoeOut moe_forward(const Tensor& x_in, const MoeWeights& w_in, const MoeParams& p) {
   const char* op = "moe_forward";
-  MoeDims d = check_inputs(op, x_in, w_in, p);
+  Device device = Device::cpu;
+  MoeDims d = check_inputs(op, x_in, w_in, p, &device);
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) return forward_cuda(op, d, x_in, w_in, p);
+#endif
   Tensor x = to_compute(x_in);
   MoeWeights w = weights_to_compute(w_in);
   DType ct = x.dtype();
@@ -109,7 +228,7 @@ MoeOut moe_forward(const Tensor& x_in, const MoeWeights& w_in, const MoeParams& 
              Tensor::empty({d.n, d.num_experts}, ct),
              Tensor::empty({d.n, d.topk}, DType::i32),
              Tensor::empty({d.n, d.topk}, ct),
-             {Tensor::empty({act_elements(d)}, ct), Tensor::empty({act_elements(d)}, ct)}};
+             {Tensor::empty({d.act_elements()}, ct), Tensor::empty({d.act_elements()}, ct)}};
   dispatch_float(op, ct, [&]<class T>() {
     cpu::moe_router_forward<T>(x.data<T>(), w.router.data<T>(), out.probs.data<T>(), out.experts.data<int32_t>(),
                                out.gates.data<T>(), d.n, d.dm, d.num_experts, d.topk);
@@ -127,26 +246,18 @@ MoeOut moe_forward(const Tensor& x_in, const MoeWeights& w_in, const MoeParams& 
 MoeGrads moe_backward(const Tensor& dy_in, double daux, const Tensor& x_in, const MoeWeights& w_in, const MoeParams& p,
                       const MoeOut& fwd) {
   const char* op = "moe_backward";
-  MoeDims d = check_inputs(op, x_in, w_in, p);
+  Device device = Device::cpu;
+  MoeDims d = check_inputs(op, x_in, w_in, p, &device);
   check_shape(op, "dy", dy_in, {d.n, d.dm});
   check_float(op, "dy", dy_in);
   HSA_CHECK(std::isfinite(daux), "{}: daux must be finite, got {}", op, daux);
+  check_forward_state(op, fwd, d, x_in, dy_in, device);
+#ifdef HSA_WITH_CUDA
+  if (device == Device::cuda) return backward_cuda(op, d, dy_in, daux, x_in, w_in, p, fwd);
+#endif
   Tensor x = to_compute(x_in);
   DType ct = x.dtype();
   Tensor dy = to_compute(dy_in).to(ct);
-  // The forward's saved state: shapes from this call's inputs, compute dtype.
-  check_shape(op, "fwd.probs", fwd.probs, {d.n, d.num_experts});
-  check_dtype(op, "fwd.probs", fwd.probs, ct);
-  check_shape(op, "fwd.experts", fwd.experts, {d.n, d.topk});
-  check_dtype(op, "fwd.experts", fwd.experts, DType::i32);
-  check_shape(op, "fwd.gates", fwd.gates, {d.n, d.topk});
-  check_dtype(op, "fwd.gates", fwd.gates, ct);
-  HSA_CHECK(fwd.saved.size() == 2, "{}: 'fwd.saved' holds {} tensors, expected 2 (from moe_forward)", op,
-            fwd.saved.size());
-  check_shape(op, "fwd.saved[0]", fwd.saved[0], {act_elements(d)});
-  check_shape(op, "fwd.saved[1]", fwd.saved[1], {act_elements(d)});
-  check_dtype(op, "fwd.saved[0]", fwd.saved[0], ct);
-  check_dtype(op, "fwd.saved[1]", fwd.saved[1], ct);
   Tensor probs = fwd.probs.contiguous(), experts = fwd.experts.contiguous(), gates = fwd.gates.contiguous();
   const int32_t* chosen = experts.data<int32_t>();
   for (int64_t i = 0; i < d.n * d.topk; ++i)

@@ -3,6 +3,8 @@
 //   x, y, dy, dx [N, dm]; router [E, dm]; w_gate, w_up [E, F, dm]; w_down [E, dm, F];
 //   shared_gate, shared_up [NS, Fs, dm]; shared_down [NS, dm, Fs] (all three undefined: no shared experts);
 //   probs [N, E]; experts i32 [N, k]; gates [N, k].
+// Devices: cpu (f32, f64, bf16 computed in f32) and cuda (f32, bf16 storage with f32 accumulation; cuda/moe.h).
+// On cuda dy must have x's dtype, and the routing in fwd.experts is validated on the device.
 // y[t] = sum_j gates[t, j] * expert_{experts[t, j]}(x[t]) + sum_s shared_s(x[t]),
 //   expert(x) = (silu(x W_gate^T) * (x W_up^T)) W_down^T.
 // aux_loss = coef * E * sum_e f_e * P_e (Switch/GShard): f_e = share of the N*k routing choices that picked e
@@ -36,7 +38,8 @@ struct MoeOut {
   Tensor gates;    // [N, k], renormalised probs of the chosen experts
   // saved[0], saved[1]: the pre-activations x W_gate^T and x W_up^T of every (token, expert) pair, flat: routed
   // experts in index order, each over its tokens ascending (rows of F), then the shared experts over all N
-  // tokens (rows of Fs). [N*k*F + NS*N*Fs].
+  // tokens (rows of Fs). [N*k*F + NS*N*Fs]. Same layout on both devices; dtype: the compute dtype on the cpu, x's
+  // own dtype on cuda (bf16 stays bf16 there: these are the largest tensors the op keeps).
   std::vector<Tensor> saved;
 };
 

@@ -1,0 +1,61 @@
+// Mixture-of-Experts on the GPU, the device half of ops/moe (semantics exactly as in ops/moe.h). T = float |
+// hsa::bf16 storage; every kernel accumulates in f32 and the GEMMs go through cuda::gemm (cuBLASLt, f32
+// accumulation). Device pointers, contiguous:
+//   x, y, dy, dx [N, dm] T; router [E, dm]; w_gate, w_up [E, F, dm]; w_down [E, dm, F]; shared_gate, shared_up
+//   [NS, Fs, dm]; shared_down [NS, dm, Fs] (null when NS = 0); gradients alike, in T.
+//   probs f32 [N, E]; experts i32 [N, k]; gates f32 [N, k];
+//   act_gate, act_up T [d.act_elements()]: the layout of cpu::MoeRouting (routed experts in index order, each over
+//   its tokens ascending, rows of F; then each shared expert over all N tokens, rows of Fs).
+//
+// Design. The router runs in f32 even for bf16 storage (x and router converted once; a small [N, E] GEMM), so
+// top-k sees the logits the CPU sees. One warp per token does top-k, softmax and the renormalised gates. The N*k
+// (token, slot) entries are grouped by expert with a stable counting sort on the device (cub radix sort on the
+// expert id, ascending token order inside each expert). The E per-expert counts come back to the host once per
+// call: they size the per-expert GEMMs (and make the aux loss a host number). Each expert then runs dense GEMMs
+// over its gathered rows; shared experts run over x itself. Every (token, slot) result lands in its own row of a
+// per-entry buffer and a per-token kernel sums the rows in slot order: no atomics, deterministic.
+// Only compiled in CUDA builds.
+#pragma once
+#include "cpu/moe.h"
+
+#include <hsa/dtype.h>
+
+#include <cstdint>
+
+namespace hsa::cuda {
+
+template <class T> struct MoeDeviceWeights {
+  const T* router = nullptr;
+  const T* w_gate = nullptr;
+  const T* w_up = nullptr;
+  const T* w_down = nullptr;
+  const T* shared_gate = nullptr;  // null when d.num_shared = 0
+  const T* shared_up = nullptr;
+  const T* shared_down = nullptr;
+};
+
+template <class T> struct MoeDeviceGrads {
+  T* router = nullptr;
+  T* w_gate = nullptr;
+  T* w_up = nullptr;
+  T* w_down = nullptr;
+  T* shared_gate = nullptr;
+  T* shared_up = nullptr;
+  T* shared_down = nullptr;
+};
+
+// Writes y, probs, experts, gates, act_gate, act_up (every element) and returns the load-balancing loss without
+// its coefficient, E * sum_e f_e P_e (as cpu::moe_load_balance_loss). Waits for the device once (the counts).
+template <class T>
+double moe_forward(const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d, T* y, float* probs,
+                   int32_t* experts, float* gates, T* act_gate, T* act_up);
+
+// Overwrites dx and every gradient in dw (zeros for an expert no token chose). aux_scale = dloss/daux * coef.
+// experts is validated on the device: an id outside [0, E) throws (at the one device->host copy) before any
+// kernel indexes with it.
+template <class T>
+void moe_backward(const T* dy, double aux_scale, const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d,
+                  const float* probs, const int32_t* experts, const float* gates, const T* act_gate, const T* act_up,
+                  T* dx, const MoeDeviceGrads<T>& dw);
+
+}  // namespace hsa::cuda
