@@ -17,7 +17,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -38,6 +40,18 @@ struct RulerOptions {
   std::string show;  // print one sample of this task and exit (no model needed)
   std::string filler;  // text corpus for the essay-like haystacks (built-in generator when empty)
   std::string device = "cpu", dtype;
+  std::vector<std::string> merge;  // ruler.json files of earlier runs to combine into one report
+};
+
+// Everything ruler.md / ruler.json / ruler.svg hold: one run's, or several runs' merged by length.
+struct RulerReport {
+  nlohmann::json meta;                  // model, device, dtype, seed, max_new_tokens, command(s)
+  std::vector<RulerTask> tasks;
+  std::vector<int64_t> lengths;         // increasing
+  std::vector<std::vector<double>> acc;  // [task][length], percent
+  nlohmann::json per_length = nlohmann::json::array();  // {length, samples, wall_s} per length
+  nlohmann::json records = nlohmann::json::array();
+  double wall_s = 0;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -92,7 +106,45 @@ void write_png_plot(const std::filesystem::path& dir, const std::vector<RulerTas
     fmt::print("note: gnuplot failed (no pngcairo terminal?), no ruler.png\n");
 }
 
+int merge_reports(const RulerOptions& o);
+
+void write_report(const std::filesystem::path& dir, const RulerReport& r) {
+  const std::string table = hsa::eval::ruler_markdown_table(r.tasks, r.lengths, r.acc);
+  std::string md = fmt::format("# RULER (synthetic) — {}\n\ngreedy, {} new tokens, seed {}, filler {}, on {} ({})\n\n",
+                               r.meta["model"].get<std::string>(), r.meta["max_new_tokens"].get<int64_t>(),
+                               r.meta["seed"].get<uint64_t>(), r.meta["filler"].get<std::string>(),
+                               r.meta["device"].get<std::string>(), r.meta["dtype"].get<std::string>());
+  md += table;
+  md += "\n| length | samples per task | wall time |\n|---:|---:|---:|\n";
+  for (const nlohmann::json& pl : r.per_length)
+    md += fmt::format("| {} | {} | {} |\n", pl["length"].get<int64_t>(), pl["samples"].get<int64_t>(),
+                      hsa::format_duration(pl["wall_s"].get<double>()));
+  md += "\nCommands:\n\n";
+  for (const auto& c : r.meta["commands"]) md += fmt::format("    {}\n", c.get<std::string>());
+  write_file(dir / "ruler.md", md);
+
+  nlohmann::json accuracy = nlohmann::json::object();
+  for (size_t ti = 0; ti < r.tasks.size(); ++ti) {
+    nlohmann::json row = nlohmann::json::object();
+    for (size_t li = 0; li < r.lengths.size(); ++li) row[std::to_string(r.lengths[li])] = r.acc[ti][li];
+    accuracy[hsa::eval::ruler_task_name(r.tasks[ti])] = row;
+  }
+  nlohmann::json j = r.meta;
+  j["lengths"] = r.lengths;
+  j["accuracy"] = accuracy;
+  j["per_length"] = r.per_length;
+  j["wall_s"] = r.wall_s;
+  j["records"] = r.records;
+  // Model output is raw bytes and may be invalid UTF-8: replace those bytes rather than fail at the end.
+  write_file(dir / "ruler.json", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  fmt::print("\n{}\nwrote {} and {}\n", table, (dir / "ruler.md").string(), (dir / "ruler.json").string());
+  write_svg_plot(dir, fmt::format("RULER (synthetic): {}", r.meta["model"].get<std::string>()), r.tasks, r.lengths,
+                 r.acc);
+  write_png_plot(dir, r.tasks, r.lengths, r.acc);
+}
+
 int run_ruler(const RulerOptions& o) {
+  if (!o.merge.empty()) return merge_reports(o);
   const std::vector<RulerTask> tasks = hsa::eval::parse_ruler_task_list(o.tasks);
   HSA_CHECK(!o.lengths.empty(), "ruler: no lengths given");
   for (size_t i = 0; i < o.lengths.size(); ++i) {
@@ -169,37 +221,76 @@ int run_ruler(const RulerOptions& o) {
       }
       acc[ti][li] = hsa::eval::ruler_accuracy(scores);
     }
-    per_length.push_back({{"length", length}, {"wall_s", seconds_since(t_length)}});
+    per_length.push_back({{"length", length}, {"samples", o.samples}, {"wall_s", seconds_since(t_length)}});
   }
   progress.finish();
-  const double wall_s = seconds_since(t_start);
+  RulerReport report;
+  report.meta = {{"model", o.model},
+                 {"device", place.description},
+                 {"dtype", hsa::dtype_name(place.dtype)},
+                 {"seed", o.seed},
+                 {"max_new_tokens", o.max_new_tokens},
+                 {"filler", o.filler.empty() ? "built-in" : o.filler},
+                 {"commands", {hsa::cli::command_line()}}};
+  report.tasks = tasks;
+  report.lengths = o.lengths;
+  report.acc = acc;
+  report.per_length = per_length;
+  report.records = records;
+  report.wall_s = seconds_since(t_start);
+  write_report(dir, report);
+  return 0;
+}
 
-  const std::string table = hsa::eval::ruler_markdown_table(tasks, o.lengths, acc);
-  std::string md = fmt::format(
-      "# RULER (synthetic) — {}\n\n{} samples per cell, greedy, {} new tokens, seed {}, on {} ({})\n\n", o.model,
-      o.samples, o.max_new_tokens, o.seed, place.description, hsa::dtype_name(place.dtype));
-  md += table;
-  md += "\nWall time per length: ";
-  for (size_t li = 0; li < o.lengths.size(); ++li)
-    md += fmt::format("{}{}: {}", li ? ", " : "", o.lengths[li], hsa::format_duration(per_length[li]["wall_s"]));
-  md += "\n";
-  write_file(dir / "ruler.md", md);
-
-  nlohmann::json accuracy = nlohmann::json::object();
-  for (size_t ti = 0; ti < tasks.size(); ++ti) {
-    nlohmann::json row = nlohmann::json::object();
-    for (size_t li = 0; li < o.lengths.size(); ++li) row[std::to_string(o.lengths[li])] = acc[ti][li];
-    accuracy[hsa::eval::ruler_task_name(tasks[ti])] = row;
+// Combines ruler.json files (say one per length, run separately so a long length cannot lose the short ones) into
+// one report; a length present in several files keeps the last.
+int merge_reports(const RulerOptions& o) {
+  RulerReport report;
+  std::map<int64_t, std::pair<nlohmann::json, std::map<std::string, double>>> by_length;
+  std::vector<std::string> task_names;
+  for (const std::string& path : o.merge) {
+    nlohmann::json j = nlohmann::json::parse(hsa::read_file(path), nullptr, false);
+    HSA_CHECK(!j.is_discarded() && j.contains("accuracy") && j.contains("per_length"),
+              "ruler --merge: {} is not a ruler.json", path);
+    std::vector<std::string> names;
+    for (const auto& [task, row] : j["accuracy"].items()) names.push_back(task);
+    if (task_names.empty()) task_names = names;
+    HSA_CHECK(std::is_permutation(names.begin(), names.end(), task_names.begin(), task_names.end()),
+              "ruler --merge: {} has tasks {}, the first file has {}", path, fmt::join(names, ","),
+              fmt::join(task_names, ","));
+    for (const nlohmann::json& pl : j["per_length"]) {
+      const int64_t length = pl["length"].get<int64_t>();
+      nlohmann::json entry = pl;
+      if (!entry.contains("samples")) entry["samples"] = j.value("samples", 0);
+      std::map<std::string, double> cell;
+      for (const auto& [task, row] : j["accuracy"].items()) cell[task] = row[std::to_string(length)].get<double>();
+      by_length[length] = {entry, cell};
+    }
+    for (const nlohmann::json& r : j["records"]) report.records.push_back(r);
+    report.wall_s += j.value("wall_s", 0.0);
+    if (report.meta.is_null()) report.meta = {{"model", j.value("model", "")}, {"device", j.value("device", "")},
+                                              {"dtype", j.value("dtype", "")}, {"seed", j.value("seed", 0)},
+                                              {"max_new_tokens", j.value("max_new_tokens", 0)},
+                                              {"filler", j.value("filler", "unrecorded")}, {"commands", nlohmann::json::array()}};
+    for (const auto& c : j.value("commands", nlohmann::json::array())) report.meta["commands"].push_back(c);
   }
-  nlohmann::json j = {{"model", o.model},        {"samples", o.samples}, {"max_new_tokens", o.max_new_tokens},
-                      {"seed", o.seed},          {"lengths", o.lengths}, {"accuracy", accuracy},
-                      {"device", place.description}, {"dtype", hsa::dtype_name(place.dtype)},
-                      {"per_length", per_length}, {"wall_s", wall_s},    {"records", records}};
-  // Model output is raw bytes and may be invalid UTF-8: replace those bytes rather than fail at the end.
-  write_file(dir / "ruler.json", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  fmt::print("\n{}\nwrote {} and {}\n", table, (dir / "ruler.md").string(), (dir / "ruler.json").string());
-  write_svg_plot(dir, fmt::format("RULER (synthetic): {}", o.model), tasks, o.lengths, acc);
-  write_png_plot(dir, tasks, o.lengths, acc);
+  report.meta["commands"].push_back(hsa::cli::command_line());
+  // JSON objects come back sorted by key: restore the order `hsa ruler --help` lists the tasks in.
+  std::vector<std::string> ordered;
+  for (const hsa::eval::RulerTaskInfo& info : hsa::eval::ruler_tasks())
+    if (std::find(task_names.begin(), task_names.end(), info.name) != task_names.end())
+      ordered.emplace_back(info.name);
+  task_names = ordered;
+  for (const std::string& name : task_names) report.tasks.push_back(hsa::eval::parse_ruler_task(name));
+  for (const auto& [length, entry] : by_length) {
+    report.lengths.push_back(length);
+    report.per_length.push_back(entry.first);
+  }
+  report.acc.assign(report.tasks.size(), {});
+  for (size_t ti = 0; ti < task_names.size(); ++ti)
+    for (const auto& [length, entry] : by_length) report.acc[ti].push_back(entry.second.at(task_names[ti]));
+  std::filesystem::create_directories(o.out);
+  write_report(o.out, report);
   return 0;
 }
 
@@ -229,6 +320,10 @@ hsa::cli::Command ruler_command("ruler", "RULER-style long-context evaluation on
   app.add_option("-o,--out", o->out, "output directory (ruler.md, ruler.json, ruler.svg, ruler.png)")
       ->capture_default_str();
   hsa::cli::add_placement_options(app, o->device, o->dtype);
+  app.add_option("--merge", o->merge,
+                 "combine these ruler.json files (e.g. one per length) into one report in --out, then exit")
+      ->delimiter(',')
+      ->check(CLI::ExistingFile);
   app.add_option("--show", o->show, "print one sample of this task at the first length and exit (no model)");
   app.footer(task_help());
   return [o] { return run_ruler(*o); };

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 
 using namespace hsa;
@@ -76,4 +77,20 @@ TEST(Train, ResumeReproducesTheUninterruptedRun) {
   ASSERT_EQ(resumed.losses.size(), uninterrupted.losses.size());
   for (size_t i = 0; i < uninterrupted.losses.size(); ++i)
     EXPECT_EQ(resumed.losses[i], uninterrupted.losses[i]) << "step " << i + 1;
+}
+
+// The baselines of the reference recipe (tools/train-reference --config): the tiny model with HSA removed
+// (SWA only) and with dense causal attention. They must load, train and save like the HSA model.
+TEST(Train, BaselineConfigsTrain) {
+  for (const char* name : {"tiny-swa", "tiny-dense"}) {
+    TrainOptions o = micro_passkey(fresh_dir(std::string("hsa_train_") + name));
+    o.config_path = std::string(HSA_SOURCE_DIR) + "/configs/" + name + ".json";
+    o.batch = 2;
+    o.seq_len = 80;
+    o.steps = 3;
+    TrainResult r = train(o);
+    ASSERT_EQ(r.losses.size(), 3u) << name;
+    for (double l : r.losses) EXPECT_TRUE(std::isfinite(l) && l > 0) << name;
+    EXPECT_FALSE(r.checkpoint.empty()) << name;
+  }
 }
