@@ -1,7 +1,11 @@
 // `hsa bench`: benchmark programs that print a table as they go and record JSON with the device, commit and command
 // (ARCHITECTURE §4). docs/benchmarks.md explains the columns and the floor.
 //   hsa bench kernels [--lengths 4K,64K,1M] [--kernels hsa_fwd,retrieval] [--repeats 20] [--out FILE.json]
+//   hsa bench train -c configs/base-100m.json [-L 4096] [-b 1] [--steps 10] [--device cuda] [--out FILE.json]
 #include "bench/kernel_bench.h"
+#include "bench/kernel_report.h"
+#include "bench/train_bench.h"
+#include "cli/placement_options.h"
 #include "cli/command.h"
 
 #include <hsa/error.h>
@@ -31,9 +35,9 @@ void write_json(const std::string& path, const nlohmann::json& j) {
   const std::filesystem::path p(path);
   if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
   std::ofstream f(p);
-  HSA_CHECK(f.good(), "bench kernels: cannot write {}", path);
+  HSA_CHECK(f.good(), "bench: cannot write {}", path);
   f << j.dump(2) << "\n";
-  HSA_CHECK(f.good(), "bench kernels: writing {} failed", path);
+  HSA_CHECK(f.good(), "bench: writing {} failed", path);
 }
 
 int run_kernels(const KernelsOptions& o) {
@@ -82,6 +86,26 @@ int run_kernels(const KernelsOptions& o) {
   return errors > 0 ? 1 : 0;
 }
 
+int run_train(const bench::TrainBenchOptions& o, const std::string& out) {
+  const bench::TrainBenchResult r = bench::run_train_bench(o);
+  const double tokens = double(o.batch * o.seq_len);
+  fmt::print("device: {} ({})\nconfig: {} ({:.1f}M parameters, {:.1f}M active per token), batch {} x {} tokens\n",
+             r.device, r.dtype, o.config_path, r.parameters / 1e6, r.active_parameters / 1e6, o.batch, o.seq_len);
+  fmt::print("model FLOPs per token: {:.3g} (matmul {:.3g}, SWA {:.3g}, HSA {:.3g}, retrieval {:.3g})\n",
+             r.flops.per_token(), r.flops.matmul, r.flops.swa, r.flops.hsa, r.flops.retrieval);
+  fmt::print("step: median {:.1f} ms of {} (after {} warm-up) -> {:.0f} tokens/s, {:.3g} model TFLOP/s", r.median_ms,
+             r.step_ms.size(), o.warmup_steps, tokens / (r.median_ms * 1e-3), r.model_tflops);
+  if (r.mfu)
+    fmt::print(", {:.1f}% of the {:g} TFLOP/s bf16 peak\n", 100.0 * *r.mfu, *r.peak_tflops);
+  else
+    fmt::print(" (peak unknown for this device)\n");
+  if (!out.empty()) {
+    write_json(out, bench::train_bench_json(o, r, bench::current_commit(), command_line()));
+    fmt::print("wrote {}\n", out);
+  }
+  return 0;
+}
+
 Command reg("bench", "benchmarks that print a table and record JSON (device, commit, command)", [](CLI::App& app) {
   app.require_subcommand(1);
   auto kernels = std::make_shared<KernelsOptions>();
@@ -99,9 +123,23 @@ Command reg("bench", "benchmarks that print a table and record JSON (device, com
   kernels_cmd->add_option("--swa-window", kernels->swa_window, "window of the SWA kernels (tokens)")
       ->capture_default_str();
   kernels_cmd->add_option("--out", kernels->out, "write the results as JSON here (e.g. bench/results/<name>.json)");
-  return [kernels, kernels_cmd]() -> int {
+  auto train = std::make_shared<bench::TrainBenchOptions>();
+  auto train_out = std::make_shared<std::string>();
+  CLI::App* train_cmd = app.add_subcommand(
+      "train", "time whole training steps of a config and report model FLOP utilisation (bf16 peak)");
+  train_cmd->add_option("-c,--config", train->config_path, "model config JSON (e.g. configs/base-100m.json)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  train_cmd->add_option("-L,--seq-len", train->seq_len, "tokens per sequence")->capture_default_str();
+  train_cmd->add_option("-b,--batch", train->batch, "sequences per step")->capture_default_str();
+  train_cmd->add_option("--steps", train->steps, "timed steps (the median is reported)")->capture_default_str();
+  train_cmd->add_option("--warmup", train->warmup_steps, "untimed steps first")->capture_default_str();
+  add_placement_options(*train_cmd, train->device, train->dtype);
+  train_cmd->add_option("--out", *train_out, "write the result as JSON here (e.g. bench/results/<name>.json)");
+  return [kernels, kernels_cmd, train, train_cmd, train_out]() -> int {
     if (kernels_cmd->parsed()) return run_kernels(*kernels);
-    throw hsa::Error("bench: give a subcommand: kernels");
+    if (train_cmd->parsed()) return run_train(*train, *train_out);
+    throw hsa::Error("bench: give a subcommand: kernels or train");
   };
 });
 

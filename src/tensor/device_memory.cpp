@@ -73,6 +73,13 @@ size_t free_memory_bytes(Device device) {
 #endif
 }
 
+void synchronize_device(Device device) {
+  if (device == Device::cpu) return;
+#ifdef HSA_WITH_CUDA
+  cuda::synchronize();
+#endif
+}
+
 void zero_bytes(void* p, Device device, size_t bytes) {
   if (bytes == 0) return;
   if (device == Device::cpu) {

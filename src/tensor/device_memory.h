@@ -18,6 +18,8 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 std::string describe_device(Device device);
 // Bytes that allocations on `device` can still get (host: available physical memory).
 size_t free_memory_bytes(Device device);
+// Waits until every queued kernel and copy on `device` has finished (a no-op on the cpu), for timing.
+void synchronize_device(Device device);
 void zero_bytes(void* p, Device device, size_t bytes);
 // Element-wise strided copy / fill on one non-cpu device, converting dtypes (the cpu does its own in tensor.cpp).
 void copy_elements(void* dst, DType dst_dtype, const std::vector<int64_t>& shape, const std::vector<int64_t>& dst_strides,

@@ -7,11 +7,11 @@
 #include "model/model.h"
 #include "model/param_spec.h"
 #include "model/safetensors.h"
-#include "ops/cross_entropy.h"
 #include "train/batches.h"
 #include "train/filler.h"
 #include "train/progress.h"
 #include "train/tasks.h"
+#include "train/train_step.h"
 #include "train/token_shard.h"
 
 #include <fmt/format.h>
@@ -71,32 +71,6 @@ DataSetup setup_data(const TrainOptions& o) {
     d.filler = std::make_unique<FillerText>(std::string(std::istreambuf_iterator<char>(in), {}));
   }
   return d;
-}
-
-struct StepLoss {
-  double loss = 0;  // cross-entropy (mean over counted targets)
-  double aux = 0;
-  int64_t count = 0;
-};
-
-// Forward (and, with grads, backward) of one batch; gradients are scaled by grad_scale and accumulated.
-StepLoss run_batch(const Model& model, const Batch& batch, TensorMap* grads, double grad_scale) {
-  InferenceState state = model.new_state();
-  ForwardCache cache;
-  StepLoss r;
-  Tensor logits = model.forward(batch.inputs, state, &r.aux, grads ? &cache : nullptr);
-  int64_t V = model.config().vocab_size;
-  Tensor flat = logits.view({-1, V});
-  Tensor targets = batch.targets.to(model.device()).contiguous().view({-1});
-  auto ce = ops::cross_entropy_forward(flat, targets);
-  r.loss = ce.loss;
-  r.count = ce.count;
-  if (grads) {
-    Tensor dlogits = ops::cross_entropy_backward(grad_scale, flat, targets, ce.lse).view(logits.shape());
-    TensorMap g = model.backward(dlogits, grad_scale, cache);
-    for (auto& [name, t] : g) accumulate_grad(*grads, name, t);
-  }
-  return r;
 }
 
 double evaluate(const Model& model, const DataSetup& data, const TrainOptions& o) {
@@ -259,10 +233,8 @@ TrainResult train(const TrainOptions& given) {
       total.loss += s.loss / double(o.grad_accum);
       total.aux += s.aux / double(o.grad_accum);
     }
-    double grad_norm = clip_grad_norm(grads, o.clip);
     double lr = learning_rate(schedule, step);
-    adam.step(master, grads, lr);
-    if (compute != DType::f32) model->mutable_params() = convert(master, device, compute);
+    double grad_norm = apply_update(*model, master, adam, grads, lr, o.clip);
     result.losses.push_back(total.loss);
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double tok_s = double(tokens_per_step) * double(step - start_step) / std::max(elapsed, 1e-9);

@@ -1,0 +1,43 @@
+#include "model/flops.h"
+
+#include "model/param_spec.h"
+
+#include <algorithm>
+
+namespace hsa {
+
+namespace {
+// Mean over t in [0, L) of min(t + 1, w): keys a query sees under a causal window w.
+double mean_visible(int64_t L, int64_t w) {
+  double total = 0;
+  for (int64_t t = 0; t < L; ++t) total += double(std::min<int64_t>(t + 1, w));
+  return total / double(L);
+}
+}  // namespace
+
+TrainingFlops training_flops_per_token(const ModelConfig& c, int64_t seq_len) {
+  HSA_CHECK(seq_len > 0, "training_flops_per_token: seq_len must be positive, got {}", seq_len);
+  TrainingFlops f;
+  // The embedding is a gather, not a matmul; a tied LM head is the same matrix used as one, so it counts once.
+  double matmul_params = double(active_parameters_per_token(c));
+  if (!c.tie_word_embeddings) matmul_params -= double(c.vocab_size * c.hidden_size);
+  f.matmul = 6.0 * matmul_params;
+  const double dq = double(c.head_dim * c.num_attention_heads);
+  for (int64_t i = 0; i < c.num_layers(); ++i) f.swa += 3.0 * 4.0 * dq * mean_visible(seq_len, c.window_of_layer(i));
+  if (c.num_upper_groups > 0) {
+    double slots = 0, chunks = 0;  // mean filled slots and complete earlier chunks per position
+    for (int64_t t = 0; t < seq_len; ++t) {
+      const int64_t complete = t / c.chunk_size;
+      slots += double(std::min(complete, c.chunk_topk));
+      chunks += double(complete);
+    }
+    slots /= double(seq_len);
+    chunks /= double(seq_len);
+    const double hsa_layers = double(c.num_upper_groups);
+    f.hsa = hsa_layers * 3.0 * 4.0 * dq * double(c.chunk_size) * slots;
+    f.retrieval = hsa_layers * 3.0 * 2.0 * double(c.retrieval_dim) * chunks;
+  }
+  return f;
+}
+
+}  // namespace hsa

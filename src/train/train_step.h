@@ -1,0 +1,24 @@
+// One optimizer step, shared by `hsa train` and `hsa bench train`: forward + cross-entropy + backward of
+// micro-batches (gradients accumulated), global-norm clipping, AdamW on the f32 master weights, and the refresh
+// of the model's compute copy when it computes in another dtype (bf16).
+#pragma once
+#include "model/model.h"
+#include "train/batches.h"
+#include "train/optimizer.h"
+
+namespace hsa {
+
+struct StepLoss {
+  double loss = 0;  // cross-entropy (mean over counted targets)
+  double aux = 0;   // MoE load-balancing loss
+  int64_t count = 0;
+};
+
+// Forward (and, with grads, backward) of one batch; gradients are scaled by grad_scale and accumulated.
+StepLoss run_batch(const Model& model, const Batch& batch, TensorMap* grads, double grad_scale);
+
+// Clips `grads` to `clip` (0: off), updates `master` with AdamW at `lr`, and, when the model computes in another
+// dtype than the f32 master, refreshes its parameters from it. Returns the gradient norm before clipping.
+double apply_update(Model& model, TensorMap& master, AdamW& adam, TensorMap& grads, double lr, double clip);
+
+}  // namespace hsa
