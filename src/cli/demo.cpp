@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 
 namespace {
@@ -68,6 +69,7 @@ int run_demo(DemoOptions o) {
       ok += correct;
       fmt::print("{:>8} {:>7} {:>10} {:>10} {:>8} {:>12.0f} {:>8.1f}MB\n", length, s, sample.answer, got,
                  correct ? "yes" : "no", double(sample.prompt_length) / secs, session.state_bytes() / 1e6);
+      std::fflush(stdout);  // a row per sample as it finishes, also when piped (long contexts take minutes)
     }
     fmt::print("{:>8} tokens ({:.1f}x the training length): {}/{} correct\n\n", length, double(length) / train_len,
                ok, o.samples);
