@@ -6,6 +6,7 @@
 #include "bench/kernel_report.h"
 #include "bench/train_bench.h"
 #include "cli/placement_options.h"
+#include "model/file_util.h"
 #include "cli/command.h"
 
 #include <hsa/error.h>
@@ -15,7 +16,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
 
@@ -34,10 +34,7 @@ struct KernelsOptions {
 void write_json(const std::string& path, const nlohmann::json& j) {
   const std::filesystem::path p(path);
   if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
-  std::ofstream f(p);
-  HSA_CHECK(f.good(), "bench: cannot write {}", path);
-  f << j.dump(2) << "\n";
-  HSA_CHECK(f.good(), "bench: writing {} failed", path);
+  write_file_atomic(path, j.dump(2) + "\n");
 }
 
 int run_kernels(const KernelsOptions& o) {

@@ -11,19 +11,13 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 
 namespace hsa::eval {
 
 namespace {
 
-void write_file(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream f(path);
-  HSA_CHECK(f.good(), "ruler: cannot write {}", path.string());
-  f << text;
-  HSA_CHECK(f.good(), "ruler: failed writing {}", path.string());
-}
+void write_file(const std::filesystem::path& path, const std::string& text) { write_file_atomic(path.string(), text); }
 
 bool have_gnuplot() { return std::system("command -v gnuplot > /dev/null 2>&1") == 0; }
 

@@ -1,7 +1,6 @@
 #include "train/trainer.h"
 
-#include "tensor/device_memory.h"
-
+#include "infer/placement.h"
 #include "model/checkpoint.h"
 #include "model/file_util.h"
 #include "model/model.h"
@@ -71,6 +70,15 @@ DataSetup setup_data(const TrainOptions& o) {
     d.filler = std::make_unique<FillerText>(std::string(std::istreambuf_iterator<char>(in), {}));
   }
   return d;
+}
+
+// A checkpoint's weights as the f32 master on `device`, owning their memory: a mapped checkpoint file may be
+// rewritten while we train, so tensors that convert() would share with it are cloned.
+TensorMap master_from(const TensorMap& params, Device device) {
+  TensorMap master = convert(params, device, DType::f32);
+  for (auto& [name, t] : master)
+    if (t.raw_data() == params.at(name).raw_data()) t = t.clone();
+  return master;
 }
 
 double evaluate(const Model& model, const DataSetup& data, const TrainOptions& o) {
@@ -176,10 +184,8 @@ TrainResult train(const TrainOptions& given) {
   DataSetup data = setup_data(o);
   if (!o.resume) write_file_atomic((out / "train_options.json").string(), options_to_json(o).dump(2) + "\n");
 
-  const Device device = parse_device(o.device);
-  describe_device(device);  // fails early when the device cannot be used
-  const DType compute = o.dtype.empty() ? (device == Device::cuda ? DType::bf16 : DType::f32) : parse_dtype(o.dtype);
-  HSA_CHECK(compute == DType::f32 || compute == DType::bf16, "train: --dtype must be f32 or bf16, got {}", o.dtype);
+  const Placement place = resolve_placement(o.device, o.dtype);  // fails early when the device cannot be used
+  const Device device = place.device;
   ModelConfig config;
   TensorMap master;  // f32 parameters on the device: what AdamW updates and checkpoints hold
   AdamW adam(ops::AdamWConfig{o.schedule.lr, 0.9, 0.95, 1e-8, o.weight_decay});
@@ -190,8 +196,7 @@ TrainResult train(const TrainOptions& given) {
     Checkpoint ck = load_checkpoint(dir);
     start_step = std::stoll(ck.metadata.at("step"));
     config = ck.config;
-    for (auto& [name, t] : ck.params) master[name] = t.clone();  // own the memory: the file is rewritten later
-    master = convert(master, device, DType::f32);
+    master = master_from(ck.params, device);
     adam.load_state(convert(load_safetensors(dir + "/optimizer.safetensors").tensors, device, DType::f32),
                     start_step);
     result.losses = truncate_log(out / "train_log.jsonl", start_step);
@@ -201,9 +206,7 @@ TrainResult train(const TrainOptions& given) {
     Checkpoint ck = load_checkpoint(resolve_checkpoint_dir(o.init_from));
     config = ck.config;
     config.max_train_length = o.seq_len;
-    master = convert(ck.params, device, DType::f32);
-    if (device == Device::cpu)  // own the memory: the mapped file may be rewritten while we train
-      for (auto& [name, t] : master) t = t.clone();
+    master = master_from(ck.params, device);
     truncate_log(out / "train_log.jsonl", 0);
   } else {
     HSA_CHECK(!o.config_path.empty(), "train: give --config (a model config JSON) or --init (a checkpoint)");
@@ -213,8 +216,8 @@ TrainResult train(const TrainOptions& given) {
     truncate_log(out / "train_log.jsonl", 0);
   }
   // In f32 the model computes with the master tensors themselves; in bf16 with a copy refreshed every step.
-  auto model = std::make_unique<Model>(config, convert(master, device, compute));
-  if (!o.quiet) fmt::print(stderr, "training on {}, computing in {}\n", describe_device(device), dtype_name(compute));
+  auto model = std::make_unique<Model>(config, convert(master, device, place.dtype));
+  if (!o.quiet) fmt::print(stderr, "training on {}, computing in {}\n", place.description, dtype_name(place.dtype));
 
   auto source = data.make(o, o.seed);
   source->seek(static_cast<uint64_t>(start_step * o.grad_accum));
