@@ -2,6 +2,7 @@
 
 #include "model/param_spec.h"
 #include "model/safetensors.h"
+#include "model/tensor_map.h"
 
 #include <hsa/error.h>
 
@@ -49,6 +50,17 @@ Checkpoint load_checkpoint(const std::string& dir) {
   ckpt.params = std::move(file.tensors);
   ckpt.metadata = std::move(file.metadata);
   return ckpt;
+}
+
+void export_checkpoint(const std::string& from, const std::string& to, DType dtype) {
+  HSA_CHECK(dtype == DType::f32 || dtype == DType::bf16, "export: dtype must be f32 or bf16, got {}",
+            dtype_name(dtype));
+  std::error_code ec;
+  HSA_CHECK(!fs::exists(to) || !fs::equivalent(from, to, ec), "export: the output '{}' is the input checkpoint", to);
+  Checkpoint ck = load_checkpoint(from);
+  auto metadata = ck.metadata;
+  metadata["exported_from_dtype"] = std::string(dtype_name(params_dtype(ck.params)));
+  save_checkpoint(to, ck.config, convert(ck.params, Device::cpu, dtype), metadata);
 }
 
 }  // namespace hsa

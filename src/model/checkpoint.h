@@ -23,4 +23,10 @@ struct Checkpoint {
 // stored tensors (that of embed.weight); any mismatch lists every bad tensor.
 Checkpoint load_checkpoint(const std::string& dir);
 
+// Writes the checkpoint at `from` to `to` with every parameter in `dtype` (f32 or bf16; bf16 rounds to nearest
+// even), keeping its config and metadata and recording the source dtype. `to` must differ from `from`: the source
+// is memory-mapped while it is read. For shipping a model at half the size (bf16 weights load on any device and
+// convert to the compute dtype there).
+void export_checkpoint(const std::string& from, const std::string& to, DType dtype);
+
 }  // namespace hsa

@@ -1,5 +1,12 @@
-// `hsa train --device cuda` against the CPU: the first 50 steps of the tiny config give the CPU's loss curve,
-// to f32 rounding in f32 and within bf16 tolerance in bf16. The measured gaps are printed for the record.
+// `hsa train --device cuda` against the CPU: the first 50 steps of the tiny config stay on the CPU's loss curve
+// within bf16 tolerance (the criterion), in f32 and in bf16; in f32 the first 10 steps also agree to
+// rounding. The measured gaps are printed for the record.
+//
+// Why f32 is not held to rounding over all 50 steps: training with top-k MoE routing amplifies any difference in
+// summation order. Two CPU runs that differ only in the BLAS thread count (1 vs 2) agree within 6.4e-8 over the
+// first 10 steps, 1.7e-4 over 20, and then drift apart, 2.2e-3 at step 30; the GPU sums in other orders still (cuBLASLt, atomics in the
+// embedding backward), and an H200 run measured 8.6e-4 once and 1.8e-2 another time, both with every gradient of
+// the model within 1e-5 of the CPU (ModelParity). Rounding agreement per step is ModelParity's job.
 #include "gpu/parity.h"
 #include "common/temp_dir.h"
 #include "train/trainer.h"
@@ -31,10 +38,10 @@ std::vector<double> losses_on(const std::string& device, const std::string& dtyp
   return train(o).losses;
 }
 
-// The largest |gpu - cpu| / cpu over the steps.
-double worst_relative_gap(const std::vector<double>& got, const std::vector<double>& want) {
+// The largest |gpu - cpu| / cpu over the first n steps (all when n = 0).
+double worst_relative_gap(const std::vector<double>& got, const std::vector<double>& want, size_t n = 0) {
   double worst = 0;
-  for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]) / std::abs(want[i]));
+  for (size_t i = 0; i < (n ? n : want.size()); ++i) worst = std::max(worst, std::abs(got[i] - want[i]) / std::abs(want[i]));
   return worst;
 }
 
@@ -57,14 +64,22 @@ TEST(TrainParity, FiftyStepsOfTheTinyConfigFollowTheCpuLossCurve) {
   ASSERT_EQ(f32.size(), 50u);
   ASSERT_EQ(bf16.size(), 50u);
   double gap_f32 = worst_relative_gap(f32, cpu), gap_bf16 = worst_relative_gap(bf16, cpu);
-  double tail_bf16 = tail_mean_gap(bf16, cpu, 10);
+  double early_f32 = worst_relative_gap(f32, cpu, 10);
+  double tail_f32 = tail_mean_gap(f32, cpu, 10), tail_bf16 = tail_mean_gap(bf16, cpu, 10);
   std::printf("loss step 1 / 50: cpu %.4f / %.4f, cuda f32 %.4f / %.4f, cuda bf16 %.4f / %.4f\n", cpu[0], cpu[49],
               f32[0], f32[49], bf16[0], bf16[49]);
-  std::printf("worst relative gap over 50 steps: f32 %.2e, bf16 %.2e; bf16 gap of the last-10-step means %.2e\n",
-              gap_f32, gap_bf16, tail_bf16);
-  // f32 follows the CPU to rounding (measured on an H200: 8.6e-4 at worst). bf16 is a different computation that
-  // drifts step by step (worst single step measured 5.7e-2, step 50 within 1%): it must stay on the curve.
-  EXPECT_LT(gap_f32, 1e-3);
+  std::printf("worst relative gap over 50 steps: f32 %.2e (first 10 steps %.2e), bf16 %.2e; gap of the last-10-step "
+              "means: f32 %.2e, bf16 %.2e\n",
+              gap_f32, early_f32, gap_bf16, tail_f32, tail_bf16);
+  std::printf("relative gap by step (f32 / bf16):");
+  for (size_t i : {0, 4, 9, 19, 29, 39, 49})
+    std::printf(" %zu: %.1e / %.1e", i + 1, std::abs(f32[i] - cpu[i]) / cpu[i], std::abs(bf16[i] - cpu[i]) / cpu[i]);
+  std::printf("\n");
+  // bf16 drifts step by step (worst single step measured 5.7e-2 on an H200, step 50 within 1%): it, and f32 with
+  // it, must stay on the curve.
+  EXPECT_LT(early_f32, 1e-3);
+  EXPECT_LT(gap_f32, 0.1);
+  EXPECT_LT(tail_f32, 0.03);
   EXPECT_LT(gap_bf16, 0.1);
   EXPECT_LT(tail_bf16, 0.03);
   EXPECT_LT(cpu[49], cpu[0]);  // and it is learning, not flat

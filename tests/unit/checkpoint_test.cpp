@@ -99,3 +99,24 @@ TEST(Checkpoint, BadConfigOrMissingDirectory) {
     EXPECT_TRUE(contains(e.what(), "config.json")) << e.what();
   }
 }
+
+TEST(Checkpoint, ExportToBf16RoundsEveryWeightAndKeepsConfigAndMetadata) {
+  TempDir tmp;
+  const std::string from = (tmp.path / "f32").string(), to = (tmp.path / "bf16").string();
+  ModelConfig cfg = micro();
+  auto params = init_parameters(cfg, 7, DType::f32);
+  save_checkpoint(from, cfg, params, {{"step", "5"}});
+  export_checkpoint(from, to, DType::bf16);
+  Checkpoint ck = load_checkpoint(to);
+  EXPECT_EQ(ck.config.to_json(), cfg.to_json());
+  EXPECT_EQ(ck.metadata.at("step"), "5");
+  EXPECT_EQ(ck.metadata.at("exported_from_dtype"), "f32");
+  ASSERT_EQ(ck.params.size(), params.size());
+  for (const auto& [name, t] : params) {
+    const Tensor& got = ck.params.at(name);
+    ASSERT_EQ(got.dtype(), DType::bf16) << name;
+    EXPECT_EQ(got.to_vector(), t.to(DType::bf16).to_vector()) << name;
+  }
+  EXPECT_THROW(export_checkpoint(from, from, DType::bf16), Error);  // would rewrite the file it maps
+  EXPECT_THROW(export_checkpoint(from, to, DType::i32), Error);
+}
