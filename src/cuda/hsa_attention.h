@@ -4,11 +4,15 @@
 //   indices i32 [B, L, H, K]; weights, dweights f32 [B, L, H, K]; lse f32 [B, L, HQ, K].
 // Design (ARCHITECTURE 4): the (token, slot) entries of every (b, KV head) are grouped by the chunk they selected
 // (a stable device radix sort = counting sort on the chunk key), so one thread block loads a chunk's K/V [S, D]
-// into shared memory once and runs all the query rows (G per entry) that selected it through two small GEMMs
-// (tensor cores for bf16 via WMMA, f32 accumulation; CUDA cores for f32, so f32 keeps full precision). Per-entry
-// weighted outputs go to an [entries, G, D] scratch and are summed per token in slot order: deterministic, no
-// atomics. The backward uses the same grouping with one block per chunk, which therefore owns dK/dV of its chunk;
-// dq goes through per-entry partials reduced per token in slot order, dweights = sum over the G heads of
+// into shared memory once and runs all the query rows (G per entry) that selected it through two small GEMMs.
+// Forward, bf16: FlashAttention-2 register style (mma.sync m16n8k16 + ldmatrix, f32 accumulation): each warp owns
+// 16 consecutive query rows of the chunk (row R = entry R / G, head R % G), stages them with cp.async (the next
+// tile prefetched), and keeps scores, softmax and outputs in registers; no block barrier after the K/V load.
+// Forward, f32 (and the bf16 fallback for shapes the register kernel does not take): block-level GEMMs through
+// shared memory on CUDA cores, so f32 keeps full precision. Per-entry weighted outputs go to an [entries, G, D]
+// scratch and are summed per token in slot order: deterministic, no atomics. The backward uses the same grouping
+// with one block per chunk (block-level GEMMs through shared memory, WMMA for bf16), which therefore owns dK/dV of
+// its chunk; dq goes through per-entry partials reduced per token in slot order, dweights = sum over the G heads of
 // <dout, o_i>. Supported on CUDA: D and S multiples of 16, S <= 64, D <= 256, G = HQ / H <= 32.
 // Only compiled in CUDA builds.
 #pragma once
