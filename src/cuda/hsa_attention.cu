@@ -516,18 +516,38 @@ __global__ void __launch_bounds__(kThreads) hsa_bwd_kernel(BwdArgs<T> a) {
 
 // One block per (b, t, r) row of G*D outputs: out = sum over the filled slots, in slot order, of the entry's
 // partial (zeros when all slots are empty). Also writes -inf lse (forward) or 0 dweights (backward) of empty slots.
+// Memory-bound (it reads every entry's partial once: 2 GB at L = 64K in the benchmark shape), so each thread
+// moves 16-byte vectors: G*D is a multiple of 16 elements and `part` is pool-aligned, so only `out` is checked.
 template <class T>
 __global__ void reduce_slots_kernel(const T* __restrict part, const int32_t* __restrict entry_of, int64_t G,
                                     int64_t D, int64_t K, T* __restrict out, float* lse, float* dweights) {
+  constexpr int V = 16 / int(sizeof(T));
   const int64_t row = blockIdx.x, gd = G * D;
   const int32_t* eo = entry_of + row * K;
-  for (int64_t x = threadIdx.x; x < gd; x += blockDim.x) {
-    float acc = 0;
-    for (int64_t i = 0; i < K; ++i) {
-      const int32_t e = eo[i];
-      if (e >= 0) acc += to_f32(part[int64_t(e) * gd + x]);
+  if (reinterpret_cast<uintptr_t>(out) % 16 == 0) {
+    for (int64_t x = int64_t(threadIdx.x) * V; x < gd; x += int64_t(blockDim.x) * V) {
+      float acc[V] = {};
+      for (int64_t i = 0; i < K; ++i) {
+        const int32_t e = eo[i];
+        if (e < 0) continue;
+        const uint4 raw = *reinterpret_cast<const uint4*>(part + int64_t(e) * gd + x);
+        const T* v = reinterpret_cast<const T*>(&raw);
+        for (int j = 0; j < V; ++j) acc[j] += to_f32(v[j]);
+      }
+      uint4 packed;
+      T* o = reinterpret_cast<T*>(&packed);
+      for (int j = 0; j < V; ++j) o[j] = from_f32<T>(acc[j]);
+      *reinterpret_cast<uint4*>(out + row * gd + x) = packed;
     }
-    out[row * gd + x] = from_f32<T>(acc);
+  } else {
+    for (int64_t x = threadIdx.x; x < gd; x += blockDim.x) {
+      float acc = 0;
+      for (int64_t i = 0; i < K; ++i) {
+        const int32_t e = eo[i];
+        if (e >= 0) acc += to_f32(part[int64_t(e) * gd + x]);
+      }
+      out[row * gd + x] = from_f32<T>(acc);
+    }
   }
   for (int64_t x = threadIdx.x; x < K * G; x += blockDim.x) {
     const int64_t i = x % K, g = x / K;
@@ -535,6 +555,17 @@ __global__ void reduce_slots_kernel(const T* __restrict part, const int32_t* __r
     if (lse) lse[(row * G + g) * K + i] = -INFINITY;
     if (dweights && g == 0) dweights[row * K + i] = 0.0f;
   }
+}
+
+// One block per output row, as many threads as the row has 16-byte vectors (a warp at least, 256 at most).
+template <class T>
+void reduce_slots(const T* part, const int32_t* entry_of, int64_t rows, const Dims& d, T* out, float* lse,
+                  float* dweights) {
+  const int64_t vectors = ceil_div(d.G * d.D * int64_t(sizeof(T)), int64_t(16));
+  const unsigned threads = unsigned(std::clamp<int64_t>(ceil_div(vectors, int64_t(32)) * 32, 32, 256));
+  reduce_slots_kernel<T><<<unsigned(rows), threads, 0, stream()>>>(part, entry_of, d.G, d.D, d.K, out, lse,
+                                                                    dweights);
+  check_cuda(cudaGetLastError(), "reduce_slots_kernel");
 }
 
 int max_smem_optin() {
@@ -678,9 +709,7 @@ IndexError forward_impl(const T* q, const T* mem_k, const T* mem_v, const int32_
     hsa_fwd_kernel<T><<<dim3(unsigned(rt.items), unsigned(splits)), kThreads, smem, stream()>>>(a);
     check_cuda(cudaGetLastError(), "hsa_fwd_kernel");
   }
-  reduce_slots_kernel<T><<<unsigned(rows), 256, 0, stream()>>>(part.as<T>(), rt.entry_of, d.G, d.D, d.K, out, lse,
-                                                                nullptr);
-  check_cuda(cudaGetLastError(), "reduce_slots_kernel");
+  reduce_slots<T>(part.as<T>(), rt.entry_of, rows, d, out, lse, nullptr);
   return {};
 }
 
@@ -704,9 +733,7 @@ IndexError backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem
   }
   const int64_t rows = hd.batch * d.L * d.H;
   if (rows > 0) {
-    reduce_slots_kernel<T><<<unsigned(rows), 256, 0, stream()>>>(part.as<T>(), rt.entry_of, d.G, d.D, d.K, dq,
-                                                                  nullptr, dweights);
-    check_cuda(cudaGetLastError(), "reduce_slots_kernel");
+    reduce_slots<T>(part.as<T>(), rt.entry_of, rows, d, dq, nullptr, dweights);
   }
   return {};
 }
