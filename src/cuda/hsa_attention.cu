@@ -1,5 +1,6 @@
 #include "cuda/hsa_attention.h"
 
+#include "cuda/hsa_decode.h"
 #include "cuda/hsa_support.cuh"
 
 #include <mma.h>
@@ -761,6 +762,7 @@ void hsa_attention_check_supported(const char* op, DType dtype, const cpu::HsaDi
 IndexError hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v,
                                  const int32_t* indices, const float* weights, double scale, const cpu::HsaDims& d,
                                  void* out, float* lse) {
+  if (use_decode_path(d)) return hsa_decode_forward(dtype, q, mem_k, mem_v, indices, weights, scale, d, out, lse);
   if (dtype == DType::bf16)
     return forward_impl(static_cast<const __nv_bfloat16*>(q), static_cast<const __nv_bfloat16*>(mem_k),
                         static_cast<const __nv_bfloat16*>(mem_v), indices, weights, scale, d,
