@@ -162,6 +162,16 @@ struct Buffers {
                                                            scale(), hsa_dims(), out.raw_data(), lse.data<float>());
     HSA_CHECK(e.flat < 0, "bench kernels: hsa forward rejected chunk index {} at flat position {}", e.value, e.flat);
   }
+  // The last token alone, against the whole memory: its rows of q, indices, weights, out and lse.
+  void hsa_decode() {
+    const int64_t t = s.len - 1, q_row = t * s.q_heads * s.head_dim, slot_row = t * s.kv_heads * s.topk;
+    cpu::HsaDims d = hsa_dims();
+    d.len = 1;
+    const cuda::IndexError e = cuda::hsa_attention_forward(
+        DType::bf16, q.data<bf16>() + q_row, mem_k.raw_data(), mem_v.raw_data(), idx.data<int32_t>() + slot_row,
+        w.data<float>() + slot_row, scale(), d, out.data<bf16>() + q_row, lse.data<float>() + t * s.q_heads * s.topk);
+    HSA_CHECK(e.flat < 0, "bench kernels: hsa decode rejected chunk index {} at flat position {}", e.value, e.flat);
+  }
   void hsa_backward() {
     const cuda::IndexError e = cuda::hsa_attention_backward(
         DType::bf16, dout.raw_data(), q.raw_data(), mem_k.raw_data(), mem_v.raw_data(), idx.data<int32_t>(),
@@ -191,6 +201,7 @@ struct Buffers {
       case Kernel::retrieval: retrieval(); break;
       case Kernel::swa_fwd: swa_forward(); break;
       case Kernel::swa_fwd_bwd: swa_forward(), swa_backward(); break;
+      case Kernel::hsa_decode: hsa_decode(); break;
     }
   }
 

@@ -32,7 +32,7 @@ std::string kernel_names() {
 
 const std::vector<Kernel>& all_kernels() {
   static const std::vector<Kernel> kernels{Kernel::hsa_fwd, Kernel::hsa_fwd_bwd, Kernel::retrieval, Kernel::swa_fwd,
-                                           Kernel::swa_fwd_bwd};
+                                           Kernel::swa_fwd_bwd, Kernel::hsa_decode};
   return kernels;
 }
 
@@ -43,6 +43,7 @@ const char* kernel_name(Kernel kernel) {
     case Kernel::retrieval: return "retrieval";
     case Kernel::swa_fwd: return "swa_fwd";
     case Kernel::swa_fwd_bwd: return "swa_fwd_bwd";
+    case Kernel::hsa_decode: return "hsa_decode";
   }
   return "?";
 }
@@ -134,6 +135,13 @@ Work kernel_work(Kernel kernel, const KernelShape& s) {
     case Kernel::swa_fwd_bwd:  // the forward, then reads dout, q, k, v, out, lse; writes dq, dk, dv
       // The backward is credited 2.5 forwards (FlashAttention's convention); it recomputes more than that.
       return {3.5 * swa_fwd_flops, 6 * q_tensor + 6 * swa_kv_tensor + 8 * L * double(s.q_heads)};
+    case Kernel::hsa_decode: {  // token L-1: reads its q, the K/V rows of its chunks, idx, w; writes out, lse
+      const double filled = double(std::min(s.topk, std::min((s.len - 1) / s.chunk_size, s.chunks())));
+      const double rows = filled * double(s.kv_heads * s.chunk_size * s.head_dim);  // K (or V) elements read
+      return {4.0 * rows * double(s.group()),
+              2 * rows * e + 2 * double(s.q_heads * s.head_dim) * e + 8 * double(s.kv_heads * s.topk) +
+                  4 * double(s.q_heads * s.topk)};
+    }
   }
   return {};
 }
@@ -141,7 +149,7 @@ Work kernel_work(Kernel kernel, const KernelShape& s) {
 BufferPlan BufferPlan::of(const std::vector<Kernel>& kernels) {
   BufferPlan p;
   for (Kernel k : kernels) {
-    p.hsa |= k == Kernel::hsa_fwd || k == Kernel::hsa_fwd_bwd;
+    p.hsa |= k == Kernel::hsa_fwd || k == Kernel::hsa_fwd_bwd || k == Kernel::hsa_decode;
     p.hsa_grad |= k == Kernel::hsa_fwd_bwd;
     p.swa |= k == Kernel::swa_fwd || k == Kernel::swa_fwd_bwd;
     p.swa_grad |= k == Kernel::swa_fwd_bwd;

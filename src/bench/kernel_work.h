@@ -8,7 +8,9 @@
 
 namespace hsa::bench {
 
-enum class Kernel { hsa_fwd, hsa_fwd_bwd, retrieval, swa_fwd, swa_fwd_bwd };
+// hsa_decode: the forward for one new token (the last position) against the memory of all L tokens, as in
+// generation (the decode path of the CUDA HSA attention).
+enum class Kernel { hsa_fwd, hsa_fwd_bwd, retrieval, swa_fwd, swa_fwd_bwd, hsa_decode };
 
 const std::vector<Kernel>& all_kernels();  // in the order above
 const char* kernel_name(Kernel kernel);    // "hsa_fwd", ...

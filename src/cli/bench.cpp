@@ -25,7 +25,7 @@ namespace {
 
 struct KernelsOptions {
   std::string lengths = "4096,16384,65536,262144,1048576";
-  std::string kernels = "hsa_fwd,hsa_fwd_bwd,retrieval,swa_fwd,swa_fwd_bwd";
+  std::string kernels = "hsa_fwd,hsa_fwd_bwd,retrieval,swa_fwd,swa_fwd_bwd,hsa_decode";
   int repeats = 20;
   int64_t swa_window = bench::KernelShape{}.window;
   std::string out;

@@ -54,6 +54,11 @@ TEST(KernelBench, FlopAndByteFormulasOnAHandComputedShape) {
   EXPECT_DOUBLE_EQ(w.bytes, 2 * 32768 + 2 * 16384 + 8 * 1024 + 8192);  // q, out; K, V; idx + w; lse
   w = kernel_work(Kernel::hsa_fwd_bwd, s);
   EXPECT_DOUBLE_EQ(w.flops, 1280.0 * 14336);
+  // Decode: token 255 sees 3 complete chunks, keeps K = 2 per KV head: 2 x 2 heads x 64 rows of K (and of V) of 16
+  // values, each row scored and summed by G = 2 query heads (4 FLOPs per value and head).
+  const Work decode = kernel_work(Kernel::hsa_decode, s);
+  EXPECT_DOUBLE_EQ(decode.flops, 4.0 * 2 * 2 * 64 * 16 * 2);
+  EXPECT_DOUBLE_EQ(decode.bytes, 2 * 4096 * 2 + 2 * 64 * 2 + 8 * 4 + 4 * 8);  // K, V; q, out; idx + w; lse
   EXPECT_DOUBLE_EQ(w.bytes, 5 * 32768 + 6 * 16384 + 20 * 1024 + 2 * 8192);
   // Retrieval: 768 pairs x 2 dr; reads qr [L, H, dr] (8192 B) and landmarks [C, H, dr] (128 B), writes idx,
   // weights, scores (12 B per slot).
