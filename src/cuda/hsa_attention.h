@@ -7,9 +7,15 @@
 // into shared memory once and runs all the query rows (G per entry) that selected it through two small GEMMs
 // (tensor cores for bf16 via WMMA, f32 accumulation; CUDA cores for f32, so f32 keeps full precision). Per-entry
 // weighted outputs go to an [entries, G, D] scratch and are summed per token in slot order: deterministic, no
-// atomics. The backward uses the same grouping with one block per chunk, which therefore owns dK/dV of its chunk;
-// dq goes through per-entry partials reduced per token in slot order, dweights = sum over the G heads of
-// <dout, o_i>. Supported on CUDA: D and S multiples of 16, S <= 64, D <= 256, G = HQ / H <= 32.
+// atomics. The backward uses the same grouping; dq goes through per-entry partials reduced per token in slot
+// order, dweights = sum over the G heads of <dout, o_i>. bf16 with D in {16, 32, 64, 128} takes a
+// FlashAttention-2 style kernel (mma.sync m16n8k16 + ldmatrix): a block per (chunk, split of its entry tiles),
+// each warp owns 16 keys of the chunk and keeps their dK/dV in f32 registers across the block's tiles, recomputes
+// P from the forward's lse, gets <dout, o_i> from a fixed-order sum of the warps' partial row dots, and computes dq
+// for the tile's rows from dS^T in shared memory; a chunk chosen by many tokens is split over blocks whose f32
+// dK/dV partials a second kernel sums in split order (deterministic). f32 (full precision on CUDA cores) and the
+// other bf16 shapes take the general kernel: one block per chunk, which owns dK/dV of its chunk in shared memory.
+// Supported on CUDA: D and S multiples of 16, S <= 64, D <= 256, G = HQ / H <= 32 (f32), <= 64 (bf16).
 // Only compiled in CUDA builds.
 #pragma once
 #include "cpu/hsa_attention.h"
