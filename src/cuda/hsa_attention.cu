@@ -2,6 +2,7 @@
 
 #include "cuda/hsa_decode.h"
 #include "cuda/hsa_support.cuh"
+#include "cuda/mma_sync.cuh"
 
 #include <mma.h>
 
@@ -194,47 +195,9 @@ __global__ void __launch_bounds__(kThreads) hsa_fwd_kernel(FwdArgs<T> a) {
 // lse and weight are per row), so a tile may hold several entries (G < 16), one entry's 16-head slice (G >= 16)
 // or straddle entries (G = 3, 6, ...): any G works.
 //
-// Fragments (PTX ISA, mma.m16n8k16 .bf16, gid = lane / 4, tig = lane % 4):
-//   A 16x16 (row): reg0 = (gid, 2 tig + {0,1}), reg1 = (gid + 8, same), reg2 = (gid, 8 + 2 tig + {0,1}),
-//                  reg3 = (gid + 8, 8 + ...); ldmatrix.x4 with lane l addressing row l % 16, column 8 (l / 16).
-//   B 16x8  (col): reg0 = (k = 2 tig + {0,1}, n = gid), reg1 = (k + 8, n). K [key][d] is B^T stored n-major
-//                  (plain ldmatrix); V [key][d] is B stored k-major (ldmatrix .trans).
-//   C 16x8  (f32): c0, c1 = (gid, 2 tig + {0,1}), c2, c3 = (gid + 8, ...). Two C tiles n8 (keys 16j..16j+15)
-//                  are the A fragment of k-step j of P V: no shuffles.
+// Fragment layouts: cuda/mma_sync.cuh. Two C tiles n8 (keys 16j..16j+15) of Q K^T are the A fragment of k-step j
+// of P V: no shuffles.
 constexpr int kMmaWarps = 8, kMmaThreads = kMmaWarps * 32, kMmaMaxS = 64;
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr)
-               : "memory");
-}
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr)
-               : "memory");
-}
-// c += a b: A 16x16 row-major bf16, B 16x8 col-major bf16, C 16x8 f32.
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-// Two floats to a bf16x2 register, x in the low half (the lower column).
-__device__ __forceinline__ uint32_t pack_bf16(float x, float y) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(x, y);
-  return *reinterpret_cast<uint32_t*>(&v);
-}
 
 struct MmaFwdArgs {
   const __nv_bfloat16 *q, *k, *v;
@@ -275,8 +238,8 @@ __global__ void __launch_bounds__(kMmaThreads, D <= 128 ? 2 : 1) hsa_fwd_mma_ker
   const int64_t chunk_off = ((b * d.C + c) * d.S * d.H + r) * D, kv_stride = d.H * D;
   for (int idx = threadIdx.x; idx < S * VPR; idx += kMmaThreads) {
     const int j = idx / VPR, x = (idx % VPR) * 8;
-    cp_async16(smem_u32(Ks + j * LD + x), a.k + chunk_off + j * kv_stride + x);
-    cp_async16(smem_u32(Vs + j * LD + x), a.v + chunk_off + j * kv_stride + x);
+    cp_async_16(Ks + j * LD + x, a.k + chunk_off + j * kv_stride + x);
+    cp_async_16(Vs + j * LD + x, a.v + chunk_off + j * kv_stride + x);
   }
   // Q rows of tile `tile` into dst [16, LD] (cp.async; rows past the item's end are zeroed). Warp-uniform.
   auto load_q = [&](int tile, bf16* dst) {
@@ -292,7 +255,7 @@ __global__ void __launch_bounds__(kMmaThreads, D <= 128 ? 2 : 1) hsa_fwd_mma_ker
       const int64_t s = __shfl_sync(0xffffffffu, src, row);
       bf16* p = dst + row * LD + x;
       if (s >= 0)
-        cp_async16(smem_u32(p), a.q + s + x);
+        cp_async_16(p, a.q + s + x);
       else
         *reinterpret_cast<uint4*>(p) = make_uint4(0, 0, 0, 0);
     }
@@ -305,8 +268,8 @@ __global__ void __launch_bounds__(kMmaThreads, D <= 128 ? 2 : 1) hsa_fwd_mma_ker
   if (tile >= tile1) return;
 
   // Lane addresses of the ldmatrix row each lane feeds (bytes, shared window).
-  const uint32_t k_lane = smem_u32(Ks + ((lane / 16) * 8 + (lane % 8)) * LD + ((lane / 8) % 2) * 8);
-  const uint32_t v_lane = smem_u32(Vs + (((lane / 8) % 2) * 8 + (lane % 8)) * LD + (lane / 16) * 8);
+  const uint32_t k_lane = smem_addr(Ks + ((lane / 16) * 8 + (lane % 8)) * LD + ((lane / 8) % 2) * 8);
+  const uint32_t v_lane = smem_addr(Vs + (((lane / 8) % 2) * 8 + (lane % 8)) * LD + (lane / 16) * 8);
   const int ns16 = S / 16;
   for (int buf = 0; tile < tile1; tile += kMmaWarps, buf ^= 1) {
     bf16* Q = Qw + buf * 16 * LD;
@@ -319,18 +282,18 @@ __global__ void __launch_bounds__(kMmaThreads, D <= 128 ? 2 : 1) hsa_fwd_mma_ker
     float sc[kMmaMaxS / 8][4];
 #pragma unroll
     for (int n = 0; n < kMmaMaxS / 8; ++n) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
-    const uint32_t q_lane = smem_u32(Q + (lane % 16) * LD + (lane / 16) * 8);
+    const uint32_t q_lane = smem_addr(Q + (lane % 16) * LD + (lane / 16) * 8);
 #pragma unroll
     for (int ks = 0; ks < KS; ++ks) {
       uint32_t qa[4];
-      ldsm_x4(qa, q_lane + ks * 32);
+      ldmatrix_x4(qa, q_lane + ks * 32);
 #pragma unroll
       for (int p = 0; p < kMmaMaxS / 16; ++p) {
         if (p >= ns16) break;
         uint32_t kb[4];  // keys 16p..16p+7 d lo, d hi; keys 16p+8.. d lo, d hi
-        ldsm_x4(kb, k_lane + (p * 16 * LD + ks * 16) * 2);
-        mma_bf16(sc[2 * p], qa, kb[0], kb[1]);
-        mma_bf16(sc[2 * p + 1], qa, kb[2], kb[3]);
+        ldmatrix_x4(kb, k_lane + (p * 16 * LD + ks * 16) * 2);
+        mma_bf16_16816(sc[2 * p], qa, kb[0], kb[1]);
+        mma_bf16_16816(sc[2 * p + 1], qa, kb[2], kb[3]);
       }
     }
     // Softmax per row (scale before the max, natural exp/log as in lse): this lane holds rows gid (h = 0) and
@@ -378,10 +341,10 @@ __global__ void __launch_bounds__(kMmaThreads, D <= 128 ? 2 : 1) hsa_fwd_mma_ker
 #pragma unroll
     for (int j = 0; j < kMmaMaxS / 16; ++j) {
       if (j >= ns16) break;
-      pa[j][0] = pack_bf16(sc[2 * j][0] * factor[0], sc[2 * j][1] * factor[0]);
-      pa[j][1] = pack_bf16(sc[2 * j][2] * factor[1], sc[2 * j][3] * factor[1]);
-      pa[j][2] = pack_bf16(sc[2 * j + 1][0] * factor[0], sc[2 * j + 1][1] * factor[0]);
-      pa[j][3] = pack_bf16(sc[2 * j + 1][2] * factor[1], sc[2 * j + 1][3] * factor[1]);
+      pa[j][0] = pack_bf16x2(sc[2 * j][0] * factor[0], sc[2 * j][1] * factor[0]);
+      pa[j][1] = pack_bf16x2(sc[2 * j][2] * factor[1], sc[2 * j][3] * factor[1]);
+      pa[j][2] = pack_bf16x2(sc[2 * j + 1][0] * factor[0], sc[2 * j + 1][1] * factor[0]);
+      pa[j][3] = pack_bf16x2(sc[2 * j + 1][2] * factor[1], sc[2 * j + 1][3] * factor[1]);
     }
     // O = (w P) V: [16, D] in n8 tiles of d.
     float o[D / 8][4];
@@ -393,17 +356,17 @@ __global__ void __launch_bounds__(kMmaThreads, D <= 128 ? 2 : 1) hsa_fwd_mma_ker
 #pragma unroll
       for (int p = 0; p < D / 16; ++p) {
         uint32_t vb[4];  // keys 16j..16j+7, 16j+8.. of d 16p..16p+7; the same of d 16p+8..
-        ldsm_x4_trans(vb, v_lane + (j * 16 * LD + p * 16) * 2);
-        mma_bf16(o[2 * p], pa[j], vb[0], vb[1]);
-        mma_bf16(o[2 * p + 1], pa[j], vb[2], vb[3]);
+        ldmatrix_x4_trans(vb, v_lane + (j * 16 * LD + p * 16) * 2);
+        mma_bf16_16816(o[2 * p], pa[j], vb[0], vb[1]);
+        mma_bf16_16816(o[2 * p + 1], pa[j], vb[2], vb[3]);
       }
     }
     // Outputs through the (now dead) Q buffer, then 16-byte stores of the tile's contiguous part rows.
     __syncwarp();
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) {
-      *reinterpret_cast<uint32_t*>(Q + gid * LD + n * 8 + 2 * tig) = pack_bf16(o[n][0], o[n][1]);
-      *reinterpret_cast<uint32_t*>(Q + (gid + 8) * LD + n * 8 + 2 * tig) = pack_bf16(o[n][2], o[n][3]);
+      *reinterpret_cast<uint32_t*>(Q + gid * LD + n * 8 + 2 * tig) = pack_bf16x2(o[n][0], o[n][1]);
+      *reinterpret_cast<uint32_t*>(Q + (gid + 8) * LD + n * 8 + 2 * tig) = pack_bf16x2(o[n][2], o[n][3]);
     }
     __syncwarp();
     const int64_t left = nrows - int64_t(tile) * 16;
@@ -512,6 +475,372 @@ __global__ void __launch_bounds__(kThreads) hsa_bwd_kernel(BwdArgs<T> a) {
     const int j = idx / D, x = idx % D;
     a.dk[chunk_off + j * d.H * D + x] = from_f32<T>(dKs[j * d.lfd + x]);
     a.dv[chunk_off + j * d.H * D + x] = from_f32<T>(dVs[j * d.lfd + x]);
+  }
+}
+
+// ---- bf16 backward on mma.sync (FlashAttention-2 style) ----
+// Why two backward kernels: hsa_bwd_kernel above is the general one (f32 on CUDA cores, which the f32 parity of
+// 1e-5 needs, and bf16 for shapes the fast kernel does not take); hsa_bwd_mma_kernel is the bf16 fast path for
+// D in {16, 32, 64, 128}, S a multiple of 16 up to 64: no f32 round trips through shared memory, dK/dV live in
+// registers, a popular chunk is split over several blocks.
+//
+// Block = (item, split): tiles [split * tiles_per_block, ...) of the item's entries (tile = kMmaRows query rows =
+// ept entries of G heads, row = entry * G + head as in gather_tile). Warp w owns keys [16w, 16w + 16) of the chunk
+// (S / 16 warps) and, per tile:
+//   S^T = K_w Q^T, dP^T = V_w dO^T (16 x R, f32 in registers); P^T = exp(scale S^T - lse) with the forward's lse;
+//   rowdot[row] = sum_j P dP over all S keys (each warp's 16 keys, then a fixed-order sum of the warps' partials
+//   through shared memory) = <dout, o_i>; wP = w P, dS = w P (dP - rowdot) scale;
+//   dV_w += (wP)^T dO, dK_w += dS^T Q (16 x D f32 accumulators per warp, in registers across all tiles);
+//   dS^T goes to shared memory, then dQ = dS K for 16 query rows per warp (all S keys) -> dq_part (bf16);
+//   dweights[f] = sum over the entry's G heads (head order) of rowdot.
+// An unsplit item writes dK/dV directly; the splits of a split item write f32 partials [part, {K, V}, S, D] that
+// bwd_mma_finish_kernel sums in split order (deterministic); it also zeros the items that no token chose.
+constexpr int kMmaRows = 64;                 // query rows per tile (= tile_rows<bf16>())
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct MmaBwdArgs {
+  const __nv_bfloat16 *q, *k, *v, *dout;
+  const int32_t *flat, *begin;
+  const float *weights, *lse;
+  const int32_t *blk_off, *part_off, *block_item;  // the split plan (bwd_mma_plan_kernel)
+  __nv_bfloat16 *dq_part, *dk, *dv;
+  float* dkv_part;  // [parts, 2, S, D]: f32 dK, dV partials of the splits of split items
+  float* dweights;
+  Dims d;
+  int tiles_per_block;
+  float scale_log2;  // scale * log2(e)
+};
+
+// Dynamic shared memory of hsa_bwd_mma_kernel: K, V [S, D + 8], Q, dO [R, D + 8], dS^T [S, R + 8] (bf16; the 8
+// pad elements make the ldmatrix row addresses of 8 consecutive rows hit distinct banks), then f32 rowdot
+// partials [4, R], lse * log2(e) and weights per row [2 buffers, R] each.
+size_t mma_bwd_smem(int64_t D, int64_t S) {
+  const int64_t R = kMmaRows, LD = D + 8, LR = R + 8;
+  return size_t(2 * S * LD + 2 * R * LD + S * LR) * 2 + size_t(8 * R) * 4;
+}
+
+bool mma_bwd_supported(const Dims& d) {
+  return (d.D == 16 || d.D == 32 || d.D == 64 || d.D == 128) && d.S % 16 == 0 && d.S >= 16 && d.S <= 64 &&
+         d.rows == kMmaRows && d.ept >= 1;
+}
+
+template <int D>
+__global__ void __launch_bounds__(128, 2) hsa_bwd_mma_kernel(MmaBwdArgs a) {
+  constexpr int R = kMmaRows, LD = D + 8, LR = R + 8, NT = D / 8, VPR = D / 8;
+  constexpr int DQC = D < 64 ? D : 64;  // dQ columns per pass (keeps the dQ accumulators at 32 registers)
+  using bf16 = __nv_bfloat16;
+  extern __shared__ __align__(128) unsigned char smem[];
+  const Dims& d = a.d;
+  const int S = int(d.S), NW = S / 16, nthreads = NW * 32, G = int(d.G), ept = d.ept;
+  const int HK = int(d.H * d.K), Kslots = int(d.K), L = int(d.L);
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, grp = lane / 4, tig = lane % 4;
+  const int item = a.block_item[blockIdx.x];
+  const int split = int(blockIdx.x) - a.blk_off[item], nsplit = a.blk_off[item + 1] - a.blk_off[item];
+  const int e_begin = a.begin[item], e_end = a.begin[item + 1];
+  const int tiles = (e_end - e_begin + ept - 1) / ept;
+  const int tile0 = split * a.tiles_per_block, tile1 = min(tiles, tile0 + a.tiles_per_block);
+  const int64_t c = item % d.C, r = (item / d.C) % d.H, b = item / (d.C * d.H);
+  const int64_t chunk_off = ((b * d.C + c) * d.S * d.H + r) * D;
+  bf16* Ks = reinterpret_cast<bf16*>(smem);
+  bf16* Vs = Ks + S * LD;
+  bf16* Qs = Vs + S * LD;
+  bf16* dOs = Qs + R * LD;
+  bf16* dST = dOs + R * LD;                              // [S, LR]: dS transposed (key-major)
+  float* dotp = reinterpret_cast<float*>(dST + S * LR);  // [4, R]: rowdot partial of warp w
+  float* lse2 = dotp + 4 * R;                            // [2, R]: lse * log2(e) (+inf for padding rows)
+  float* wrow = lse2 + 2 * R;                            // [2, R]: retrieval weight (0 for padding rows)
+
+  for (int idx = tid; idx < S * VPR; idx += nthreads) {
+    const int j = idx / VPR, x = (idx % VPR) * 8;
+    cp_async_16(Ks + j * LD + x, a.k + chunk_off + int64_t(j) * d.H * D + x);
+    cp_async_16(Vs + j * LD + x, a.v + chunk_off + int64_t(j) * d.H * D + x);
+  }
+  // Gathers tile `tile` (q and dout rows, cp.async; zeros past the last entry) and its per-row lse and weight.
+  auto stage = [&](int tile) {
+    const int e0 = e_begin + tile * ept, m = min(ept, e_end - e0) * G;
+    for (int idx = tid; idx < R * VPR; idx += nthreads) {
+      const int row = idx / VPR, x = (idx % VPR) * 8;
+      bf16 *qd = Qs + row * LD + x, *od = dOs + row * LD + x;
+      if (row < m) {
+        const int f = a.flat[e0 + row / G], t = (f / HK) % L;
+        const int64_t off = ((b * L + t) * d.HQ + r * G + row % G) * D + x;
+        cp_async_16(qd, a.q + off);
+        cp_async_16(od, a.dout + off);
+      } else {
+        *reinterpret_cast<uint4*>(qd) = make_uint4(0, 0, 0, 0);
+        *reinterpret_cast<uint4*>(od) = make_uint4(0, 0, 0, 0);
+      }
+    }
+    float *l2 = lse2 + (tile & 1) * R, *wr = wrow + (tile & 1) * R;
+    for (int row = tid; row < R; row += nthreads) {
+      float lv = INFINITY, wv = 0.0f;
+      if (row < m) {
+        const int f = a.flat[e0 + row / G], t = (f / HK) % L, i = f % Kslots;
+        lv = a.lse[((b * L + t) * d.HQ + r * G + row % G) * Kslots + i] * kLog2e;
+        wv = a.weights[f];
+      }
+      l2[row] = lv;
+      wr[row] = wv;
+    }
+    cp_async_commit();
+  };
+  stage(tile0);
+
+  float acc_dk[NT][4], acc_dv[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int u = 0; u < 4; ++u) acc_dk[j][u] = acc_dv[j][u] = 0.0f;
+  const int key0 = warp * 16;
+  // ldmatrix lane roles (see mma_sync.cuh): lane l addresses row (l & 7) of matrix l / 8.
+  const int lrow = lane & 7, lhi = (lane >> 4) & 1, lmid = (lane >> 3) & 1;
+
+  for (int tile = tile0; tile < tile1; ++tile) {
+    const int e0 = e_begin + tile * ept, ne = min(ept, e_end - e0), m = ne * G;
+    cp_async_wait<0>();
+    __syncthreads();  // the tile (and at the start K, V) is in shared memory; the previous dQ pass is done
+
+    // S^T = K_w Q^T and dP^T = V_w dO^T: 16 keys x R rows, R / 8 n-tiles of 16 x 8.
+    float sc[R / 8][4], dp[R / 8][4];
+#pragma unroll
+    for (int j = 0; j < R / 8; ++j)
+#pragma unroll
+      for (int u = 0; u < 4; ++u) sc[j][u] = dp[j][u] = 0.0f;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+      uint32_t ak[4], av[4];
+      // A (row-major, keys x d): matrices (rows 0-7 | 8-15) x (k 0-7 | 8-15) -> a[0..3].
+      const int arow = key0 + lrow + lmid * 8, acol = ks * 16 + lhi * 8;
+      ldmatrix_x4(ak, Ks + arow * LD + acol);
+      ldmatrix_x4(av, Vs + arow * LD + acol);
+#pragma unroll
+      for (int p = 0; p < R / 16; ++p) {
+        // B (col, k = d, n = query row): rows of Q are n; matrices (n 0-7, k 0-7), (n 0-7, k 8-15),
+        // (n 8-15, k 0-7), (n 8-15, k 8-15) -> b[0], b[1] of n-tile 2p, b[0], b[1] of n-tile 2p + 1.
+        const int brow = p * 16 + lrow + lhi * 8, bcol = ks * 16 + lmid * 8;
+        uint32_t bq[4], bo[4];
+        ldmatrix_x4(bq, Qs + brow * LD + bcol);
+        ldmatrix_x4(bo, dOs + brow * LD + bcol);
+        mma_bf16_16816(sc[2 * p], ak, bq[0], bq[1]);
+        mma_bf16_16816(sc[2 * p + 1], ak, bq[2], bq[3]);
+        mma_bf16_16816(dp[2 * p], av, bo[0], bo[1]);
+        mma_bf16_16816(dp[2 * p + 1], av, bo[2], bo[3]);
+      }
+    }
+
+    // P^T and this warp's part of rowdot. Element (j, u): key key0 + grp + 8 (u >= 2), row 8j + 2 tig + (u & 1).
+    const float* l2 = lse2 + (tile & 1) * R;
+    const float* wr = wrow + (tile & 1) * R;
+    float part[R / 8][2];
+#pragma unroll
+    for (int j = 0; j < R / 8; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float l = l2[j * 8 + tig * 2 + h];
+        sc[j][h] = exp2f(fmaf(sc[j][h], a.scale_log2, -l));
+        sc[j][h + 2] = exp2f(fmaf(sc[j][h + 2], a.scale_log2, -l));
+        part[j][h] = sc[j][h] * dp[j][h] + sc[j][h + 2] * dp[j][h + 2];
+      }
+#pragma unroll
+    for (int j = 0; j < R / 8; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float x = part[j][h];
+        x += __shfl_xor_sync(0xffffffffu, x, 4);
+        x += __shfl_xor_sync(0xffffffffu, x, 8);
+        x += __shfl_xor_sync(0xffffffffu, x, 16);
+        if (grp == 0) dotp[warp * R + j * 8 + tig * 2 + h] = x;
+      }
+    __syncthreads();  // all rowdot partials are in
+
+    // wP = w P (for dV) and dS = w P (dP - rowdot) scale, packed as the A fragments of the 16 x 16 blocks
+    // (k = query rows 16kk..16kk+15); dS^T also to shared memory for dQ.
+    uint32_t pa[R / 16][4], sa[R / 16][4];
+#pragma unroll
+    for (int j = 0; j < R / 8; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = j * 8 + tig * 2 + h;
+        float dot = 0.0f;
+        for (int w2 = 0; w2 < NW; ++w2) dot += dotp[w2 * R + row];
+        const float wv = wr[row];
+#pragma unroll
+        for (int u = h; u < 4; u += 2) {
+          const float wp = wv * sc[j][u];
+          sc[j][u] = wp;
+          dp[j][u] = wp * (dp[j][u] - dot) * d.scale;
+        }
+      }
+#pragma unroll
+    for (int kk = 0; kk < R / 16; ++kk) {
+      pa[kk][0] = pack_bf16x2(sc[2 * kk][0], sc[2 * kk][1]);
+      pa[kk][1] = pack_bf16x2(sc[2 * kk][2], sc[2 * kk][3]);
+      pa[kk][2] = pack_bf16x2(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+      pa[kk][3] = pack_bf16x2(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+      sa[kk][0] = pack_bf16x2(dp[2 * kk][0], dp[2 * kk][1]);
+      sa[kk][1] = pack_bf16x2(dp[2 * kk][2], dp[2 * kk][3]);
+      sa[kk][2] = pack_bf16x2(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
+      sa[kk][3] = pack_bf16x2(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
+      bf16* s0 = dST + (key0 + grp) * LR + kk * 16 + tig * 2;
+      *reinterpret_cast<uint32_t*>(s0) = sa[kk][0];
+      *reinterpret_cast<uint32_t*>(s0 + 8 * LR) = sa[kk][1];
+      *reinterpret_cast<uint32_t*>(s0 + 8) = sa[kk][2];
+      *reinterpret_cast<uint32_t*>(s0 + 8 * LR + 8) = sa[kk][3];
+    }
+    for (int e = tid; e < ne; e += nthreads) {  // dweights: the entry's G heads, in head order
+      float dw = 0.0f;
+      for (int g = 0; g < G; ++g) {
+        float dot = 0.0f;
+        for (int w2 = 0; w2 < NW; ++w2) dot += dotp[w2 * R + e * G + g];
+        dw += dot;
+      }
+      a.dweights[a.flat[e0 + e]] = dw;
+    }
+
+    // dV_w += (wP)^T dO, dK_w += dS^T Q. B (k = query row, n = d) from row-major dO / Q with .trans: matrices
+    // (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15), (k 8-15, n 8-15) -> n-tiles 2q, 2q + 1.
+#pragma unroll
+    for (int kk = 0; kk < R / 16; ++kk)
+#pragma unroll
+      for (int q = 0; q < D / 16; ++q) {
+        const int brow = kk * 16 + lrow + lmid * 8, bcol = q * 16 + lhi * 8;
+        uint32_t bo[4], bq[4];
+        ldmatrix_x4_trans(bo, dOs + brow * LD + bcol);
+        ldmatrix_x4_trans(bq, Qs + brow * LD + bcol);
+        mma_bf16_16816(acc_dv[2 * q], pa[kk], bo[0], bo[1]);
+        mma_bf16_16816(acc_dv[2 * q + 1], pa[kk], bo[2], bo[3]);
+        mma_bf16_16816(acc_dk[2 * q], sa[kk], bq[0], bq[1]);
+        mma_bf16_16816(acc_dk[2 * q + 1], sa[kk], bq[2], bq[3]);
+      }
+    __syncthreads();  // Q, dO are free for the next tile; dS^T is complete
+    if (tile + 1 < tile1) stage(tile + 1);
+
+    // dQ = dS K for query rows [16 mt, 16 mt + 16): A = dS from dS^T with .trans (matrices (m 0-7, k 0-7),
+    // (m 8-15, k 0-7), (m 0-7, k 8-15), (m 8-15, k 8-15)); B = K (k = key, n = d) like dO above.
+    for (int mt = warp; mt < R / 16 && mt * 16 < m; mt += NW) {
+#pragma unroll
+      for (int pass = 0; pass < D / DQC; ++pass) {
+        float acc[DQC / 8][4];
+#pragma unroll
+        for (int j = 0; j < DQC / 8; ++j)
+#pragma unroll
+          for (int u = 0; u < 4; ++u) acc[j][u] = 0.0f;
+        for (int ks = 0; ks < NW; ++ks) {
+          uint32_t as[4];
+          ldmatrix_x4_trans(as, dST + (ks * 16 + lrow + lhi * 8) * LR + mt * 16 + lmid * 8);
+#pragma unroll
+          for (int q = 0; q < DQC / 16; ++q) {
+            uint32_t bk[4];
+            ldmatrix_x4_trans(bk, Ks + (ks * 16 + lrow + lmid * 8) * LD + pass * DQC + q * 16 + lhi * 8);
+            mma_bf16_16816(acc[2 * q], as, bk[0], bk[1]);
+            mma_bf16_16816(acc[2 * q + 1], as, bk[2], bk[3]);
+          }
+        }
+        // Row `row` of the tile is entry e0 + row / G, head row % G: scratch row e0 * G + row.
+        const int row = mt * 16 + grp;
+        bf16* dst = a.dq_part + (int64_t(e0) * G + row) * D + pass * DQC + tig * 2;
+#pragma unroll
+        for (int j = 0; j < DQC / 8; ++j) {
+          if (row < m) *reinterpret_cast<uint32_t*>(dst + j * 8) = pack_bf16x2(acc[j][0], acc[j][1]);
+          if (row + 8 < m) *reinterpret_cast<uint32_t*>(dst + 8 * D + j * 8) = pack_bf16x2(acc[j][2], acc[j][3]);
+        }
+      }
+    }
+  }
+
+  // dK, dV of keys key0 + grp (+ 8), columns 8j + 2 tig (+ 1).
+  const int key = key0 + grp;
+  if (nsplit == 1) {
+    bf16* pk = a.dk + chunk_off + int64_t(key) * d.H * D + tig * 2;
+    bf16* pv = a.dv + chunk_off + int64_t(key) * d.H * D + tig * 2;
+    const int64_t down = 8 * d.H * D;
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      *reinterpret_cast<uint32_t*>(pk + j * 8) = pack_bf16x2(acc_dk[j][0], acc_dk[j][1]);
+      *reinterpret_cast<uint32_t*>(pk + down + j * 8) = pack_bf16x2(acc_dk[j][2], acc_dk[j][3]);
+      *reinterpret_cast<uint32_t*>(pv + j * 8) = pack_bf16x2(acc_dv[j][0], acc_dv[j][1]);
+      *reinterpret_cast<uint32_t*>(pv + down + j * 8) = pack_bf16x2(acc_dv[j][2], acc_dv[j][3]);
+    }
+  } else {
+    float* pk = a.dkv_part + int64_t(a.part_off[item] + split) * 2 * S * D + key * D + tig * 2;
+    float* pv = pk + S * D;
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      *reinterpret_cast<float2*>(pk + j * 8) = make_float2(acc_dk[j][0], acc_dk[j][1]);
+      *reinterpret_cast<float2*>(pk + 8 * D + j * 8) = make_float2(acc_dk[j][2], acc_dk[j][3]);
+      *reinterpret_cast<float2*>(pv + j * 8) = make_float2(acc_dv[j][0], acc_dv[j][1]);
+      *reinterpret_cast<float2*>(pv + 8 * D + j * 8) = make_float2(acc_dv[j][2], acc_dv[j][3]);
+    }
+  }
+}
+
+// The split plan, one block: item i gets nsplit = ceil(entries / (ept * tiles_per_block)) blocks, blocks
+// [blk_off[i], blk_off[i + 1]) (block_item maps a block back to its item) and, when nsplit > 1, partial slots
+// [part_off[i], part_off[i] + nsplit). totals = {blocks, partial slots}.
+__global__ void __launch_bounds__(1024) bwd_mma_plan_kernel(const int32_t* __restrict begin, int64_t items,
+                                                            int entries_per_block, int32_t* totals,
+                                                            int32_t* blk_off, int32_t* part_off,
+                                                            int32_t* block_item) {
+  __shared__ int sx[1024], sy[1024];
+  const int tid = threadIdx.x, nt = blockDim.x;
+  const int64_t per = (items + nt - 1) / nt, lo = min(items, tid * per), hi = min(items, lo + per);
+  auto nsplit = [&](int64_t i) { return (begin[i + 1] - begin[i] + entries_per_block - 1) / entries_per_block; };
+  int x = 0, y = 0;
+  for (int64_t i = lo; i < hi; ++i) {
+    const int ns = nsplit(i);
+    x += ns;
+    y += ns > 1 ? ns : 0;
+  }
+  sx[tid] = x;
+  sy[tid] = y;
+  __syncthreads();
+  for (int off = 1; off < nt; off <<= 1) {  // inclusive scan (Hillis-Steele)
+    const int vx = tid >= off ? sx[tid - off] : 0, vy = tid >= off ? sy[tid - off] : 0;
+    __syncthreads();
+    sx[tid] += vx;
+    sy[tid] += vy;
+    __syncthreads();
+  }
+  x = tid > 0 ? sx[tid - 1] : 0;
+  y = tid > 0 ? sy[tid - 1] : 0;
+  for (int64_t i = lo; i < hi; ++i) {
+    const int ns = nsplit(i);
+    blk_off[i] = x;
+    part_off[i] = y;
+    for (int s = 0; s < ns; ++s) block_item[x + s] = int32_t(i);
+    x += ns;
+    y += ns > 1 ? ns : 0;
+  }
+  if (tid == nt - 1) {
+    blk_off[items] = totals[0] = sx[nt - 1];
+    part_off[items] = totals[1] = sy[nt - 1];
+  }
+}
+
+// Per item (blockIdx.x) and range of S * D elements: zeros when no token chose the chunk, the sum of the split
+// partials in split order for a split item, nothing for an unsplit item (its block wrote dK/dV).
+__global__ void bwd_mma_finish_kernel(const float* __restrict dkv_part, const int32_t* __restrict begin,
+                                      const int32_t* __restrict blk_off, const int32_t* __restrict part_off, Dims d,
+                                      __nv_bfloat16* dk, __nv_bfloat16* dv) {
+  const int64_t item = blockIdx.x, sd = d.S * d.D;
+  const bool empty = begin[item] == begin[item + 1];
+  const int ns = blk_off[item + 1] - blk_off[item];
+  if (!empty && ns == 1) return;
+  const int64_t c = item % d.C, r = (item / d.C) % d.H, b = item / (d.C * d.H);
+  const int64_t chunk_off = ((b * d.C + c) * d.S * d.H + r) * d.D;
+  for (int64_t x = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; x < sd; x += int64_t(gridDim.y) * blockDim.x) {
+    float sk = 0.0f, sv = 0.0f;
+    if (!empty) {
+      const float* p = dkv_part + int64_t(part_off[item]) * 2 * sd + x;
+#pragma unroll 8
+      for (int s = 0; s < ns; ++s) {
+        sk += p[2 * s * sd];
+        sv += p[(2 * s + 1) * sd];
+      }
+    }
+    const int64_t o = chunk_off + (x / d.D) * d.H * d.D + x % d.D;
+    dk[o] = __float2bfloat16(sk);
+    dv[o] = __float2bfloat16(sv);
   }
 }
 
@@ -714,6 +1043,55 @@ IndexError forward_impl(const T* q, const T* mem_k, const T* mem_v, const int32_
   return {};
 }
 
+template <int D>
+void launch_bwd_mma(const MmaBwdArgs& a, int blocks) {
+  const size_t smem = mma_bwd_smem(D, a.d.S);
+  check_cuda(cudaFuncSetAttribute(hsa_bwd_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+             "cudaFuncSetAttribute");
+  hsa_bwd_mma_kernel<D><<<unsigned(blocks), unsigned(a.d.S / 16 * 32), smem, stream()>>>(a);
+  check_cuda(cudaGetLastError(), "hsa_bwd_mma_kernel");
+}
+
+// The bf16 fast path (hsa_bwd_mma_kernel): plans the splits on the device, copies the two totals to the host
+// (grid and partial scratch sizes), runs the kernel and the finishing sum. rt.items > 0.
+void backward_mma(const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_bfloat16* mem_k,
+                  const __nv_bfloat16* mem_v, const float* weights, const float* lse, const Dims& d,
+                  const Routing& rt, __nv_bfloat16* dq_part, __nv_bfloat16* dmem_k, __nv_bfloat16* dmem_v,
+                  float* dweights) {
+  MmaBwdArgs a{};
+  a.q = q, a.k = mem_k, a.v = mem_v, a.dout = dout, a.flat = rt.flat, a.begin = rt.begin, a.weights = weights;
+  a.lse = lse, a.dq_part = dq_part, a.dk = dmem_k, a.dv = dmem_v, a.dweights = dweights, a.d = d;
+  a.scale_log2 = d.scale * kLog2e;
+  // 2048 query rows per block: the chunk's K/V load is amortised, a popular chunk still spreads over many SMs.
+  a.tiles_per_block = std::max(1, 2048 / d.rows);
+  const int64_t per_block = int64_t(d.ept) * a.tiles_per_block;
+  // Blocks: sum over items of ceil(n_i / per_block) <= entries / per_block + items.
+  const int64_t max_blocks = rt.slots / per_block + rt.items + 1;
+  Scratch plan(size_t(2 + 2 * (rt.items + 1) + max_blocks) * sizeof(int32_t));
+  int32_t* totals = plan.as<int32_t>();
+  int32_t *blk_off = totals + 2, *part_off = blk_off + rt.items + 1, *block_item = part_off + rt.items + 1;
+  bwd_mma_plan_kernel<<<1, 1024, 0, stream()>>>(rt.begin, rt.items, int(per_block), totals, blk_off, part_off,
+                                                block_item);
+  check_cuda(cudaGetLastError(), "bwd_mma_plan_kernel");
+  int32_t host[2] = {0, 0};
+  check_cuda(cudaMemcpyAsync(host, totals, sizeof(host), cudaMemcpyDeviceToHost, stream()), "cudaMemcpyAsync");
+  check_cuda(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
+  Scratch dkv(size_t(std::max(host[1], 1)) * 2 * d.S * d.D * sizeof(float));
+  a.blk_off = blk_off, a.part_off = part_off, a.block_item = block_item, a.dkv_part = dkv.as<float>();
+  if (host[0] > 0) {
+    switch (d.D) {
+      case 16: launch_bwd_mma<16>(a, host[0]); break;
+      case 32: launch_bwd_mma<32>(a, host[0]); break;
+      case 64: launch_bwd_mma<64>(a, host[0]); break;
+      default: launch_bwd_mma<128>(a, host[0]); break;
+    }
+  }
+  const unsigned ranges = unsigned(ceil_div(d.S * d.D, 256));
+  bwd_mma_finish_kernel<<<dim3(unsigned(rt.items), ranges), 256, 0, stream()>>>(dkv.as<float>(), rt.begin, blk_off,
+                                                                                 part_off, d, dmem_k, dmem_v);
+  check_cuda(cudaGetLastError(), "bwd_mma_finish_kernel");
+}
+
 template <class T>
 IndexError backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem_v, const int32_t* indices,
                          const float* weights, const float* lse, double scale, const cpu::HsaDims& hd, T* dq,
@@ -722,15 +1100,24 @@ IndexError backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem
   Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C);
   if (rt.first_bad >= 0) return {rt.first_bad, rt.first_bad_value};
   Scratch part(size_t(rt.slots) * d.G * d.D * sizeof(T));
-  BwdArgs<T> a;
-  const size_t smem = bwd_layout<T>(d, &a);
-  a.q = q, a.k = mem_k, a.v = mem_v, a.dout = dout, a.flat = rt.flat, a.begin = rt.begin, a.weights = weights;
-  a.lse = lse, a.dq_part = part.as<T>(), a.dk = dmem_k, a.dv = dmem_v, a.dweights = dweights;
   if (rt.items > 0) {
-    check_cuda(cudaFuncSetAttribute(hsa_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-               "cudaFuncSetAttribute");
-    hsa_bwd_kernel<T><<<unsigned(rt.items), kThreads, smem, stream()>>>(a);
-    check_cuda(cudaGetLastError(), "hsa_bwd_kernel");
+    bool done = false;
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      if (mma_bwd_supported(d)) {
+        backward_mma(dout, q, mem_k, mem_v, weights, lse, d, rt, part.as<T>(), dmem_k, dmem_v, dweights);
+        done = true;
+      }
+    }
+    if (!done) {
+      BwdArgs<T> a;
+      const size_t smem = bwd_layout<T>(d, &a);
+      a.q = q, a.k = mem_k, a.v = mem_v, a.dout = dout, a.flat = rt.flat, a.begin = rt.begin, a.weights = weights;
+      a.lse = lse, a.dq_part = part.as<T>(), a.dk = dmem_k, a.dv = dmem_v, a.dweights = dweights;
+      check_cuda(cudaFuncSetAttribute(hsa_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+                 "cudaFuncSetAttribute");
+      hsa_bwd_kernel<T><<<unsigned(rt.items), kThreads, smem, stream()>>>(a);
+      check_cuda(cudaGetLastError(), "hsa_bwd_kernel");
+    }
   }
   const int64_t rows = hd.batch * d.L * d.H;
   if (rows > 0) {

@@ -8,12 +8,17 @@
 // Forward, bf16: FlashAttention-2 register style (mma.sync m16n8k16 + ldmatrix, f32 accumulation): each warp owns
 // 16 consecutive query rows of the chunk (row R = entry R / G, head R % G), stages them with cp.async (the next
 // tile prefetched), and keeps scores, softmax and outputs in registers; no block barrier after the K/V load.
-// Forward, f32 (and the bf16 fallback for shapes the register kernel does not take): block-level GEMMs through
-// shared memory on CUDA cores, so f32 keeps full precision. Per-entry weighted outputs go to an [entries, G, D]
-// scratch and are summed per token in slot order: deterministic, no atomics. The backward uses the same grouping
-// with one block per chunk (block-level GEMMs through shared memory, WMMA for bf16), which therefore owns dK/dV of
-// its chunk; dq goes through per-entry partials reduced per token in slot order, dweights = sum over the G heads of
-// <dout, o_i>. Supported on CUDA: D and S multiples of 16, S <= 64, D <= 256, G = HQ / H <= 32.
+// Per-entry weighted outputs go to an [entries, G, D] scratch and are summed per token in slot order:
+// deterministic, no atomics. Backward, bf16 with D in {16, 32, 64, 128}: the same grouping, a block per (chunk,
+// split of its entry tiles); each warp owns 16 keys of the chunk and keeps their dK/dV in f32 registers across the
+// block's tiles, recomputes P from the forward's lse, gets <dout, o_i> from a fixed-order sum of the warps'
+// partial row dots, and computes dq for the tile's rows from dS^T in shared memory; a chunk chosen by many tokens
+// is split over blocks whose f32 dK/dV partials a second kernel sums in split order (deterministic). dq goes
+// through per-entry partials reduced per token in slot order, dweights = sum over the G heads of <dout, o_i>.
+// f32 (full precision on CUDA cores) and the other bf16 shapes take the general kernels: block-level GEMMs through
+// shared memory, one backward block per chunk, which owns dK/dV of its chunk in shared memory.
+// A few query tokens (decoding) take cuda/hsa_decode.h instead of the grouping.
+// Supported on CUDA: D and S multiples of 16, S <= 64, D <= 256, G = HQ / H <= 32 (f32), <= 64 (bf16).
 // Only compiled in CUDA builds.
 #pragma once
 #include "cpu/hsa_attention.h"

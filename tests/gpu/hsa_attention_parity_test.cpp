@@ -123,6 +123,8 @@ const std::vector<Case> kCases = {
     {1, 50, 2, 2, 128, 64, 2, 4, 4, 0},    // GQA 1, D = 128, S = 64
     {1, 29, 6, 2, 16, 16, 5, 9, 6, 0},     // GQA 3 (entries do not fill a tile), chunks 6..8 never chosen
     {1, 300, 4, 1, 64, 16, 2, 4, 4, 2},    // one chunk chosen by every token: many tiles, split blocks
+    {1, 700, 16, 1, 128, 64, 8, 10, 10, 1},  // the benchmark head shape (GQA 16, D = 128, S = 64), causal
+    {1, 600, 16, 1, 128, 64, 4, 9, 9, 2},    // benchmark head shape, chunk 0 everywhere: split backward blocks
     // The decode path (B*L <= cuda::kDecodeTokens): one token, a few, GQA 3, the benchmark's head shape.
     {1, 1, 16, 1, 128, 64, 8, 20, 20, 0},
     {2, 3, 4, 2, 32, 16, 3, 5, 5, 0},
