@@ -3,8 +3,7 @@
 #include "cli/command.h"
 #include "cli/placement_options.h"
 #include "infer/placement.h"
-#include "infer/sampler.h"
-#include "infer/session.h"
+#include "infer/greedy.h"
 #include "model/checkpoint.h"
 #include "model/param_spec.h"
 #include "train/filler.h"
@@ -53,22 +52,13 @@ int run_demo(DemoOptions o) {
       hsa::TaskSample sample =
           hsa::make_task_sample(hsa::TaskKind::passkey, length, o.seed + 7919 * s + length, filler);
       std::span<const int32_t> prompt(sample.tokens.data(), sample.prompt_length);
-      hsa::Session session(model);
-      auto t0 = std::chrono::steady_clock::now();
-      hsa::Tensor logits = session.prefill(prompt, 4096);
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      hsa::Rng rng(1);
-      std::vector<int32_t> answer;
-      for (size_t i = 0; i < sample.answer.size(); ++i) {
-        int32_t next = hsa::sample_token(logits, {}, rng);
-        answer.push_back(next);
-        logits = session.step(next);
-      }
-      std::string got = tok.decode(answer);
+      const hsa::GreedyAnswer answer =
+          hsa::answer_greedily(model, prompt, static_cast<int64_t>(sample.answer.size()), 4096);
+      std::string got = tok.decode(answer.tokens);
       bool correct = got == sample.answer;
       ok += correct;
       fmt::print("{:>8} {:>7} {:>10} {:>10} {:>8} {:>12.0f} {:>8.1f}MB\n", length, s, sample.answer, got,
-                 correct ? "yes" : "no", double(sample.prompt_length) / secs, session.state_bytes() / 1e6);
+                 correct ? "yes" : "no", double(sample.prompt_length) / answer.prefill_s, answer.state_bytes / 1e6);
       std::fflush(stdout);  // a row per sample as it finishes, also when piped (long contexts take minutes)
     }
     fmt::print("{:>8} tokens ({:.1f}x the training length): {}/{} correct\n\n", length, double(length) / train_len,

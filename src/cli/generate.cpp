@@ -29,9 +29,6 @@ struct GenerateOptions {
   std::string device = "cpu", dtype;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 // ARCHITECTURE §5: say what the run will hold before it starts, and refuse a context that cannot fit.
 void check_memory_plan(const hsa::Checkpoint& ck, const hsa::Placement& place, int64_t positions, bool quiet) {
@@ -73,7 +70,7 @@ int run_generate(const GenerateOptions& o) {
   hsa::Tensor logits = session.prefill(ids, o.segment, [&](int64_t done, int64_t) {
     if (!o.quiet) progress.update(done);
   });
-  double prefill_s = seconds_since(t0);
+  double prefill_s = hsa::seconds_since(t0);
   hsa::Rng rng(o.seed);
   hsa::SamplingOptions sampling{o.temperature, o.top_p};
   std::vector<int32_t> generated;
@@ -88,7 +85,7 @@ int run_generate(const GenerateOptions& o) {
     if (o.stop_at_newline && piece == "\n") break;
     logits = session.step(next);
   }
-  double decode_s = seconds_since(t1);
+  double decode_s = hsa::seconds_since(t1);
   fmt::print("\n");
   std::fflush(stdout);
   fmt::print(stderr,

@@ -6,8 +6,7 @@
 #include "eval/ruler.h"
 #include "eval/ruler_report.h"
 #include "infer/placement.h"
-#include "infer/sampler.h"
-#include "infer/session.h"
+#include "infer/greedy.h"
 #include "model/checkpoint.h"
 #include "model/file_util.h"
 #include "train/progress.h"
@@ -38,11 +37,6 @@ struct RulerOptions {
   std::string device = "cpu", dtype;
   std::vector<std::string> merge;  // ruler.json files of earlier runs to combine into one report
 };
-
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 int run_ruler(const RulerOptions& o) {
   if (!o.merge.empty()) {
@@ -96,21 +90,9 @@ int run_ruler(const RulerOptions& o) {
         const uint64_t seed = hsa::eval::ruler_sample_seed(o.seed, task, length, s);
         hsa::eval::RulerSample sample = hsa::eval::make_ruler_sample(task, length, seed, filler);
         std::vector<int32_t> ids = sample.tokens();
-        hsa::Session session(model);
-        auto t0 = std::chrono::steady_clock::now();
-        hsa::Tensor logits = session.prefill(ids, o.segment);
-        const double prefill_s = seconds_since(t0);
-        hsa::Rng rng(1);  // unused by greedy decoding
-        std::vector<int32_t> out;
-        auto t1 = std::chrono::steady_clock::now();
-        for (int64_t i = 0; i < o.max_new_tokens; ++i) {
-          int32_t next = hsa::sample_token(logits, {}, rng);
-          if (next == hsa::ByteTokenizer::kEos) break;
-          out.push_back(next);
-          if (i + 1 < o.max_new_tokens) logits = session.step(next);
-        }
-        const double decode_s = seconds_since(t1);
-        const std::string answer = tok.decode(out);
+        const hsa::GreedyAnswer greedy = hsa::answer_greedily(model, ids, o.max_new_tokens, o.segment);
+        const double prefill_s = greedy.prefill_s, decode_s = greedy.decode_s;
+        const std::string answer = tok.decode(greedy.tokens);
         const double score = hsa::eval::ruler_score(sample.expected, answer);
         scores.push_back(score);
         records.push_back({{"task", name},
@@ -128,7 +110,7 @@ int run_ruler(const RulerOptions& o) {
       }
       acc[ti][li] = hsa::eval::ruler_accuracy(scores);
     }
-    per_length.push_back({{"length", length}, {"samples", o.samples}, {"wall_s", seconds_since(t_length)}});
+    per_length.push_back({{"length", length}, {"samples", o.samples}, {"wall_s", hsa::seconds_since(t_length)}});
   }
   progress.finish();
   hsa::eval::RulerReport report;
@@ -144,7 +126,7 @@ int run_ruler(const RulerOptions& o) {
   report.acc = acc;
   report.per_length = per_length;
   report.records = records;
-  report.wall_s = seconds_since(t_start);
+  report.wall_s = hsa::seconds_since(t_start);
   hsa::eval::write_ruler_report(dir, report);
   return 0;
 }

@@ -36,7 +36,8 @@ void write_png_plot(const std::filesystem::path& dir, const std::vector<RulerTas
     return;
   }
   std::string data = "# length";
-  for (RulerTask t : tasks) data += " " + ruler_task_name(t);
+  // append, not " " + name: GCC 12 gives a -Wrestrict false alarm on operator+(const char*, string&&).
+  for (RulerTask t : tasks) data.append(" ").append(ruler_task_name(t));
   data += "\n";
   for (size_t l = 0; l < lengths.size(); ++l) {
     data += std::to_string(lengths[l]);

@@ -25,4 +25,9 @@ class Progress {
 
 std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"
 
+// Wall seconds since t0 (steady clock).
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 }  // namespace hsa
