@@ -898,17 +898,6 @@ void reduce_slots(const T* part, const int32_t* entry_of, int64_t rows, const Di
   check_cuda(cudaGetLastError(), "reduce_slots_kernel");
 }
 
-int max_smem_optin() {
-  static int bytes = [] {
-    int device = 0, value = 0;
-    check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-    check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
-               "cudaDeviceGetAttribute");
-    return value;
-  }();
-  return bytes;
-}
-
 // Carves 128-byte aligned regions.
 struct Carver {
   unsigned used = 0;

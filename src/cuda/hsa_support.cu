@@ -87,6 +87,17 @@ Scratch::~Scratch() {
   if (p_) cudaFreeAsync(p_, stream());
 }
 
+int max_smem_optin() {
+  static int bytes = [] {
+    int device = 0, value = 0;
+    check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+    check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+               "cudaDeviceGetAttribute");
+    return value;
+  }();
+  return bytes;
+}
+
 Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, int64_t K, int64_t C) {
   Routing rt;
   const int64_t n = B * L * H * K, items = B * H * C;

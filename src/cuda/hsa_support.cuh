@@ -55,6 +55,9 @@ struct Routing {
 // When an index is bad the arrays are unspecified (the caller reports first_bad or last_bad and stops).
 Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, int64_t K, int64_t C);
 
+// The shared memory one block may opt in to on the current device (bytes; read once per process).
+int max_smem_optin();
+
 // Element conversions.
 __device__ __forceinline__ float to_f32(float x) { return x; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }

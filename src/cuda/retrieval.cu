@@ -206,17 +206,6 @@ Params make_params(const cpu::RetrievalDims& d, double scale) {
 
 size_t fwd_smem(const Params& p) { return (size_t(kRows + kTileC) * p.ldq + size_t(2) * p.K * kRows) * 4; }
 
-int max_smem_optin() {
-  static int bytes = [] {
-    int device = 0, value = 0;
-    check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-    check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
-               "cudaDeviceGetAttribute");
-    return value;
-  }();
-  return bytes;
-}
-
 template <class T>
 void forward_impl(const T* qr, const T* lm, int32_t* indices, float* weights, float* scores,
                   const cpu::RetrievalDims& d, double scale) {
