@@ -2,8 +2,8 @@
 // and asks it for pass keys hidden in contexts up to 16x longer than it was trained on, on the CPU.
 #include "cli/command.h"
 #include "cli/placement_options.h"
-#include "infer/placement.h"
 #include "infer/greedy.h"
+#include "infer/placement.h"
 #include "model/checkpoint.h"
 #include "model/param_spec.h"
 #include "train/filler.h"
@@ -13,7 +13,6 @@
 
 #include <fmt/format.h>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 

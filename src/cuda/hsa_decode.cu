@@ -66,10 +66,10 @@ __global__ void __launch_bounds__(kThreads) hsa_decode_kernel(const T* __restric
       float* p = ps + g * S;
       float mx = -INFINITY;
       for (int j = lane; j < S; j += 32) mx = fmaxf(mx, p[j]);
-      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      mx = warp_max(mx);
       float sum = 0;
       for (int j = lane; j < S; j += 32) sum += expf(p[j] - mx);
-      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      sum = warp_sum(sum);
       const float factor = w / sum;
       for (int j = lane; j < S; j += 32) p[j] = expf(p[j] - mx) * factor;
       if (lane == 0) lse_slot[int64_t(g) * d.K] = mx + logf(sum);
