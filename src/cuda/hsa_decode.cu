@@ -18,74 +18,89 @@ struct DecodeDims {
   float scale;
 };
 
-// Block = (b, t, r). Shared memory: q [G, D] f32, probabilities [G, S] f32, output accumulator [G, D] f32.
-// Memory-bound: per slot it reads the chunk's K and V rows of head r once (2 * S * D elements) for all G heads.
+// Shared-memory row pitch of a K/V row of T: one 4-byte bank past a multiple of 128 bytes, so the threads that
+// score different keys of the same column hit different banks.
+template <class T> __host__ __device__ constexpr int64_t kv_pitch(int64_t D) { return D + 4 / int64_t(sizeof(T)); }
+
+// Block = (row (b, t, r), slot i). Stages the chunk's K and V rows of head r in shared memory with coalesced
+// loads, scores the G query heads against its S keys, and writes the slot's weighted output [G, D] (f32) to
+// part[row, i] and its lse; an empty slot writes zeros (and lse -inf), a bad index is recorded.
+// Shared memory: K, V [S, pitch] T; q [G, D] f32; probabilities [G, S] f32.
 template <class T>
-__global__ void __launch_bounds__(kThreads) hsa_decode_kernel(const T* __restrict q, const T* __restrict k,
-                                                              const T* __restrict v,
-                                                              const int32_t* __restrict indices,
-                                                              const float* __restrict weights, DecodeDims d,
-                                                              T* __restrict out, float* __restrict lse,
-                                                              unsigned long long* first_bad) {
-  extern __shared__ float smem[];
-  const int G = int(d.G), D = int(d.D), S = int(d.S);
-  float* qs = smem;             // [G, D]
-  float* ps = qs + G * D;       // [G, S]
-  float* acc = ps + G * S;      // [G, D]
-  const int64_t row = blockIdx.x, r = row % d.H, bt = row / d.H, b = bt / d.L;  // row = (b*L + t)*H + r
-  const T* qrow = q + (bt * d.HQ + r * G) * D;  // the G heads of group r are contiguous
-  for (int x = threadIdx.x; x < G * D; x += kThreads) {
-    qs[x] = to_f32(qrow[x]);
-    acc[x] = 0.0f;
+__global__ void __launch_bounds__(kThreads) hsa_decode_slot_kernel(const T* __restrict q, const T* __restrict k,
+                                                                   const T* __restrict v,
+                                                                   const int32_t* __restrict indices,
+                                                                   const float* __restrict weights, DecodeDims d,
+                                                                   float* __restrict part, float* __restrict lse,
+                                                                   unsigned long long* first_bad) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int G = int(d.G), D = int(d.D), S = int(d.S), P = int(kv_pitch<T>(d.D));
+  T* ks = reinterpret_cast<T*>(smem);
+  T* vs = ks + S * P;
+  float* qs = reinterpret_cast<float*>(smem + ((2 * S * P * sizeof(T) + 15) / 16) * 16);
+  float* ps = qs + G * D;
+  const int64_t row = blockIdx.x, i = blockIdx.y, r = row % d.H, bt = row / d.H, b = bt / d.L;
+  const int64_t flat = row * d.K + i;
+  float* out = part + flat * G * D;
+  float* lse_slot = lse + (bt * d.HQ + r * G) * d.K + i;  // lse [B, L, HQ, K]: head r*G+g at + g*K
+  const int32_t c = indices[flat];
+  if (c < 0 || c >= d.C) {
+    if (c != -1 && threadIdx.x == 0) atomicMin(first_bad, static_cast<unsigned long long>(flat));
+    for (int x = threadIdx.x; x < G * D; x += kThreads) out[x] = 0.0f;
+    for (int g = threadIdx.x; g < G; g += kThreads) lse_slot[int64_t(g) * d.K] = -INFINITY;
+    return;
   }
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int64_t i = 0; i < d.K; ++i) {
-    const int64_t flat = row * d.K + i;
-    const int32_t c = indices[flat];
-    float* lse_slot = lse + bt * d.HQ * d.K + r * G * d.K + i;  // lse [B, L, HQ, K]: head r*G+g at + g*K
-    if (c < 0 || c >= d.C) {
-      if (c != -1 && threadIdx.x == 0) atomicMin(first_bad, static_cast<unsigned long long>(flat));
-      for (int g = threadIdx.x; g < G; g += kThreads) lse_slot[int64_t(g) * d.K] = -INFINITY;
-      continue;
-    }
-    // K/V rows of chunk c, head r: [B, C, S, H, D].
-    const T* kc = k + ((b * d.C + c) * S * d.H + r) * D;
-    const T* vc = v + ((b * d.C + c) * S * d.H + r) * D;
-    __syncthreads();  // the previous slot's ps is consumed
-    for (int gj = threadIdx.x; gj < G * S; gj += kThreads) {
-      const int g = gj / S, j = gj % S;
-      const T* kr = kc + int64_t(j) * d.H * D;
-      const float* qg = qs + g * D;
-      float s = 0;
-      for (int x = 0; x < D; ++x) s += qg[x] * to_f32(kr[x]);
-      ps[gj] = s * d.scale;
-    }
-    __syncthreads();
-    const float w = weights[flat];
-    for (int g = warp; g < G; g += kWarps) {  // softmax over the S keys, the weight folded in (as the forward)
-      float* p = ps + g * S;
-      float mx = -INFINITY;
-      for (int j = lane; j < S; j += 32) mx = fmaxf(mx, p[j]);
-      mx = warp_max(mx);
-      float sum = 0;
-      for (int j = lane; j < S; j += 32) sum += expf(p[j] - mx);
-      sum = warp_sum(sum);
-      const float factor = w / sum;
-      for (int j = lane; j < S; j += 32) p[j] = expf(p[j] - mx) * factor;
-      if (lane == 0) lse_slot[int64_t(g) * d.K] = mx + logf(sum);
-    }
-    __syncthreads();
-    for (int gx = threadIdx.x; gx < G * D; gx += kThreads) {
-      const int g = gx / D, x = gx % D;
-      const float* p = ps + g * S;
-      float o = 0;
-      for (int j = 0; j < S; ++j) o += p[j] * to_f32(vc[int64_t(j) * d.H * D + x]);
-      acc[gx] += o;
-    }
+  const T* qrow = q + (bt * d.HQ + r * G) * D;  // the G heads of group r are contiguous
+  for (int x = threadIdx.x; x < G * D; x += kThreads) qs[x] = to_f32(qrow[x]);
+  const int64_t chunk = ((b * d.C + c) * S * d.H + r) * D;  // K/V [B, C, S, H, D]: row j at + j*H*D
+  for (int x = threadIdx.x; x < S * D; x += kThreads) {
+    const int j = x / D, col = x % D;
+    ks[j * P + col] = k[chunk + int64_t(j) * d.H * D + col];
+    vs[j * P + col] = v[chunk + int64_t(j) * d.H * D + col];
   }
   __syncthreads();
-  T* orow = out + (bt * d.HQ + r * G) * D;
-  for (int x = threadIdx.x; x < G * D; x += kThreads) orow[x] = from_f32<T>(acc[x]);
+  for (int gj = threadIdx.x; gj < G * S; gj += kThreads) {
+    const int g = gj / S, j = gj % S;
+    const float* qg = qs + g * D;
+    const T* kr = ks + j * P;
+    float s = 0;
+    for (int x = 0; x < D; ++x) s += qg[x] * to_f32(kr[x]);
+    ps[gj] = s * d.scale;
+  }
+  __syncthreads();
+  const float w = weights[flat];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int g = warp; g < G; g += kWarps) {  // softmax over the S keys, the weight folded in (as the forward)
+    float* p = ps + g * S;
+    float mx = -INFINITY;
+    for (int j = lane; j < S; j += 32) mx = fmaxf(mx, p[j]);
+    mx = warp_max(mx);
+    float sum = 0;
+    for (int j = lane; j < S; j += 32) sum += expf(p[j] - mx);
+    sum = warp_sum(sum);
+    const float factor = w / sum;
+    for (int j = lane; j < S; j += 32) p[j] = expf(p[j] - mx) * factor;
+    if (lane == 0) lse_slot[int64_t(g) * d.K] = mx + logf(sum);
+  }
+  __syncthreads();
+  for (int gx = threadIdx.x; gx < G * D; gx += kThreads) {
+    const int g = gx / D, x = gx % D;
+    const float* p = ps + g * S;
+    float o = 0;
+    for (int j = 0; j < S; ++j) o += p[j] * to_f32(vs[j * P + x]);
+    out[gx] = o;
+  }
+}
+
+// out[row] = sum of the row's K slot outputs, in slot order (deterministic).
+template <class T>
+__global__ void hsa_decode_sum_kernel(const float* __restrict part, int64_t K, int64_t GD, T* __restrict out) {
+  const int64_t row = blockIdx.x;
+  for (int64_t x = threadIdx.x; x < GD; x += blockDim.x) {
+    float acc = 0;
+    for (int64_t i = 0; i < K; ++i) acc += part[(row * K + i) * GD + x];
+    out[row * GD + x] = from_f32<T>(acc);
+  }
 }
 
 template <class T>
@@ -95,14 +110,19 @@ IndexError decode_impl(const T* q, const T* k, const T* v, const int32_t* indice
   if (rows == 0) return {};
   const DecodeDims d{hd.len, hd.q_heads, hd.kv_heads, hd.group(), hd.head_dim, hd.chunk_size, hd.topk, hd.chunks,
                      float(scale)};
-  const size_t smem = size_t(2 * d.G * d.D + d.G * d.S) * sizeof(float);
-  check_cuda(cudaFuncSetAttribute(hsa_decode_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+  const size_t kv_bytes = (size_t(2 * d.S * kv_pitch<T>(d.D)) * sizeof(T) + 15) / 16 * 16;
+  const size_t smem = kv_bytes + size_t(d.G * d.D + d.G * d.S) * sizeof(float);
+  check_cuda(cudaFuncSetAttribute(hsa_decode_slot_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  int(smem)),
              "cudaFuncSetAttribute");
+  Scratch part(size_t(rows * d.K * d.G * d.D) * sizeof(float));
   Scratch bad(sizeof(unsigned long long));
   check_cuda(cudaMemsetAsync(bad.as<void>(), 0xff, sizeof(unsigned long long), stream()), "cudaMemsetAsync");
-  hsa_decode_kernel<T><<<unsigned(rows), kThreads, smem, stream()>>>(q, k, v, indices, weights, d, out, lse,
-                                                                      bad.as<unsigned long long>());
-  check_cuda(cudaGetLastError(), "hsa_decode_kernel");
+  hsa_decode_slot_kernel<T><<<dim3(unsigned(rows), unsigned(d.K)), kThreads, smem, stream()>>>(
+      q, k, v, indices, weights, d, part.as<float>(), lse, bad.as<unsigned long long>());
+  check_cuda(cudaGetLastError(), "hsa_decode_slot_kernel");
+  hsa_decode_sum_kernel<T><<<unsigned(rows), 256, 0, stream()>>>(part.as<float>(), d.K, d.G * d.D, out);
+  check_cuda(cudaGetLastError(), "hsa_decode_sum_kernel");
   // One small synchronising copy, as the general path's routing statistics: bad indices are reported, not read.
   unsigned long long first_bad = ULLONG_MAX;
   check_cuda(cudaMemcpyAsync(&first_bad, bad.as<void>(), sizeof(first_bad), cudaMemcpyDeviceToHost, stream()),

@@ -1,8 +1,8 @@
 // The decode path of the CUDA HSA chunk attention: a few query tokens (generation, B*L <= kDecodeTokens) against
 // the chunk memory. The general kernels group entries by chunk (a radix sort, a per-entry scratch and a reduction)
 // to read each chunk's K/V once for many tokens; with one token there is nothing to share, so here one block per
-// (b, t, KV head) walks its K slots in order, reads each chosen chunk once for the G query heads, and accumulates
-// the weighted outputs directly: one launch, no sort, no scratch. Same semantics as hsa_attention_forward
+// (b, t, KV head, slot) stages its chunk's K/V in shared memory once for the G query heads and writes the slot's
+// weighted output, and a second kernel sums the slots in order: no sort, no per-entry routing. Same semantics as hsa_attention_forward
 // (cuda/hsa_attention.h), which dispatches here. Only compiled in CUDA builds.
 #pragma once
 #include "cuda/hsa_attention.h"
