@@ -75,6 +75,8 @@ __device__ void load_rows(const T* __restrict src, int64_t stride, T* dst, int l
   }
 }
 
+constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
+
 struct Dims {
   int64_t L, HQ, H, G, D, S, K, C;
   float scale;
@@ -222,6 +224,10 @@ __global__ void __launch_bounds__(kMmaThreads, D <= 128 ? 2 : 1) hsa_fwd_mma_ker
   if (tile0 >= tile1) return;
   const int64_t c = item % d.C, r = (item / d.C) % d.H, b = item / (d.C * d.H);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gid = lane / 4, tig = lane % 4;
+  // Per-row index math in 32 bits (routing checked that every flat index and row count fits): 64-bit division
+  // is a long software sequence, and it ran several times per row of every tile.
+  const int Gi = int(G), HK = int(d.H * d.K), Ki = int(d.K), Li = int(d.L);
+  const float scale_log2 = d.scale * kLog2e;  // softmax in the log2 domain: one ex2 per score
   bf16* Ks = reinterpret_cast<bf16*>(smem);
   bf16* Vs = Ks + S * LD;
   bf16* Qw = Vs + S * LD + warp * 2 * 16 * LD;  // this warp's two [16, LD] buffers
@@ -234,11 +240,11 @@ __global__ void __launch_bounds__(kMmaThreads, D <= 128 ? 2 : 1) hsa_fwd_mma_ker
   }
   // Q rows of tile `tile` into dst [16, LD] (cp.async; rows past the item's end are zeroed). Warp-uniform.
   auto load_q = [&](int tile, bf16* dst) {
-    const int64_t R = int64_t(tile) * 16 + (lane & 15);  // lanes l and l + 16 resolve row l
+    const int R = tile * 16 + (lane & 15);  // lanes l and l + 16 resolve row l
     int64_t src = -1;
     if (R < nrows) {
-      const int64_t f = a.flat[e_begin + R / G], t = (f / (d.H * d.K)) % d.L;
-      src = ((b * d.L + t) * d.HQ + r * G + R % G) * D;
+      const int f = a.flat[e_begin + R / Gi], t = (f / HK) % Li;
+      src = ((b * d.L + t) * d.HQ + r * G + R % Gi) * D;
     }
 #pragma unroll
     for (int it = 0; it < 16 * VPR / 32; ++it) {  // 16 * VPR = 2 D: a multiple of 32
@@ -287,14 +293,14 @@ __global__ void __launch_bounds__(kMmaThreads, D <= 128 ? 2 : 1) hsa_fwd_mma_ker
         mma_bf16_16816(sc[2 * p + 1], qa, kb[2], kb[3]);
       }
     }
-    // Softmax per row (scale before the max, natural exp/log as in lse): this lane holds rows gid (h = 0) and
-    // gid + 8 (h = 1); a row's S values live in the 4 lanes of its quad.
+    // Softmax per row in the log2 domain (scores times scale * log2 e; lse converted back to natural log): this
+    // lane holds rows gid (h = 0) and gid + 8 (h = 1); a row's S values live in the 4 lanes of its quad.
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int n = 0; n < kMmaMaxS / 8; ++n) {
       if (n >= 2 * ns16) break;
 #pragma unroll
-      for (int u = 0; u < 4; ++u) sc[n][u] *= d.scale;
+      for (int u = 0; u < 4; ++u) sc[n][u] *= scale_log2;
       mx[0] = fmaxf(mx[0], fmaxf(sc[n][0], sc[n][1]));
       mx[1] = fmaxf(mx[1], fmaxf(sc[n][2], sc[n][3]));
     }
@@ -309,7 +315,7 @@ __global__ void __launch_bounds__(kMmaThreads, D <= 128 ? 2 : 1) hsa_fwd_mma_ker
       if (n >= 2 * ns16) break;
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
-        sc[n][u] = expf(sc[n][u] - mx[u / 2]);
+        sc[n][u] = exp2f(sc[n][u] - mx[u / 2]);
         sum[u / 2] += sc[n][u];
       }
     }
@@ -318,13 +324,13 @@ __global__ void __launch_bounds__(kMmaThreads, D <= 128 ? 2 : 1) hsa_fwd_mma_ker
     for (int h = 0; h < 2; ++h) {
       sum[h] += __shfl_xor_sync(0xffffffffu, sum[h], 1);
       sum[h] += __shfl_xor_sync(0xffffffffu, sum[h], 2);
-      const int64_t R = int64_t(tile) * 16 + gid + 8 * h;
+      const int R = tile * 16 + gid + 8 * h;
       factor[h] = 0.0f;  // rows past the item's end: computed on zeros, never stored
       if (R < nrows) {
-        const int64_t f = a.flat[e_begin + R / G], g = R % G, i = f % d.K, t = (f / (d.H * d.K)) % d.L;
+        const int f = a.flat[e_begin + R / Gi], g = R % Gi, i = f % Ki, t = (f / HK) % Li;
         // The retrieval weight folds into the normalisation: P V is then w_i * o_i.
         factor[h] = a.weights[f] / sum[h];
-        if (tig == 0) a.lse[((b * d.L + t) * d.HQ + r * G + g) * d.K + i] = mx[h] + logf(sum[h]);
+        if (tig == 0) a.lse[((b * d.L + t) * d.HQ + r * G + g) * d.K + i] = (mx[h] + log2f(sum[h])) * kLn2;
       }
     }
     // P (bf16, weighted) as the A fragments of P V, k-step j = keys 16j..16j+15 = C tiles 2j, 2j + 1.
@@ -487,7 +493,6 @@ __global__ void __launch_bounds__(kThreads) hsa_bwd_kernel(BwdArgs<T> a) {
 // An unsplit item writes dK/dV directly; the splits of a split item write f32 partials [part, {K, V}, S, D] that
 // bwd_mma_finish_kernel sums in split order (deterministic); it also zeros the items that no token chose.
 constexpr int kMmaRows = 64;                 // query rows per tile (= tile_rows<bf16>())
-constexpr float kLog2e = 1.4426950408889634f;
 
 struct MmaBwdArgs {
   const __nv_bfloat16 *q, *k, *v, *dout;
