@@ -8,18 +8,28 @@ namespace hsa::cuda {
 
 namespace {
 
+// f32 param, m, v and the grad in packs of 4 (16 bytes of f32, 8 of bf16).
 template <class G>
 __global__ void adamw_kernel(float* param, const G* grad, float* m, float* v, int64_t n, float b1, float b2,
                              float one_m_b1, float one_m_b2, float decay, float step_size, float inv_sqrt_bc2,
-                             float eps) {
-  for (int64_t i = global_thread(); i < n; i += grid_threads()) {
-    float g = to_f32(grad[i]);
-    float mi = b1 * m[i] + one_m_b1 * g;
-    float vi = b2 * v[i] + one_m_b2 * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    param[i] = param[i] * decay - step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
-  }
+                             float eps, bool packed) {
+  for_each_pack<kPack<float>>(n, packed, [=](int64_t i, auto width) {
+    constexpr int W = decltype(width)::value;
+    float g[W], mi[W], vi[W], p[W];
+    load_pack<W>(grad + i, g);
+    load_pack<W>(m + i, mi);
+    load_pack<W>(v + i, vi);
+    load_pack<W>(param + i, p);
+#pragma unroll
+    for (int k = 0; k < W; ++k) {
+      mi[k] = b1 * mi[k] + one_m_b1 * g[k];
+      vi[k] = b2 * vi[k] + one_m_b2 * g[k] * g[k];
+      p[k] = p[k] * decay - step_size * mi[k] / (sqrtf(vi[k]) * inv_sqrt_bc2 + eps);
+    }
+    store_pack<W>(m + i, mi);
+    store_pack<W>(v + i, vi);
+    store_pack<W>(param + i, p);
+  });
 }
 
 }  // namespace
@@ -31,9 +41,10 @@ void adamw_step(float* param, const G* grad, float* m, float* v, int64_t n, doub
   // Scalars in double on the host, exactly as the CPU kernel forms them.
   const double bc1 = 1.0 - std::pow(beta1, double(step));
   const double bc2 = 1.0 - std::pow(beta2, double(step));
-  adamw_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(
+  const bool packed = packs_aligned<kPack<float>>(param, grad, m, v);
+  adamw_kernel<<<grid_for_packs(n, kPack<float>, 256), 256, 0, stream()>>>(
       param, dev(grad), m, v, n, float(beta1), float(beta2), float(1.0 - beta1), float(1.0 - beta2),
-      float(1.0 - lr * weight_decay), float(lr / bc1), float(1.0 / std::sqrt(bc2)), float(eps));
+      float(1.0 - lr * weight_decay), float(lr / bc1), float(1.0 / std::sqrt(bc2)), float(eps), packed);
   check_launch("adamw_kernel");
 }
 

@@ -1,6 +1,8 @@
 #include "cuda/hsa_support.cuh"
 #include "cuda/hsa_support.h"
 
+#include "cuda/copy.h"
+
 #include <cub/device/device_radix_sort.cuh>
 
 #include <climits>
@@ -156,18 +158,7 @@ Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, i
 
 }  // namespace detail
 
-namespace {
-
-template <class S, class D>
-__global__ void convert_kernel(const S* __restrict src, D* __restrict dst, int64_t n) {
-  int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) dst[i] = detail::from_f32<D>(detail::to_f32(src[i]));
-}
-
-}  // namespace
-
 void hsa_convert(DType src_dtype, const void* src, DType dst_dtype, void* dst, int64_t n) {
-  using detail::ceil_div;
   using detail::check_cuda;
   using detail::stream;
   auto ok = [](DType t) { return t == DType::f32 || t == DType::bf16; };
@@ -179,12 +170,11 @@ void hsa_convert(DType src_dtype, const void* src, DType dst_dtype, void* dst, i
                "cudaMemcpyAsync");
     return;
   }
-  const unsigned blocks = unsigned(ceil_div(n, 256));
-  if (src_dtype == DType::f32)
-    convert_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const float*>(src), static_cast<__nv_bfloat16*>(dst), n);
-  else
-    convert_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const __nv_bfloat16*>(src), static_cast<float*>(dst), n);
-  check_cuda(cudaGetLastError(), "hsa_convert");
+  // The tensor copy kernel (16-byte packs). It runs on the runtime's stream, a blocking stream: ordered with the
+  // legacy default stream that these kernels use.
+  const int64_t one = 1;
+  const StridedLayout flat = strided_layout("hsa_convert", &n, &one, 1);
+  copy_strided(dst, dst_dtype, flat, src, src_dtype, flat);
 }
 
 }  // namespace hsa::cuda

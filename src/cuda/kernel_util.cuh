@@ -1,5 +1,6 @@
 // Device-side helpers shared by the simple kernels: f32 <-> storage conversion (bf16 is storage only: every
-// kernel does its arithmetic in f32), grid sizing, block reductions, and reporting bad input to the host.
+// kernel does its arithmetic in f32), grid sizing, block reductions, reporting bad input to the host, and the
+// 16-byte pack loads, stores and loop of the memory-bound kernels.
 #pragma once
 #include "cuda/runtime.h"
 #include "cuda/strided.h"
@@ -9,6 +10,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 namespace hsa::cuda {
 
@@ -105,14 +108,71 @@ template <class T> class DeviceBuffer {
 __device__ __forceinline__ int64_t global_thread() { return blockIdx.x * int64_t(blockDim.x) + threadIdx.x; }
 __device__ __forceinline__ int64_t grid_threads() { return int64_t(gridDim.x) * blockDim.x; }
 
-// Storage offset of the i-th element, in row-major order, of a strided view.
-__device__ __forceinline__ int64_t strided_offset(const StridedLayout& view, int64_t i) {
+// Storage offset of the i-th element, in row-major order, of a strided view. I = uint32_t when the view has
+// fewer than 2^32 elements: 32-bit divisions cost a fraction of 64-bit ones.
+template <class I = int64_t> __device__ __forceinline__ int64_t strided_offset(const StridedLayout& view, I i) {
   int64_t offset = 0;
   for (int d = view.ndim - 1; d >= 0; --d) {
-    offset += (i % view.shape[d]) * view.strides[d];
-    i /= view.shape[d];
+    const I extent = I(view.shape[d]);
+    offset += int64_t(i % extent) * view.strides[d];
+    i /= extent;
   }
   return offset;
 }
+
+// ---- 16-byte packs ------------------------------------------------------------------------------------------
+// The memory-bound kernels move kPack<T> = 16 / sizeof(T) values (4 f32, 8 bf16) per access. A pointer qualifies
+// when it is aligned to a whole pack (packs_aligned, checked on the host); otherwise the kernel runs width 1.
+template <class T> constexpr int kPack = 16 / int(sizeof(T));
+
+template <int Bytes> struct PackBits;
+template <> struct PackBits<2> { using type = unsigned short; };
+template <> struct PackBits<4> { using type = unsigned int; };
+template <> struct PackBits<8> { using type = uint2; };
+template <> struct PackBits<16> { using type = uint4; };
+
+// W consecutive values at p as f32, in one access of W * sizeof(T) bytes (p aligned to it).
+template <int W, class T> __device__ __forceinline__ void load_pack(const T* p, float (&out)[W]) {
+  using Bits = typename PackBits<W * sizeof(T)>::type;
+  const Bits bits = *reinterpret_cast<const Bits*>(p);
+  T v[W];
+  memcpy(v, &bits, sizeof bits);
+#pragma unroll
+  for (int k = 0; k < W; ++k) out[k] = to_f32(v[k]);
+}
+
+// Rounds W f32 values to T and stores them at p in one access (p aligned to W * sizeof(T) bytes).
+template <int W, class T> __device__ __forceinline__ void store_pack(T* p, const float (&in)[W]) {
+  using Bits = typename PackBits<W * sizeof(T)>::type;
+  T v[W];
+#pragma unroll
+  for (int k = 0; k < W; ++k) v[k] = from_f32<T>(in[k]);
+  Bits bits;
+  memcpy(&bits, v, sizeof bits);
+  *reinterpret_cast<Bits*>(p) = bits;
+}
+
+template <int W> using Width = std::integral_constant<int, W>;
+
+// Grid-stride loop over n elements in packs of V: body(i, Width<V>()) for the pack starting at element i, then
+// body(i, Width<1>()) for each of the last n % V elements. packed = false runs everything at width 1 (for a pointer
+// that is not pack-aligned). The body reads its width as `constexpr int W = decltype(width)::value`.
+template <int V, class Body> __device__ __forceinline__ void for_each_pack(int64_t n, bool packed, Body body) {
+  if (!packed) {
+    for (int64_t i = global_thread(); i < n; i += grid_threads()) body(i, Width<1>());
+    return;
+  }
+  const int64_t packs = n / V;
+  for (int64_t p = global_thread(); p < packs; p += grid_threads()) body(p * V, Width<V>());
+  if (V > 1 && global_thread() < n - packs * V) body(packs * V + global_thread(), Width<1>());
+}
+
+// Host side: every pointer aligned to a pack of V of its own element type.
+template <int V, class... T> bool packs_aligned(const T*... p) {
+  return ((reinterpret_cast<uintptr_t>(p) % (V * sizeof(T)) == 0) && ...);
+}
+
+// Blocks for a for_each_pack loop over n elements.
+inline unsigned grid_for_packs(int64_t n, int pack, int threads) { return grid_for((n + pack - 1) / pack, threads); }
 
 }  // namespace hsa::cuda

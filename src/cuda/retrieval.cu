@@ -176,23 +176,74 @@ __global__ void retrieval_bwd_rows(const float* __restrict dweights, const T* __
   }
 }
 
-// One warp per (b, h, c): dlandmarks = sum over the chunk's entries, ascending (t, slot), of dsc * qr[t].
+// dlandmarks[b, c, h] = sum over the entries of item (b, h, c) of dsc * qr[t] (entries in routing order, ascending
+// (t, slot)). Block (item, split) takes the item's entries [split * kLmEntries, ...), warp w the 32 of them from
+// w * 32; lane j fetches entry j's row and dsc, and the warp walks the 32 with every lane on its own columns
+// (x0 + lane + 32 k, k < 4: coalesced 128-column passes). The warps' sums are added in warp order; an item with
+// one split writes dlandmarks directly, one with more writes f32 partials (slot e0 / kLmEntries + item + split,
+// e0 = begin[item]: disjoint, as floor((e0 + n) / E) - floor(e0 / E) + 1 >= ceil(n / E)) that
+// retrieval_bwd_landmarks_finish adds in split order. Fixed order everywhere: deterministic, no atomics.
+constexpr int kLmWarps = 8, kLmEntries = kLmWarps * 32, kLmCols = 128;
+
 template <class T>
-__global__ void retrieval_bwd_landmarks(const float* __restrict dsc, const T* __restrict qr,
-                                        const int32_t* __restrict flat, const int32_t* __restrict begin,
-                                        T* __restrict dlm, Params p) {
-  const int64_t item = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
-  if (item >= p.B * p.H * p.C) return;
+__global__ void __launch_bounds__(kLmWarps * 32)
+    retrieval_bwd_landmarks(const float* __restrict dsc, const T* __restrict qr, const int32_t* __restrict flat,
+                            const int32_t* __restrict begin, T* __restrict dlm, float* __restrict part, Params p) {
+  __shared__ float sums[kLmWarps][kLmCols];
+  const int64_t item = blockIdx.x;
+  const int e0 = begin[item], n = begin[item + 1] - e0, split = int(blockIdx.y);
+  const int nsplit = (n + kLmEntries - 1) / kLmEntries;
+  if (split > 0 && split >= nsplit) return;  // split 0 always runs: it writes the zeros of an item nobody chose
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int lo = split * kLmEntries + warp * 32, count = max(0, min(n - lo, 32));
+  int64_t row = 0;  // (b * L + t) * H + h of lane's entry
+  float g = 0;
+  if (lane < count) {
+    const int64_t f = flat[e0 + lo + lane];
+    row = f / p.K;
+    g = dsc[f];
+  }
   const int64_t c = item % p.C, h = (item / p.C) % p.H, b = item / (p.C * p.H);
   T* out = dlm + ((b * p.C + c) * p.H + h) * p.dr;
-  for (int64_t x = lane; x < p.dr; x += 32) {
-    float acc = 0;
-    for (int e = begin[item]; e < begin[item + 1]; ++e) {
-      const int64_t f = flat[e];
-      acc += dsc[f] * to_f32(qr[(f / p.K) * p.dr + x]);
+  float* out_part = part + (int64_t(e0 / kLmEntries) + item + split) * p.dr;
+  for (int64_t x0 = 0; x0 < p.dr; x0 += kLmCols) {
+    float acc[kLmCols / 32] = {};
+#pragma unroll 4
+    for (int j = 0; j < count; ++j) {
+      const int64_t r = __shfl_sync(0xffffffffu, row, j);
+      const float gj = __shfl_sync(0xffffffffu, g, j);
+      const T* q = qr + r * p.dr + x0 + lane;
+#pragma unroll
+      for (int k = 0; k < kLmCols / 32; ++k)
+        if (x0 + lane + 32 * k < p.dr) acc[k] += gj * to_f32(q[32 * k]);
     }
-    out[x] = from_f32<T>(acc);
+#pragma unroll
+    for (int k = 0; k < kLmCols / 32; ++k) sums[warp][lane + 32 * k] = acc[k];
+    __syncthreads();
+    for (int col = threadIdx.x; col < kLmCols && x0 + col < p.dr; col += blockDim.x) {
+      float total = 0;
+      for (int w = 0; w < kLmWarps; ++w) total += sums[w][col];
+      if (nsplit <= 1) out[x0 + col] = from_f32<T>(total);
+      else out_part[x0 + col] = total;
+    }
+    __syncthreads();
   }
+}
+
+// Items with more than one split: dlandmarks = the sum of their splits' partials, in split order.
+template <class T>
+__global__ void retrieval_bwd_landmarks_finish(const int32_t* __restrict begin, const float* __restrict part,
+                                               T* __restrict dlm, Params p) {
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= p.B * p.H * p.C * p.dr) return;
+  const int64_t item = idx / p.dr, x = idx % p.dr;
+  const int e0 = begin[item], nsplit = (begin[item + 1] - e0 + kLmEntries - 1) / kLmEntries;
+  if (nsplit <= 1) return;
+  const float* src = part + (int64_t(e0 / kLmEntries) + item) * p.dr + x;
+  float total = 0;
+  for (int s = 0; s < nsplit; ++s) total += src[int64_t(s) * p.dr];
+  const int64_t c = item % p.C, h = (item / p.C) % p.H, b = item / (p.C * p.H);
+  dlm[((b * p.C + c) * p.H + h) * p.dr + x] = from_f32<T>(total);
 }
 
 Params make_params(const cpu::RetrievalDims& d, double scale) {
@@ -233,9 +284,20 @@ int64_t backward_impl(const float* dweights, const T* qr, const T* lm, const int
     check_cuda(cudaGetLastError(), "retrieval_bwd_rows");
   }
   if (items > 0) {
-    retrieval_bwd_landmarks<T><<<unsigned(ceil_div(items * 32, 256)), 256, 0, stream()>>>(
-        dsc.as<float>(), qr, rt.flat, rt.begin, dlm, p);
+    // Splits of the largest item; partial slots for every split of every item (see retrieval_bwd_landmarks).
+    const int64_t splits = std::max<int64_t>(1, ceil_div(rt.max_item_entries, kLmEntries));
+    HSA_CHECK(splits <= 65535, "retrieval_backward: a chunk chosen by {} entries, at most {} supported",
+              rt.max_item_entries, int64_t(65535) * kLmEntries);
+    const int64_t slots = splits > 1 ? rt.slots / kLmEntries + items + 1 : 1;
+    Scratch part(size_t(slots * p.dr) * 4);
+    retrieval_bwd_landmarks<T><<<dim3(unsigned(items), unsigned(splits)), kLmWarps * 32, 0, stream()>>>(
+        dsc.as<float>(), qr, rt.flat, rt.begin, dlm, part.as<float>(), p);
     check_cuda(cudaGetLastError(), "retrieval_bwd_landmarks");
+    if (splits > 1) {
+      retrieval_bwd_landmarks_finish<T><<<unsigned(ceil_div(items * p.dr, 256)), 256, 0, stream()>>>(
+          rt.begin, part.as<float>(), dlm, p);
+      check_cuda(cudaGetLastError(), "retrieval_bwd_landmarks_finish");
+    }
   }
   return -1;
 }

@@ -4,8 +4,9 @@
 //   indices i32 [B, L, H, K]; weights, scores, dweights f32 [B, L, H, K].
 // Forward: one thread per query row keeps a running top-K in shared memory while blocks of 64 landmarks stream
 // through shared memory (scores in registers, never an L x C matrix). Backward: per row the score gradients and
-// dqr; dlandmarks through the chunk-major grouping (stable sort by chunk), one warp per chunk summing its entries in
-// ascending (t, slot) order: deterministic, no atomics. Only compiled in CUDA builds.
+// dqr; dlandmarks through the chunk-major grouping (stable sort by chunk): blocks of 256 entries of a chunk, 8 warps
+// of 32 consecutive entries each, then the warps and the blocks of a chunk added in order: deterministic, no
+// atomics, and a chunk that every token chose is spread over many blocks. Only compiled in CUDA builds.
 #pragma once
 #include "cpu/retrieval.h"
 

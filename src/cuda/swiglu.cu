@@ -6,37 +6,58 @@ namespace hsa::cuda {
 
 namespace {
 
-template <class T> __global__ void swiglu_forward_kernel(const T* gate, const T* up, T* out, int64_t n) {
-  for (int64_t i = global_thread(); i < n; i += grid_threads()) {
-    float g = to_f32(gate[i]);
-    float sig = 1.f / (1.f + expf(-g));
-    out[i] = from_f32<T>(g * sig * to_f32(up[i]));
-  }
+template <class T> __global__ void swiglu_forward_kernel(const T* gate, const T* up, T* out, int64_t n, bool packed) {
+  for_each_pack<kPack<T>>(n, packed, [=](int64_t i, auto width) {
+    constexpr int W = decltype(width)::value;
+    float g[W], u[W];
+    load_pack<W>(gate + i, g);
+    load_pack<W>(up + i, u);
+#pragma unroll
+    for (int k = 0; k < W; ++k) {
+      float sig = 1.f / (1.f + expf(-g[k]));
+      u[k] *= g[k] * sig;
+    }
+    store_pack<W>(out + i, u);
+  });
 }
 
 // d silu(g)/dg = sig * (1 + g * (1 - sig)).
 template <class T>
-__global__ void swiglu_backward_kernel(const T* dout, const T* gate, const T* up, T* dgate, T* dup, int64_t n) {
-  for (int64_t i = global_thread(); i < n; i += grid_threads()) {
-    float g = to_f32(gate[i]), d = to_f32(dout[i]);
-    float sig = 1.f / (1.f + expf(-g));
-    dup[i] = from_f32<T>(d * g * sig);
-    dgate[i] = from_f32<T>(d * to_f32(up[i]) * sig * (1.f + g * (1.f - sig)));
-  }
+__global__ void swiglu_backward_kernel(const T* dout, const T* gate, const T* up, T* dgate, T* dup, int64_t n,
+                                       bool packed) {
+  for_each_pack<kPack<T>>(n, packed, [=](int64_t i, auto width) {
+    constexpr int W = decltype(width)::value;
+    float d[W], g[W], u[W];
+    load_pack<W>(dout + i, d);
+    load_pack<W>(gate + i, g);
+    load_pack<W>(up + i, u);
+#pragma unroll
+    for (int k = 0; k < W; ++k) {
+      float sig = 1.f / (1.f + expf(-g[k]));
+      float du = d[k] * g[k] * sig;
+      g[k] = d[k] * u[k] * sig * (1.f + g[k] * (1.f - sig));
+      u[k] = du;
+    }
+    store_pack<W>(dup + i, u);
+    store_pack<W>(dgate + i, g);
+  });
 }
 
 }  // namespace
 
 template <class T> void swiglu_forward(const T* gate, const T* up, T* out, int64_t n) {
   if (n == 0) return;
-  swiglu_forward_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(dev(gate), dev(up), dev(out), n);
+  const bool packed = packs_aligned<kPack<T>>(gate, up, out);
+  swiglu_forward_kernel<<<grid_for_packs(n, kPack<T>, 256), 256, 0, stream()>>>(dev(gate), dev(up), dev(out), n,
+                                                                               packed);
   check_launch("swiglu_forward_kernel");
 }
 
 template <class T> void swiglu_backward(const T* dout, const T* gate, const T* up, T* dgate, T* dup, int64_t n) {
   if (n == 0) return;
-  swiglu_backward_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(dev(dout), dev(gate), dev(up), dev(dgate), dev(dup),
-                                                                 n);
+  const bool packed = packs_aligned<kPack<T>>(dout, gate, up, dgate, dup);
+  swiglu_backward_kernel<<<grid_for_packs(n, kPack<T>, 256), 256, 0, stream()>>>(dev(dout), dev(gate), dev(up),
+                                                                                dev(dgate), dev(dup), n, packed);
   check_launch("swiglu_backward_kernel");
 }
 

@@ -101,11 +101,23 @@ double sum_of_squares(const std::vector<Tensor>& xs) {
   }
 #ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
+    // One launch per storage dtype over all its tensors (a training step has hundreds of gradients).
+    for (const Tensor& x : xs)
+      HSA_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::bf16,
+                "{}: no cuda kernel for dtype {} (f32 or bf16)", op, dtype_name(x.dtype()));
     Tensor acc = Tensor::zeros({1}, DType::f64, Device::cuda);
-    for (const Tensor& x_in : xs) {
-      Tensor x = x_in.contiguous();
-      cuda::dispatch_storage(op, x.dtype(), [&]<class T>() {
-        cuda::accumulate_sum_of_squares<T>(x.data<T>(), x.numel(), acc.data<double>());
+    std::vector<Tensor> kept;  // contiguous copies, alive until the kernels are queued
+    for (DType dtype : {DType::f32, DType::bf16}) {
+      cuda::dispatch_storage(op, dtype, [&]<class T>() {
+        std::vector<const T*> ptrs;
+        std::vector<int64_t> ns;
+        for (const Tensor& x_in : xs) {
+          if (x_in.dtype() != dtype) continue;
+          kept.push_back(x_in.contiguous());
+          ptrs.push_back(kept.back().data<T>());
+          ns.push_back(kept.back().numel());
+        }
+        cuda::accumulate_sum_of_squares<T>(ptrs.data(), ns.data(), int64_t(ptrs.size()), acc.data<double>());
       });
     }
     return acc.to(Device::cpu).item();

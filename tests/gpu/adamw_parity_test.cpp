@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 using namespace hsa;
 using namespace hsa::testing;
 
@@ -29,6 +31,26 @@ TEST(AdamWParity, SeveralStepsWithF32AndBf16Grads) {
     expect_parity(mg, m, kF32Tol, "m");
     expect_parity(vg, v, kF32Tol, "v");
   }
+}
+
+// Sizes around the pack of 4 (the tail) and a gradient one element off alignment (the width-1 path).
+TEST(AdamWParity, PackTailsAndMisalignedGrads) {
+  HSA_REQUIRE_GPU();
+  for (DType grad_dtype : {DType::f32, DType::bf16})
+    for (int64_t n : {int64_t(1), int64_t(3), int64_t(4), int64_t(4099)})
+      for (bool misaligned : {false, true}) {
+        SCOPED_TRACE(::testing::Message() << dtype_name(grad_dtype) << " n=" << n << " misaligned=" << misaligned);
+        Tensor p = random_input({n}, 1 + n, DType::f32), m = random_input({n}, 2 + n, DType::f32, 0.1),
+               v = random_input({n}, 3 + n, DType::f32, 0.1), g = random_input({n}, 4 + n, grad_dtype);
+        for (int64_t i = 0; i < n; ++i) v.set_flat(i, std::abs(v.get_flat(i)));
+        Tensor pg = gpu(p), mg = gpu(m), vg = gpu(v);
+        ops::AdamWConfig cfg{.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1};
+        ops::adamw_step(p, g, m, v, 3, cfg);
+        ops::adamw_step(pg, misaligned ? gpu_misaligned(g) : gpu(g), mg, vg, 3, cfg);
+        expect_parity(pg, p, kF32Tol, "param");
+        expect_parity(mg, m, kF32Tol, "m");
+        expect_parity(vg, v, kF32Tol, "v");
+      }
 }
 
 TEST(AdamWParity, F64ParamsAreCpuOnly) {

@@ -50,6 +50,15 @@ inline void expect_parity(const Tensor& gpu_result, const Tensor& cpu_result, do
   EXPECT_LT(err, tol) << what << ": relative error " << err;
 }
 
+// t on the GPU, contiguous, but starting one element past an aligned address: the kernels' 16-byte packs do not
+// fit it, so they must take their width-1 path.
+inline Tensor gpu_misaligned(const Tensor& t) {
+  Tensor buffer = Tensor::zeros({t.numel() + 1}, t.dtype(), Device::cuda);
+  Tensor view = buffer.slice(0, 1, t.numel() + 1).view(t.shape());
+  view.copy_from(t);
+  return view;
+}
+
 inline size_t bytes_of(const Shape& shape, DType dtype) { return size_t(shape_numel(shape)) * dtype_size(dtype); }
 
 }  // namespace hsa::testing

@@ -115,6 +115,47 @@ TEST_F(RetrievalParity, Bf16MatchesCpu) {
   for (const Case& c : kCases) run_case(c, DType::bf16, seed += 10);
 }
 
+// dlandmarks when one chunk is chosen by every token (slot 0 of every row: thousands of entries, split over many
+// blocks and added in split order), the other slots random (empty ones too), for dr below, at and above one
+// 128-column pass. Matches the CPU and gives the same bits on a second call.
+TEST_F(RetrievalParity, HotChunkBackward) {
+  const int64_t B = 2, L = 3000, H = 2, C = 12, K = 4;
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (int64_t dr : {int64_t(20), int64_t(128), int64_t(200)}) {
+      SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " dr=" << dr);
+      const double tol = dtype == DType::f32 ? 1e-5 : 1e-2;
+      Tensor qr = randn({B, L, H, dr}, 900 + dr, 1.0, dtype), lm = randn({B, C, H, dr}, 901 + dr, 1.0, dtype);
+      const Shape os{B, L, H, K};
+      Tensor idx = Tensor::zeros(os, DType::i32), w = randn(os, 902, 0.5), s = randn(os, 903), dw = randn(os, 904);
+      uint64_t state = 12345;
+      for (int64_t f = 0; f < idx.numel(); ++f) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        const int64_t pick = int64_t((state >> 33) % uint64_t(C + 1)) - 1;  // -1 = empty
+        idx.set_flat(f, f % K == 0 ? 0 : pick);
+        if (idx.get_flat(f) < 0) w.set_flat(f, 0), s.set_flat(f, 0);
+      }
+      ops::RetrievalParams p{64, K};
+      ops::RetrievalOut fwd{idx, w, s};
+      ops::RetrievalGrads ref = ops::retrieval_backward(dw, qr, lm, fwd, p);
+      cpu::RetrievalDims d{B, L, C, H, dr, 64, K, 0, 0, false};
+      const double scale = 1.0 / std::sqrt(double(dr));
+      Tensor qd = qr.to(Device::cuda), ld = lm.to(Device::cuda), id = idx.to(Device::cuda), wd = w.to(Device::cuda),
+             sd = s.to(Device::cuda), dwd = dw.to(Device::cuda);
+      Tensor first;
+      for (int run = 0; run < 2; ++run) {
+        Tensor dqr = poisoned(qr.shape(), dtype), dlm = poisoned(lm.shape(), dtype);
+        EXPECT_EQ(cuda::retrieval_backward(dtype, dwd.data<float>(), qd.raw_data(), ld.raw_data(), id.data<int32_t>(),
+                                           wd.data<float>(), sd.data<float>(), dqr.raw_data(), dlm.raw_data(), d,
+                                           scale),
+                  -1);
+        EXPECT_LT(rel_err(dqr, ref.dqr), tol) << "dqr";
+        EXPECT_LT(rel_err(dlm, ref.dlandmarks), tol) << "dlandmarks";
+        if (run == 0) first = dlm.to(Device::cpu);
+        else EXPECT_EQ(dlm.to(Device::cpu).to_vector(), first.to_vector()) << "dlandmarks determinism";
+      }
+    }
+}
+
 TEST_F(RetrievalParity, BadIndexInBackwardIsAnError) {
   Tensor qr = randn({1, 4, 1, 8}, 1).to(Device::cuda), lm = randn({1, 2, 1, 8}, 2).to(Device::cuda);
   ops::RetrievalParams p{1, 2};

@@ -26,6 +26,45 @@ TEST(TensorCopyParity, StridedViewsConvertExactlyAsOnTheCpu) {
   EXPECT_EQ(max_abs_diff(host(gpu(ids).to(DType::f32)), ids.to(DType::f32)), 0.0);
 }
 
+// The copy fast path (innermost axis contiguous on both sides, rows copied in 16-byte packs) against the CPU, bit
+// for bit: slices along outer and inner axes with row lengths on and off the pack, every f32/bf16 pair, clones of
+// sizes around the pack, a misaligned source, and a slice written into a strided destination.
+TEST(TensorCopyParity, RowCopiesInPacksAndOffThem) {
+  HSA_REQUIRE_GPU();
+  for (DType src_dtype : {DType::f32, DType::bf16})
+    for (DType dst_dtype : {DType::f32, DType::bf16}) {
+      SCOPED_TRACE(::testing::Message() << dtype_name(src_dtype) << " -> " << dtype_name(dst_dtype));
+      Tensor x = random_input({3, 40, 2, 96}, 21, src_dtype), x_gpu = gpu(x);
+      // [B, L, H, D] views: a block of heads or of positions (packed rows), a column range at a pack boundary
+      // (packed) and off it (width 1), and a select.
+      for (auto view : {+[](const Tensor& t) { return t.slice(2, 1, 2); },
+                        +[](const Tensor& t) { return t.slice(1, 5, 37); },
+                        +[](const Tensor& t) { return t.slice(3, 16, 80); },
+                        +[](const Tensor& t) { return t.slice(3, 3, 70); },
+                        +[](const Tensor& t) { return t.select(1, 7).slice(2, 8, 96); }}) {
+        Tensor got = view(x_gpu), want = view(x);
+        EXPECT_EQ(max_abs_diff(host(got.to(dst_dtype).contiguous()), want.to(dst_dtype).contiguous()), 0.0);
+        Tensor dst_gpu = gpu(Tensor::zeros(want.shape(), dst_dtype));
+        dst_gpu.copy_from(got);
+        EXPECT_EQ(max_abs_diff(host(dst_gpu), want.to(dst_dtype)), 0.0);
+      }
+      for (int64_t n : {int64_t(1), int64_t(5), int64_t(8), int64_t(4097)}) {
+        Tensor y = random_input({n}, 22 + n, src_dtype);
+        EXPECT_EQ(max_abs_diff(host(gpu(y).to(dst_dtype)), y.to(dst_dtype)), 0.0) << "n=" << n;
+        EXPECT_EQ(max_abs_diff(host(gpu_misaligned(y).to(dst_dtype)), y.to(dst_dtype)), 0.0) << "misaligned n=" << n;
+      }
+      // Into a slice of a bigger destination along the outer and the inner axis.
+      Tensor base = random_input({4, 10, 24}, 23, dst_dtype), part = random_input({4, 3, 24}, 24, src_dtype);
+      Tensor base_gpu = gpu(base);
+      base_gpu.slice(1, 2, 5).copy_from(gpu(part));
+      base.slice(1, 2, 5).copy_from(part);
+      Tensor cols = random_input({4, 10, 9}, 25, src_dtype);
+      base_gpu.slice(2, 15, 24).copy_from(gpu(cols));
+      base.slice(2, 15, 24).copy_from(cols);
+      EXPECT_EQ(max_abs_diff(host(base_gpu), base), 0.0);
+    }
+}
+
 TEST(TensorCopyParity, CopyIntoAStridedDestinationFromEitherDevice) {
   HSA_REQUIRE_GPU();
   for (Device src_device : {Device::cpu, Device::cuda}) {
