@@ -31,7 +31,9 @@ struct Case {
 };
 
 // Not multiples of the 64-row tiles; windows of 1, shorter and longer than L; GQA 1, 4, 16; decode and chunked
-// prefill offsets; rows that see no key at all.
+// prefill offsets; rows that see no key at all. bf16 runs the register kernels (rows of a KV group = token x head,
+// 128 per block; key tiles of 64; dk/dv blocks of 128 keys, row tiles of 64): the GQA 6 cases put tokens across
+// block and tile edges, windows of exactly one and two key tiles, longer than the 128-key dk/dv block and than L.
 const std::vector<Case> kCases = {
     {"L37_w8_gqa4_d64", 1, 37, 37, 4, 1, 64, 8, 0, 0},
     {"L37_w1_gqa4_d64", 2, 37, 37, 4, 1, 64, 1, 0, 0},
@@ -44,6 +46,15 @@ const std::vector<Case> kCases = {
     {"chunk_prefill_gqa4_d64", 1, 37, 137, 8, 2, 64, 50, 100, 0},
     {"keys_after_queries", 2, 37, 37, 4, 2, 64, 10, 0, 20},
     {"L130_w65_gqa4_d128", 1, 130, 130, 4, 1, 128, 65, 0, 0},
+    {"L64_w64_gqa4_d64", 1, 64, 64, 8, 2, 64, 64, 0, 0},
+    {"L77_w17_gqa1_d128", 2, 77, 77, 3, 3, 128, 17, 0, 0},
+    {"L300_w64_gqa6_d64", 2, 300, 300, 12, 2, 64, 64, 0, 0},
+    {"L200_w128_gqa6_d128", 1, 200, 200, 6, 1, 128, 128, 0, 0},
+    {"L333_wide_gqa6_d32", 2, 333, 333, 12, 2, 32, 1000, 0, 0},
+    {"L1100_w512_gqa6_d64", 1, 1100, 1100, 12, 2, 64, 512, 0, 0},  // a base-100m layer, shorter
+    {"prefill_cache_gqa6_d64", 2, 70, 333, 6, 1, 64, 200, 263, 0},  // 70 new tokens after 263 cached ones
+    {"prefill_cache_gqa6_d128", 1, 150, 400, 12, 2, 128, 300, 250, 0},
+    {"decode_gqa6_d32", 3, 1, 257, 12, 2, 32, 100, 256, 0},
 };
 
 // Test names and failure messages show the case by name.
@@ -152,14 +163,32 @@ INSTANTIATE_TEST_SUITE_P(Shapes, SwaParity,
 TEST(SwaCuda, RowsWithoutKeysGiveZerosAndNoNan) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
   const ops::SwaParams p{4, 0.125, 0, 50};  // every query position is before every key
-  Tensor q = randn({1, 20, 4, 64}, 1).to(Device::cuda), k = randn({1, 30, 2, 64}, 2).to(Device::cuda),
-         v = randn({1, 30, 2, 64}, 3).to(Device::cuda), dout = randn({1, 20, 4, 64}, 4).to(Device::cuda);
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    SCOPED_TRACE(std::string(dtype_name(dtype)));
+    auto input = [&](const Shape& shape, uint64_t seed) { return randn(shape, seed, 1.0, dtype).to(Device::cuda); };
+    Tensor q = input({1, 20, 4, 64}, 1), k = input({1, 30, 2, 64}, 2), v = input({1, 30, 2, 64}, 3),
+           dout = input({1, 20, 4, 64}, 4);
+    const ops::SwaOut fwd = ops::swa_forward(q, k, v, p);
+    const ops::SwaGrads g = ops::swa_backward(dout, q, k, v, fwd, p);
+    for (double x : fwd.out.to(Device::cpu).to_vector()) ASSERT_EQ(x, 0.0);
+    for (double x : fwd.lse.to(Device::cpu).to_vector()) ASSERT_EQ(x, -std::numeric_limits<double>::infinity());
+    for (const Tensor* t : {&g.dq, &g.dk, &g.dv})
+      for (double x : t->to(Device::cpu).to_vector()) ASSERT_EQ(x, 0.0);
+  }
+}
+
+// The bf16 backward sums the G heads of a KV group in a fixed order, without atomics: two runs agree bit for bit.
+TEST(SwaCuda, Bf16BackwardIsDeterministic) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  const ops::SwaParams p{100, 0.125, 0, 0};
+  auto input = [](const Shape& shape, uint64_t seed) { return randn(shape, seed, 1.0, DType::bf16).to(Device::cuda); };
+  Tensor q = input({2, 300, 12, 64}, 21), k = input({2, 300, 2, 64}, 22), v = input({2, 300, 2, 64}, 23),
+         dout = input({2, 300, 12, 64}, 24);
   const ops::SwaOut fwd = ops::swa_forward(q, k, v, p);
-  const ops::SwaGrads g = ops::swa_backward(dout, q, k, v, fwd, p);
-  for (double x : fwd.out.to(Device::cpu).to_vector()) ASSERT_EQ(x, 0.0);
-  for (double x : fwd.lse.to(Device::cpu).to_vector()) ASSERT_EQ(x, -std::numeric_limits<double>::infinity());
-  for (const Tensor* t : {&g.dq, &g.dk, &g.dv})
-    for (double x : t->to(Device::cpu).to_vector()) ASSERT_EQ(x, 0.0);
+  const ops::SwaGrads a = ops::swa_backward(dout, q, k, v, fwd, p), b = ops::swa_backward(dout, q, k, v, fwd, p);
+  EXPECT_EQ(a.dq.to(Device::cpu).to_vector(), b.dq.to(Device::cpu).to_vector());
+  EXPECT_EQ(a.dk.to(Device::cpu).to_vector(), b.dk.to(Device::cpu).to_vector());
+  EXPECT_EQ(a.dv.to(Device::cpu).to_vector(), b.dv.to(Device::cpu).to_vector());
 }
 
 // The op layer dispatches Device::cuda tensors to the kernels: same results as the CPU op, outputs on the device.
