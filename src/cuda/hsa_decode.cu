@@ -2,7 +2,6 @@
 
 #include "cuda/hsa_support.cuh"
 
-#include <climits>
 #include <cmath>
 
 namespace hsa::cuda {
@@ -26,7 +25,7 @@ __global__ void __launch_bounds__(kThreads) hsa_decode_kernel(const T* __restric
                                                               const int32_t* __restrict indices,
                                                               const float* __restrict weights, DecodeDims d,
                                                               T* __restrict out, float* __restrict lse,
-                                                              unsigned long long* first_bad) {
+                                                              long long* error_record, int error_code) {
   extern __shared__ float smem[];
   const int G = int(d.G), D = int(d.D), S = int(d.S);
   float* qs = smem;             // [G, D]
@@ -39,12 +38,20 @@ __global__ void __launch_bounds__(kThreads) hsa_decode_kernel(const T* __restric
     acc[x] = 0.0f;
   }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  bool seen_bad = false;
   for (int64_t i = 0; i < d.K; ++i) {
     const int64_t flat = row * d.K + i;
-    const int32_t c = indices[flat];
+    const int32_t c = indices[flat];  // the same for every thread: the branches below are block-uniform
     float* lse_slot = lse + bt * d.HQ * d.K + r * G * d.K + i;  // lse [B, L, HQ, K]: head r*G+g at + g*K
-    if (c < 0 || c >= d.C) {
-      if (c != -1 && threadIdx.x == 0) atomicMin(first_bad, static_cast<unsigned long long>(flat));
+    if (c < 0 || c >= d.C) {  // an empty slot, or a bad index skipped as one
+      if (c != -1 && !seen_bad) {
+        // Report the lowest bad flat position of the call, as the CPU check does: this block's first bad slot,
+        // unless an earlier row holds one too (then that row's block reports). Only on the error path.
+        seen_bad = true;
+        bool earlier = false;
+        for (int64_t x = threadIdx.x; x < row * d.K; x += kThreads) earlier |= indices[x] < -1 || indices[x] >= d.C;
+        if (!__syncthreads_or(earlier) && threadIdx.x == 0) report_input_error(error_record, error_code, flat, c, d.C);
+      }
       for (int g = threadIdx.x; g < G; g += kThreads) lse_slot[int64_t(g) * d.K] = -INFINITY;
       continue;
     }
@@ -89,43 +96,31 @@ __global__ void __launch_bounds__(kThreads) hsa_decode_kernel(const T* __restric
 }
 
 template <class T>
-IndexError decode_impl(const T* q, const T* k, const T* v, const int32_t* indices, const float* weights,
-                       double scale, const cpu::HsaDims& hd, T* out, float* lse) {
+void decode_impl(const T* q, const T* k, const T* v, const int32_t* indices, const float* weights, double scale,
+                 const cpu::HsaDims& hd, T* out, float* lse, int error_code) {
   const int64_t rows = hd.batch * hd.len * hd.kv_heads;
-  if (rows == 0) return {};
+  if (rows == 0) return;
   const DecodeDims d{hd.len, hd.q_heads, hd.kv_heads, hd.group(), hd.head_dim, hd.chunk_size, hd.topk, hd.chunks,
                      float(scale)};
   const size_t smem = size_t(2 * d.G * d.D + d.G * d.S) * sizeof(float);
   check_cuda(cudaFuncSetAttribute(hsa_decode_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
              "cudaFuncSetAttribute");
-  Scratch bad(sizeof(unsigned long long));
-  check_cuda(cudaMemsetAsync(bad.as<void>(), 0xff, sizeof(unsigned long long), stream()), "cudaMemsetAsync");
   hsa_decode_kernel<T><<<unsigned(rows), kThreads, smem, stream()>>>(q, k, v, indices, weights, d, out, lse,
-                                                                      bad.as<unsigned long long>());
+                                                                      input_error_record(), error_code);
   check_cuda(cudaGetLastError(), "hsa_decode_kernel");
-  // One small synchronising copy, as the general path's routing statistics: bad indices are reported, not read.
-  unsigned long long first_bad = ULLONG_MAX;
-  check_cuda(cudaMemcpyAsync(&first_bad, bad.as<void>(), sizeof(first_bad), cudaMemcpyDeviceToHost, stream()),
-             "cudaMemcpyAsync");
-  check_cuda(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
-  if (first_bad == ULLONG_MAX) return {};
-  IndexError e;
-  e.flat = int64_t(first_bad);
-  check_cuda(cudaMemcpy(&e.value, indices + e.flat, sizeof(int32_t), cudaMemcpyDeviceToHost), "cudaMemcpy");
-  return e;
 }
 
 }  // namespace
 
-IndexError hsa_decode_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v,
-                              const int32_t* indices, const float* weights, double scale, const cpu::HsaDims& d,
-                              void* out, float* lse) {
+void hsa_decode_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v, const int32_t* indices,
+                        const float* weights, double scale, const cpu::HsaDims& d, void* out, float* lse) {
   using B16 = __nv_bfloat16;
+  static const int code = index_error_code("hsa_attention_forward", "indices");  // the op that dispatches here
   if (dtype == DType::bf16)
     return decode_impl(static_cast<const B16*>(q), static_cast<const B16*>(mem_k), static_cast<const B16*>(mem_v),
-                       indices, weights, scale, d, static_cast<B16*>(out), lse);
-  return decode_impl(static_cast<const float*>(q), static_cast<const float*>(mem_k),
-                     static_cast<const float*>(mem_v), indices, weights, scale, d, static_cast<float*>(out), lse);
+                       indices, weights, scale, d, static_cast<B16*>(out), lse, code);
+  decode_impl(static_cast<const float*>(q), static_cast<const float*>(mem_k), static_cast<const float*>(mem_v),
+              indices, weights, scale, d, static_cast<float*>(out), lse, code);
 }
 
 }  // namespace hsa::cuda

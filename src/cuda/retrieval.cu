@@ -147,11 +147,14 @@ __global__ void retrieval_bwd_rows(const float* __restrict dweights, const T* __
   const int32_t* idx = indices + row * p.K;
   const float *w = weights + row * p.K, *dw = dweights + row * p.K, *s = scores + row * p.K;
   float* g = dsc + row * p.K;
+  // A slot counts when it holds a chunk in [0, C): -1 is empty, and a bad index is skipped the same way (the
+  // routing reports it).
+  auto chosen = [&](int64_t i) { return idx[i] >= 0 && idx[i] < p.C; };
   if (lane == 0) {
     if (p.stick_breaking) {
       double later = 0;
       for (int64_t i = p.K - 1; i >= 0; --i) {
-        if (idx[i] < 0) {
+        if (!chosen(i)) {
           g[i] = 0;
           continue;
         }
@@ -162,8 +165,8 @@ __global__ void retrieval_bwd_rows(const float* __restrict dweights, const T* __
     } else {
       double dot = 0;
       for (int64_t i = 0; i < p.K; ++i)
-        if (idx[i] >= 0) dot += double(w[i]) * double(dw[i]);
-      for (int64_t i = 0; i < p.K; ++i) g[i] = idx[i] >= 0 ? float(scale * double(w[i]) * (double(dw[i]) - dot)) : 0.0f;
+        if (chosen(i)) dot += double(w[i]) * double(dw[i]);
+      for (int64_t i = 0; i < p.K; ++i) g[i] = chosen(i) ? float(scale * double(w[i]) * (double(dw[i]) - dot)) : 0.0f;
     }
   }
   __syncwarp();
@@ -171,7 +174,7 @@ __global__ void retrieval_bwd_rows(const float* __restrict dweights, const T* __
   for (int64_t x = lane; x < p.dr; x += 32) {
     float acc = 0;
     for (int64_t i = 0; i < p.K; ++i)
-      if (idx[i] >= 0) acc += g[i] * to_f32(lm[((b * p.C + idx[i]) * p.H + h) * p.dr + x]);
+      if (chosen(i)) acc += g[i] * to_f32(lm[((b * p.C + idx[i]) * p.H + h) * p.dr + x]);
     dqr[row * p.dr + x] = from_f32<T>(acc);
   }
 }
@@ -220,11 +223,12 @@ void forward_impl(const T* qr, const T* lm, int32_t* indices, float* weights, fl
 }
 
 template <class T>
-int64_t backward_impl(const float* dweights, const T* qr, const T* lm, const int32_t* indices, const float* weights,
-                      const float* scores, T* dqr, T* dlm, const cpu::RetrievalDims& d, double scale) {
+void backward_impl(const float* dweights, const T* qr, const T* lm, const int32_t* indices, const float* weights,
+                   const float* scores, T* dqr, T* dlm, const cpu::RetrievalDims& d, double scale) {
   const Params p = make_params(d, scale);
-  Routing rt = build_routing(indices, d.batch, d.seq_len, d.heads, d.topk, d.chunks);
-  if (rt.last_bad >= 0) return rt.last_bad;
+  // The highest bad flat position is reported, as the CPU backward does.
+  static const int code = index_error_code("retrieval_backward", "fwd.indices");
+  Routing rt = build_routing(indices, d.batch, d.seq_len, d.heads, d.topk, d.chunks, code, /*report_last=*/true);
   const int64_t rows = p.B * p.L * p.H, items = p.B * p.H * p.C;
   Scratch dsc(size_t(std::max<int64_t>(rows * p.K, 1)) * 4);
   if (rows > 0) {
@@ -237,7 +241,6 @@ int64_t backward_impl(const float* dweights, const T* qr, const T* lm, const int
         dsc.as<float>(), qr, rt.flat, rt.begin, dlm, p);
     check_cuda(cudaGetLastError(), "retrieval_bwd_landmarks");
   }
-  return -1;
 }
 
 }  // namespace
@@ -261,15 +264,15 @@ void retrieval_forward(DType dtype, const void* qr, const void* landmarks, int32
                  scale);
 }
 
-int64_t retrieval_backward(DType dtype, const float* dweights, const void* qr, const void* landmarks,
-                           const int32_t* indices, const float* weights, const float* scores, void* dqr,
-                           void* dlandmarks, const cpu::RetrievalDims& d, double scale) {
+void retrieval_backward(DType dtype, const float* dweights, const void* qr, const void* landmarks,
+                        const int32_t* indices, const float* weights, const float* scores, void* dqr,
+                        void* dlandmarks, const cpu::RetrievalDims& d, double scale) {
   if (dtype == DType::bf16)
     return backward_impl(dweights, static_cast<const __nv_bfloat16*>(qr),
                          static_cast<const __nv_bfloat16*>(landmarks), indices, weights, scores,
                          static_cast<__nv_bfloat16*>(dqr), static_cast<__nv_bfloat16*>(dlandmarks), d, scale);
-  return backward_impl(dweights, static_cast<const float*>(qr), static_cast<const float*>(landmarks), indices,
-                       weights, scores, static_cast<float*>(dqr), static_cast<float*>(dlandmarks), d, scale);
+  backward_impl(dweights, static_cast<const float*>(qr), static_cast<const float*>(landmarks), indices, weights,
+                scores, static_cast<float*>(dqr), static_cast<float*>(dlandmarks), d, scale);
 }
 
 }  // namespace hsa::cuda

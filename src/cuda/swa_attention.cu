@@ -16,6 +16,8 @@
 //   seeing them and over the G query heads of the group, so GQA sums need no atomics.
 #include "cuda/swa_attention.h"
 
+#include "cuda/kernel_util.cuh"
+
 #include <hsa/dtype.h>
 #include <hsa/error.h>
 
@@ -43,24 +45,9 @@ struct Dims {
   long long window, rel;  // rel = q_start - k_start: query row i sits at key row i + rel
 };
 
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(bf16_t x) { return __bfloat162float(x); }
-template <class T> __device__ __forceinline__ T from_f(float x);
-template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
-template <> __device__ __forceinline__ bf16_t from_f<bf16_t>(float x) { return __float2bfloat16(x); }
-
 // Row padding in elements: 16 bytes.
 template <class T> constexpr int pad() { return int(16 / sizeof(T)); }
 constexpr size_t align128(size_t n) { return (n + 127) / 128 * 128; }
-
-__device__ __forceinline__ float warp_max(float x) {
-  for (int o = 16; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
-}
-__device__ __forceinline__ float warp_sum(float x) {
-  for (int o = 16; o > 0; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
 
 // Query row i (key-row coordinates: its own position is key row i + rel) sees key row j.
 __device__ __forceinline__ bool visible(const Dims& d, long long i, long long j) {
@@ -243,7 +230,7 @@ __global__ void __launch_bounds__(kThreads) swa_forward_kernel(const T* __restri
       l[t] = l[t] * corr + warp_sum(sum);
       m[t] = m_new;
 #pragma unroll
-      for (int u = 0; u < COLS; ++u) ps[r * L::LDP + lane + 32 * u] = from_f<T>(x[u]);
+      for (int u = 0; u < COLS; ++u) ps[r * L::LDP + lane + 32 * u] = from_f32<T>(x[u]);
       if (corr != 1.0f)
         for (int c = lane; c < D; c += 32) os[r * L::LDO + c] *= corr;
     }
@@ -257,7 +244,7 @@ __global__ void __launch_bounds__(kThreads) swa_forward_kernel(const T* __restri
     if (i >= d.q_len) continue;
     const long long row = ((long long)b * d.q_len + i) * d.q_heads + h;
     const float inv = l[t] > 0.0f ? 1.0f / l[t] : 0.0f;
-    for (int c = lane; c < D; c += 32) out[row * D + c] = from_f<T>(os[r * L::LDO + c] * inv);
+    for (int c = lane; c < D; c += 32) out[row * D + c] = from_f32<T>(os[r * L::LDO + c] * inv);
     if (lane == 0) lse[row] = l[t] > 0.0f ? (m[t] + log2f(l[t])) * kLn2 : -INFINITY;
   }
 }
@@ -270,7 +257,7 @@ __global__ void __launch_bounds__(kThreads) swa_delta_kernel(const T* __restrict
   if (row >= rows) return;
   const int lane = threadIdx.x % 32;
   float s = 0.0f;
-  for (int c = lane; c < D; c += 32) s += to_f(dout[row * D + c]) * to_f(out[row * D + c]);
+  for (int c = lane; c < D; c += 32) s += to_f32(dout[row * D + c]) * to_f32(out[row * D + c]);
   s = warp_sum(s);
   if (lane == 0) delta[row] = s;
 }
@@ -334,8 +321,8 @@ __device__ __forceinline__ void probabilities(unsigned char* smem, const Dims& d
     const int r = idx / BK, c = idx % BK;
     const bool on = visible(d, i0 + r, j0 + c) && ls[r] != -INFINITY;
     const float p = on ? exp2f(ss[r * L::LDS + c] * scale_log2 - ls[r]) : 0.0f;
-    ps[r * L::LDP + c] = from_f<T>(p);
-    dss[r * L::LDP + c] = from_f<T>(p * (dps[r * L::LDS + c] - dl[r]));
+    ps[r * L::LDP + c] = from_f32<T>(p);
+    dss[r * L::LDP + c] = from_f32<T>(p * (dps[r * L::LDS + c] - dl[r]));
   }
   __syncthreads();
 }
@@ -375,7 +362,8 @@ __global__ void __launch_bounds__(kThreads) swa_dq_kernel(const T* __restrict__ 
   __syncthreads();
   for (int idx = threadIdx.x; idx < BQ * D; idx += kThreads) {
     const int r = idx / D, c = idx % D, i = i0 + r;
-    if (i < d.q_len) dq[(((long long)b * d.q_len + i) * d.q_heads + h) * D + c] = from_f<T>(dqs[r * L::LDO + c] * scale);
+    if (i < d.q_len)
+      dq[(((long long)b * d.q_len + i) * d.q_heads + h) * D + c] = from_f32<T>(dqs[r * L::LDO + c] * scale);
   }
 }
 
@@ -424,14 +412,9 @@ __global__ void __launch_bounds__(kThreads) swa_dkv_kernel(const T* __restrict__
     const int r = idx / D, c = idx % D, j = j0 + r;
     if (j >= d.k_len) continue;
     const long long off = kbase + (long long)j * k_stride + c;
-    dk[off] = from_f<T>(dks[r * L::LDO + c] * scale);
-    dv[off] = from_f<T>(dvs[r * L::LDO + c]);
+    dk[off] = from_f32<T>(dks[r * L::LDO + c] * scale);
+    dv[off] = from_f32<T>(dvs[r * L::LDO + c]);
   }
-}
-
-void check_launch(const char* what) {
-  cudaError_t status = cudaGetLastError();
-  HSA_CHECK(status == cudaSuccess, "{}: CUDA launch failed: {}", what, cudaGetErrorString(status));
 }
 
 template <class Kernel>
@@ -493,13 +476,6 @@ void backward_impl(const T* dout, const T* q, const T* k, const T* v, const T* o
   check_launch("swa_backward (dk, dv)");
 }
 
-// hsa::bf16 (host type) and __nv_bfloat16 share the representation.
-template <class T> struct DeviceType { using type = T; };
-template <> struct DeviceType<bf16> { using type = bf16_t; };
-template <class T> using dev_t = typename DeviceType<T>::type;
-template <class T> const dev_t<T>* dev(const T* p) { return reinterpret_cast<const dev_t<T>*>(p); }
-template <class T> dev_t<T>* dev(T* p) { return reinterpret_cast<dev_t<T>*>(p); }
-
 }  // namespace
 
 template <class T>
@@ -507,9 +483,9 @@ void swa_forward(const T* q, const T* k, const T* v, T* out, float* lse, const c
   if (s.batch == 0 || s.q_len == 0 || s.q_heads == 0) return;
   const Dims d = device_dims(s);
   switch (s.head_dim) {
-    case 32: return forward_impl<dev_t<T>, 32>(dev(q), dev(k), dev(v), dev(out), lse, d, scale);
-    case 64: return forward_impl<dev_t<T>, 64>(dev(q), dev(k), dev(v), dev(out), lse, d, scale);
-    case 128: return forward_impl<dev_t<T>, 128>(dev(q), dev(k), dev(v), dev(out), lse, d, scale);
+    case 32: return forward_impl<device_t<T>, 32>(dev(q), dev(k), dev(v), dev(out), lse, d, scale);
+    case 64: return forward_impl<device_t<T>, 64>(dev(q), dev(k), dev(v), dev(out), lse, d, scale);
+    case 128: return forward_impl<device_t<T>, 128>(dev(q), dev(k), dev(v), dev(out), lse, d, scale);
     default: fail("swa_forward: no cuda kernel for head dim {} (32, 64 or 128)", s.head_dim);
   }
 }
@@ -529,7 +505,7 @@ void swa_backward(const T* dout, const T* q, const T* k, const T* v, const T* ou
   }
   const Dims d = device_dims(s);
 #define HSA_SWA_BACKWARD(D)                                                                                   \
-  backward_impl<dev_t<T>, D>(dev(dout), dev(q), dev(k), dev(v), dev(out), lse, delta, dev(dq), dev(dk), dev(dv), d, \
+  backward_impl<device_t<T>, D>(dev(dout), dev(q), dev(k), dev(v), dev(out), lse, delta, dev(dq), dev(dk), dev(dv), d, \
                              scale)
   switch (s.head_dim) {
     case 32: return HSA_SWA_BACKWARD(32);
