@@ -156,28 +156,24 @@ struct Buffers {
   }
   cpu::SwaDims swa_dims() const { return {1, s.len, s.len, s.q_heads, s.kv_heads, s.head_dim, s.window, 0, 0}; }
 
+  // Bad chunk indices (none here) would throw at the timing loop's cuda::synchronize().
   void hsa_forward() {
-    const cuda::IndexError e = cuda::hsa_attention_forward(DType::bf16, q.raw_data(), mem_k.raw_data(),
-                                                           mem_v.raw_data(), idx.data<int32_t>(), w.data<float>(),
-                                                           scale(), hsa_dims(), out.raw_data(), lse.data<float>());
-    HSA_CHECK(e.flat < 0, "bench kernels: hsa forward rejected chunk index {} at flat position {}", e.value, e.flat);
+    cuda::hsa_attention_forward(DType::bf16, q.raw_data(), mem_k.raw_data(), mem_v.raw_data(), idx.data<int32_t>(),
+                                w.data<float>(), scale(), hsa_dims(), out.raw_data(), lse.data<float>());
   }
   // The last token alone, against the whole memory: its rows of q, indices, weights, out and lse.
   void hsa_decode() {
     const int64_t t = s.len - 1, q_row = t * s.q_heads * s.head_dim, slot_row = t * s.kv_heads * s.topk;
     cpu::HsaDims d = hsa_dims();
     d.len = 1;
-    const cuda::IndexError e = cuda::hsa_attention_forward(
-        DType::bf16, q.data<bf16>() + q_row, mem_k.raw_data(), mem_v.raw_data(), idx.data<int32_t>() + slot_row,
-        w.data<float>() + slot_row, scale(), d, out.data<bf16>() + q_row, lse.data<float>() + t * s.q_heads * s.topk);
-    HSA_CHECK(e.flat < 0, "bench kernels: hsa decode rejected chunk index {} at flat position {}", e.value, e.flat);
+    cuda::hsa_attention_forward(DType::bf16, q.data<bf16>() + q_row, mem_k.raw_data(), mem_v.raw_data(),
+                                idx.data<int32_t>() + slot_row, w.data<float>() + slot_row, scale(), d,
+                                out.data<bf16>() + q_row, lse.data<float>() + t * s.q_heads * s.topk);
   }
   void hsa_backward() {
-    const cuda::IndexError e = cuda::hsa_attention_backward(
-        DType::bf16, dout.raw_data(), q.raw_data(), mem_k.raw_data(), mem_v.raw_data(), idx.data<int32_t>(),
-        w.data<float>(), lse.data<float>(), scale(), hsa_dims(), dq.raw_data(), dmem_k.raw_data(),
-        dmem_v.raw_data(), dw.data<float>());
-    HSA_CHECK(e.flat < 0, "bench kernels: hsa backward rejected chunk index {} at flat position {}", e.value, e.flat);
+    cuda::hsa_attention_backward(DType::bf16, dout.raw_data(), q.raw_data(), mem_k.raw_data(), mem_v.raw_data(),
+                                 idx.data<int32_t>(), w.data<float>(), lse.data<float>(), scale(), hsa_dims(),
+                                 dq.raw_data(), dmem_k.raw_data(), dmem_v.raw_data(), dw.data<float>());
   }
   void retrieval() {
     const cpu::RetrievalDims d{1, s.len, s.chunks(), s.kv_heads, s.retrieval_dim, s.chunk_size, s.topk, 0, 0, false};

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <sstream>
 
 namespace hsa::bench {
@@ -173,7 +174,15 @@ double device_bytes_needed(const BufferPlan& p, const KernelShape& s) {
     // the radix sort's buffers included, and one per chunk).
     scratch = slots * double(s.group() * s.head_dim) * e + 28 * slots + 4.0 * double(s.kv_heads * s.chunks());
   }
-  if (p.hsa_grad) bytes += 2 * kv_tensor + 4 * slots;                           // dK, dV, dw
+  if (p.hsa_grad) {
+    bytes += 2 * kv_tensor + 4 * slots;  // dK, dV, dw
+    // The backward's f32 dK/dV partials of split chunks, sized by their host bound (backward_mma): the smaller of
+    // slots / P + chunks and 2 slots / P, P = 32 tiles of 64 / G entries, 2 S D floats each (5 GiB at 1M tokens).
+    const double per_block = double(32 * std::max<int64_t>(1, 64 / s.group()));
+    const double parts = std::min(std::floor(slots / per_block) + double(s.kv_heads * s.chunks()),
+                                  std::floor(2 * slots / per_block));
+    scratch += parts * 2 * double(s.chunk_size * s.head_dim) * 4;
+  }
   if (p.swa) bytes += 2 * swa_kv_tensor + 4 * L * double(s.q_heads);           // k, v, lse
   if (p.swa_grad) bytes += 2 * swa_kv_tensor + 4 * L * double(s.q_heads);      // dk, dv, delta
   if (p.retrieval)  // qr, landmarks, indices, weights, scores

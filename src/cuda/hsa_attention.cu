@@ -104,6 +104,7 @@ template <class T>
 struct FwdArgs {
   const T *q, *k, *v;
   const int32_t *flat, *begin;
+  const int32_t* block_item;  // the split plan: unit = entries, per_block = ept * tiles_per_block
   const float* weights;
   T* part;  // [entries, G, D]
   float* lse;
@@ -112,17 +113,19 @@ struct FwdArgs {
   unsigned o_k, o_v, o_p, o_q, o_sc, o_o;  // byte offsets into the dynamic shared memory
 };
 
-// Block = (item = (b, r, c), split): tiles [split * tiles_per_block, ...) of the item's entries; splitting keeps
-// a popular chunk (chunk 0 is visible to every token) from serialising the tail.
+// Block = (item = (b, r, c), split), from the split plan: tiles [split * tiles_per_block, ...) of the item's
+// entries; splitting keeps a popular chunk (chunk 0 is visible to every token) from serialising the tail.
 template <class T>
 __global__ void __launch_bounds__(kThreads) hsa_fwd_kernel(FwdArgs<T> a) {
   extern __shared__ __align__(128) unsigned char smem[];
   const Dims& d = a.d;
-  const int64_t item = blockIdx.x;
+  const int64_t item = a.block_item[blockIdx.x];
   const int e_begin = a.begin[item], e_end = a.begin[item + 1];
   const int tiles = (e_end - e_begin + d.ept - 1) / d.ept;
-  const int tile0 = int(blockIdx.y) * a.tiles_per_block, tile1 = min(tiles, tile0 + a.tiles_per_block);
-  if (tile0 >= tile1) return;
+  const int64_t split =
+      int64_t(blockIdx.x) - plan_first_block(e_begin, item, 1, int64_t(d.ept) * a.tiles_per_block);
+  if (split * a.tiles_per_block >= tiles) return;  // past the item's last split
+  const int tile0 = int(split) * a.tiles_per_block, tile1 = min(tiles, tile0 + a.tiles_per_block);
   const int64_t c = item % d.C, r = (item / d.C) % d.H, b = item / (d.C * d.H);
   T* Ks = reinterpret_cast<T*>(smem + a.o_k);
   T* Vs = reinterpret_cast<T*>(smem + a.o_v);
@@ -195,6 +198,7 @@ constexpr int kMmaWarps = 8, kMmaThreads = kMmaWarps * 32, kMmaMaxS = 64;
 struct MmaFwdArgs {
   const __nv_bfloat16 *q, *k, *v;
   const int32_t *flat, *begin;
+  const int32_t* block_item;  // the split plan: unit = G query rows per entry, per_block = 16 * tiles_per_block
   const float* weights;
   __nv_bfloat16* part;  // [entries, G, D]
   float* lse;
@@ -207,8 +211,8 @@ struct MmaFwdArgs {
 // number of 16-byte units apart, so the 8 row addresses of every ldmatrix phase hit distinct banks.
 inline size_t mma_fwd_smem(int64_t S, int64_t D) { return size_t(2 * S + 2 * kMmaWarps * 16) * (D + 8) * 2; }
 
-// Block = (item = (b, r, c), split): 16-row tiles [split * tiles_per_block, ...) of the item's rows, taken by the
-// warps round-robin with no block barrier after the K/V load.
+// Block = (item = (b, r, c), split), from the split plan: 16-row tiles [split * tiles_per_block, ...) of the item's
+// rows, taken by the warps round-robin with no block barrier after the K/V load.
 template <int D>
 __global__ void __launch_bounds__(kMmaThreads, D <= 128 ? 2 : 1) hsa_fwd_mma_kernel(MmaFwdArgs a) {
   using bf16 = __nv_bfloat16;
@@ -216,12 +220,13 @@ __global__ void __launch_bounds__(kMmaThreads, D <= 128 ? 2 : 1) hsa_fwd_mma_ker
   extern __shared__ __align__(128) unsigned char smem[];
   const Dims& d = a.d;
   const int S = int(d.S);
-  const int64_t G = d.G, item = blockIdx.x;
+  const int64_t G = d.G, item = a.block_item[blockIdx.x];
   const int e_begin = a.begin[item], e_end = a.begin[item + 1];
   const int64_t nrows = int64_t(e_end - e_begin) * G;
   const int tiles = int((nrows + 15) / 16);
-  const int tile0 = int(blockIdx.y) * a.tiles_per_block, tile1 = min(tiles, tile0 + a.tiles_per_block);
-  if (tile0 >= tile1) return;
+  const int64_t split = int64_t(blockIdx.x) - plan_first_block(e_begin, item, G, 16 * a.tiles_per_block);
+  if (split * a.tiles_per_block >= tiles) return;  // past the item's last split
+  const int tile0 = int(split) * a.tiles_per_block, tile1 = min(tiles, tile0 + a.tiles_per_block);
   const int64_t c = item % d.C, r = (item / d.C) % d.H, b = item / (d.C * d.H);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gid = lane / 4, tig = lane % 4;
   // Per-row index math in 32 bits (routing checked that every flat index and row count fits): 64-bit division
@@ -491,21 +496,33 @@ __global__ void __launch_bounds__(kThreads) hsa_bwd_kernel(BwdArgs<T> a) {
 //   dS^T goes to shared memory, then dQ = dS K for 16 query rows per warp (all S keys) -> dq_part (bf16);
 //   dweights[f] = sum over the entry's G heads (head order) of rowdot.
 // An unsplit item writes dK/dV directly; the splits of a split item write f32 partials [part, {K, V}, S, D] that
-// bwd_mma_finish_kernel sums in split order (deterministic); it also zeros the items that no token chose.
+// bwd_mma_finish_kernel sums in split order (deterministic); it also zeros the items that no token chose. Blocks
+// come from a split plan (unit = entries, per_block = ept * tiles_per_block); the partial slots of item i are
+// [part_base(i), part_base(i) + nsplit), see backward_mma.
 constexpr int kMmaRows = 64;                 // query rows per tile (= tile_rows<bf16>())
 
 struct MmaBwdArgs {
   const __nv_bfloat16 *q, *k, *v, *dout;
   const int32_t *flat, *begin;
   const float *weights, *lse;
-  const int32_t *blk_off, *part_off, *block_item;  // the split plan (bwd_mma_plan_kernel)
+  const int32_t* block_item;  // the split plan
   __nv_bfloat16 *dq_part, *dk, *dv;
   float* dkv_part;  // [parts, 2, S, D]: f32 dK, dV partials of the splits of split items
   float* dweights;
   Dims d;
   int tiles_per_block;
-  float scale_log2;  // scale * log2(e)
+  int part_mul, part_add;  // part_base: (2, 0) or (1, 1), see backward_mma
+  float scale_log2;        // scale * log2(e)
 };
+
+// The first f32 dK/dV partial slot of item i (used only when the item is split). (part_mul, part_add) = (1, 1)
+// is the item's first block number, so slots <= blocks of the plan; (2, 0) gives slots [floor(2 a / P), ...) with
+// a = begin[i], P = per_block: an item of n > P entries has ceil(n / P) <= floor(2 n / P) splits, so the items'
+// ranges are disjoint, all below floor(2 slots / P).
+__device__ __forceinline__ int64_t part_base(int64_t begin_i, int64_t item, int64_t per_block, int part_mul,
+                                             int part_add) {
+  return begin_i * part_mul / per_block + part_add * item;
+}
 
 // Dynamic shared memory of hsa_bwd_mma_kernel: K, V [S, D + 8], Q, dO [R, D + 8], dS^T [S, R + 8] (bf16; the 8
 // pad elements make the ldmatrix row addresses of 8 consecutive rows hit distinct banks), then f32 rowdot
@@ -531,8 +548,11 @@ __global__ void __launch_bounds__(128, 2) hsa_bwd_mma_kernel(MmaBwdArgs a) {
   const int HK = int(d.H * d.K), Kslots = int(d.K), L = int(d.L);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, grp = lane / 4, tig = lane % 4;
   const int item = a.block_item[blockIdx.x];
-  const int split = int(blockIdx.x) - a.blk_off[item], nsplit = a.blk_off[item + 1] - a.blk_off[item];
   const int e_begin = a.begin[item], e_end = a.begin[item + 1];
+  const int per_block = ept * a.tiles_per_block, nsplit = (e_end - e_begin + per_block - 1) / per_block;
+  const int64_t split64 = int64_t(blockIdx.x) - plan_first_block(e_begin, item, 1, per_block);
+  if (split64 >= nsplit) return;  // past the item's last split (or an item no token chose)
+  const int split = int(split64);
   const int tiles = (e_end - e_begin + ept - 1) / ept;
   const int tile0 = split * a.tiles_per_block, tile1 = min(tiles, tile0 + a.tiles_per_block);
   const int64_t c = item % d.C, r = (item / d.C) % d.H, b = item / (d.C * d.H);
@@ -758,7 +778,8 @@ __global__ void __launch_bounds__(128, 2) hsa_bwd_mma_kernel(MmaBwdArgs a) {
       *reinterpret_cast<uint32_t*>(pv + down + j * 8) = pack_bf16x2(acc_dv[j][2], acc_dv[j][3]);
     }
   } else {
-    float* pk = a.dkv_part + int64_t(a.part_off[item] + split) * 2 * S * D + key * D + tig * 2;
+    const int64_t slot = part_base(e_begin, item, per_block, a.part_mul, a.part_add) + split;
+    float* pk = a.dkv_part + slot * 2 * S * D + key * D + tig * 2;
     float* pv = pk + S * D;
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
@@ -770,64 +791,21 @@ __global__ void __launch_bounds__(128, 2) hsa_bwd_mma_kernel(MmaBwdArgs a) {
   }
 }
 
-// The split plan, one block: item i gets nsplit = ceil(entries / (ept * tiles_per_block)) blocks, blocks
-// [blk_off[i], blk_off[i + 1]) (block_item maps a block back to its item) and, when nsplit > 1, partial slots
-// [part_off[i], part_off[i] + nsplit). totals = {blocks, partial slots}.
-__global__ void __launch_bounds__(1024) bwd_mma_plan_kernel(const int32_t* __restrict begin, int64_t items,
-                                                            int entries_per_block, int32_t* totals,
-                                                            int32_t* blk_off, int32_t* part_off,
-                                                            int32_t* block_item) {
-  __shared__ int sx[1024], sy[1024];
-  const int tid = threadIdx.x, nt = blockDim.x;
-  const int64_t per = (items + nt - 1) / nt, lo = min(items, tid * per), hi = min(items, lo + per);
-  auto nsplit = [&](int64_t i) { return (begin[i + 1] - begin[i] + entries_per_block - 1) / entries_per_block; };
-  int x = 0, y = 0;
-  for (int64_t i = lo; i < hi; ++i) {
-    const int ns = nsplit(i);
-    x += ns;
-    y += ns > 1 ? ns : 0;
-  }
-  sx[tid] = x;
-  sy[tid] = y;
-  __syncthreads();
-  for (int off = 1; off < nt; off <<= 1) {  // inclusive scan (Hillis-Steele)
-    const int vx = tid >= off ? sx[tid - off] : 0, vy = tid >= off ? sy[tid - off] : 0;
-    __syncthreads();
-    sx[tid] += vx;
-    sy[tid] += vy;
-    __syncthreads();
-  }
-  x = tid > 0 ? sx[tid - 1] : 0;
-  y = tid > 0 ? sy[tid - 1] : 0;
-  for (int64_t i = lo; i < hi; ++i) {
-    const int ns = nsplit(i);
-    blk_off[i] = x;
-    part_off[i] = y;
-    for (int s = 0; s < ns; ++s) block_item[x + s] = int32_t(i);
-    x += ns;
-    y += ns > 1 ? ns : 0;
-  }
-  if (tid == nt - 1) {
-    blk_off[items] = totals[0] = sx[nt - 1];
-    part_off[items] = totals[1] = sy[nt - 1];
-  }
-}
-
 // Per item (blockIdx.x) and range of S * D elements: zeros when no token chose the chunk, the sum of the split
 // partials in split order for a split item, nothing for an unsplit item (its block wrote dK/dV).
 __global__ void bwd_mma_finish_kernel(const float* __restrict dkv_part, const int32_t* __restrict begin,
-                                      const int32_t* __restrict blk_off, const int32_t* __restrict part_off, Dims d,
-                                      __nv_bfloat16* dk, __nv_bfloat16* dv) {
+                                      int per_block, int part_mul, int part_add, Dims d, __nv_bfloat16* dk,
+                                      __nv_bfloat16* dv) {
   const int64_t item = blockIdx.x, sd = d.S * d.D;
-  const bool empty = begin[item] == begin[item + 1];
-  const int ns = blk_off[item + 1] - blk_off[item];
+  const int n = begin[item + 1] - begin[item], ns = (n + per_block - 1) / per_block;
+  const bool empty = n == 0;
   if (!empty && ns == 1) return;
   const int64_t c = item % d.C, r = (item / d.C) % d.H, b = item / (d.C * d.H);
   const int64_t chunk_off = ((b * d.C + c) * d.S * d.H + r) * d.D;
   for (int64_t x = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; x < sd; x += int64_t(gridDim.y) * blockDim.x) {
     float sk = 0.0f, sv = 0.0f;
     if (!empty) {
-      const float* p = dkv_part + int64_t(part_off[item]) * 2 * sd + x;
+      const float* p = dkv_part + part_base(begin[item], item, per_block, part_mul, part_add) * 2 * sd + x;
 #pragma unroll 8
       for (int s = 0; s < ns; ++s) {
         sk += p[2 * s * sd];
@@ -925,8 +903,11 @@ size_t fwd_layout(const Dims& d, FwdArgs<T>* a) {
   unsigned o_q = cv.take(q), o_sc = cv.take(sc);
   unsigned o_o = o_q;
   if (o_q + o > cv.used) cv.used = unsigned(o_q + (o + 127) / 128 * 128);
-  if (a) *a = FwdArgs<T>{nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, d, 0, o_k, o_v, o_p,
-                         o_q, o_sc, o_o};
+  if (a) {
+    *a = FwdArgs<T>{};
+    a->d = d;
+    a->o_k = o_k, a->o_v = o_v, a->o_p = o_p, a->o_q = o_q, a->o_sc = o_sc, a->o_o = o_o;
+  }
   return cv.used;
 }
 
@@ -989,47 +970,46 @@ void launch_fwd_mma_any_d(const MmaFwdArgs& a, dim3 grid) {
 }
 
 template <class T>
-IndexError forward_impl(const T* q, const T* mem_k, const T* mem_v, const int32_t* indices, const float* weights,
-                        double scale, const cpu::HsaDims& hd, T* out, float* lse) {
+void forward_impl(const T* q, const T* mem_k, const T* mem_v, const int32_t* indices, const float* weights,
+                  double scale, const cpu::HsaDims& hd, T* out, float* lse, int error_code) {
   const Dims d = make_dims<T>(hd, scale);
-  Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C);
-  if (rt.first_bad >= 0) return {rt.first_bad, rt.first_bad_value};
+  Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C, error_code);
   const int64_t rows = hd.batch * d.L * d.H;
-  if (rows == 0) return {};
+  if (rows == 0) return;
   Scratch part(size_t(rt.slots) * d.G * d.D * sizeof(T));
   // About 512 query rows per block: enough to amortise the chunk's K/V load, small enough to spread a popular
-  // chunk over many SMs. A block whose split starts past its item's last tile exits at once.
+  // chunk over many SMs. Grid (split plan): slots * rows per entry / rows per block + items; in the benchmark shape
+  // (bf16, HQ = 16, H = 1, D = 128, S = 64, K = 8: G = 16, 512 rows = 32 entries per block) 16384 + 1024 = 17408
+  // blocks at L = 64K, 262144 + 16384 = 278528 at L = 1M (a 4-byte plan entry each).
   bool done = false;
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    if (rt.items > 0 && rt.max_item_entries > 0 && mma_fwd_fits(d)) {
-      MmaFwdArgs m{q, mem_k, mem_v, rt.flat, rt.begin, weights, part.as<T>(), lse, d, 512 / 16};
-      const int64_t max_tiles = ceil_div(rt.max_item_entries * d.G, 16);
-      const int64_t splits = std::clamp<int64_t>(ceil_div(max_tiles, m.tiles_per_block), 1, 65535);
-      if (splits * m.tiles_per_block < max_tiles) m.tiles_per_block = int(ceil_div(max_tiles, splits));
-      launch_fwd_mma_any_d(m, dim3(unsigned(rt.items), unsigned(splits)));
+    if (mma_fwd_fits(d)) {
+      MmaFwdArgs m{q, mem_k, mem_v, rt.flat, rt.begin, nullptr, weights, part.as<T>(), lse, d, 512 / 16};
+      const SplitPlan plan = plan_splits(rt, d.G, 16 * m.tiles_per_block);
+      m.block_item = plan.block_item;
+      if (plan.blocks > 0) launch_fwd_mma_any_d(m, dim3(unsigned(plan.blocks)));
       done = true;
     }
   }
-  if (!done && rt.items > 0 && rt.max_item_entries > 0) {
+  if (!done) {
     FwdArgs<T> a;
     const size_t smem = fwd_layout<T>(d, &a);
-    a.q = q, a.k = mem_k, a.v = mem_v, a.flat = rt.flat, a.begin = rt.begin, a.weights = weights;
-    a.part = part.as<T>(), a.lse = lse;
     a.tiles_per_block = std::max(1, 512 / d.rows);
-    const int64_t max_tiles = ceil_div(rt.max_item_entries, d.ept);
-    const int64_t splits = std::clamp<int64_t>(ceil_div(max_tiles, a.tiles_per_block), 1, 65535);
-    check_cuda(cudaFuncSetAttribute(hsa_fwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-               "cudaFuncSetAttribute");
-    if (splits * a.tiles_per_block < max_tiles) a.tiles_per_block = int(ceil_div(max_tiles, splits));
-    hsa_fwd_kernel<T><<<dim3(unsigned(rt.items), unsigned(splits)), kThreads, smem, stream()>>>(a);
-    check_cuda(cudaGetLastError(), "hsa_fwd_kernel");
+    const SplitPlan plan = plan_splits(rt, 1, int64_t(d.ept) * a.tiles_per_block);
+    a.q = q, a.k = mem_k, a.v = mem_v, a.flat = rt.flat, a.begin = rt.begin, a.block_item = plan.block_item;
+    a.weights = weights, a.part = part.as<T>(), a.lse = lse;
+    if (plan.blocks > 0) {
+      check_cuda(cudaFuncSetAttribute(hsa_fwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+                 "cudaFuncSetAttribute");
+      hsa_fwd_kernel<T><<<unsigned(plan.blocks), kThreads, smem, stream()>>>(a);
+      check_cuda(cudaGetLastError(), "hsa_fwd_kernel");
+    }
   }
   reduce_slots<T>(part.as<T>(), rt.entry_of, rows, d, out, lse, nullptr);
-  return {};
 }
 
 template <int D>
-void launch_bwd_mma(const MmaBwdArgs& a, int blocks) {
+void launch_bwd_mma(const MmaBwdArgs& a, int64_t blocks) {
   const size_t smem = mma_bwd_smem(D, a.d.S);
   check_cuda(cudaFuncSetAttribute(hsa_bwd_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
              "cudaFuncSetAttribute");
@@ -1037,8 +1017,8 @@ void launch_bwd_mma(const MmaBwdArgs& a, int blocks) {
   check_cuda(cudaGetLastError(), "hsa_bwd_mma_kernel");
 }
 
-// The bf16 fast path (hsa_bwd_mma_kernel): plans the splits on the device, copies the two totals to the host
-// (grid and partial scratch sizes), runs the kernel and the finishing sum. rt.items > 0.
+// The bf16 fast path (hsa_bwd_mma_kernel): plans the splits on the device (the grid and the partial scratch are
+// host-known upper bounds, nothing waits), runs the kernel and the finishing sum. rt.items > 0.
 void backward_mma(const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_bfloat16* mem_k,
                   const __nv_bfloat16* mem_v, const float* weights, const float* lse, const Dims& d,
                   const Routing& rt, __nv_bfloat16* dq_part, __nv_bfloat16* dmem_k, __nv_bfloat16* dmem_v,
@@ -1050,40 +1030,42 @@ void backward_mma(const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_
   // 2048 query rows per block: the chunk's K/V load is amortised, a popular chunk still spreads over many SMs.
   a.tiles_per_block = std::max(1, 2048 / d.rows);
   const int64_t per_block = int64_t(d.ept) * a.tiles_per_block;
-  // Blocks: sum over items of ceil(n_i / per_block) <= entries / per_block + items.
-  const int64_t max_blocks = rt.slots / per_block + rt.items + 1;
-  Scratch plan(size_t(2 + 2 * (rt.items + 1) + max_blocks) * sizeof(int32_t));
-  int32_t* totals = plan.as<int32_t>();
-  int32_t *blk_off = totals + 2, *part_off = blk_off + rt.items + 1, *block_item = part_off + rt.items + 1;
-  bwd_mma_plan_kernel<<<1, 1024, 0, stream()>>>(rt.begin, rt.items, int(per_block), totals, blk_off, part_off,
-                                                block_item);
-  check_cuda(cudaGetLastError(), "bwd_mma_plan_kernel");
-  int32_t host[2] = {0, 0};
-  check_cuda(cudaMemcpyAsync(host, totals, sizeof(host), cudaMemcpyDeviceToHost, stream()), "cudaMemcpyAsync");
-  check_cuda(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
-  Scratch dkv(size_t(std::max(host[1], 1)) * 2 * d.S * d.D * sizeof(float));
-  a.blk_off = blk_off, a.part_off = part_off, a.block_item = block_item, a.dkv_part = dkv.as<float>();
-  if (host[0] > 0) {
+  const SplitPlan plan = plan_splits(rt, 1, per_block);
+  a.block_item = plan.block_item;
+  // f32 dK/dV partials (2 S D floats each) of split items, bounded on the host by the smaller of
+  //   blocks = floor(slots / P) + items (slot = block number: part_base (1, 1)) and
+  //   floor(2 slots / P) (an item of n > P entries has ceil(n / P) <= floor(2 n / P) splits: part_base (2, 0)).
+  // Benchmark shape (bf16, G = 16, D = 128, S = 64, K = 8: P = 128 entries, 64 KiB per partial): at L = 64K
+  // min(4096 + 1024, 8192) = 5120 partials = 320 MiB; at L = 1M min(65536 + 16384, 131072) = 81920 = 5 GiB, next
+  // to the 32 GiB of the per-entry dq scratch. A workload with about P entries per chunk (causal top-8 in that
+  // shape has ~512) uses nearly all of it.
+  const int64_t by_block = plan.blocks, by_entries = 2 * rt.slots / per_block;
+  const bool use_entries = by_entries <= by_block;
+  a.part_mul = use_entries ? 2 : 1;
+  a.part_add = use_entries ? 0 : 1;
+  const int64_t parts = std::max<int64_t>(1, use_entries ? by_entries : by_block);
+  Scratch dkv(size_t(parts) * 2 * d.S * d.D * sizeof(float));
+  a.dkv_part = dkv.as<float>();
+  if (plan.blocks > 0) {
     switch (d.D) {
-      case 16: launch_bwd_mma<16>(a, host[0]); break;
-      case 32: launch_bwd_mma<32>(a, host[0]); break;
-      case 64: launch_bwd_mma<64>(a, host[0]); break;
-      default: launch_bwd_mma<128>(a, host[0]); break;
+      case 16: launch_bwd_mma<16>(a, plan.blocks); break;
+      case 32: launch_bwd_mma<32>(a, plan.blocks); break;
+      case 64: launch_bwd_mma<64>(a, plan.blocks); break;
+      default: launch_bwd_mma<128>(a, plan.blocks); break;
     }
   }
   const unsigned ranges = unsigned(ceil_div(d.S * d.D, 256));
-  bwd_mma_finish_kernel<<<dim3(unsigned(rt.items), ranges), 256, 0, stream()>>>(dkv.as<float>(), rt.begin, blk_off,
-                                                                                 part_off, d, dmem_k, dmem_v);
+  bwd_mma_finish_kernel<<<dim3(unsigned(rt.items), ranges), 256, 0, stream()>>>(
+      dkv.as<float>(), rt.begin, int(per_block), a.part_mul, a.part_add, d, dmem_k, dmem_v);
   check_cuda(cudaGetLastError(), "bwd_mma_finish_kernel");
 }
 
 template <class T>
-IndexError backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem_v, const int32_t* indices,
-                         const float* weights, const float* lse, double scale, const cpu::HsaDims& hd, T* dq,
-                         T* dmem_k, T* dmem_v, float* dweights) {
+void backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem_v, const int32_t* indices,
+                   const float* weights, const float* lse, double scale, const cpu::HsaDims& hd, T* dq, T* dmem_k,
+                   T* dmem_v, float* dweights, int error_code) {
   const Dims d = make_dims<T>(hd, scale);
-  Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C);
-  if (rt.first_bad >= 0) return {rt.first_bad, rt.first_bad_value};
+  Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C, error_code);
   Scratch part(size_t(rt.slots) * d.G * d.D * sizeof(T));
   if (rt.items > 0) {
     bool done = false;
@@ -1108,7 +1090,6 @@ IndexError backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem
   if (rows > 0) {
     reduce_slots<T>(part.as<T>(), rt.entry_of, rows, d, dq, nullptr, dweights);
   }
-  return {};
 }
 
 }  // namespace
@@ -1131,31 +1112,30 @@ void hsa_attention_check_supported(const char* op, DType dtype, const cpu::HsaDi
             hd.chunk_size, hd.head_dim, dtype_name(dtype), smem, max_smem_optin());
 }
 
-IndexError hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v,
-                                 const int32_t* indices, const float* weights, double scale, const cpu::HsaDims& d,
-                                 void* out, float* lse) {
+void hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v, const int32_t* indices,
+                           const float* weights, double scale, const cpu::HsaDims& d, void* out, float* lse) {
   if (use_decode_path(d)) return hsa_decode_forward(dtype, q, mem_k, mem_v, indices, weights, scale, d, out, lse);
+  static const int code = index_error_code("hsa_attention_forward", "indices");
   if (dtype == DType::bf16)
     return forward_impl(static_cast<const __nv_bfloat16*>(q), static_cast<const __nv_bfloat16*>(mem_k),
                         static_cast<const __nv_bfloat16*>(mem_v), indices, weights, scale, d,
-                        static_cast<__nv_bfloat16*>(out), lse);
-  return forward_impl(static_cast<const float*>(q), static_cast<const float*>(mem_k),
-                      static_cast<const float*>(mem_v), indices, weights, scale, d, static_cast<float*>(out), lse);
+                        static_cast<__nv_bfloat16*>(out), lse, code);
+  forward_impl(static_cast<const float*>(q), static_cast<const float*>(mem_k), static_cast<const float*>(mem_v),
+               indices, weights, scale, d, static_cast<float*>(out), lse, code);
 }
 
-IndexError hsa_attention_backward(DType dtype, const void* dout, const void* q, const void* mem_k,
-                                  const void* mem_v, const int32_t* indices, const float* weights, const float* lse,
-                                  double scale, const cpu::HsaDims& d, void* dq, void* dmem_k, void* dmem_v,
-                                  float* dweights) {
+void hsa_attention_backward(DType dtype, const void* dout, const void* q, const void* mem_k, const void* mem_v,
+                            const int32_t* indices, const float* weights, const float* lse, double scale,
+                            const cpu::HsaDims& d, void* dq, void* dmem_k, void* dmem_v, float* dweights) {
   using B16 = __nv_bfloat16;
+  static const int code = index_error_code("hsa_attention_backward", "indices");
   if (dtype == DType::bf16)
     return backward_impl(static_cast<const B16*>(dout), static_cast<const B16*>(q), static_cast<const B16*>(mem_k),
                          static_cast<const B16*>(mem_v), indices, weights, lse, scale, d, static_cast<B16*>(dq),
-                         static_cast<B16*>(dmem_k), static_cast<B16*>(dmem_v), dweights);
-  return backward_impl(static_cast<const float*>(dout), static_cast<const float*>(q),
-                       static_cast<const float*>(mem_k), static_cast<const float*>(mem_v), indices, weights, lse,
-                       scale, d, static_cast<float*>(dq), static_cast<float*>(dmem_k), static_cast<float*>(dmem_v),
-                       dweights);
+                         static_cast<B16*>(dmem_k), static_cast<B16*>(dmem_v), dweights, code);
+  backward_impl(static_cast<const float*>(dout), static_cast<const float*>(q), static_cast<const float*>(mem_k),
+                static_cast<const float*>(mem_v), indices, weights, lse, scale, d, static_cast<float*>(dq),
+                static_cast<float*>(dmem_k), static_cast<float*>(dmem_v), dweights, code);
 }
 
 }  // namespace hsa::cuda

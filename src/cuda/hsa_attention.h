@@ -17,6 +17,8 @@
 // through per-entry partials reduced per token in slot order, dweights = sum over the G heads of <dout, o_i>.
 // f32 (full precision on CUDA cores) and the other bf16 shapes take the general kernels: block-level GEMMs through
 // shared memory, one backward block per chunk, which owns dK/dV of its chunk in shared memory.
+// Nothing waits for the device: a chunk's entries are cut into blocks by a split plan (cuda/hsa_support.cuh) whose
+// grid is a host-known upper bound; each block looks its (chunk, split) up on the device, surplus blocks exit.
 // A few query tokens (decoding) take cuda/hsa_decode.h instead of the grouping.
 // Supported on CUDA: D and S multiples of 16, S <= 64, D <= 256, G = HQ / H <= 32 (f32), <= 64 (bf16).
 // Only compiled in CUDA builds.
@@ -29,24 +31,22 @@
 
 namespace hsa::cuda {
 
-// A bad chunk index found on the device: its flat position in [B, L, H, K] and value; flat = -1 when all are fine.
-struct IndexError {
-  int64_t flat = -1;
-  int32_t value = 0;
-};
-
 // Throws (naming `op`) when the shapes are outside what the kernels support.
 void hsa_attention_check_supported(const char* op, DType dtype, const cpu::HsaDims& d);
 
-// Writes out and lse (every element) unless an index is bad (then returns it and the outputs are unspecified).
-IndexError hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v,
-                                 const int32_t* indices, const float* weights, double scale, const cpu::HsaDims& d,
-                                 void* out, float* lse);
+// Both calls only queue work on stream(): nothing waits for the device. An index outside [-1, C) is skipped (as an
+// empty slot, so no kernel reads outside the memory) and the one at the lowest flat position is reported through
+// the deferred input-error record (cuda/runtime.h): "hsa_attention_forward: 'indices' ...: <value> at flat index
+// <f>, outside [0, C)" throws at the next cuda::synchronize() or check_input_errors(); the outputs are then
+// unspecified.
+
+// Writes out and lse (every element).
+void hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v, const int32_t* indices,
+                           const float* weights, double scale, const cpu::HsaDims& d, void* out, float* lse);
 
 // Overwrites dq, dmem_k, dmem_v, dweights (zeros for empty slots and for chunks no token selected).
-IndexError hsa_attention_backward(DType dtype, const void* dout, const void* q, const void* mem_k,
-                                  const void* mem_v, const int32_t* indices, const float* weights, const float* lse,
-                                  double scale, const cpu::HsaDims& d, void* dq, void* dmem_k, void* dmem_v,
-                                  float* dweights);
+void hsa_attention_backward(DType dtype, const void* dout, const void* q, const void* mem_k, const void* mem_v,
+                            const int32_t* indices, const float* weights, const float* lse, double scale,
+                            const cpu::HsaDims& d, void* dq, void* dmem_k, void* dmem_v, float* dweights);
 
 }  // namespace hsa::cuda

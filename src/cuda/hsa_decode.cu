@@ -2,7 +2,6 @@
 
 #include "cuda/hsa_support.cuh"
 
-#include <climits>
 #include <cmath>
 
 namespace hsa::cuda {
@@ -32,7 +31,7 @@ __global__ void __launch_bounds__(kThreads) hsa_decode_slot_kernel(const T* __re
                                                                    const int32_t* __restrict indices,
                                                                    const float* __restrict weights, DecodeDims d,
                                                                    float* __restrict part, float* __restrict lse,
-                                                                   unsigned long long* first_bad) {
+                                                                   long long* error_record, int error_code) {
   extern __shared__ __align__(16) unsigned char smem[];
   const int G = int(d.G), D = int(d.D), S = int(d.S), P = int(kv_pitch<T>(d.D));
   T* ks = reinterpret_cast<T*>(smem);
@@ -44,8 +43,14 @@ __global__ void __launch_bounds__(kThreads) hsa_decode_slot_kernel(const T* __re
   float* out = part + flat * G * D;
   float* lse_slot = lse + (bt * d.HQ + r * G) * d.K + i;  // lse [B, L, HQ, K]: head r*G+g at + g*K
   const int32_t c = indices[flat];
-  if (c < 0 || c >= d.C) {
-    if (c != -1 && threadIdx.x == 0) atomicMin(first_bad, static_cast<unsigned long long>(flat));
+  if (c < 0 || c >= d.C) {  // an empty slot, or a bad index skipped as one (c is block-uniform)
+    if (c != -1) {
+      // Report the lowest bad flat position of the call, as the CPU check does: this slot, unless an earlier
+      // position is bad too (its block reports). Scans at most 16 tokens' slots, and only on the error path.
+      bool earlier = false;
+      for (int64_t x = threadIdx.x; x < flat; x += kThreads) earlier |= indices[x] < -1 || indices[x] >= d.C;
+      if (!__syncthreads_or(earlier) && threadIdx.x == 0) report_input_error(error_record, error_code, flat, c, d.C);
+    }
     for (int x = threadIdx.x; x < G * D; x += kThreads) out[x] = 0.0f;
     for (int g = threadIdx.x; g < G; g += kThreads) lse_slot[int64_t(g) * d.K] = -INFINITY;
     return;
@@ -104,10 +109,10 @@ __global__ void hsa_decode_sum_kernel(const float* __restrict part, int64_t K, i
 }
 
 template <class T>
-IndexError decode_impl(const T* q, const T* k, const T* v, const int32_t* indices, const float* weights,
-                       double scale, const cpu::HsaDims& hd, T* out, float* lse) {
+void decode_impl(const T* q, const T* k, const T* v, const int32_t* indices, const float* weights, double scale,
+                 const cpu::HsaDims& hd, T* out, float* lse, int error_code) {
   const int64_t rows = hd.batch * hd.len * hd.kv_heads;
-  if (rows == 0) return {};
+  if (rows == 0) return;
   const DecodeDims d{hd.len, hd.q_heads, hd.kv_heads, hd.group(), hd.head_dim, hd.chunk_size, hd.topk, hd.chunks,
                      float(scale)};
   const size_t kv_bytes = (size_t(2 * d.S * kv_pitch<T>(d.D)) * sizeof(T) + 15) / 16 * 16;
@@ -116,36 +121,24 @@ IndexError decode_impl(const T* q, const T* k, const T* v, const int32_t* indice
                                   int(smem)),
              "cudaFuncSetAttribute");
   Scratch part(size_t(rows * d.K * d.G * d.D) * sizeof(float));
-  Scratch bad(sizeof(unsigned long long));
-  check_cuda(cudaMemsetAsync(bad.as<void>(), 0xff, sizeof(unsigned long long), stream()), "cudaMemsetAsync");
   hsa_decode_slot_kernel<T><<<dim3(unsigned(rows), unsigned(d.K)), kThreads, smem, stream()>>>(
-      q, k, v, indices, weights, d, part.as<float>(), lse, bad.as<unsigned long long>());
+      q, k, v, indices, weights, d, part.as<float>(), lse, input_error_record(), error_code);
   check_cuda(cudaGetLastError(), "hsa_decode_slot_kernel");
   hsa_decode_sum_kernel<T><<<unsigned(rows), 256, 0, stream()>>>(part.as<float>(), d.K, d.G * d.D, out);
   check_cuda(cudaGetLastError(), "hsa_decode_sum_kernel");
-  // One small synchronising copy, as the general path's routing statistics: bad indices are reported, not read.
-  unsigned long long first_bad = ULLONG_MAX;
-  check_cuda(cudaMemcpyAsync(&first_bad, bad.as<void>(), sizeof(first_bad), cudaMemcpyDeviceToHost, stream()),
-             "cudaMemcpyAsync");
-  check_cuda(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
-  if (first_bad == ULLONG_MAX) return {};
-  IndexError e;
-  e.flat = int64_t(first_bad);
-  check_cuda(cudaMemcpy(&e.value, indices + e.flat, sizeof(int32_t), cudaMemcpyDeviceToHost), "cudaMemcpy");
-  return e;
 }
 
 }  // namespace
 
-IndexError hsa_decode_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v,
-                              const int32_t* indices, const float* weights, double scale, const cpu::HsaDims& d,
-                              void* out, float* lse) {
+void hsa_decode_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v, const int32_t* indices,
+                        const float* weights, double scale, const cpu::HsaDims& d, void* out, float* lse) {
   using B16 = __nv_bfloat16;
+  static const int code = index_error_code("hsa_attention_forward", "indices");  // the op that dispatches here
   if (dtype == DType::bf16)
     return decode_impl(static_cast<const B16*>(q), static_cast<const B16*>(mem_k), static_cast<const B16*>(mem_v),
-                       indices, weights, scale, d, static_cast<B16*>(out), lse);
-  return decode_impl(static_cast<const float*>(q), static_cast<const float*>(mem_k),
-                     static_cast<const float*>(mem_v), indices, weights, scale, d, static_cast<float*>(out), lse);
+                       indices, weights, scale, d, static_cast<B16*>(out), lse, code);
+  decode_impl(static_cast<const float*>(q), static_cast<const float*>(mem_k), static_cast<const float*>(mem_v),
+              indices, weights, scale, d, static_cast<float*>(out), lse, code);
 }
 
 }  // namespace hsa::cuda

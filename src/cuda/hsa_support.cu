@@ -5,8 +5,11 @@
 
 #include <cub/device/device_radix_sort.cuh>
 
+#include <fmt/format.h>
+
 #include <climits>
 #include <cstdint>
+#include <string>
 
 namespace hsa::cuda {
 
@@ -29,22 +32,22 @@ void configure_pool_once() {
   (void)done;
 }
 
-struct Stats {
-  unsigned long long first_bad;  // ULLONG_MAX = none
-  long long last_bad;            // -1 = none
-  int max_item_entries;
+// Flat positions of the indices outside [-1, C): lowest and highest (memset to 0xFF: ULLONG_MAX and -1 = none).
+struct BadIndices {
+  unsigned long long first;
+  long long last;
 };
 
 __global__ void routing_keys(const int32_t* __restrict indices, int64_t n, int64_t L, int64_t H, int64_t K,
-                             int64_t C, uint32_t* __restrict keys, int32_t* __restrict vals, Stats* stats) {
+                             int64_t C, uint32_t* __restrict keys, int32_t* __restrict vals, BadIndices* bad) {
   int64_t f = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (f >= n) return;
   int32_t c = indices[f];
   const int64_t items = (n / (L * H * K)) * H * C;
-  uint32_t key = uint32_t(items);  // empty slots sort last
+  uint32_t key = uint32_t(items);  // empty slots (and bad indices, skipped) sort last
   if (c < -1 || c >= C) {
-    atomicMin(&stats->first_bad, (unsigned long long)f);
-    atomicMax(&stats->last_bad, (long long)f);
+    atomicMin(&bad->first, (unsigned long long)f);
+    atomicMax(&bad->last, (long long)f);
   } else if (c >= 0) {
     int64_t h = (f / K) % H, b = f / (K * H * L);
     key = uint32_t((b * H + h) * C + c);
@@ -53,10 +56,18 @@ __global__ void routing_keys(const int32_t* __restrict indices, int64_t n, int64
   vals[f] = int32_t(f);
 }
 
-// begin[item] = first sorted position whose key is >= item, for every item in [0, items].
+// begin[item] = first sorted position whose key is >= item, for every item in [0, items]. Thread 0 also reports the
+// bad index that routing_keys found (the lowest, or the highest with report_last): a later kernel than routing_keys,
+// so the choice is final, and no launch of its own.
 __global__ void routing_begin(const uint32_t* __restrict keys, int64_t n, int64_t items, int32_t* __restrict begin,
-                              int32_t* __restrict entry_of, const int32_t* __restrict flat) {
+                              int32_t* __restrict entry_of, const int32_t* __restrict flat,
+                              const int32_t* __restrict indices, const BadIndices* bad, int64_t C, bool report_last,
+                              long long* error_record, int error_code) {
   int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e == 0 && bad->last >= 0) {
+    const long long f = report_last ? bad->last : (long long)bad->first;
+    report_input_error(error_record, error_code, f, indices[f], C);
+  }
   if (e > n) return;
   int64_t prev = e == 0 ? -1 : int64_t(keys[e - 1]);
   int64_t cur = e == n ? items + 1 : int64_t(keys[e]);
@@ -64,10 +75,20 @@ __global__ void routing_begin(const uint32_t* __restrict keys, int64_t n, int64_
   if (e < n) entry_of[flat[e]] = int64_t(keys[e]) < items ? int32_t(e) : -1;
 }
 
-__global__ void routing_max(const int32_t* __restrict begin, int64_t items, Stats* stats) {
-  int64_t item = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (item >= items) return;
-  atomicMax(&stats->max_item_entries, begin[item + 1] - begin[item]);
+// block_item[j] = the last item i with plan_first_block(i) <= j (see SplitPlan), for every block number j.
+__global__ void plan_splits_kernel(const int32_t* __restrict begin, int64_t items, int64_t unit, int64_t per_block,
+                                   int64_t blocks, int32_t* __restrict block_item) {
+  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= blocks) return;
+  int64_t lo = 0, hi = items - 1;  // plan_first_block(0) = 0 <= j
+  while (lo < hi) {
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (plan_first_block(begin[mid], mid, unit, per_block) <= j)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  block_item[j] = int32_t(lo);
 }
 
 int end_bit_for(uint64_t max_key) {
@@ -100,7 +121,8 @@ int max_smem_optin() {
   return bytes;
 }
 
-Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, int64_t K, int64_t C) {
+Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, int64_t K, int64_t C, int error_code,
+                      bool report_last) {
   Routing rt;
   const int64_t n = B * L * H * K, items = B * H * C;
   HSA_CHECK(n < INT32_MAX && items < INT32_MAX, "hsa cuda routing: B*L*H*K = {} or B*H*C = {} exceeds 2^31", n,
@@ -112,11 +134,11 @@ Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, i
   check_cuda(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, (const uint32_t*)nullptr, (uint32_t*)nullptr,
                                              (const int32_t*)nullptr, (int32_t*)nullptr, int(n), 0, bits, stream()),
              "cub::DeviceRadixSort (size query)");
-  // One allocation: keys in/out, values in, flat (values out), entry_of, begin, stats, sort temp.
+  // One allocation: keys in/out, values in, flat (values out), entry_of, begin, bad-index positions, sort temp.
   const size_t o_keys = 0, o_keys_out = o_keys + align_up(n * 4), o_vals = o_keys_out + align_up(n * 4),
                o_flat = o_vals + align_up(n * 4), o_entry = o_flat + align_up(n * 4),
-               o_begin = o_entry + align_up(n * 4), o_stats = o_begin + align_up((items + 1) * 4),
-               o_temp = o_stats + align_up(sizeof(Stats)), total = o_temp + align_up(sort_bytes);
+               o_begin = o_entry + align_up(n * 4), o_bad = o_begin + align_up((items + 1) * 4),
+               o_temp = o_bad + align_up(sizeof(BadIndices)), total = o_temp + align_up(sort_bytes);
   rt.storage = std::make_unique<Scratch>(total);
   char* base = rt.storage->as<char>();
   auto* keys = reinterpret_cast<uint32_t*>(base + o_keys);
@@ -125,42 +147,50 @@ Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, i
   rt.flat = reinterpret_cast<int32_t*>(base + o_flat);
   rt.entry_of = reinterpret_cast<int32_t*>(base + o_entry);
   rt.begin = reinterpret_cast<int32_t*>(base + o_begin);
-  auto* stats = reinterpret_cast<Stats*>(base + o_stats);
-  Stats init{ULLONG_MAX, -1, 0};
-  check_cuda(cudaMemcpyAsync(stats, &init, sizeof(Stats), cudaMemcpyHostToDevice, stream()), "cudaMemcpyAsync");
+  auto* bad = reinterpret_cast<BadIndices*>(base + o_bad);
+  check_cuda(cudaMemsetAsync(bad, 0xff, sizeof(BadIndices), stream()), "cudaMemsetAsync");
   const int threads = 256;
   if (n > 0) {
-    routing_keys<<<unsigned(ceil_div(n, threads)), threads, 0, stream()>>>(indices, n, L, H, K, C, keys, vals, stats);
+    routing_keys<<<unsigned(ceil_div(n, threads)), threads, 0, stream()>>>(indices, n, L, H, K, C, keys, vals, bad);
     check_cuda(cudaGetLastError(), "routing_keys");
     check_cuda(cub::DeviceRadixSort::SortPairs(base + o_temp, sort_bytes, keys, keys_out, vals, rt.flat, int(n), 0,
                                                bits, stream()),
                "cub::DeviceRadixSort");
   }
-  routing_begin<<<unsigned(ceil_div(n + 1, threads)), threads, 0, stream()>>>(keys_out, n, items, rt.begin,
-                                                                               rt.entry_of, rt.flat);
+  routing_begin<<<unsigned(ceil_div(n + 1, threads)), threads, 0, stream()>>>(
+      keys_out, n, items, rt.begin, rt.entry_of, rt.flat, indices, bad, C, report_last, input_error_record(),
+      error_code);
   check_cuda(cudaGetLastError(), "routing_begin");
-  if (items > 0) {
-    routing_max<<<unsigned(ceil_div(items, threads)), threads, 0, stream()>>>(rt.begin, items, stats);
-    check_cuda(cudaGetLastError(), "routing_max");
-  }
-  Stats host{};
-  check_cuda(cudaMemcpyAsync(&host, stats, sizeof(Stats), cudaMemcpyDeviceToHost, stream()), "cudaMemcpyAsync");
-  check_cuda(cudaStreamSynchronize(stream()), "cudaStreamSynchronize (routing)");
-  rt.max_item_entries = host.max_item_entries;
-  if (host.first_bad != ULLONG_MAX) {
-    rt.first_bad = int64_t(host.first_bad);
-    rt.last_bad = host.last_bad;
-    check_cuda(cudaMemcpy(&rt.first_bad_value, indices + rt.first_bad, 4, cudaMemcpyDeviceToHost), "cudaMemcpy");
-    check_cuda(cudaMemcpy(&rt.last_bad_value, indices + rt.last_bad, 4, cudaMemcpyDeviceToHost), "cudaMemcpy");
-  }
   return rt;
+}
+
+int index_error_code(const char* op, const char* tensor) {
+  const std::string what = fmt::format(
+      "{}: '{}' [B, L, H, K] holds a value that is neither -1 (an empty slot) nor a chunk in [0, C)", op, tensor);
+  return input_error_code(what.c_str());
+}
+
+SplitPlan plan_splits(const Routing& rt, int64_t unit, int64_t per_block) {
+  SplitPlan plan;
+  plan.unit = unit;
+  plan.per_block = per_block;
+  plan.blocks = rt.items > 0 ? rt.slots * unit / per_block + rt.items : 0;
+  HSA_CHECK(plan.blocks < INT32_MAX, "hsa cuda split plan: {} blocks exceed 2^31", plan.blocks);
+  plan.storage = std::make_unique<Scratch>(size_t(plan.blocks) * sizeof(int32_t));
+  plan.block_item = plan.storage->as<int32_t>();
+  if (plan.blocks > 0) {
+    const int threads = 256;
+    plan_splits_kernel<<<unsigned(ceil_div(plan.blocks, threads)), threads, 0, stream()>>>(
+        rt.begin, rt.items, unit, per_block, plan.blocks, plan.block_item);
+    check_cuda(cudaGetLastError(), "plan_splits_kernel");
+  }
+  return plan;
 }
 
 }  // namespace detail
 
 void hsa_convert(DType src_dtype, const void* src, DType dst_dtype, void* dst, int64_t n) {
   using detail::check_cuda;
-  using detail::stream;
   auto ok = [](DType t) { return t == DType::f32 || t == DType::bf16; };
   HSA_CHECK(ok(src_dtype) && ok(dst_dtype), "hsa_convert: only f32 and bf16 on cuda, got {} -> {}",
             dtype_name(src_dtype), dtype_name(dst_dtype));

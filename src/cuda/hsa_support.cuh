@@ -1,12 +1,14 @@
-// Device-side helpers of the HSA kernels (not a public header): the stream they launch on, stream-ordered scratch
-// buffers, and the chunk-major routing (entries grouped by the chunk they selected) that the chunk attention and
-// the retrieval backward share.
+// Device-side helpers of the HSA kernels (not a public header): stream-ordered scratch buffers, the chunk-major
+// routing (entries grouped by the chunk they selected) that the chunk attention and the retrieval backward share,
+// and split plans (flat lists of thread blocks over the routing's items, sized on the host). Nothing here waits
+// for the device. Element conversions, warp reductions and the stream come from cuda/kernel_util.cuh.
 //   indices i32 [B, L, H, K] (-1 = empty slot); entry = one (b, t, h, slot) with a chunk; flat f = ((b*L+t)*H+h)*K+i.
 //   item = (b*H + h)*C + c: one (batch, KV head, chunk) triple.
 #pragma once
+#include "cuda/kernel_util.cuh"
+
 #include <hsa/error.h>
 
-#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -18,11 +20,8 @@ inline void check_cuda(cudaError_t status, const char* what) {
   HSA_CHECK(status == cudaSuccess, "CUDA error in {}: {}", what, cudaGetErrorString(status));
 }
 
-// Every HSA kernel launches here. The default stream for now; the runtime's stream replaces it in one place.
-inline cudaStream_t stream() { return 0; }
-
-// Scratch memory from the stream-ordered pool (cudaMallocAsync): freed without a device synchronisation and
-// reused by the next call, so per-call temporaries cost no cudaMalloc.
+// Scratch memory from the stream-ordered pool (cudaMallocAsync on stream()): freed without a device
+// synchronisation and reused by the next call, so per-call temporaries cost no cudaMalloc.
 class Scratch {
  public:
   explicit Scratch(size_t bytes);
@@ -44,36 +43,47 @@ struct Routing {
   int32_t* flat = nullptr;      // [slots] flat index of entry e
   int32_t* begin = nullptr;     // [items + 1] first entry of each item
   int32_t* entry_of = nullptr;  // [slots] entry of flat index f, -1 for an empty slot
-  int64_t max_item_entries = 0;  // host copy: the largest item
-  int64_t first_bad = -1, last_bad = -1;  // host copy: flat positions of indices outside [-1, C), or -1
-  int32_t first_bad_value = 0, last_bad_value = 0;
   std::unique_ptr<Scratch> storage;  // owns the arrays above
 };
 
-// Builds the routing and copies its small statistics to the host (one synchronising copy, which is also how the
-// indices are validated without reading them on the host). B, L, H, K, C as above; needs B*L*H*K < 2^31.
-// When an index is bad the arrays are unspecified (the caller reports first_bad or last_bad and stops).
-Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, int64_t K, int64_t C);
+// Builds the routing on stream() without waiting for the device. An index outside [-1, C) is routed like an empty
+// slot (so no kernel reads outside the memory) and reported through the deferred input-error record (runtime.h)
+// under `error_code` (index_error_code): the one at the lowest flat position, or at the highest with report_last
+// (the CPU retrieval backward's rule), so the message does not depend on thread timing. It throws at the next
+// cuda::synchronize(). B, L, H, K, C as above; needs B*L*H*K < 2^31.
+Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, int64_t K, int64_t C, int error_code,
+                      bool report_last = false);
+
+// The input-error code for a chunk index outside [-1, C) in `tensor` ([B, L, H, K]) of `op`; registers the message
+// on first use (call it once per call site: static const int code = ...).
+int index_error_code(const char* op, const char* tensor);
+
+// ---- split plans ------------------------------------------------------------------------------------------------
+// Item i holds n_i = begin[i + 1] - begin[i] entries, n_i * unit work units (unit = 1: entries; unit = G: query
+// rows). It gets ceil(n_i * unit / per_block) blocks, split s taking units [s * per_block, (s + 1) * per_block), so a
+// chunk chosen by many tokens spreads over many blocks. Its blocks are numbered from
+//   first_block(i) = floor(begin[i] * unit / per_block) + i,
+// which leaves every item enough numbers (floor((a + n) u / P) - floor(a u / P) + 1 >= ceil(n u / P)) without a
+// scan over the items, and bounds the grid on the host: every number is below floor(slots * unit / per_block) +
+// items. Numbers past an item's last split (at most one per item, plus the room left by the empty slots) name no
+// work: such a block exits at once.
+__host__ __device__ __forceinline__ int64_t plan_first_block(int64_t begin_i, int64_t item, int64_t unit,
+                                                             int64_t per_block) {
+  return begin_i * unit / per_block + item;
+}
+
+struct SplitPlan {
+  int64_t unit = 1, per_block = 1;
+  int64_t blocks = 0;             // the grid: floor(slots * unit / per_block) + items (0 without items)
+  int32_t* block_item = nullptr;  // [blocks] the item each block number falls in (device)
+  std::unique_ptr<Scratch> storage;
+};
+
+// Fills block_item on stream() (one thread per block number, a binary search over the items: no serial pass).
+SplitPlan plan_splits(const Routing& rt, int64_t unit, int64_t per_block);
 
 // The shared memory one block may opt in to on the current device (bytes; read once per process).
 int max_smem_optin();
-
-// Element conversions.
-__device__ __forceinline__ float to_f32(float x) { return x; }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <class T> __device__ __forceinline__ T from_f32(float x);
-template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
-
-// Max and sum over the 32 lanes of a full warp; every lane gets the result.
-__device__ __forceinline__ float warp_max(float x) {
-  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
-}
-__device__ __forceinline__ float warp_sum(float x) {
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

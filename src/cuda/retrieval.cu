@@ -147,11 +147,14 @@ __global__ void retrieval_bwd_rows(const float* __restrict dweights, const T* __
   const int32_t* idx = indices + row * p.K;
   const float *w = weights + row * p.K, *dw = dweights + row * p.K, *s = scores + row * p.K;
   float* g = dsc + row * p.K;
+  // A slot counts when it holds a chunk in [0, C): -1 is empty, and a bad index is skipped the same way (the
+  // routing reports it).
+  auto chosen = [&](int64_t i) { return idx[i] >= 0 && idx[i] < p.C; };
   if (lane == 0) {
     if (p.stick_breaking) {
       double later = 0;
       for (int64_t i = p.K - 1; i >= 0; --i) {
-        if (idx[i] < 0) {
+        if (!chosen(i)) {
           g[i] = 0;
           continue;
         }
@@ -162,8 +165,8 @@ __global__ void retrieval_bwd_rows(const float* __restrict dweights, const T* __
     } else {
       double dot = 0;
       for (int64_t i = 0; i < p.K; ++i)
-        if (idx[i] >= 0) dot += double(w[i]) * double(dw[i]);
-      for (int64_t i = 0; i < p.K; ++i) g[i] = idx[i] >= 0 ? float(scale * double(w[i]) * (double(dw[i]) - dot)) : 0.0f;
+        if (chosen(i)) dot += double(w[i]) * double(dw[i]);
+      for (int64_t i = 0; i < p.K; ++i) g[i] = chosen(i) ? float(scale * double(w[i]) * (double(dw[i]) - dot)) : 0.0f;
     }
   }
   __syncwarp();
@@ -171,13 +174,13 @@ __global__ void retrieval_bwd_rows(const float* __restrict dweights, const T* __
   for (int64_t x = lane; x < p.dr; x += 32) {
     float acc = 0;
     for (int64_t i = 0; i < p.K; ++i)
-      if (idx[i] >= 0) acc += g[i] * to_f32(lm[((b * p.C + idx[i]) * p.H + h) * p.dr + x]);
+      if (chosen(i)) acc += g[i] * to_f32(lm[((b * p.C + idx[i]) * p.H + h) * p.dr + x]);
     dqr[row * p.dr + x] = from_f32<T>(acc);
   }
 }
 
 // dlandmarks[b, c, h] = sum over the entries of item (b, h, c) of dsc * qr[t] (entries in routing order, ascending
-// (t, slot)). Block (item, split) takes the item's entries [split * kLmEntries, ...), warp w the 32 of them from
+// (t, slot)). Block (item, split), numbered by the split plan (cuda/hsa_support.cuh), takes the item's entries [split * kLmEntries, ...), warp w the 32 of them from
 // w * 32; lane j fetches entry j's row and dsc, and the warp walks the 32 with every lane on its own columns
 // (x0 + lane + 32 k, k < 4: coalesced 128-column passes). The warps' sums are added in warp order; an item with
 // one split writes dlandmarks directly, one with more writes f32 partials (slot e0 / kLmEntries + item + split,
@@ -188,10 +191,12 @@ constexpr int kLmWarps = 8, kLmEntries = kLmWarps * 32, kLmCols = 128;
 template <class T>
 __global__ void __launch_bounds__(kLmWarps * 32)
     retrieval_bwd_landmarks(const float* __restrict dsc, const T* __restrict qr, const int32_t* __restrict flat,
-                            const int32_t* __restrict begin, T* __restrict dlm, float* __restrict part, Params p) {
+                            const int32_t* __restrict begin, const int32_t* __restrict block_item,
+                            T* __restrict dlm, float* __restrict part, Params p) {
   __shared__ float sums[kLmWarps][kLmCols];
-  const int64_t item = blockIdx.x;
-  const int e0 = begin[item], n = begin[item + 1] - e0, split = int(blockIdx.y);
+  const int64_t item = block_item[blockIdx.x];
+  const int e0 = begin[item], n = begin[item + 1] - e0;
+  const int split = int(int64_t(blockIdx.x) - plan_first_block(e0, item, 1, kLmEntries));
   const int nsplit = (n + kLmEntries - 1) / kLmEntries;
   if (split > 0 && split >= nsplit) return;  // split 0 always runs: it writes the zeros of an item nobody chose
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -271,11 +276,12 @@ void forward_impl(const T* qr, const T* lm, int32_t* indices, float* weights, fl
 }
 
 template <class T>
-int64_t backward_impl(const float* dweights, const T* qr, const T* lm, const int32_t* indices, const float* weights,
-                      const float* scores, T* dqr, T* dlm, const cpu::RetrievalDims& d, double scale) {
+void backward_impl(const float* dweights, const T* qr, const T* lm, const int32_t* indices, const float* weights,
+                   const float* scores, T* dqr, T* dlm, const cpu::RetrievalDims& d, double scale) {
   const Params p = make_params(d, scale);
-  Routing rt = build_routing(indices, d.batch, d.seq_len, d.heads, d.topk, d.chunks);
-  if (rt.last_bad >= 0) return rt.last_bad;
+  // The highest bad flat position is reported, as the CPU backward does.
+  static const int code = index_error_code("retrieval_backward", "fwd.indices");
+  Routing rt = build_routing(indices, d.batch, d.seq_len, d.heads, d.topk, d.chunks, code, /*report_last=*/true);
   const int64_t rows = p.B * p.L * p.H, items = p.B * p.H * p.C;
   Scratch dsc(size_t(std::max<int64_t>(rows * p.K, 1)) * 4);
   if (rows > 0) {
@@ -284,22 +290,18 @@ int64_t backward_impl(const float* dweights, const T* qr, const T* lm, const int
     check_cuda(cudaGetLastError(), "retrieval_bwd_rows");
   }
   if (items > 0) {
-    // Splits of the largest item; partial slots for every split of every item (see retrieval_bwd_landmarks).
-    const int64_t splits = std::max<int64_t>(1, ceil_div(rt.max_item_entries, kLmEntries));
-    HSA_CHECK(splits <= 65535, "retrieval_backward: a chunk chosen by {} entries, at most {} supported",
-              rt.max_item_entries, int64_t(65535) * kLmEntries);
-    const int64_t slots = splits > 1 ? rt.slots / kLmEntries + items + 1 : 1;
-    Scratch part(size_t(slots * p.dr) * 4);
-    retrieval_bwd_landmarks<T><<<dim3(unsigned(items), unsigned(splits)), kLmWarps * 32, 0, stream()>>>(
-        dsc.as<float>(), qr, rt.flat, rt.begin, dlm, part.as<float>(), p);
+    // Block numbers from the split plan (every item gets its split 0, a hot one several); the partial slot of a
+    // block is its block number (e0 / kLmEntries + item + split), so the plan's block count bounds the partials.
+    const SplitPlan plan = plan_splits(rt, 1, kLmEntries);
+    Scratch part(size_t(plan.blocks * p.dr) * 4);
+    retrieval_bwd_landmarks<T><<<unsigned(plan.blocks), kLmWarps * 32, 0, stream()>>>(
+        dsc.as<float>(), qr, rt.flat, rt.begin, plan.block_item, dlm, part.as<float>(), p);
     check_cuda(cudaGetLastError(), "retrieval_bwd_landmarks");
-    if (splits > 1) {
-      retrieval_bwd_landmarks_finish<T><<<unsigned(ceil_div(items * p.dr, 256)), 256, 0, stream()>>>(
-          rt.begin, part.as<float>(), dlm, p);
-      check_cuda(cudaGetLastError(), "retrieval_bwd_landmarks_finish");
-    }
+    // Items with one split return at once (their block wrote dlandmarks).
+    retrieval_bwd_landmarks_finish<T><<<unsigned(ceil_div(items * p.dr, 256)), 256, 0, stream()>>>(
+        rt.begin, part.as<float>(), dlm, p);
+    check_cuda(cudaGetLastError(), "retrieval_bwd_landmarks_finish");
   }
-  return -1;
 }
 
 }  // namespace
@@ -323,15 +325,15 @@ void retrieval_forward(DType dtype, const void* qr, const void* landmarks, int32
                  scale);
 }
 
-int64_t retrieval_backward(DType dtype, const float* dweights, const void* qr, const void* landmarks,
-                           const int32_t* indices, const float* weights, const float* scores, void* dqr,
-                           void* dlandmarks, const cpu::RetrievalDims& d, double scale) {
+void retrieval_backward(DType dtype, const float* dweights, const void* qr, const void* landmarks,
+                        const int32_t* indices, const float* weights, const float* scores, void* dqr,
+                        void* dlandmarks, const cpu::RetrievalDims& d, double scale) {
   if (dtype == DType::bf16)
     return backward_impl(dweights, static_cast<const __nv_bfloat16*>(qr),
                          static_cast<const __nv_bfloat16*>(landmarks), indices, weights, scores,
                          static_cast<__nv_bfloat16*>(dqr), static_cast<__nv_bfloat16*>(dlandmarks), d, scale);
-  return backward_impl(dweights, static_cast<const float*>(qr), static_cast<const float*>(landmarks), indices,
-                       weights, scores, static_cast<float*>(dqr), static_cast<float*>(dlandmarks), d, scale);
+  backward_impl(dweights, static_cast<const float*>(qr), static_cast<const float*>(landmarks), indices, weights,
+                scores, static_cast<float*>(dqr), static_cast<float*>(dlandmarks), d, scale);
 }
 
 }  // namespace hsa::cuda

@@ -22,9 +22,11 @@ void retrieval_check_supported(const char* op, DType dtype, const cpu::Retrieval
 void retrieval_forward(DType dtype, const void* qr, const void* landmarks, int32_t* indices, float* weights,
                        float* scores, const cpu::RetrievalDims& d, double scale);
 
-// Returns -1, or the flat position of an index outside [-1, C) (the largest such; outputs then unspecified).
-int64_t retrieval_backward(DType dtype, const float* dweights, const void* qr, const void* landmarks,
-                           const int32_t* indices, const float* weights, const float* scores, void* dqr,
-                           void* dlandmarks, const cpu::RetrievalDims& d, double scale);
+// Queues the backward without waiting for the device. An index outside [-1, C) is skipped (as an empty slot) and
+// the one at the highest flat position (the CPU backward's choice) goes to the deferred input-error record
+// (cuda/runtime.h): it throws at the next cuda::synchronize(); the outputs are then unspecified.
+void retrieval_backward(DType dtype, const float* dweights, const void* qr, const void* landmarks,
+                        const int32_t* indices, const float* weights, const float* scores, void* dqr,
+                        void* dlandmarks, const cpu::RetrievalDims& d, double scale);
 
 }  // namespace hsa::cuda

@@ -22,6 +22,7 @@
 #include "cuda/swa_attention.h"
 
 #include "cuda/hsa_support.cuh"
+#include "cuda/kernel_util.cuh"
 #include "cuda/mma_sync.cuh"
 
 #include <hsa/dtype.h>
@@ -829,11 +830,6 @@ __global__ void __launch_bounds__(kDkvThreads, 2)
   store_rows<D, LD>(acc_dv, 1.0f, 1.0f, stage, key_row(dv));
 }
 
-void check_launch(const char* what) {
-  cudaError_t status = cudaGetLastError();
-  HSA_CHECK(status == cudaSuccess, "{}: CUDA launch failed: {}", what, cudaGetErrorString(status));
-}
-
 template <class Kernel>
 void allow_smem(Kernel kernel, size_t bytes) {
   cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
@@ -936,13 +932,6 @@ void backward_impl(const T* dout, const T* q, const T* k, const T* v, const T* o
   check_launch("swa_backward (dk, dv)");
 }
 
-// hsa::bf16 (host type) and __nv_bfloat16 share the representation.
-template <class T> struct DeviceType { using type = T; };
-template <> struct DeviceType<bf16> { using type = bf16_t; };
-template <class T> using dev_t = typename DeviceType<T>::type;
-template <class T> const dev_t<T>* dev(const T* p) { return reinterpret_cast<const dev_t<T>*>(p); }
-template <class T> dev_t<T>* dev(T* p) { return reinterpret_cast<dev_t<T>*>(p); }
-
 }  // namespace
 
 template <class T>
@@ -950,9 +939,9 @@ void swa_forward(const T* q, const T* k, const T* v, T* out, float* lse, const c
   if (s.batch == 0 || s.q_len == 0 || s.q_heads == 0) return;
   const Dims d = device_dims(s);
   switch (s.head_dim) {
-    case 32: return forward_impl<dev_t<T>, 32>(dev(q), dev(k), dev(v), dev(out), lse, d, scale);
-    case 64: return forward_impl<dev_t<T>, 64>(dev(q), dev(k), dev(v), dev(out), lse, d, scale);
-    case 128: return forward_impl<dev_t<T>, 128>(dev(q), dev(k), dev(v), dev(out), lse, d, scale);
+    case 32: return forward_impl<device_t<T>, 32>(dev(q), dev(k), dev(v), dev(out), lse, d, scale);
+    case 64: return forward_impl<device_t<T>, 64>(dev(q), dev(k), dev(v), dev(out), lse, d, scale);
+    case 128: return forward_impl<device_t<T>, 128>(dev(q), dev(k), dev(v), dev(out), lse, d, scale);
     default: fail("swa_forward: no cuda kernel for head dim {} (32, 64 or 128)", s.head_dim);
   }
 }
@@ -972,7 +961,7 @@ void swa_backward(const T* dout, const T* q, const T* k, const T* v, const T* ou
   }
   const Dims d = device_dims(s);
 #define HSA_SWA_BACKWARD(D)                                                                                   \
-  backward_impl<dev_t<T>, D>(dev(dout), dev(q), dev(k), dev(v), dev(out), lse, delta, dev(dq), dev(dk), dev(dv), d, \
+  backward_impl<device_t<T>, D>(dev(dout), dev(q), dev(k), dev(v), dev(out), lse, delta, dev(dq), dev(dk), dev(dv), d, \
                              scale)
   switch (s.head_dim) {
     case 32: return HSA_SWA_BACKWARD(32);

@@ -70,7 +70,8 @@ cpu::HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, 
 }
 
 // Every index in [-1, C): reported with its position, since a bad one would read outside the memory. (The CUDA
-// path validates on the device instead: its indices are never read on the host.)
+// path validates on the device instead, without waiting for it: the kernels skip a bad index and report it through
+// the deferred input-error record, so it throws at the next cuda::synchronize() with its value and flat index.)
 void check_indices(const char* op, const Tensor& indices, const cpu::HsaDims& d) {
   const int32_t* idx = indices.data<int32_t>();
   const int64_t n = indices.numel();
@@ -90,17 +91,15 @@ Tensor device_as(const Tensor& t, DType dtype) {
   return out;
 }
 
-HsaOut forward_cuda(const char* op, const Tensor& q_in, const Tensor& mem_k_in, const Tensor& mem_v_in,
+HsaOut forward_cuda(const Tensor& q_in, const Tensor& mem_k_in, const Tensor& mem_v_in,
                     const Tensor& indices_in, const Tensor& weights_in, double scale, const cpu::HsaDims& d) {
   const DType dt = q_in.dtype();
   Tensor q = q_in.contiguous(), mem_k = mem_k_in.contiguous(), mem_v = mem_v_in.contiguous();
   Tensor indices = indices_in.contiguous(), weights = device_as(weights_in, DType::f32);
   HsaOut out{Tensor::empty(q.shape(), dt, Device::cuda),
              Tensor::empty({d.batch, d.len, d.q_heads, d.topk}, DType::f32, Device::cuda)};
-  cuda::IndexError bad = cuda::hsa_attention_forward(dt, q.raw_data(), mem_k.raw_data(), mem_v.raw_data(),
-                                                     indices.data<int32_t>(), weights.data<float>(), scale, d,
-                                                     out.out.raw_data(), out.lse.data<float>());
-  if (bad.flat >= 0) fail_bad_index(op, bad.flat, bad.value, d);
+  cuda::hsa_attention_forward(dt, q.raw_data(), mem_k.raw_data(), mem_v.raw_data(), indices.data<int32_t>(),
+                              weights.data<float>(), scale, d, out.out.raw_data(), out.lse.data<float>());
   return out;
 }
 
@@ -115,11 +114,9 @@ HsaGrads backward_cuda(const char* op, const Tensor& dout_in, const Tensor& q_in
   HsaGrads g{Tensor::empty(q.shape(), dt, Device::cuda), Tensor::empty(mem_k.shape(), dt, Device::cuda),
              Tensor::empty(mem_v.shape(), dt, Device::cuda),
              Tensor::empty(weights.shape(), DType::f32, Device::cuda)};
-  cuda::IndexError bad = cuda::hsa_attention_backward(
-      dt, dout.raw_data(), q.raw_data(), mem_k.raw_data(), mem_v.raw_data(), indices.data<int32_t>(),
-      weights.data<float>(), lse.data<float>(), scale, d, g.dq.raw_data(), g.dmem_k.raw_data(), g.dmem_v.raw_data(),
-      g.dweights.data<float>());
-  if (bad.flat >= 0) fail_bad_index(op, bad.flat, bad.value, d);
+  cuda::hsa_attention_backward(dt, dout.raw_data(), q.raw_data(), mem_k.raw_data(), mem_v.raw_data(),
+                               indices.data<int32_t>(), weights.data<float>(), lse.data<float>(), scale, d,
+                               g.dq.raw_data(), g.dmem_k.raw_data(), g.dmem_v.raw_data(), g.dweights.data<float>());
   g.dweights = device_as(g.dweights, weights_in.dtype());
   return g;
 }
@@ -133,7 +130,7 @@ HsaOut hsa_attention_forward(const Tensor& q_in, const Tensor& mem_k_in, const T
   Device device;
   cpu::HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
 #ifdef HSA_WITH_CUDA
-  if (device == Device::cuda) return forward_cuda(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, d);
+  if (device == Device::cuda) return forward_cuda(q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, d);
 #endif
   Tensor indices = indices_in.contiguous();
   check_indices(op, indices, d);

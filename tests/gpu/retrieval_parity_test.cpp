@@ -5,12 +5,14 @@
 #include "cuda/runtime.h"
 #include "ops/retrieval.h"
 
+#include <hsa/error.h>
 #include <hsa/random.h>
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 using namespace hsa;
@@ -74,9 +76,9 @@ void run_case(const Case& c, DType dtype, uint64_t seed) {
   Tensor dqr = poisoned(qr.shape(), dtype), dlm = poisoned(lm.shape(), dtype);
   Tensor id = ref.indices.to(Device::cuda), wd = ref.weights.to(Device::cuda), sd = ref.scores.to(Device::cuda),
          dwd = dw.to(Device::cuda);
-  int64_t bad = cuda::retrieval_backward(dtype, dwd.data<float>(), qd.raw_data(), ld.raw_data(), id.data<int32_t>(),
-                                         wd.data<float>(), sd.data<float>(), dqr.raw_data(), dlm.raw_data(), d, scale);
-  EXPECT_EQ(bad, -1);
+  cuda::retrieval_backward(dtype, dwd.data<float>(), qd.raw_data(), ld.raw_data(), id.data<int32_t>(),
+                           wd.data<float>(), sd.data<float>(), dqr.raw_data(), dlm.raw_data(), d, scale);
+  ASSERT_NO_THROW(cuda::synchronize()) << "no bad index, no kernel error";
   EXPECT_LT(rel_err(dqr, gref.dqr), tol) << "dqr";
   EXPECT_LT(rel_err(dlm, gref.dlandmarks), tol) << "dlandmarks";
 
@@ -144,10 +146,9 @@ TEST_F(RetrievalParity, HotChunkBackward) {
       Tensor first;
       for (int run = 0; run < 2; ++run) {
         Tensor dqr = poisoned(qr.shape(), dtype), dlm = poisoned(lm.shape(), dtype);
-        EXPECT_EQ(cuda::retrieval_backward(dtype, dwd.data<float>(), qd.raw_data(), ld.raw_data(), id.data<int32_t>(),
-                                           wd.data<float>(), sd.data<float>(), dqr.raw_data(), dlm.raw_data(), d,
-                                           scale),
-                  -1);
+        cuda::retrieval_backward(dtype, dwd.data<float>(), qd.raw_data(), ld.raw_data(), id.data<int32_t>(),
+                                 wd.data<float>(), sd.data<float>(), dqr.raw_data(), dlm.raw_data(), d, scale);
+        cuda::synchronize();  // no bad index: nothing to throw
         EXPECT_LT(rel_err(dqr, ref.dqr), tol) << "dqr";
         EXPECT_LT(rel_err(dlm, ref.dlandmarks), tol) << "dlandmarks";
         if (run == 0) first = dlm.to(Device::cpu);
@@ -156,14 +157,25 @@ TEST_F(RetrievalParity, HotChunkBackward) {
     }
 }
 
-TEST_F(RetrievalParity, BadIndexInBackwardIsAnError) {
+// The backward never waits for the device: a bad index throws at the next cuda::synchronize(), naming the highest
+// bad flat position (as the CPU op does).
+TEST_F(RetrievalParity, BadIndexInBackwardThrowsAtTheNextSync) {
   Tensor qr = randn({1, 4, 1, 8}, 1).to(Device::cuda), lm = randn({1, 2, 1, 8}, 2).to(Device::cuda);
   ops::RetrievalParams p{1, 2};
   ops::RetrievalOut fwd = ops::retrieval_forward(qr, lm, p);
   Tensor bad_idx = fwd.indices.to(Device::cpu).clone();
-  bad_idx.set({0, 3, 0, 0}, 5);
+  bad_idx.set({0, 1, 0, 1}, -3);  // flat 3
+  bad_idx.set({0, 3, 0, 0}, 5);   // flat 6: the one reported
   fwd.indices = bad_idx.to(Device::cuda);
-  EXPECT_THROW(ops::retrieval_backward(randn({1, 4, 1, 2}, 3).to(Device::cuda), qr, lm, fwd, p), std::exception);
+  ops::RetrievalGrads g = ops::retrieval_backward(randn({1, 4, 1, 2}, 3).to(Device::cuda), qr, lm, fwd, p);
+  try {
+    cuda::synchronize();
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("retrieval_backward: 'fwd.indices'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("5 at flat index 6, outside [0, 2)"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(cuda::synchronize()) << "the record is cleared once reported";
 }
 
 }  // namespace

@@ -90,10 +90,11 @@ TEST(KernelBench, DeviceBytesFollowThePlan) {
   // HSA and SWA share q and out (and dout, dq): the union costs less than the parts.
   const double both = device_bytes_needed(BufferPlan::of({Kernel::hsa_fwd, Kernel::swa_fwd}), s);
   EXPECT_DOUBLE_EQ(both, device_bytes_needed(BufferPlan::of({Kernel::hsa_fwd}), s) + 2 * 16384 + 4096);
-  // Every kernel at 1M tokens: ~51 GiB (32 GiB of it the HSA partials), which fits an 80 GB H100.
+  // Every kernel at 1M tokens: ~56 GiB (32 GiB of it the HSA per-entry partials, 5 GiB the bound on the backward's
+  // f32 dK/dV partials), which fits an 80 GB H100.
   const double all = device_bytes_needed(BufferPlan::of(all_kernels()), issue_shape(1 << 20)) / (1 << 30);
-  EXPECT_GT(all, 50.0);
-  EXPECT_LT(all, 53.0);
+  EXPECT_GT(all, 55.0);
+  EXPECT_LT(all, 58.0);
 }
 
 TEST(KernelBench, PeakTableKnowsTheH100AndH200Only) {
