@@ -37,6 +37,10 @@ template <class T> __global__ void add_scaled_kernel(T* dst, const T* src, float
   });
 }
 
+__global__ void add_scaled_f64_kernel(double* dst, const double* src, double alpha, int64_t n) {
+  for (int64_t i = global_thread(); i < n; i += grid_threads()) dst[i] += alpha * src[i];
+}
+
 template <class T>
 __global__ void add_scaled_strided_kernel(T* dst, StridedLayout view, const T* src, float alpha, int64_t n) {
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
@@ -156,6 +160,12 @@ template <class T> void add_scaled(T* dst, const T* src, float alpha, int64_t n)
   const bool packed = packs_aligned<kPack<T>>(dst, src);
   add_scaled_kernel<<<grid_for_packs(n, kPack<T>, 256), 256, 0, stream()>>>(dev(dst), dev(src), alpha, n, packed);
   check_launch("add_scaled_kernel");
+}
+
+void add_scaled_f64(double* dst, const double* src, double alpha, int64_t n) {
+  if (n == 0) return;
+  add_scaled_f64_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(dst, src, alpha, n);
+  check_launch("add_scaled_f64_kernel");
 }
 
 template <class T>

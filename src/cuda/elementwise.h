@@ -11,6 +11,8 @@ namespace hsa::cuda {
 
 template <class T> void add(const T* a, const T* b, T* out, int64_t n);
 template <class T> void add_scaled(T* dst, const T* src, float alpha, int64_t n);  // dst += alpha * src
+// The same in f64, for the few f64 tensors kept on the device (running sums such as the model's MoE aux loss).
+void add_scaled_f64(double* dst, const double* src, double alpha, int64_t n);
 // The same for a strided dst (a view: shape and strides in elements, up to kMaxStridedDims axes); src is
 // contiguous in dst's row-major order.
 template <class T>

@@ -1,16 +1,23 @@
 // CUDA Mixture-of-Experts (see moe.h for shapes and the design). Kernels here are the glue around the GEMMs:
-// router top-k/softmax, expert statistics, the grouping permutation, row gathers, the per-token slot sums, and
-// the gate / router gradients. Version 1: per-expert cuBLASLt GEMMs launched from the host (E small launches
-// per GEMM kind), the existing elementwise swiglu kernels over all entries at once.
+// router top-k/softmax, expert statistics, the grouping permutation and expert offsets, the balance loss, row
+// gathers, the per-token slot sums, and the gate / router gradients.
+// Version 1: per-expert cuBLASLt GEMMs launched from the host, sized by counts copied to the host once per call.
+// Version 2 (this): the routed experts' GEMMs are grouped GEMMs (cuda/grouped_gemm.h) over offsets that stay on
+// the device, one launch per GEMM kind; shared experts (N rows each, host-known) stay cuBLASLt calls; the balance
+// loss is a device scalar. Nothing waits for the device; the existing elementwise swiglu kernels run over all
+// entries at once.
 #include "cuda/moe.h"
 
 #include "cuda/gemm.h"
+#include "cuda/grouped_gemm.h"
 #include "cuda/hsa_support.h"
 #include "cuda/kernel_util.cuh"
 #include "cuda/swiglu.h"
 
 #include <hsa/error.h>
 
+#include <cub/block/block_reduce.cuh>
+#include <cub/block/block_scan.cuh>
 #include <cub/device/device_radix_sort.cuh>
 
 #include <climits>
@@ -125,8 +132,47 @@ __global__ void expert_stats_kernel(const int32_t* experts, const float* probs, 
   }
 }
 
-__global__ void iota_kernel(int32_t* v, int64_t n) {
-  for (int64_t i = global_thread(); i < n; i += grid_threads()) v[i] = int32_t(i);
+// The radix sort's input: slots[i] = i and keys[i] = experts[i], with an id outside [0, E) (reported by
+// expert_stats_kernel) replaced by E, so such an entry sorts after every expert's rows and no group holds it.
+__global__ void sort_input_kernel(const int32_t* experts, int64_t entries, int64_t num_experts, int32_t* slots,
+                                  uint32_t* keys) {
+  for (int64_t i = global_thread(); i < entries; i += grid_threads()) {
+    const int32_t id = experts[i];
+    slots[i] = int32_t(i);
+    keys[i] = id >= 0 && id < num_experts ? uint32_t(id) : uint32_t(num_experts);
+  }
+}
+
+// One block (kThreads): offsets [E + 1] = the exclusive scan of the expert counts stats[0, E), i.e. each expert's
+// rows in the expert-grouped order; with aux_loss, *aux_loss = coef * E * sum_e (count_e / (N k)) (psum_e / N),
+// psum_e = stats[E + e] (cpu::moe_load_balance_loss times coef; 0 for N = 0). Fixed summation order.
+__global__ void routing_summary_kernel(const double* stats, int64_t num_experts, int64_t n, int64_t topk,
+                                       int32_t* offsets, double coef, double* aux_loss) {
+  using Scan = cub::BlockScan<int32_t, kThreads>;
+  using Reduce = cub::BlockReduce<double, kThreads>;
+  __shared__ union {
+    typename Scan::TempStorage scan;
+    typename Reduce::TempStorage reduce;
+  } temp;
+  int32_t carry = 0;
+  double loss = 0.0;  // this thread's experts
+  for (int64_t base = 0; base < num_experts; base += kThreads) {
+    const int64_t e = base + threadIdx.x;
+    int32_t count = 0, first = 0, total = 0;
+    if (e < num_experts) {
+      count = int32_t(stats[e]);
+      loss += stats[e] * stats[num_experts + e];
+    }
+    Scan(temp.scan).ExclusiveSum(count, first, total);
+    if (e < num_experts) offsets[e] = carry + first;
+    carry += total;
+    __syncthreads();  // temp is reused
+  }
+  if (threadIdx.x == 0) offsets[num_experts] = carry;
+  if (!aux_loss) return;
+  loss = Reduce(temp.reduce).Sum(loss);
+  if (threadIdx.x == 0)
+    *aux_loss = n > 0 ? coef * double(num_experts) * loss / (double(n * topk) * double(n)) : 0.0;
 }
 
 // pos_of[order[i]] = i: where each (token, slot) entry sits in the expert-grouped order.
@@ -203,7 +249,8 @@ __global__ void router_backward_kernel(const float* probs, const int32_t* expert
     const float* dg = dgates + t * topk;
     float chosen_sum = 0.f, dg_dot_g = 0.f;
     for (int64_t j = lane; j < topk; j += 32) {
-      chosen_sum += p[chosen[j]];
+      const int32_t e = chosen[j];
+      if (e >= 0 && e < num_experts) chosen_sum += p[e];  // a bad id (reported, thrown at synchronize) reads nothing
       dg_dot_g += dg[j] * g[j];
     }
     chosen_sum = warp_sum(chosen_sum);
@@ -238,104 +285,75 @@ const float* as_f32(const T* src, int64_t n, std::unique_ptr<DeviceBuffer<float>
 
 // The N*k (token, slot) entries grouped by expert: a stable counting sort of the slots on their expert id (cub's
 // radix sort over the id's bits), so tokens ascend inside each expert and every later sum has a fixed order.
+// Everything stays on the device: the expert offsets feed the grouped GEMMs, the balance loss a device scalar.
 class Routing {
  public:
-  // probs may be null (backward: no probability sums needed). Throws on an expert id outside [0, E).
-  Routing(const int32_t* experts, const float* probs, const cpu::MoeDims& d, int error_code)
-      : num_experts_(d.num_experts),
-        stats_(2 * d.num_experts),
-        order_(d.entries()),
-        pos_of_(d.entries()),
-        host_stats_(size_t(2 * d.num_experts)),
-        begin_(size_t(d.num_experts + 1), 0) {
-    const int64_t entries = d.entries();
-    const unsigned blocks = unsigned(std::min<int64_t>(num_experts_, 65535));
-    expert_stats_kernel<<<blocks, kThreads, 0, stream()>>>(experts, probs, d.n, num_experts_, d.topk, stats_.get(),
+  // probs may be null (backward: no probability sums). aux_loss (forward, with probs): the device double that
+  // receives aux_coef * E * sum_e f_e P_e. An expert id outside [0, E) is recorded for the next synchronize() (it
+  // throws there); until then its entry is in no expert's rows and every kernel stays in bounds.
+  Routing(const int32_t* experts, const float* probs, const cpu::MoeDims& d, int error_code, double aux_coef,
+          double* aux_loss)
+      : stats_(2 * d.num_experts), order_(d.entries()), pos_of_(d.entries()), offsets_(d.num_experts + 1) {
+    const int64_t entries = d.entries(), ne = d.num_experts;
+    const unsigned blocks = unsigned(std::min<int64_t>(ne, 65535));
+    expert_stats_kernel<<<blocks, kThreads, 0, stream()>>>(experts, probs, d.n, ne, d.topk, stats_.get(),
                                                           input_error_record(), error_code);
     check_launch("expert_stats_kernel");
-    // The one device->host copy of a call: the counts size the per-expert GEMMs launched from the host. It waits
-    // for the device, so a bad expert id throws here, before any kernel indexes with it.
-    copy(host_stats_.data(), false, stats_.get(), true, sizeof(double) * host_stats_.size());
-    for (int64_t e = 0; e < num_experts_; ++e) begin_[e + 1] = begin_[e] + int64_t(host_stats_[e]);
+    routing_summary_kernel<<<1, kThreads, 0, stream()>>>(stats_.get(), ne, d.n, d.topk, offsets_.get(), aux_coef,
+                                                         aux_loss);
+    check_launch("routing_summary_kernel");
     if (entries == 0) return;
-    int end_bit = 1;  // ids in [0, E) fit in end_bit bits
-    while ((int64_t(1) << end_bit) < num_experts_) ++end_bit;
+    int end_bit = 1;  // keys in [0, E] fit in end_bit bits
+    while ((int64_t(1) << end_bit) <= ne) ++end_bit;
     DeviceBuffer<int32_t> slots(entries);
-    DeviceBuffer<uint32_t> sorted_ids(entries);
-    iota_kernel<<<grid_for(entries, kThreads), kThreads, 0, stream()>>>(slots.get(), entries);
-    check_launch("iota_kernel");
-    const auto* ids = reinterpret_cast<const uint32_t*>(experts);  // non-negative, checked above
+    DeviceBuffer<uint32_t> keys(entries), sorted_keys(entries);
+    sort_input_kernel<<<grid_for(entries, kThreads), kThreads, 0, stream()>>>(experts, entries, ne, slots.get(),
+                                                                              keys.get());
+    check_launch("sort_input_kernel");
     size_t temp_bytes = 0;
-    HSA_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, ids, sorted_ids.get(), slots.get(),
+    HSA_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys.get(), sorted_keys.get(), slots.get(),
                                                    order_.get(), int(entries), 0, end_bit, stream()));
     DeviceBuffer<char> temp(static_cast<int64_t>(temp_bytes));
-    HSA_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.get(), temp_bytes, ids, sorted_ids.get(), slots.get(),
+    HSA_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.get(), temp_bytes, keys.get(), sorted_keys.get(), slots.get(),
                                                    order_.get(), int(entries), 0, end_bit, stream()));
     invert_kernel<<<grid_for(entries, kThreads), kThreads, 0, stream()>>>(order_.get(), pos_of_.get(), entries);
     check_launch("invert_kernel");
   }
 
-  const int32_t* order() const { return order_.get(); }    // [entries]: the slot t * k + j of each entry
-  const int32_t* pos_of() const { return pos_of_.get(); }  // [entries]: the entry of each slot
-  const double* device_counts() const { return stats_.get(); }  // [E] on the device
-  int64_t begin(int64_t e) const { return begin_[e]; }
-  int64_t count(int64_t e) const { return begin_[e + 1] - begin_[e]; }
-
-  // E * sum_e f_e P_e from the counts and probability sums (needs probs at construction).
-  double balance_loss(const cpu::MoeDims& d) const {
-    if (d.n == 0) return 0.0;
-    double loss = 0.0;
-    for (int64_t e = 0; e < num_experts_; ++e)
-      loss += host_stats_[e] / double(d.entries()) * host_stats_[num_experts_ + e] / double(d.n);
-    return double(num_experts_) * loss;
-  }
+  const int32_t* order() const { return order_.get(); }     // [entries]: the slot t * k + j of each entry
+  const int32_t* pos_of() const { return pos_of_.get(); }   // [entries]: the entry of each slot
+  const double* counts() const { return stats_.get(); }     // [E]
+  const int32_t* offsets() const { return offsets_.get(); } // [E + 1]: expert e's entries are [offsets[e], [e + 1])
 
  private:
-  int64_t num_experts_;
   DeviceBuffer<double> stats_;  // [2E]: counts, then probability sums
-  DeviceBuffer<int32_t> order_, pos_of_;
-  std::vector<double> host_stats_;
-  std::vector<int64_t> begin_;  // [E + 1] first entry of each expert
+  DeviceBuffer<int32_t> order_, pos_of_, offsets_;
 };
 
-// One expert's GEMM operands. Routed experts read their block of gathered rows; shared experts read x itself.
-// Their results go to rows [row0, row0 + rows) of the per-entry buffers [N*k + NS*N, dm] and elements
-// [act0, act0 + rows * ffn) of the activation buffers.
-template <class T> struct ExpertJob {
+// One shared expert's GEMM operands: it reads x (or dy) itself, all N rows. Its results go to rows [row0, row0 + N)
+// of the per-entry buffers [N*k + NS*N, dm] and elements [act0, act0 + N * Fs) of the activation buffers.
+template <class T> struct SharedJob {
   const T* w_gate;
   const T* w_up;
   const T* w_down;
   T* d_gate;  // gradients: backward only
   T* d_up;
   T* d_down;
-  int64_t ffn, rows, row0, act0;
-  bool shared;
+  int64_t row0, act0;
 };
 
 template <class T>
-std::vector<ExpertJob<T>> expert_jobs(const cpu::MoeDims& d, const Routing& r, const MoeDeviceWeights<T>& w,
+std::vector<SharedJob<T>> shared_jobs(const cpu::MoeDims& d, const MoeDeviceWeights<T>& w,
                                       const MoeDeviceGrads<T>* dw) {
-  std::vector<ExpertJob<T>> jobs;
-  const int64_t stride = d.ffn * d.dm;
-  for (int64_t e = 0; e < d.num_experts; ++e) {
-    ExpertJob<T> j{w.w_gate + e * stride, w.w_up + e * stride, w.w_down + e * stride, nullptr, nullptr, nullptr,
-                   d.ffn, r.count(e), r.begin(e), r.begin(e) * d.ffn, false};
-    if (dw) {
-      j.d_gate = dw->w_gate + e * stride;
-      j.d_up = dw->w_up + e * stride;
-      j.d_down = dw->w_down + e * stride;
-    }
-    jobs.push_back(j);
-  }
-  const int64_t shared_stride = d.ffn_shared * d.dm;
+  std::vector<SharedJob<T>> jobs;
+  const int64_t stride = d.ffn_shared * d.dm;
   for (int64_t s = 0; s < d.num_shared; ++s) {
-    ExpertJob<T> j{w.shared_gate + s * shared_stride, w.shared_up + s * shared_stride,
-                   w.shared_down + s * shared_stride, nullptr, nullptr, nullptr, d.ffn_shared, d.n,
-                   d.entries() + s * d.n, d.entries() * d.ffn + s * d.n * d.ffn_shared, true};
+    SharedJob<T> j{w.shared_gate + s * stride, w.shared_up + s * stride, w.shared_down + s * stride, nullptr,
+                   nullptr, nullptr, d.entries() + s * d.n, d.entries() * d.ffn + s * d.n * d.ffn_shared};
     if (dw) {
-      j.d_gate = dw->shared_gate + s * shared_stride;
-      j.d_up = dw->shared_up + s * shared_stride;
-      j.d_down = dw->shared_down + s * shared_stride;
+      j.d_gate = dw->shared_gate + s * stride;
+      j.d_up = dw->shared_up + s * stride;
+      j.d_down = dw->shared_down + s * stride;
     }
     jobs.push_back(j);
   }
@@ -351,12 +369,13 @@ void check_sizes(const cpu::MoeDims& d) {
 }  // namespace
 
 template <class T>
-double moe_forward(const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d, T* y, float* probs,
-                   int32_t* experts, float* gates, T* act_gate, T* act_up) {
+void moe_forward(const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d, double aux_coef, T* y, float* probs,
+                 int32_t* experts, float* gates, T* act_gate, T* act_up, double* aux_loss) {
   // The router's own ids are always in range; the statistics kernel checks them anyway.
   static const int code = input_error_code("moe_forward: the router picked an expert outside [0, E)");
   check_sizes(d);
-  const int64_t n = d.n, dm = d.dm, ne = d.num_experts, k = d.topk, entries = d.entries();
+  const int64_t n = d.n, dm = d.dm, ne = d.num_experts, k = d.topk, entries = d.entries(), ffn = d.ffn;
+  const int64_t stride = ffn * dm;  // one routed expert's weight matrix
   {
     std::unique_ptr<DeviceBuffer<float>> x32, router32;
     gemm<float>(false, true, n, ne, dm, 1.f, as_f32(x, n * dm, x32), dm, as_f32(w.router, ne * dm, router32), dm,
@@ -364,26 +383,30 @@ double moe_forward(const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims&
   }
   router_forward_kernel<<<warp_grid(n), kThreads, 0, stream()>>>(probs, experts, gates, n, ne, k);
   check_launch("router_forward_kernel");
-  Routing r(experts, probs, d, code);
+  Routing r(experts, probs, d, code, aux_coef, aux_loss);
 
   DeviceBuffer<T> xg(entries * dm), h(d.act_elements()), out((entries + d.num_shared * n) * dm);
   gather_rows_kernel<<<grid_for(entries * dm, kThreads), kThreads, 0, stream()>>>(dev(x), r.order(), entries, k, dm,
                                                                                  dev(xg.get()));
   check_launch("gather_rows_kernel");
-  const std::vector<ExpertJob<T>> jobs = expert_jobs<T>(d, r, w, nullptr);
-  for (const ExpertJob<T>& j : jobs) {
-    const T* in = j.shared ? x : xg.get() + j.row0 * dm;
-    gemm<T>(false, true, j.rows, j.ffn, dm, 1.f, in, dm, j.w_gate, dm, 0.f, act_gate + j.act0, j.ffn);
-    gemm<T>(false, true, j.rows, j.ffn, dm, 1.f, in, dm, j.w_up, dm, 0.f, act_up + j.act0, j.ffn);
+  // Routed experts: one grouped GEMM per kind over the expert-grouped rows; shared experts over x itself.
+  grouped_gemm_rows<T>(r.offsets(), ne, entries, ffn, dm, xg.get(), dm, w.w_gate, dm, stride, true, 0.f, act_gate,
+                       ffn);
+  grouped_gemm_rows<T>(r.offsets(), ne, entries, ffn, dm, xg.get(), dm, w.w_up, dm, stride, true, 0.f, act_up, ffn);
+  const int64_t fs = d.ffn_shared;
+  const std::vector<SharedJob<T>> jobs = shared_jobs<T>(d, w, nullptr);
+  for (const SharedJob<T>& j : jobs) {
+    gemm<T>(false, true, n, fs, dm, 1.f, x, dm, j.w_gate, dm, 0.f, act_gate + j.act0, fs);
+    gemm<T>(false, true, n, fs, dm, 1.f, x, dm, j.w_up, dm, 0.f, act_up + j.act0, fs);
   }
   swiglu_forward<T>(act_gate, act_up, h.get(), d.act_elements());
-  for (const ExpertJob<T>& j : jobs)
-    gemm<T>(false, true, j.rows, dm, j.ffn, 1.f, h.get() + j.act0, j.ffn, j.w_down, j.ffn, 0.f,
-            out.get() + j.row0 * dm, dm);
+  grouped_gemm_rows<T>(r.offsets(), ne, entries, dm, ffn, h.get(), ffn, w.w_down, ffn, stride, true, 0.f, out.get(),
+                       dm);
+  for (const SharedJob<T>& j : jobs)
+    gemm<T>(false, true, n, dm, fs, 1.f, h.get() + j.act0, fs, j.w_down, fs, 0.f, out.get() + j.row0 * dm, dm);
   combine_rows_kernel<<<grid_for(n * dm, kThreads), kThreads, 0, stream()>>>(
       nullptr, gates, r.pos_of(), dev(out.get()), n, k, d.num_shared, dm, dev(y));
   check_launch("combine_rows_kernel");
-  return r.balance_loss(d);
 }
 
 template <class T>
@@ -392,9 +415,9 @@ void moe_backward(const T* dy, double aux_scale, const T* x, const MoeDeviceWeig
                   T* dx, const MoeDeviceGrads<T>& dw) {
   static const int code = input_error_code("moe_backward: 'fwd.experts' holds an expert id outside [0, E)");
   check_sizes(d);
-  const int64_t n = d.n, dm = d.dm, ne = d.num_experts, k = d.topk, entries = d.entries();
-  const int64_t act = d.act_elements();
-  Routing r(experts, nullptr, d, code);
+  const int64_t n = d.n, dm = d.dm, ne = d.num_experts, k = d.topk, entries = d.entries(), ffn = d.ffn;
+  const int64_t act = d.act_elements(), stride = ffn * dm, fs = d.ffn_shared;
+  Routing r(experts, nullptr, d, code, 0.0, nullptr);
 
   // Per entry row: x and dy gathered; in the activation layout: h (then gate * h), dh (then gate * dh), and the
   // gradients at the two pre-activations.
@@ -406,34 +429,40 @@ void moe_backward(const T* dy, double aux_scale, const T* x, const MoeDeviceWeig
   check_launch("gather_rows_kernel");
   gather_rows_kernel<<<gather_blocks, kThreads, 0, stream()>>>(dev(dy), r.order(), entries, k, dm, dev(dyg.get()));
   check_launch("gather_rows_kernel");
-  const std::vector<ExpertJob<T>> jobs = expert_jobs<T>(d, r, w, &dw);
-  auto in = [&](const ExpertJob<T>& j) { return j.shared ? x : xg.get() + j.row0 * dm; };
-  auto dy_in = [&](const ExpertJob<T>& j) { return j.shared ? dy : dyg.get() + j.row0 * dm; };
+  const std::vector<SharedJob<T>> jobs = shared_jobs<T>(d, w, &dw);
 
-  for (const ExpertJob<T>& j : jobs)  // dh = dy w_down: d(out) is dy itself, the gate comes in below
-    gemm<T>(false, false, j.rows, j.ffn, dm, 1.f, dy_in(j), dm, j.w_down, j.ffn, 0.f, dh.get() + j.act0, j.ffn);
+  // dh = dy w_down: d(out) is dy itself, the gate comes in below.
+  grouped_gemm_rows<T>(r.offsets(), ne, entries, ffn, dm, dyg.get(), dm, w.w_down, ffn, stride, false, 0.f, dh.get(),
+                       ffn);
+  for (const SharedJob<T>& j : jobs)
+    gemm<T>(false, false, n, fs, dm, 1.f, dy, dm, j.w_down, fs, 0.f, dh.get() + j.act0, fs);
   swiglu_forward<T>(act_gate, act_up, h.get(), act);
   gate_entries_kernel<<<warp_grid(entries), kThreads, 0, stream()>>>(r.order(), gates, entries, d.ffn,
                                                                       dev(dh.get()), dev(h.get()), dgates.get());
   check_launch("gate_entries_kernel");
   swiglu_backward<T>(dh.get(), act_gate, act_up, d_act_gate.get(), d_act_up.get(), act);
-  // Weight gradients over each expert's rows (k = rows = 0 writes zeros), and each entry's dx row.
-  for (const ExpertJob<T>& j : jobs) {
-    const T* dg = d_act_gate.get() + j.act0;
-    const T* du = d_act_up.get() + j.act0;
+  // Weight gradients over each expert's rows (an expert with no rows gets zeros), and each entry's dx row.
+  const T *dg = d_act_gate.get(), *du = d_act_up.get();
+  grouped_gemm_k<T>(r.offsets(), ne, ffn, dm, dg, ffn, xg.get(), dm, 0.f, dw.w_gate, dm, stride);
+  grouped_gemm_k<T>(r.offsets(), ne, ffn, dm, du, ffn, xg.get(), dm, 0.f, dw.w_up, dm, stride);
+  grouped_gemm_k<T>(r.offsets(), ne, dm, ffn, dyg.get(), dm, h.get(), ffn, 0.f, dw.w_down, ffn, stride);
+  grouped_gemm_rows<T>(r.offsets(), ne, entries, dm, ffn, dg, ffn, w.w_gate, dm, stride, false, 0.f, dx_rows.get(),
+                       dm);
+  grouped_gemm_rows<T>(r.offsets(), ne, entries, dm, ffn, du, ffn, w.w_up, dm, stride, false, 1.f, dx_rows.get(), dm);
+  for (const SharedJob<T>& j : jobs) {
     T* dxr = dx_rows.get() + j.row0 * dm;
-    gemm<T>(true, false, j.ffn, dm, j.rows, 1.f, dg, j.ffn, in(j), dm, 0.f, j.d_gate, dm);
-    gemm<T>(true, false, j.ffn, dm, j.rows, 1.f, du, j.ffn, in(j), dm, 0.f, j.d_up, dm);
-    gemm<T>(true, false, dm, j.ffn, j.rows, 1.f, dy_in(j), dm, h.get() + j.act0, j.ffn, 0.f, j.d_down, j.ffn);
-    gemm<T>(false, false, j.rows, dm, j.ffn, 1.f, dg, j.ffn, j.w_gate, dm, 0.f, dxr, dm);
-    gemm<T>(false, false, j.rows, dm, j.ffn, 1.f, du, j.ffn, j.w_up, dm, 1.f, dxr, dm);
+    gemm<T>(true, false, fs, dm, n, 1.f, dg + j.act0, fs, x, dm, 0.f, j.d_gate, dm);
+    gemm<T>(true, false, fs, dm, n, 1.f, du + j.act0, fs, x, dm, 0.f, j.d_up, dm);
+    gemm<T>(true, false, dm, fs, n, 1.f, dy, dm, h.get() + j.act0, fs, 0.f, j.d_down, fs);
+    gemm<T>(false, false, n, dm, fs, 1.f, dg + j.act0, fs, j.w_gate, dm, 0.f, dxr, dm);
+    gemm<T>(false, false, n, dm, fs, 1.f, du + j.act0, fs, j.w_up, dm, 1.f, dxr, dm);
   }
 
   // Router, in f32 like the forward: dlogits, then drouter = dlogits^T x and dx += dlogits router.
   DeviceBuffer<float> dlogits(n * ne), dx_router(n * dm);
   const double aux_per_count = n > 0 ? aux_scale * double(ne) / double(entries) / double(n) : 0.0;
   router_backward_kernel<<<warp_grid(n), kThreads, 0, stream()>>>(probs, experts, gates, dgates.get(),
-                                                                   r.device_counts(), aux_per_count, n, ne, k,
+                                                                   r.counts(), aux_per_count, n, ne, k,
                                                                    dlogits.get());
   check_launch("router_backward_kernel");
   {
@@ -455,8 +484,8 @@ void moe_backward(const T* dy, double aux_scale, const T* x, const MoeDeviceWeig
 }
 
 #define HSA_MOE_INSTANTIATE(T)                                                                                        \
-  template double moe_forward<T>(const T*, const MoeDeviceWeights<T>&, const cpu::MoeDims&, T*, float*, int32_t*,     \
-                                 float*, T*, T*);                                                                     \
+  template void moe_forward<T>(const T*, const MoeDeviceWeights<T>&, const cpu::MoeDims&, double, T*, float*,       \
+                               int32_t*, float*, T*, T*, double*);                                                    \
   template void moe_backward<T>(const T*, double, const T*, const MoeDeviceWeights<T>&, const cpu::MoeDims&,          \
                                 const float*, const int32_t*, const float*, const T*, const T*, T*,                   \
                                 const MoeDeviceGrads<T>&);

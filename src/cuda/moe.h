@@ -10,10 +10,11 @@
 // Design. The router runs in f32 even for bf16 storage (x and router converted once; a small [N, E] GEMM), so
 // top-k sees the logits the CPU sees. One warp per token does top-k, softmax and the renormalised gates. The N*k
 // (token, slot) entries are grouped by expert with a stable counting sort on the device (cub radix sort on the
-// expert id, ascending token order inside each expert). The E per-expert counts come back to the host once per
-// call: they size the per-expert GEMMs (and make the aux loss a host number). Each expert then runs dense GEMMs
-// over its gathered rows; shared experts run over x itself. Every (token, slot) result lands in its own row of a
-// per-entry buffer and a per-token kernel sums the rows in slot order: no atomics, deterministic.
+// expert id, ascending token order inside each expert); the per-expert counts become row offsets on the device
+// and never reach the host. The routed experts' GEMMs are grouped GEMMs over those offsets (cuda/grouped_gemm.h,
+// one launch per GEMM kind for all experts, grid sized from N*k); shared experts run cuBLASLt GEMMs over x itself.
+// Every (token, slot) result lands in its own row of a per-entry buffer and a per-token kernel sums the rows in
+// slot order: no atomics, deterministic. Nothing in either call waits for the device.
 // Only compiled in CUDA builds.
 #pragma once
 #include "cpu/moe.h"
@@ -44,15 +45,15 @@ template <class T> struct MoeDeviceGrads {
   T* shared_down = nullptr;
 };
 
-// Writes y, probs, experts, gates, act_gate, act_up (every element) and returns the load-balancing loss without
-// its coefficient, E * sum_e f_e P_e (as cpu::moe_load_balance_loss). Waits for the device once (the counts).
+// Writes y, probs, experts, gates, act_gate, act_up (every element) and *aux_loss (one device double) =
+// aux_coef * E * sum_e f_e P_e (aux_coef * cpu::moe_load_balance_loss).
 template <class T>
-double moe_forward(const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d, T* y, float* probs,
-                   int32_t* experts, float* gates, T* act_gate, T* act_up);
+void moe_forward(const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d, double aux_coef, T* y,
+                 float* probs, int32_t* experts, float* gates, T* act_gate, T* act_up, double* aux_loss);
 
 // Overwrites dx and every gradient in dw (zeros for an expert no token chose). aux_scale = dloss/daux * coef.
-// experts is validated on the device: an id outside [0, E) throws (at the one device->host copy) before any
-// kernel indexes with it.
+// experts is validated on the device: an id outside [0, E) is recorded through input_error_record() and throws at
+// the next synchronize(); until then no kernel indexes memory with it (the outputs of that call are garbage).
 template <class T>
 void moe_backward(const T* dy, double aux_scale, const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d,
                   const float* probs, const int32_t* experts, const float* gates, const T* act_gate, const T* act_up,

@@ -25,7 +25,7 @@ ops::MoeWeights moe_weights(const LayerContext& ctx) {
 ops::MoeParams moe_params(const ModelConfig& c) { return ops::MoeParams{c.num_experts_per_tok, c.router_aux_loss_coef}; }
 }  // namespace
 
-Tensor ffn_forward(const LayerContext& ctx, bool is_moe, const Tensor& x, double* aux_loss, FfnCache* cache) {
+Tensor ffn_forward(const LayerContext& ctx, bool is_moe, const Tensor& x, Tensor* aux_loss, FfnCache* cache) {
   const ModelConfig& c = ctx.config;
   auto norm = ops::rmsnorm_forward(x, ctx.param("ffn_norm.weight"), c.rms_norm_eps);
   FfnCache local;
@@ -34,7 +34,7 @@ Tensor ffn_forward(const LayerContext& ctx, bool is_moe, const Tensor& x, double
   if (is_moe) {
     int64_t rows = x.numel() / c.hidden_size;
     fc.moe = ops::moe_forward(norm.y.view({rows, c.hidden_size}), moe_weights(ctx), moe_params(c));
-    if (aux_loss) *aux_loss += fc.moe.aux_loss;
+    if (aux_loss) ops::add_(*aux_loss, fc.moe.aux_loss);
     return fc.moe.y.view(x.shape());
   }
   fc.gate = ops::linear_forward(norm.y, ctx.param("ffn.gate_proj.weight"));

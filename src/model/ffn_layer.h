@@ -12,8 +12,9 @@ struct FfnCache {
   bool is_moe = false;
 };
 
-// Returns the branch for x [B, n, dm]; adds the MoE load-balancing loss (already scaled) to *aux_loss.
-Tensor ffn_forward(const LayerContext& ctx, bool is_moe, const Tensor& x, double* aux_loss, FfnCache* cache);
+// Returns the branch for x [B, n, dm]; adds the MoE load-balancing loss (already scaled) to *aux_loss, an f64 [1]
+// tensor on x's device, in place (no wait for the device).
+Tensor ffn_forward(const LayerContext& ctx, bool is_moe, const Tensor& x, Tensor* aux_loss, FfnCache* cache);
 // daux: d(total loss)/d(aux loss).
 Tensor ffn_backward(const LayerContext& ctx, const FfnCache& cache, const Tensor& dy, double daux, TensorMap& grads);
 

@@ -35,7 +35,7 @@ const Tensor& Model::lm_head() const {
   return config_.tie_word_embeddings ? need(params_, "embed.weight") : need(params_, "lm_head.weight");
 }
 
-Tensor Model::forward(const Tensor& ids_in, InferenceState& state, double* aux_loss, ForwardCache* cache) const {
+Tensor Model::forward(const Tensor& ids_in, InferenceState& state, Tensor* aux_loss, ForwardCache* cache) const {
   const ModelConfig& c = config_;
   check_ndim("Model::forward", "ids", ids_in, 2);
   check_dtype("Model::forward", "ids", ids_in, DType::i32);
@@ -50,6 +50,7 @@ Tensor Model::forward(const Tensor& ids_in, InferenceState& state, double* aux_l
     cache->hsa.assign(L, {});
     cache->ffn.assign(L, {});
   }
+  if (aux_loss) *aux_loss = Tensor::zeros({1}, DType::f64, device());
   LayerContext memory_ctx{c, params_, "memory."};
   Tensor x = ops::embedding_forward(need(params_, "embed.weight"), ids);
   for (int64_t i = 0; i < L; ++i) {

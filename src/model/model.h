@@ -43,8 +43,10 @@ class Model {
   InferenceState new_state() const;
 
   // ids i32 [B, n] hold positions state.position ... + n - 1; returns logits [B, n, V] and advances the state.
-  // With `cache` (training) the state must be fresh; *aux_loss receives the MoE load-balancing loss.
-  Tensor forward(const Tensor& ids, InferenceState& state, double* aux_loss = nullptr,
+  // With `cache` (training) the state must be fresh. *aux_loss receives the MoE load-balancing loss (summed over
+  // the MoE layers, 0 without any) as an f64 [1] tensor on device(): the forward never waits for the device for it;
+  // read it with aux_loss->item() (on cuda a device->host copy: do it where the host waits anyway).
+  Tensor forward(const Tensor& ids, InferenceState& state, Tensor* aux_loss = nullptr,
                  ForwardCache* cache = nullptr) const;
 
   // Gradients of <dlogits, logits> + daux * aux_loss with respect to every parameter.

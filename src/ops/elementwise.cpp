@@ -46,9 +46,14 @@ void add_(Tensor& dst, const Tensor& src_in, double alpha) {
   Device device = common_device(op, {{"dst", &dst}, {"src", &src_in}});
 #ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
-    // In place in dst's storage dtype (bf16 is read, updated in f32 and rounded, per element); a strided dst
-    // (a view) is walked through its strides.
+    // In place in dst's storage dtype (bf16 is read, updated in f32 and rounded, per element; f64 in f64); a
+    // strided dst (a view) is walked through its strides.
     Tensor src = src_in.contiguous();
+    if (dst.dtype() == DType::f64) {  // device-side f64 sums (the MoE aux loss); no strided f64 kernel
+      HSA_CHECK(dst.is_contiguous(), "{}: 'dst' is a strided f64 view on cuda; f64 is supported contiguous only", op);
+      cuda::add_scaled_f64(dst.data<double>(), src.data<double>(), alpha, dst.numel());
+      return;
+    }
     cuda::dispatch_storage(op, dst.dtype(), [&]<class T>() {
       if (dst.is_contiguous())
         cuda::add_scaled<T>(dst.data<T>(), src.data<T>(), float(alpha), dst.numel());

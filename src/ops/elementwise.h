@@ -10,7 +10,8 @@ namespace hsa::ops {
 // a + b, a new tensor of a's shape and dtype.
 Tensor add(const Tensor& a, const Tensor& b);
 
-// dst += alpha * src, in place (dst may be a strided view; bf16 dst is updated through f32).
+// dst += alpha * src, in place (dst may be a strided view; bf16 dst is updated through f32). f64 on cuda: contiguous
+// dst only (device-side f64 sums such as the model's MoE aux loss).
 void add_(Tensor& dst, const Tensor& src, double alpha = 1.0);
 
 // s * x, a new tensor of x's shape and dtype.

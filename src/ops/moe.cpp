@@ -161,17 +161,16 @@ MoeOut forward_cuda(const char* op, const MoeDims& d, const Tensor& x_in, const 
   MoeWeights w = contiguous_weights(w_in);
   const DType st = x.dtype();
   MoeOut out{Tensor::empty({d.n, d.dm}, st, Device::cuda),
-             0.0,
+             Tensor::empty({1}, DType::f64, Device::cuda),
              Tensor::empty({d.n, d.num_experts}, DType::f32, Device::cuda),
              Tensor::empty({d.n, d.topk}, DType::i32, Device::cuda),
              Tensor::empty({d.n, d.topk}, DType::f32, Device::cuda),
              {Tensor::empty({d.act_elements()}, st, Device::cuda), Tensor::empty({d.act_elements()}, st, Device::cuda)}};
-  double balance = cuda::dispatch_storage(op, st, [&]<class T>() {
-    return cuda::moe_forward<T>(x.data<T>(), device_weights<T>(w), d, out.y.data<T>(), out.probs.data<float>(),
-                                out.experts.data<int32_t>(), out.gates.data<float>(), out.saved[0].data<T>(),
-                                out.saved[1].data<T>());
+  cuda::dispatch_storage(op, st, [&]<class T>() {
+    cuda::moe_forward<T>(x.data<T>(), device_weights<T>(w), d, p.aux_loss_coef, out.y.data<T>(),
+                         out.probs.data<float>(), out.experts.data<int32_t>(), out.gates.data<float>(),
+                         out.saved[0].data<T>(), out.saved[1].data<T>(), out.aux_loss.data<double>());
   });
-  out.aux_loss = p.aux_loss_coef * balance;
   return out;
 }
 
@@ -224,7 +223,7 @@ MoeOut moe_forward(const Tensor& x_in, const MoeWeights& w_in, const MoeParams& 
   MoeWeights w = weights_to_compute(w_in);
   DType ct = x.dtype();
   MoeOut out{Tensor::empty({d.n, d.dm}, ct),
-             0.0,
+             {},
              Tensor::empty({d.n, d.num_experts}, ct),
              Tensor::empty({d.n, d.topk}, DType::i32),
              Tensor::empty({d.n, d.topk}, ct),
@@ -232,8 +231,9 @@ MoeOut moe_forward(const Tensor& x_in, const MoeWeights& w_in, const MoeParams& 
   dispatch_float(op, ct, [&]<class T>() {
     cpu::moe_router_forward<T>(x.data<T>(), w.router.data<T>(), out.probs.data<T>(), out.experts.data<int32_t>(),
                                out.gates.data<T>(), d.n, d.dm, d.num_experts, d.topk);
-    out.aux_loss = p.aux_loss_coef * cpu::moe_load_balance_loss<T>(out.probs.data<T>(), out.experts.data<int32_t>(),
-                                                                   d.n, d.num_experts, d.topk);
+    const double balance =
+        cpu::moe_load_balance_loss<T>(out.probs.data<T>(), out.experts.data<int32_t>(), d.n, d.num_experts, d.topk);
+    out.aux_loss = Tensor::from_values({p.aux_loss_coef * balance}, {1}, DType::f64);
     cpu::MoeRouting routing = cpu::moe_build_routing(out.experts.data<int32_t>(), d.n, d.num_experts, d.topk,
                                                      d.num_shared, d.ffn, d.ffn_shared);
     cpu::moe_experts_forward<T>(x.data<T>(), expert_list<T>(d, w, nullptr), routing, out.gates.data<T>(),

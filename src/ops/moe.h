@@ -30,8 +30,10 @@ struct MoeParams {
 };
 
 struct MoeOut {
-  Tensor y;         // [N, dm], dtype of x
-  double aux_loss;  // coef * load-balancing loss
+  Tensor y;  // [N, dm], dtype of x
+  // coef * load-balancing loss: f64 [1] on x's device, so that the op never waits for the device (read it with
+  // aux_loss.to(Device::cpu).item(), a device->host copy on cuda).
+  Tensor aux_loss;
   // For backward (compute dtype: f32 for bf16 inputs).
   Tensor probs;    // [N, E] router softmax
   Tensor experts;  // i32 [N, k], chosen experts, highest logit first (ties -> lower index)

@@ -33,7 +33,10 @@ Pass forward_backward(const Model& model, const Tensor& ids) {
   InferenceState state = model.new_state();
   ForwardCache cache;
   Pass p;
-  p.logits = model.forward(ids, state, &p.aux, &cache);
+  Tensor aux;
+  p.logits = model.forward(ids, state, &aux, &cache);
+  EXPECT_EQ(aux.device(), model.device());
+  p.aux = aux.item();
   int64_t V = model.config().vocab_size;
   Tensor flat = p.logits.view({-1, V});
   Tensor targets = ids.to(model.device()).contiguous().view({-1});  // predicting the token itself: any target works

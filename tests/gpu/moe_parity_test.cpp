@@ -95,7 +95,7 @@ void check_moe(const MoeCase& c, DType dtype, uint64_t seed) {
 
   poison_outputs({bytes_of({c.n, c.dm}, dtype), bytes_of({c.n, c.experts}, DType::f32),
                   bytes_of({c.n, c.topk}, DType::i32), bytes_of({c.n, c.topk}, DType::f32), bytes_of({act}, dtype),
-                  bytes_of({act}, dtype)});
+                  bytes_of({act}, dtype), bytes_of({1}, DType::f64)});
   ops::MoeOut out = ops::moe_forward(gpu(x), wg, p), ref = ops::moe_forward(x, w, p);
   ASSERT_EQ(out.experts.device(), Device::cuda);
   ASSERT_EQ(out.experts.dtype(), DType::i32);
@@ -107,7 +107,10 @@ void check_moe(const MoeCase& c, DType dtype, uint64_t seed) {
   // The router runs in f32 for bf16 storage too (on both devices), so probs and gates meet the f32 bound.
   expect_parity(out.probs, ref.probs, kF32Tol, "probs");
   expect_parity(out.gates, ref.gates, kF32Tol, "gates");
-  EXPECT_NEAR(out.aux_loss, ref.aux_loss, kF32Tol * std::abs(ref.aux_loss)) << "aux_loss";
+  ASSERT_EQ(out.aux_loss.device(), Device::cuda);
+  ASSERT_EQ(out.aux_loss.dtype(), DType::f64);
+  ASSERT_EQ(out.aux_loss.shape(), (Shape{1}));
+  EXPECT_NEAR(out.aux_loss.item(), ref.aux_loss.item(), kF32Tol * std::abs(ref.aux_loss.item())) << "aux_loss";
   ASSERT_EQ(out.saved.size(), 2u);
   EXPECT_EQ(out.saved[0].dtype(), dtype);  // cuda keeps the pre-activations in the storage dtype
   EXPECT_EQ(out.saved[0].shape(), (Shape{act}));
@@ -198,7 +201,7 @@ TEST(MoeParity, NoTokensGiveZeroGradients) {
     Tensor x = gpu(Tensor::zeros({0, c.dm}, dtype));
     ops::MoeOut out = ops::moe_forward(x, w, {c.topk});
     EXPECT_EQ(out.y.shape(), (Shape{0, c.dm}));
-    EXPECT_EQ(out.aux_loss, 0.0);
+    EXPECT_EQ(out.aux_loss.item(), 0.0);
     poison_outputs({bytes_of({c.experts, c.dm}, dtype), bytes_of({c.experts, c.ffn, c.dm}, dtype),
                     bytes_of({c.shared, c.ffn_shared, c.dm}, dtype)});
     ops::MoeGrads g = ops::moe_backward(x, 1.0, x, w, {c.topk}, out);
@@ -218,13 +221,20 @@ TEST(MoeParity, BadExpertIdThrowsInBackward) {
   Tensor x = gpu(random_input({c.n, c.dm}, 13, DType::f32));
   ops::MoeOut out = ops::moe_forward(x, w, {2});
   out.experts = gpu(Tensor::from_i32({0, 1, 2, 3, 0, 1, 2, 9, 0, 1}, {5, 2}));
-  std::string msg = error_of([&] { ops::moe_backward(x, 1.0, x, w, {2}, out); });
+  // The op itself does not wait for the device: the bad id throws at the next synchronize().
+  std::string msg = error_of([&] {
+    ops::moe_backward(x, 1.0, x, w, {2}, out);
+    cuda::synchronize();
+  });
   EXPECT_TRUE(has(msg, "moe_backward: 'fwd.experts' holds an expert id outside [0, E): 9 at flat index 7, "
                        "outside [0, 4)"))
       << msg;
   // The device is usable afterwards (the error record was cleared).
   out = ops::moe_forward(x, w, {2});
-  EXPECT_NO_THROW(ops::moe_backward(x, 1.0, x, w, {2}, out));
+  EXPECT_NO_THROW({
+    ops::moe_backward(x, 1.0, x, w, {2}, out);
+    cuda::synchronize();
+  });
 }
 
 TEST(MoeParity, MixedDevicesAreRejected) {

@@ -26,13 +26,13 @@ void check_model_gradients(ModelConfig config, uint64_t seed) {
   const double daux = 0.5;
   auto loss = [&] {
     InferenceState state = model.new_state();
-    double aux = 0;
+    Tensor aux;
     Tensor logits = model.forward(input, state, &aux);
-    return dot(logits, r) + daux * aux;
+    return dot(logits, r) + daux * aux.item();
   };
   InferenceState state = model.new_state();
   ForwardCache cache;
-  double aux = 0;
+  Tensor aux;
   model.forward(input, state, &aux, &cache);
   TensorMap grads = model.backward(r, daux, cache);
   std::vector<GradInput> inputs;

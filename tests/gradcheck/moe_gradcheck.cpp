@@ -54,7 +54,7 @@ void check_moe_gradients(const Case& c, uint64_t seed) {
   const double daux = 0.7;
   auto loss = [&] {
     ops::MoeOut out = ops::moe_forward(x, w, p);
-    return dot(out.y, r) + daux * out.aux_loss;
+    return dot(out.y, r) + daux * out.aux_loss.item();
   };
   ops::MoeOut fwd = ops::moe_forward(x, w, p);
   ops::MoeGrads g = ops::moe_backward(r, daux, x, w, p, fwd);

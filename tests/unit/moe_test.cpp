@@ -113,7 +113,7 @@ void expect_matches_naive(int64_t n, int64_t dm, int64_t ne, int64_t ffn, int64_
   expect_near_vec(out.gates.to_vector(), ref.gates, tol, "gates");
   std::vector<double> experts = out.experts.to_vector();
   for (size_t i = 0; i < ref.experts.size(); ++i) ASSERT_EQ(int(experts[i]), ref.experts[i]) << "experts[" << i << "]";
-  EXPECT_NEAR(out.aux_loss, ref.aux_loss, tol * ref.aux_loss);
+  EXPECT_NEAR(out.aux_loss.item(), ref.aux_loss, tol * ref.aux_loss);
 }
 
 std::string error_of(const std::function<void()>& fn) {
@@ -147,10 +147,12 @@ TEST(Moe, AuxLossMatchesDirectFormula) {
   }
   double want = 0;
   for (int64_t e = 0; e < ne; ++e) want += 0.5 * ne * count[e] / double(n * k) * mean_p[e];
-  EXPECT_NEAR(out.aux_loss, want, 1e-14);
+  ASSERT_EQ(out.aux_loss.shape(), (Shape{1}));
+  EXPECT_EQ(out.aux_loss.dtype(), DType::f64);
+  EXPECT_NEAR(out.aux_loss.item(), want, 1e-14);
   // Perfectly balanced routing with uniform probs gives exactly coef (the loss's minimum value).
   ops::MoeOut uniform = ops::moe_forward(Tensor::zeros({10, 8}, DType::f64), w, {5, 0.5});
-  EXPECT_NEAR(uniform.aux_loss, 0.5, 1e-14);
+  EXPECT_NEAR(uniform.aux_loss.item(), 0.5, 1e-14);
 }
 
 TEST(Moe, TopkEqualsEIsTheDenseMixture) {
@@ -356,7 +358,7 @@ TEST(Moe, NoTokensGiveZeroGradients) {
   Tensor x = Tensor::zeros({0, 8});
   ops::MoeOut out = ops::moe_forward(x, w, {2});
   EXPECT_EQ(out.y.shape(), (Shape{0, 8}));
-  EXPECT_EQ(out.aux_loss, 0.0);
+  EXPECT_EQ(out.aux_loss.item(), 0.0);
   ops::MoeGrads g = ops::moe_backward(Tensor::zeros({0, 8}), 1.0, x, w, {2}, out);
   EXPECT_EQ(max_abs_diff(g.dw.router, Tensor::zeros({4, 8})), 0.0);
   EXPECT_EQ(max_abs_diff(g.dw.w_gate, Tensor::zeros({4, 6, 8})), 0.0);
