@@ -182,32 +182,64 @@ __global__ void invert_kernel(const int32_t* order, int32_t* pos_of, int64_t n) 
 
 // ---- rows -----------------------------------------------------------------------------------------------------
 
-// dst [rows, dm]: row i is src's row of entry i's token (order[i] = t * k + j).
+// dst [rows, dm]: row i is src's row of entry i's token (order[i] = t * k + j). Packs of 16 bytes when dm and the
+// pointers allow (a pack never straddles a row then); one row division per pack.
 template <class D>
 __global__ void gather_rows_kernel(const D* src, const int32_t* order, int64_t rows, int64_t topk, int64_t dm,
-                                   D* dst) {
-  for (int64_t idx = global_thread(); idx < rows * dm; idx += grid_threads()) {
+                                   bool packed, D* dst) {
+  for_each_pack<kPack<D>>(rows * dm, packed, [&](int64_t idx, auto width) {
+    constexpr int W = decltype(width)::value;
     const int64_t i = idx / dm, c = idx - i * dm;
-    dst[idx] = src[int64_t(order[i]) / topk * dm + c];
-  }
+    float v[W];
+    load_pack<W>(src + int64_t(order[i]) / topk * dm + c, v);
+    store_pack<W>(dst + idx, v);
+  });
 }
 
 // out[t] = base[t] + sum_j scale[t, j] * rows[pos_of[t, j]] + sum_s rows[N*k + s*N + t], in that order, in f32.
 // rows [N*k + NS*N, dm]: the routed entries in expert-grouped order, then each shared expert's N token rows.
-// base [N, dm] f32 and scale [N, k] f32 may be null (0 and 1).
+// base [N, dm] f32 and scale [N, k] f32 may be null (0 and 1). Packs as gather_rows_kernel.
 template <class D>
 __global__ void combine_rows_kernel(const float* base, const float* scale, const int32_t* pos_of, const D* rows,
-                                    int64_t n, int64_t topk, int64_t num_shared, int64_t dm, D* out) {
-  for (int64_t idx = global_thread(); idx < n * dm; idx += grid_threads()) {
+                                    int64_t n, int64_t topk, int64_t num_shared, int64_t dm, bool packed, D* out) {
+  for_each_pack<kPack<D>>(n * dm, packed, [&](int64_t idx, auto width) {
+    constexpr int W = decltype(width)::value;
     const int64_t t = idx / dm, c = idx - t * dm;
-    float acc = base ? base[idx] : 0.f;
+    float acc[W], v[W];
+#pragma unroll
+    for (int u = 0; u < W; ++u) acc[u] = base ? base[idx + u] : 0.f;
     for (int64_t j = 0; j < topk; ++j) {
       const float s = scale ? scale[t * topk + j] : 1.f;
-      acc += s * to_f32(rows[int64_t(pos_of[t * topk + j]) * dm + c]);
+      load_pack<W>(rows + int64_t(pos_of[t * topk + j]) * dm + c, v);
+#pragma unroll
+      for (int u = 0; u < W; ++u) acc[u] += s * v[u];
     }
-    for (int64_t s = 0; s < num_shared; ++s) acc += to_f32(rows[(n * topk + s * n + t) * dm + c]);
-    out[idx] = from_f32<D>(acc);
-  }
+    for (int64_t sh = 0; sh < num_shared; ++sh) {
+      load_pack<W>(rows + (n * topk + sh * n + t) * dm + c, v);
+#pragma unroll
+      for (int u = 0; u < W; ++u) acc[u] += v[u];
+    }
+    store_pack<W>(out + idx, acc);
+  });
+}
+
+template <class D>
+void gather_rows(const D* src, const int32_t* order, int64_t rows, int64_t topk, int64_t dm, D* dst) {
+  constexpr int V = kPack<D>;
+  const bool packed = dm % V == 0 && packs_aligned<V>(src, dst);
+  gather_rows_kernel<<<grid_for_packs(rows * dm, packed ? V : 1, kThreads), kThreads, 0, stream()>>>(
+      src, order, rows, topk, dm, packed, dst);
+  check_launch("gather_rows_kernel");
+}
+
+template <class D>
+void combine_rows(const float* base, const float* scale, const int32_t* pos_of, const D* rows, int64_t n,
+                  int64_t topk, int64_t num_shared, int64_t dm, D* out) {
+  constexpr int V = kPack<D>;
+  const bool packed = dm % V == 0 && packs_aligned<V>(rows, out);
+  combine_rows_kernel<<<grid_for_packs(n * dm, packed ? V : 1, kThreads), kThreads, 0, stream()>>>(
+      base, scale, pos_of, rows, n, topk, num_shared, dm, packed, out);
+  check_launch("combine_rows_kernel");
 }
 
 // ---- backward -------------------------------------------------------------------------------------------------
@@ -386,9 +418,7 @@ void moe_forward(const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d
   Routing r(experts, probs, d, code, aux_coef, aux_loss);
 
   DeviceBuffer<T> xg(entries * dm), h(d.act_elements()), out((entries + d.num_shared * n) * dm);
-  gather_rows_kernel<<<grid_for(entries * dm, kThreads), kThreads, 0, stream()>>>(dev(x), r.order(), entries, k, dm,
-                                                                                 dev(xg.get()));
-  check_launch("gather_rows_kernel");
+  gather_rows(dev(x), r.order(), entries, k, dm, dev(xg.get()));
   // Routed experts: one grouped GEMM per kind over the expert-grouped rows; shared experts over x itself.
   grouped_gemm_rows<T>(r.offsets(), ne, entries, ffn, dm, xg.get(), dm, w.w_gate, dm, stride, true, 0.f, act_gate,
                        ffn);
@@ -404,9 +434,7 @@ void moe_forward(const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d
                        dm);
   for (const SharedJob<T>& j : jobs)
     gemm<T>(false, true, n, dm, fs, 1.f, h.get() + j.act0, fs, j.w_down, fs, 0.f, out.get() + j.row0 * dm, dm);
-  combine_rows_kernel<<<grid_for(n * dm, kThreads), kThreads, 0, stream()>>>(
-      nullptr, gates, r.pos_of(), dev(out.get()), n, k, d.num_shared, dm, dev(y));
-  check_launch("combine_rows_kernel");
+  combine_rows(nullptr, gates, r.pos_of(), dev(out.get()), n, k, d.num_shared, dm, dev(y));
 }
 
 template <class T>
@@ -424,11 +452,8 @@ void moe_backward(const T* dy, double aux_scale, const T* x, const MoeDeviceWeig
   DeviceBuffer<T> xg(entries * dm), dyg(entries * dm), h(act), dh(act), d_act_gate(act), d_act_up(act);
   DeviceBuffer<T> dx_rows((entries + d.num_shared * n) * dm);
   DeviceBuffer<float> dgates(entries);
-  const unsigned gather_blocks = grid_for(entries * dm, kThreads);
-  gather_rows_kernel<<<gather_blocks, kThreads, 0, stream()>>>(dev(x), r.order(), entries, k, dm, dev(xg.get()));
-  check_launch("gather_rows_kernel");
-  gather_rows_kernel<<<gather_blocks, kThreads, 0, stream()>>>(dev(dy), r.order(), entries, k, dm, dev(dyg.get()));
-  check_launch("gather_rows_kernel");
+  gather_rows(dev(x), r.order(), entries, k, dm, dev(xg.get()));
+  gather_rows(dev(dy), r.order(), entries, k, dm, dev(dyg.get()));
   const std::vector<SharedJob<T>> jobs = shared_jobs<T>(d, w, &dw);
 
   // dh = dy w_down: d(out) is dy itself, the gate comes in below.
@@ -478,9 +503,7 @@ void moe_backward(const T* dy, double aux_scale, const T* x, const MoeDeviceWeig
     gemm<float>(false, false, n, dm, ne, 1.f, dlogits.get(), ne, as_f32(w.router, ne * dm, router32), dm, 0.f,
                 dx_router.get(), dm);
   }
-  combine_rows_kernel<<<grid_for(n * dm, kThreads), kThreads, 0, stream()>>>(
-      dx_router.get(), nullptr, r.pos_of(), dev(dx_rows.get()), n, k, d.num_shared, dm, dev(dx));
-  check_launch("combine_rows_kernel");
+  combine_rows(dx_router.get(), nullptr, r.pos_of(), dev(dx_rows.get()), n, k, d.num_shared, dm, dev(dx));
 }
 
 #define HSA_MOE_INSTANTIATE(T)                                                                                        \

@@ -152,6 +152,19 @@ TEST(MoeParity, Bf16RoutedOnlyAndWithSharedExperts) {
   check_moe(c, DType::bf16, 4);
 }
 
+// A hidden size that is no multiple of the 16-byte pack (gather and combine take their width-1 path) and one that is
+// (the packed path), both with a shared expert.
+TEST(MoeParity, UnpackedAndPackedRowWidths) {
+  HSA_REQUIRE_GPU();
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (int64_t dm : {int64_t(45), int64_t(64)}) {
+      MoeCase c;
+      c.dm = dm;
+      c.shared = 1;
+      check_moe(c, dtype, 20 + dm);
+    }
+}
+
 TEST(MoeParity, TopOneAndTopAll) {
   HSA_REQUIRE_GPU();
   for (DType dtype : {DType::f32, DType::bf16}) {
