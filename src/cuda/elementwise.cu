@@ -13,29 +13,13 @@ namespace {
 // The contiguous kernels run for_each_pack: 16-byte packs when every pointer is pack-aligned (packed), else
 // width 1. The arithmetic per element is the same either way.
 
-template <class T> __global__ void add_kernel(const T* a, const T* b, T* out, int64_t n, bool packed) {
-  for_each_pack<kPack<T>>(n, packed, [=](int64_t i, auto width) {
-    constexpr int W = decltype(width)::value;
-    float x[W], y[W];
-    load_pack<W>(a + i, x);
-    load_pack<W>(b + i, y);
-#pragma unroll
-    for (int k = 0; k < W; ++k) x[k] += y[k];
-    store_pack<W>(out + i, x);
-  });
-}
-
-template <class T> __global__ void add_scaled_kernel(T* dst, const T* src, float alpha, int64_t n, bool packed) {
-  for_each_pack<kPack<T>>(n, packed, [=](int64_t i, auto width) {
-    constexpr int W = decltype(width)::value;
-    float d[W], s[W];
-    load_pack<W>(dst + i, d);
-    load_pack<W>(src + i, s);
-#pragma unroll
-    for (int k = 0; k < W; ++k) d[k] += alpha * s[k];
-    store_pack<W>(dst + i, d);
-  });
-}
+struct AddOp {
+  __device__ float operator()(float x, float y) const { return x + y; }
+};
+struct AddScaledOp {
+  float alpha;
+  __device__ float operator()(float x, float y) const { return x + alpha * y; }
+};
 
 __global__ void add_scaled_f64_kernel(double* dst, const double* src, double alpha, int64_t n) {
   for (int64_t i = global_thread(); i < n; i += grid_threads()) dst[i] += alpha * src[i];
@@ -149,17 +133,11 @@ template <class T> void accumulate_sum_of_squares(const T* const* xs, const int6
 }
 
 template <class T> void add(const T* a, const T* b, T* out, int64_t n) {
-  if (n == 0) return;
-  const bool packed = packs_aligned<kPack<T>>(a, b, out);
-  add_kernel<<<grid_for_packs(n, kPack<T>, 256), 256, 0, stream()>>>(dev(a), dev(b), dev(out), n, packed);
-  check_launch("add_kernel");
+  zip_packs(dev(a), dev(b), dev(out), n, AddOp{}, "add (zip_packs_kernel)");
 }
 
 template <class T> void add_scaled(T* dst, const T* src, float alpha, int64_t n) {
-  if (n == 0) return;
-  const bool packed = packs_aligned<kPack<T>>(dst, src);
-  add_scaled_kernel<<<grid_for_packs(n, kPack<T>, 256), 256, 0, stream()>>>(dev(dst), dev(src), alpha, n, packed);
-  check_launch("add_scaled_kernel");
+  zip_packs(dev(dst), dev(src), dev(dst), n, AddScaledOp{alpha}, "add_scaled (zip_packs_kernel)");
 }
 
 void add_scaled_f64(double* dst, const double* src, double alpha, int64_t n) {

@@ -178,4 +178,27 @@ template <int V, class... T> bool packs_aligned(const T*... p) {
 // Blocks for a for_each_pack loop over n elements.
 inline unsigned grid_for_packs(int64_t n, int pack, int threads) { return grid_for((n + pack - 1) / pack, threads); }
 
+// out[i] = f(a[i], b[i]) in f32 for n elements, in packs where every pointer allows: the one kernel behind the
+// element-wise binary ops (add, add_scaled, swiglu forward). f is a functor, float(float, float).
+template <class T, class F>
+__global__ void zip_packs_kernel(const T* a, const T* b, T* out, int64_t n, bool packed, F f) {
+  for_each_pack<kPack<T>>(n, packed, [=](int64_t i, auto width) {
+    constexpr int W = decltype(width)::value;
+    float x[W], y[W];
+    load_pack<W>(a + i, x);
+    load_pack<W>(b + i, y);
+#pragma unroll
+    for (int k = 0; k < W; ++k) x[k] = f(x[k], y[k]);
+    store_pack<W>(out + i, x);
+  });
+}
+
+// Host side of zip_packs_kernel on stream(); `what` names it in a launch error.
+template <class T, class F> void zip_packs(const T* a, const T* b, T* out, int64_t n, F f, const char* what) {
+  if (n == 0) return;
+  const bool packed = packs_aligned<kPack<T>>(a, b, out);
+  zip_packs_kernel<<<grid_for_packs(n, kPack<T>, 256), 256, 0, stream()>>>(a, b, out, n, packed, f);
+  check_launch(what);
+}
+
 }  // namespace hsa::cuda

@@ -6,20 +6,10 @@ namespace hsa::cuda {
 
 namespace {
 
-template <class T> __global__ void swiglu_forward_kernel(const T* gate, const T* up, T* out, int64_t n, bool packed) {
-  for_each_pack<kPack<T>>(n, packed, [=](int64_t i, auto width) {
-    constexpr int W = decltype(width)::value;
-    float g[W], u[W];
-    load_pack<W>(gate + i, g);
-    load_pack<W>(up + i, u);
-#pragma unroll
-    for (int k = 0; k < W; ++k) {
-      float sig = 1.f / (1.f + expf(-g[k]));
-      u[k] *= g[k] * sig;
-    }
-    store_pack<W>(out + i, u);
-  });
-}
+// silu(g) * u.
+struct SwigluOp {
+  __device__ float operator()(float g, float u) const { return u * (g * (1.f / (1.f + expf(-g)))); }
+};
 
 // d silu(g)/dg = sig * (1 + g * (1 - sig)).
 template <class T>
@@ -46,11 +36,7 @@ __global__ void swiglu_backward_kernel(const T* dout, const T* gate, const T* up
 }  // namespace
 
 template <class T> void swiglu_forward(const T* gate, const T* up, T* out, int64_t n) {
-  if (n == 0) return;
-  const bool packed = packs_aligned<kPack<T>>(gate, up, out);
-  swiglu_forward_kernel<<<grid_for_packs(n, kPack<T>, 256), 256, 0, stream()>>>(dev(gate), dev(up), dev(out), n,
-                                                                               packed);
-  check_launch("swiglu_forward_kernel");
+  zip_packs(dev(gate), dev(up), dev(out), n, SwigluOp{}, "swiglu_forward (zip_packs_kernel)");
 }
 
 template <class T> void swiglu_backward(const T* dout, const T* gate, const T* up, T* dgate, T* dup, int64_t n) {
