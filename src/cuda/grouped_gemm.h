@@ -28,9 +28,12 @@ void grouped_gemm_rows(const int32_t* offsets, int64_t groups, int64_t max_rows,
 // K-grouped (weight gradients): for every group g, with the reduction over its rows,
 //   C_g[0:m, 0:n] = sum_{r in [offsets[g], offsets[g + 1])} A[r, 0:m]^T B[r, 0:n] + beta * C_g
 // A [*, m] (row stride lda), B [*, n] (row stride ldb); C_g = c + g * c_stride, [m, n] with row stride ldc. A group
-// with no rows writes beta * C_g (zeros for beta = 0).
+// with no rows writes beta * C_g (zeros for beta = 0). splits: how many blocks share each group's reduction (f32
+// partials summed in split order by a second kernel: the same bits run to run for a given splits), in
+// [1, kGroupedGemmMaxSplits]; 0 picks it from the tile count and the GPU (the same choice on the same GPU).
+constexpr int kGroupedGemmMaxSplits = 16;
 template <class T>
 void grouped_gemm_k(const int32_t* offsets, int64_t groups, int64_t m, int64_t n, const T* a, int64_t lda,
-                    const T* b, int64_t ldb, float beta, T* c, int64_t ldc, int64_t c_stride);
+                    const T* b, int64_t ldb, float beta, T* c, int64_t ldc, int64_t c_stride, int splits = 0);
 
 }  // namespace hsa::cuda

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -106,11 +107,12 @@ struct KCase {
   int64_t m = 40, n = 48;
   float beta = 0.f;
   int64_t pad = 0;
+  int splits = 0;  // blocks per group's reduction; 0: the library's choice
 };
 
 std::string describe(const KCase& c, DType dtype) {
-  return fmt::format("k-grouped {} G={} m={} n={} beta={} pad={}", dtype_name(dtype), c.rows.size(), c.m, c.n, c.beta,
-                     c.pad);
+  return fmt::format("k-grouped {} G={} m={} n={} beta={} pad={} splits={}", dtype_name(dtype), c.rows.size(), c.m,
+                     c.n, c.beta, c.pad, c.splits);
 }
 
 // C_g = A[rows_g, :m]^T B[rows_g, :n] + beta C_g, C = [G, m, n + pad] viewed as [G * m, n + pad].
@@ -138,11 +140,28 @@ void check_k(const KCase& c, DType dtype, uint64_t seed) {
 
   Tensor da = gpu(a), db = gpu(b), doff = gpu(Tensor::from_i32(offsets, {groups + 1}));
   Tensor dc = device_c(c0, c.beta);
-  with_storage(dtype, [&]<class T>() {
-    cuda::grouped_gemm_k<T>(doff.data<int32_t>(), groups, c.m, c.n, da.data<T>(), lda, db.data<T>(), ldb, c.beta,
-                            dc.data<T>(), ldc, c_stride);
-  });
+  auto run = [&](Tensor& out) {
+    with_storage(dtype, [&]<class T>() {
+      cuda::grouped_gemm_k<T>(doff.data<int32_t>(), groups, c.m, c.n, da.data<T>(), lda, db.data<T>(), ldb, c.beta,
+                              out.data<T>(), ldc, c_stride, c.splits);
+    });
+  };
+  run(dc);
   expect_close(dc, expected, dtype, c.beta, 0, groups * c.m, c.n, "C");
+
+  // The same bits on a second run (the split partials are summed in a fixed order, no atomics).
+  Tensor again = gpu(c0);
+  if (c.beta == 0.f) again = gpu(host(dc));  // start from the first result: only the groups' blocks are rewritten
+  run(again);
+  Tensor first = host(dc).to(DType::f32).contiguous(), second = host(again).to(DType::f32).contiguous();
+  int64_t differing = 0;
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t i = 0; i < c.m * ldc; ++i)
+      if (i % ldc < c.n) {
+        const float x = first.data<float>()[g * c_stride + i], y = second.data<float>()[g * c_stride + i];
+        differing += std::memcmp(&x, &y, sizeof(float)) != 0;
+      }
+  EXPECT_EQ(differing, 0) << "elements differing between two identical runs";
 }
 
 // Empty groups first, last and in between, a one-row group, groups that are no multiple of any tile and one
@@ -224,4 +243,19 @@ TEST(GroupedGemmParity, AllGroupsEmpty) {
     check_k({{0, 0, 0}, 40, 48, 0.f, 0}, dtype, 601);
     check_k({{0, 0}, 40, 48, 1.f, 3}, dtype, 602);
   }
+}
+
+// The split reduction of the k form: one split (direct stores), 2 and 3 splits, and 16, more than some groups have
+// BK slices (splits left empty, a group with fewer rows than one split), with empty groups first, in between and
+// last; beta 0 and 1, paired (pad 0) and per-element (pad 3) stores of C.
+TEST(GroupedGemmParity, KGroupedSplits) {
+  HSA_REQUIRE_GPU();
+  const std::vector<int32_t> rows = {0, 5, 40, 0, 700, 1, 0};
+  uint64_t seed = 700;
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (int splits : {1, 2, 3, 16})
+      for (float beta : {0.f, 1.f})
+        for (int64_t pad : {0, 3}) check_k({rows, 200, 136, beta, pad, splits}, dtype, seed += 3);
+  // Every group shorter than one slice of every split but the first.
+  for (DType dtype : {DType::f32, DType::bf16}) check_k({{3, 0, 7}, 40, 48, 1.f, 0, 16}, dtype, seed += 3);
 }
