@@ -20,7 +20,6 @@
 #include <cub/block/block_scan.cuh>
 #include <cub/device/device_radix_sort.cuh>
 
-#include <algorithm>
 #include <climits>
 #include <memory>
 #include <type_traits>
@@ -99,51 +98,37 @@ __global__ void router_forward_kernel(float* probs, int32_t* experts, float* gat
 
 // ---- routing: statistics and the grouping permutation ---------------------------------------------------------
 
-// counts[e] += how many of the N*k slots chose e (counts zeroed first). Each block counts its grid-stride share in
-// a shared-memory histogram (when E fits, else straight into counts), then adds it with integer atomics: exact, so
-// the result does not depend on the order. A slot whose id is outside [0, E) is recorded and counted nowhere.
-__global__ void expert_count_kernel(const int32_t* experts, int64_t entries, int64_t num_experts, bool shared_hist,
-                                    int32_t* counts, long long* error, int code) {
-  extern __shared__ int32_t hist[];
-  int32_t* target = shared_hist ? hist : counts;
-  if (shared_hist) {
-    for (int64_t e = threadIdx.x; e < num_experts; e += blockDim.x) hist[e] = 0;
-    __syncthreads();
-  }
-  for (int64_t i = global_thread(); i < entries; i += grid_threads()) {
-    const int32_t id = experts[i];
-    if (id >= 0 && id < num_experts)
-      atomicAdd(&target[id], 1);
-    else
-      report_input_error(error, code, i, id, num_experts);
-  }
-  if (!shared_hist) return;
-  __syncthreads();
-  for (int64_t e = threadIdx.x; e < num_experts; e += blockDim.x)
-    if (hist[e] != 0) atomicAdd(&counts[e], hist[e]);
-}
-
-// One block per expert e (blockDim = kThreads): stats[e] = counts[e], stats[E + e] = sum_t probs[t, e] (0 when
-// probs is null), summed in a fixed order (strided per thread, then a tree).
-__global__ void expert_stats_kernel(const int32_t* counts, const float* probs, int64_t n, int64_t num_experts,
-                                    double* stats) {
-  __shared__ double s_prob[kThreads];
+// One block per expert e (blockDim = kThreads): stats[e] = how many of the N*k slots chose e, stats[E + e] =
+// sum_t probs[t, e] (0 when probs is null), each summed in a fixed order (strided per thread, then a tree). The
+// block of expert 0 also reports a slot whose id is outside [0, E).
+__global__ void expert_stats_kernel(const int32_t* experts, const float* probs, int64_t n, int64_t num_experts,
+                                    int64_t topk, double* stats, long long* error, int code) {
+  __shared__ double s_count[kThreads], s_prob[kThreads];
   const int tid = threadIdx.x;
   for (int64_t e = blockIdx.x; e < num_experts; e += gridDim.x) {
-    double prob = 0.0;
+    double count = 0.0, prob = 0.0;
+    for (int64_t i = tid; i < n * topk; i += blockDim.x) {
+      const int32_t id = experts[i];
+      count += id == e ? 1.0 : 0.0;
+      if (e == 0 && (id < 0 || id >= num_experts)) report_input_error(error, code, i, id, num_experts);
+    }
     if (probs)
       for (int64_t t = tid; t < n; t += blockDim.x) prob += probs[t * num_experts + e];
+    s_count[tid] = count;
     s_prob[tid] = prob;
     __syncthreads();
     for (int half = blockDim.x / 2; half > 0; half /= 2) {
-      if (tid < half) s_prob[tid] += s_prob[tid + half];
+      if (tid < half) {
+        s_count[tid] += s_count[tid + half];
+        s_prob[tid] += s_prob[tid + half];
+      }
       __syncthreads();
     }
     if (tid == 0) {
-      stats[e] = double(counts[e]);
+      stats[e] = s_count[0];
       stats[num_experts + e] = s_prob[0];
     }
-    __syncthreads();  // the next expert reuses the array
+    __syncthreads();  // the next expert reuses the arrays
   }
 }
 
@@ -333,9 +318,6 @@ const float* as_f32(const T* src, int64_t n, std::unique_ptr<DeviceBuffer<float>
 // The N*k (token, slot) entries grouped by expert: a stable counting sort of the slots on their expert id (cub's
 // radix sort over the id's bits), so tokens ascend inside each expert and every later sum has a fixed order.
 // Everything stays on the device: the expert offsets feed the grouped GEMMs, the balance loss a device scalar.
-// Experts whose count histogram lives in shared memory (48 KB of int32); more count straight into global memory.
-constexpr int64_t kMaxSharedHistogram = 12 * 1024;
-
 class Routing {
  public:
   // probs may be null (backward: no probability sums). aux_loss (forward, with probs): the device double that
@@ -345,21 +327,10 @@ class Routing {
           double* aux_loss)
       : stats_(2 * d.num_experts), order_(d.entries()), pos_of_(d.entries()), offsets_(d.num_experts + 1) {
     const int64_t entries = d.entries(), ne = d.num_experts;
-    {
-      DeviceBuffer<int32_t> counts(ne);
-      zero(counts.get(), size_t(ne) * sizeof(int32_t));
-      if (entries > 0) {
-        // A few thousand slots per block: enough blocks to read the ids at speed, few enough atomics per expert.
-        const unsigned count_blocks = unsigned(std::clamp<int64_t>((entries + 4095) / 4096, 1, 1024));
-        const bool shared_hist = ne <= kMaxSharedHistogram;
-        expert_count_kernel<<<count_blocks, kThreads, shared_hist ? size_t(ne) * sizeof(int32_t) : 0, stream()>>>(
-            experts, entries, ne, shared_hist, counts.get(), input_error_record(), error_code);
-        check_launch("expert_count_kernel");
-      }
-      const unsigned blocks = unsigned(std::min<int64_t>(ne, 65535));
-      expert_stats_kernel<<<blocks, kThreads, 0, stream()>>>(counts.get(), probs, d.n, ne, stats_.get());
-      check_launch("expert_stats_kernel");
-    }
+    const unsigned blocks = unsigned(std::min<int64_t>(ne, 65535));
+    expert_stats_kernel<<<blocks, kThreads, 0, stream()>>>(experts, probs, d.n, ne, d.topk, stats_.get(),
+                                                          input_error_record(), error_code);
+    check_launch("expert_stats_kernel");
     routing_summary_kernel<<<1, kThreads, 0, stream()>>>(stats_.get(), ne, d.n, d.topk, offsets_.get(), aux_coef,
                                                          aux_loss);
     check_launch("routing_summary_kernel");
