@@ -29,7 +29,6 @@ struct GenerateOptions {
   std::string device = "cpu", dtype;
 };
 
-
 // ARCHITECTURE §5: say what the run will hold before it starts, and refuse a context that cannot fit.
 void check_memory_plan(const hsa::Checkpoint& ck, const hsa::Placement& place, int64_t positions, bool quiet) {
   double weights = 0;
