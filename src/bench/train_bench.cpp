@@ -1,11 +1,11 @@
 #include "bench/train_bench.h"
 
 #include "bench/roofline.h"
-#include "infer/placement.h"
+#include "model/placement.h"
 #include "model/param_spec.h"
 #include "tensor/device_memory.h"
-#include "train/filler.h"
-#include "train/tasks.h"
+#include "text/filler.h"
+#include "text/tasks.h"
 #include "train/train_step.h"
 
 #include <algorithm>

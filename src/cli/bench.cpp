@@ -6,7 +6,7 @@
 #include "bench/kernel_report.h"
 #include "bench/train_bench.h"
 #include "cli/placement_options.h"
-#include "model/file_util.h"
+#include "util/file_util.h"
 #include "cli/command.h"
 
 #include <hsa/error.h>

@@ -3,11 +3,11 @@
 //   hsa data sample --task passkey --length 512 --seed 1 [--prompt-only] [--filler corpus.txt]
 //   hsa data filler -o data   (natural filler text from installed Debian documentation packages)
 #include "cli/command.h"
-#include "data/filler_corpus.h"
-#include "train/filler.h"
-#include "train/tasks.h"
-#include "train/token_shard.h"
-#include "train/tokenizer.h"
+#include "text/filler_corpus.h"
+#include "text/filler.h"
+#include "text/tasks.h"
+#include "text/token_shard.h"
+#include "text/tokenizer.h"
 
 #include <hsa/error.h>
 

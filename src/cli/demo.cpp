@@ -3,12 +3,12 @@
 #include "cli/command.h"
 #include "cli/placement_options.h"
 #include "infer/greedy.h"
-#include "infer/placement.h"
+#include "model/placement.h"
 #include "model/checkpoint.h"
 #include "model/param_spec.h"
-#include "train/filler.h"
-#include "train/tasks.h"
-#include "train/tokenizer.h"
+#include "text/filler.h"
+#include "text/tasks.h"
+#include "text/tokenizer.h"
 #include "train/trainer.h"
 
 #include <fmt/format.h>

@@ -1,14 +1,14 @@
 // hsa generate: prefill a prompt (in bounded segments) and decode with the chunk memory.
 #include "cli/command.h"
 #include "cli/placement_options.h"
-#include "infer/placement.h"
+#include "model/placement.h"
 #include "infer/sampler.h"
 #include "infer/session.h"
 #include "model/checkpoint.h"
 #include "model/param_spec.h"
 #include "tensor/device_memory.h"
-#include "train/progress.h"
-#include "train/tokenizer.h"
+#include "util/progress.h"
+#include "text/tokenizer.h"
 #include "train/trainer.h"
 
 #include <fmt/format.h>

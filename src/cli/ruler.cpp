@@ -5,12 +5,12 @@
 #include "cli/placement_options.h"
 #include "eval/ruler.h"
 #include "eval/ruler_report.h"
-#include "infer/placement.h"
+#include "model/placement.h"
 #include "infer/greedy.h"
 #include "model/checkpoint.h"
-#include "model/file_util.h"
-#include "train/progress.h"
-#include "train/tokenizer.h"
+#include "util/file_util.h"
+#include "util/progress.h"
+#include "text/tokenizer.h"
 #include "train/trainer.h"
 
 #include <fmt/format.h>

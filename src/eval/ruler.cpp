@@ -1,7 +1,7 @@
 #include "eval/ruler.h"
 
-#include "train/tasks.h"
-#include "train/tokenizer.h"
+#include "text/tasks.h"
+#include "text/tokenizer.h"
 
 #include <hsa/error.h>
 #include <hsa/random.h>

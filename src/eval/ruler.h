@@ -18,7 +18,7 @@
 // Scoring follows RULER: a sample scores the fraction of expected strings contained in the answer text; a
 // task's accuracy is the mean score over samples x 100.
 #pragma once
-#include "train/filler.h"
+#include "text/filler.h"
 
 #include <cstdint>
 #include <string>

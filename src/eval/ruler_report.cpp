@@ -1,8 +1,8 @@
 #include "eval/ruler_report.h"
 
 #include "eval/plot_svg.h"
-#include "model/file_util.h"
-#include "train/progress.h"
+#include "util/file_util.h"
+#include "util/progress.h"
 
 #include <hsa/error.h>
 

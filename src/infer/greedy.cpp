@@ -2,8 +2,8 @@
 
 #include "infer/sampler.h"
 #include "infer/session.h"
-#include "train/progress.h"
-#include "train/tokenizer.h"
+#include "util/progress.h"
+#include "text/tokenizer.h"
 
 #include <hsa/random.h>
 

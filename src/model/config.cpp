@@ -1,6 +1,6 @@
 #include "model/config.h"
 
-#include "model/file_util.h"
+#include "util/file_util.h"
 
 #include <hsa/error.h>
 
@@ -57,6 +57,7 @@ const std::vector<Field>& fields() {
       {"chunk_encoder_layers", &ModelConfig::chunk_encoder_layers, false},
       {"initializer_range", &ModelConfig::initializer_range, false},
       {"max_train_length", &ModelConfig::max_train_length, false},
+      {"tokenizer", &ModelConfig::tokenizer, false},
   };
   return table;
 }

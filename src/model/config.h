@@ -49,6 +49,7 @@ struct ModelConfig {
   double initializer_range = 0.02;
   std::string model_type = "hsa_ultralong";
   int64_t max_train_length = 0;      // informational only
+  std::string tokenizer = "bytes";   // "bytes", or a tokenizer.json beside the config (text/tokenizer.h)
 
   // `source` names the config in error messages (a file path, or "<json>").
   static ModelConfig from_json(const nlohmann::json& json, const std::string& source = "<json>");

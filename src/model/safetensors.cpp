@@ -1,6 +1,6 @@
 #include "model/safetensors.h"
 
-#include "model/file_util.h"
+#include "util/file_util.h"
 
 #include <hsa/error.h>
 

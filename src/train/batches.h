@@ -4,9 +4,9 @@
 // Row i of batch n depends only on (seed, n, i), so position() is just the number of batches drawn and
 // seek(p) is O(1): after seek(p), next() returns exactly what a fresh source returns as its (p+1)-th batch.
 #pragma once
-#include "train/filler.h"
-#include "train/tasks.h"
-#include "train/token_shard.h"
+#include "text/filler.h"
+#include "text/tasks.h"
+#include "text/token_shard.h"
 
 #include <hsa/tensor.h>
 

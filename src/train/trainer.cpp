@@ -1,17 +1,17 @@
 #include "train/trainer.h"
 
-#include "infer/placement.h"
+#include "model/placement.h"
 #include "model/checkpoint.h"
-#include "model/file_util.h"
+#include "util/file_util.h"
 #include "model/model.h"
 #include "model/param_spec.h"
 #include "model/safetensors.h"
 #include "train/batches.h"
-#include "train/filler.h"
-#include "train/progress.h"
-#include "train/tasks.h"
+#include "text/filler.h"
+#include "util/progress.h"
+#include "text/tasks.h"
 #include "train/train_step.h"
-#include "train/token_shard.h"
+#include "text/token_shard.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>

@@ -1,11 +1,11 @@
 // The models shipped in models/ load (bf16 weights too), and answer pass keys at their training length on the CPU,
 // as `hsa demo` does: a regression check on the shipped files and on the inference path they go through.
 #include "infer/greedy.h"
-#include "infer/placement.h"
+#include "model/placement.h"
 #include "model/checkpoint.h"
-#include "train/filler.h"
-#include "train/tasks.h"
-#include "train/tokenizer.h"
+#include "text/filler.h"
+#include "text/tasks.h"
+#include "text/tokenizer.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "data/filler_corpus.h"
+#include "text/filler_corpus.h"
 
 #include "common/error_text.h"
 #include "common/temp_dir.h"

@@ -1,4 +1,4 @@
-#include "data/fortunes.h"
+#include "text/fortunes.h"
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,8 @@
-#include "data/needle_filter.h"
+#include "text/needle_filter.h"
 
 #include "eval/ruler.h"
-#include "train/tasks.h"
-#include "train/tokenizer.h"
+#include "text/tasks.h"
+#include "text/tokenizer.h"
 
 #include <gtest/gtest.h>
 

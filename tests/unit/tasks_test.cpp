@@ -1,5 +1,5 @@
-#include "train/tasks.h"
-#include "train/tokenizer.h"
+#include "text/tasks.h"
+#include "text/tokenizer.h"
 
 #include <hsa/error.h>
 

@@ -1,4 +1,4 @@
-#include "train/tokenizer.h"
+#include "text/tokenizer.h"
 
 #include <hsa/error.h>
 

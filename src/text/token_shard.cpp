@@ -1,4 +1,4 @@
-#include "train/token_shard.h"
+#include "text/token_shard.h"
 
 #include <hsa/error.h>
 

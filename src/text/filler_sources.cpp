@@ -1,8 +1,8 @@
-#include "data/filler_sources.h"
+#include "text/filler_sources.h"
 
-#include "data/fortunes.h"
-#include "data/html_text.h"
-#include "model/file_util.h"
+#include "text/fortunes.h"
+#include "text/html_text.h"
+#include "util/file_util.h"
 
 #include <hsa/error.h>
 

@@ -1,6 +1,6 @@
-#include "train/tasks.h"
+#include "text/tasks.h"
 
-#include "train/tokenizer.h"
+#include "text/tokenizer.h"
 
 #include <hsa/error.h>
 

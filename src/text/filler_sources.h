@@ -1,7 +1,7 @@
 // Where the filler corpus comes from: text in Debian documentation packages that a fresh machine can install
 // (fortunes + fortunes-min, debian-reference-en, python3-doc), read as documents of raw text lines.
 #pragma once
-#include "data/prose.h"
+#include "text/prose.h"
 
 #include <filesystem>
 #include <string>

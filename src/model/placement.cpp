@@ -1,4 +1,4 @@
-#include "infer/placement.h"
+#include "model/placement.h"
 
 #include "tensor/device_memory.h"
 

@@ -1,4 +1,4 @@
-#include "data/needle_filter.h"
+#include "text/needle_filter.h"
 
 #include <array>
 

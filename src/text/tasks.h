@@ -11,7 +11,7 @@
 // multikey_niah and variable_tracking use fewer needles (down to 3 and 2) when the length leaves no room
 // for more; a length too small even for those is an error.
 #pragma once
-#include "train/filler.h"
+#include "text/filler.h"
 
 #include <cstdint>
 #include <string>

@@ -1,7 +1,7 @@
-#include "data/filler_corpus.h"
+#include "text/filler_corpus.h"
 
-#include "data/needle_filter.h"
-#include "model/file_util.h"
+#include "text/needle_filter.h"
+#include "util/file_util.h"
 
 #include <hsa/error.h>
 

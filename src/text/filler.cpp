@@ -1,4 +1,4 @@
-#include "train/filler.h"
+#include "text/filler.h"
 
 #include <hsa/error.h>
 

@@ -1,4 +1,4 @@
-#include "train/tokenizer.h"
+#include "text/tokenizer.h"
 
 #include <hsa/error.h>
 
@@ -31,6 +31,15 @@ std::string ByteTokenizer::decode(std::span<const int32_t> ids) const {
     }
   }
   return text;
+}
+
+}  // namespace hsa
+
+namespace hsa {
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& spec, const std::string& model_dir) {
+  if (spec.empty() || spec == "bytes") return std::make_unique<ByteTokenizer>();
+  fail("tokenizer '{}' (in {}): only the byte-level tokenizer \"bytes\" is supported so far", spec, model_dir);
 }
 
 }  // namespace hsa

@@ -1,4 +1,4 @@
-#include "data/fortunes.h"
+#include "text/fortunes.h"
 
 namespace hsa::data {
 

@@ -1,4 +1,4 @@
-#include "data/prose.h"
+#include "text/prose.h"
 
 #include <cstdint>
 

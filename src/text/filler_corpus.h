@@ -10,7 +10,7 @@
 //
 // Output files: one document after another, its lines joined by '\n', documents separated by a blank line.
 #pragma once
-#include "data/filler_sources.h"
+#include "text/filler_sources.h"
 
 #include <cstdint>
 #include <filesystem>

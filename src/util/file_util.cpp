@@ -1,4 +1,4 @@
-#include "model/file_util.h"
+#include "util/file_util.h"
 
 #include <hsa/error.h>
 
