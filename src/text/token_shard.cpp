@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
@@ -50,41 +51,76 @@ void write_token_shard(const std::string& path, std::span<const int32_t> tokens)
     HSA_CHECK(tokens[i] >= 0, "write_token_shard: {}: token {} at position {} is negative", path, tokens[i], i);
     if (tokens[i] >= 65536) narrow = false;
   }
-  const uint32_t width = narrow ? 2 : 4;
+  TokenShardWriter writer(path, narrow ? 2 : 4);
+  writer.append(tokens);
+  writer.finish();
+}
+
+namespace {
+void write_header(std::FILE* f, uint32_t width, uint64_t num_tokens, const std::string& path) {
   unsigned char header[kHeaderBytes] = {};
   std::memcpy(header, kMagic, 8);
   put<uint32_t>(header + 8, kVersion);
   put<uint32_t>(header + 12, width);
-  put<uint64_t>(header + 16, tokens.size());
+  put<uint64_t>(header + 16, num_tokens);
   put<uint64_t>(header + 24, 0);
+  write_all(f, header, kHeaderBytes, path);
+}
+}  // namespace
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  HSA_CHECK(f != nullptr, "write_token_shard: cannot create {}: {}", tmp, std::strerror(errno));
-  try {
-    write_all(f, header, kHeaderBytes, tmp);
-    if (narrow) {
-      // Convert in chunks so a large shard does not need a second full copy in memory.
-      std::vector<uint16_t> chunk;
-      for (size_t start = 0; start < tokens.size(); start += 1 << 20) {
-        size_t end = std::min(tokens.size(), start + (size_t{1} << 20));
-        chunk.assign(tokens.begin() + start, tokens.begin() + end);
-        write_all(f, chunk.data(), chunk.size() * 2, tmp);
-      }
-    } else {
-      write_all(f, tokens.data(), tokens.size() * 4, tmp);
-    }
-    HSA_CHECK(std::fflush(f) == 0, "write_token_shard: flushing {} failed: {}", tmp, std::strerror(errno));
-  } catch (...) {
-    std::fclose(f);
-    std::remove(tmp.c_str());
-    throw;
+TokenShardWriter::TokenShardWriter(std::string path, int bytes_per_token)
+    : path_(std::move(path)), tmp_(path_ + ".tmp." + std::to_string(::getpid())), bytes_per_token_(bytes_per_token) {
+  HSA_CHECK(bytes_per_token == 2 || bytes_per_token == 4, "TokenShardWriter: {}: bytes_per_token {} is not 2 or 4",
+            path_, bytes_per_token);
+  file_ = std::fopen(tmp_.c_str(), "wb");
+  HSA_CHECK(file_ != nullptr, "write_token_shard: cannot create {}: {}", tmp_, std::strerror(errno));
+  write_header(file_, static_cast<uint32_t>(bytes_per_token_), 0, tmp_);  // the count is filled in by finish()
+}
+
+TokenShardWriter::~TokenShardWriter() {
+  if (file_ != nullptr) {
+    std::fclose(file_);
+    std::remove(tmp_.c_str());
   }
-  HSA_CHECK(std::fclose(f) == 0, "write_token_shard: closing {} failed: {}", tmp, std::strerror(errno));
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+}
+
+void TokenShardWriter::append(std::span<const int32_t> tokens) {
+  HSA_CHECK(file_ != nullptr, "write_token_shard: {}: append after finish", path_);
+  const int64_t limit = bytes_per_token_ == 2 ? 65536 : (int64_t{1} << 31);
+  for (size_t i = 0; i < tokens.size(); ++i)
+    HSA_CHECK(tokens[i] >= 0 && tokens[i] < limit, "write_token_shard: {}: token {} at position {} is outside [0, {})",
+              path_, tokens[i], num_tokens_ + static_cast<int64_t>(i), limit);
+  if (bytes_per_token_ == 2) {
+    // Convert in chunks so a large shard does not need a second full copy in memory.
+    std::vector<uint16_t> chunk;
+    for (size_t start = 0; start < tokens.size(); start += 1 << 20) {
+      size_t end = std::min(tokens.size(), start + (size_t{1} << 20));
+      chunk.assign(tokens.begin() + start, tokens.begin() + end);
+      write_all(file_, chunk.data(), chunk.size() * 2, tmp_);
+    }
+  } else {
+    write_all(file_, tokens.data(), tokens.size() * 4, tmp_);
+  }
+  num_tokens_ += static_cast<int64_t>(tokens.size());
+}
+
+void TokenShardWriter::finish() {
+  HSA_CHECK(file_ != nullptr, "write_token_shard: {}: finished twice", path_);
+  HSA_CHECK(std::fseek(file_, 0, SEEK_SET) == 0, "write_token_shard: seeking in {} failed: {}", tmp_,
+            std::strerror(errno));
+  write_header(file_, static_cast<uint32_t>(bytes_per_token_), static_cast<uint64_t>(num_tokens_), tmp_);
+  HSA_CHECK(std::fflush(file_) == 0, "write_token_shard: flushing {} failed: {}", tmp_, std::strerror(errno));
+  const int closed = std::fclose(file_);
+  file_ = nullptr;
+  if (closed != 0) {
     int err = errno;
-    std::remove(tmp.c_str());
-    fail("write_token_shard: renaming {} to {} failed: {}", tmp, path, std::strerror(err));
+    std::remove(tmp_.c_str());
+    fail("write_token_shard: closing {} failed: {}", tmp_, std::strerror(err));
+  }
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    int err = errno;
+    std::remove(tmp_.c_str());
+    fail("write_token_shard: renaming {} to {} failed: {}", tmp_, path_, std::strerror(err));
   }
 }
 

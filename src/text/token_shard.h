@@ -8,6 +8,7 @@
 // then num_tokens ids of bytes_per_token each (uint16 or int32).
 #pragma once
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <span>
 #include <string>
@@ -18,6 +19,26 @@ namespace hsa {
 // temporary file in the same directory and renamed, so readers never see a half-written shard.
 // Negative ids are an error.
 void write_token_shard(const std::string& path, std::span<const int32_t> tokens);
+
+// Writes a shard a piece at a time (for corpora larger than memory): tokens go to a temporary file beside
+// `path`, and finish() fills in the header and renames it into place. A writer destroyed unfinished removes
+// its temporary file, so `path` is never left half-written. Ids must lie in [0, 65536) when bytes_per_token is 2.
+class TokenShardWriter {
+ public:
+  TokenShardWriter(std::string path, int bytes_per_token);
+  ~TokenShardWriter();
+  TokenShardWriter(const TokenShardWriter&) = delete;
+  TokenShardWriter& operator=(const TokenShardWriter&) = delete;
+  void append(std::span<const int32_t> tokens);
+  void finish();
+  int64_t size() const { return num_tokens_; }
+
+ private:
+  std::string path_, tmp_;
+  int bytes_per_token_;
+  std::FILE* file_ = nullptr;
+  int64_t num_tokens_ = 0;
+};
 
 class TokenShard {
  public:

@@ -1,6 +1,10 @@
 #include "text/tokenizer.h"
 
+#include "text/bpe_tokenizer.h"
+
 #include <hsa/error.h>
+
+#include <filesystem>
 
 namespace hsa {
 
@@ -39,7 +43,10 @@ namespace hsa {
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& spec, const std::string& model_dir) {
   if (spec.empty() || spec == "bytes") return std::make_unique<ByteTokenizer>();
-  fail("tokenizer '{}' (in {}): only the byte-level tokenizer \"bytes\" is supported so far", spec, model_dir);
+  const std::filesystem::path path = std::filesystem::path(model_dir) / spec;
+  HSA_CHECK(std::filesystem::is_regular_file(path), "tokenizer {}: no such file (the model config names '{}')",
+            path.string(), spec);
+  return BpeTokenizer::load(path.string());
 }
 
 }  // namespace hsa
