@@ -1,5 +1,5 @@
 // hsa data: build token shards from text files, inspect synthetic task samples, prepare natural filler text.
-//   hsa data build --input a.txt b.txt --output train.bin
+//   hsa data build --input a.txt b.txt --output train.bin [--tokenizer data/tokenizer.json] [--doc-separator LINE]
 //   hsa data sample --task passkey --length 512 --seed 1 [--prompt-only] [--filler corpus.txt]
 //   hsa data filler -o data   (natural filler text from installed Debian documentation packages)
 #include "cli/command.h"
@@ -7,13 +7,16 @@
 #include "text/filler.h"
 #include "text/tasks.h"
 #include "text/token_shard.h"
+#include "text/text_chunks.h"
 #include "text/tokenizer.h"
+#include "util/progress.h"
 
 #include <hsa/error.h>
 
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -24,6 +27,8 @@ namespace {
 struct BuildOptions {
   std::vector<std::string> inputs;
   std::string output;
+  std::string tokenizer = "bytes";
+  std::string doc_separator;  // a line that separates documents; empty: one document per file
 };
 
 struct SampleOptions {
@@ -43,16 +48,58 @@ std::string read_file(const std::string& path) {
   return std::move(text).str();
 }
 
-// Each file becomes bos + its bytes, so document boundaries stay visible to the model.
+// Each document becomes bos + its tokens, so document boundaries stay visible to the model (for our BPE
+// tokenizers bos is <|endoftext|>, the usual separator). The text streams through in pieces cut where the
+// tokenizer would cut anyway (text/text_chunks.h), so memory stays bounded whatever the input size.
 int run_build(const BuildOptions& o) {
-  hsa::ByteTokenizer tok;
-  std::vector<int32_t> tokens;
+  std::unique_ptr<hsa::Tokenizer> tok = hsa::load_tokenizer(o.tokenizer, "");
+  hsa::TokenShardWriter writer(o.output, tok->vocab_size() <= 65536 ? 2 : 4);
+  HSA_CHECK(tok->bos_id() >= 0, "data build: tokenizer {} has no bos token to start documents with", o.tokenizer);
+  const std::vector<int32_t> bos = {tok->bos_id()};
+  const auto encode = [&](std::string_view text) { writer.append(tok->encode(text)); };
+  constexpr size_t kChunkBytes = 4 << 20;
+  int64_t total = 0, done_before = 0, documents = 0;
+  for (const std::string& path : o.inputs) total += static_cast<int64_t>(std::filesystem::file_size(path));
+  hsa::Progress progress("data build", total, "B");
+  const auto report = [&](int64_t read) {
+    progress.update(done_before + read, fmt::format("{} documents, {} tokens", documents, writer.size()));
+  };
   for (const std::string& path : o.inputs) {
-    std::vector<int32_t> ids = tok.encode(read_file(path), /*add_bos=*/true);
-    tokens.insert(tokens.end(), ids.begin(), ids.end());
+    if (o.doc_separator.empty()) {
+      writer.append(bos);
+      ++documents;
+      hsa::for_each_file_chunk(path, kChunkBytes, encode, report);
+    } else {
+      std::ifstream in(path, std::ios::binary);
+      HSA_CHECK(in.good(), "data build: cannot read {}", path);
+      hsa::TextChunker chunker(kChunkBytes, encode);
+      bool in_document = false;
+      int64_t read = 0;
+      for (std::string line; std::getline(in, line);) {
+        read += static_cast<int64_t>(line.size()) + 1;
+        if (line == o.doc_separator) {
+          chunker.flush();
+          in_document = false;
+          continue;
+        }
+        if (!in_document) {
+          writer.append(bos);
+          ++documents;
+          in_document = true;
+        }
+        line.push_back('\n');
+        chunker.push(line);
+        if ((documents & 1023) == 0 || line.size() > 65536) report(read);
+      }
+      HSA_CHECK(!in.bad(), "data build: reading {} failed", path);
+      chunker.flush();
+    }
+    done_before += static_cast<int64_t>(std::filesystem::file_size(path));
   }
-  hsa::write_token_shard(o.output, tokens);
-  fmt::print("{} tokens from {} file(s) written to {}\n", tokens.size(), o.inputs.size(), o.output);
+  writer.finish();
+  progress.finish(fmt::format("{} documents", documents));
+  fmt::print("{} tokens ({} documents, tokenizer {}) from {} file(s) written to {}\n", writer.size(), documents,
+             tok->name(), o.inputs.size(), o.output);
   return 0;
 }
 
@@ -111,9 +158,14 @@ int run_sample(const SampleOptions& o) {
 hsa::cli::Command data_command("data", "token shards, synthetic task samples, natural filler text", [](CLI::App& app) {
   app.require_subcommand(1);
   auto build = std::make_shared<BuildOptions>();
-  CLI::App* build_cmd = app.add_subcommand("build", "tokenize text files (bytes, bos per file) into one token shard");
+  CLI::App* build_cmd = app.add_subcommand("build", "tokenize text files (bos before each document) into one token shard");
   build_cmd->add_option("-i,--input", build->inputs, "text file(s)")->required()->check(CLI::ExistingFile);
   build_cmd->add_option("-o,--output", build->output, "token shard to write")->required();
+  build_cmd->add_option("--tokenizer", build->tokenizer, "\"bytes\" or a tokenizer.json (from `hsa tokenizer train`)")
+      ->capture_default_str();
+  build_cmd->add_option("--doc-separator", build->doc_separator,
+                        "a line (exactly, e.g. '<|endoftext|>' or '---') that separates documents inside a file "
+                        "(the line itself is dropped); default: each file is one document");
 
   auto sample = std::make_shared<SampleOptions>();
   CLI::App* sample_cmd = app.add_subcommand("sample", "print one synthetic retrieval task sample");

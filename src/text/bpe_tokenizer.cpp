@@ -95,9 +95,6 @@ BpeTokenizer::BpeTokenizer(BpeSpec spec, std::string name) : spec_(std::move(spe
     if (bos_id_ < 0) bos_id_ = t.id;
     if (eos_id_ < 0) eos_id_ = t.id;
   }
-  HSA_CHECK(bos_id_ >= 0 && eos_id_ >= 0,
-            "tokenizer {}: no token to use as bos/eos (expected <|endoftext|>, <s>/</s> or a special added token)",
-            name_);
 }
 
 std::string BpeTokenizer::name() const { return std::filesystem::path(name_).filename().string(); }
@@ -110,7 +107,11 @@ int32_t BpeTokenizer::token_id(const std::string& token) const {
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos) const {
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 2);
-  if (add_bos) ids.push_back(bos_id_);
+  if (add_bos) {
+    HSA_CHECK(bos_id_ >= 0, "tokenizer {}: encode with bos, but the file has no token to use as bos (expected "
+              "<|endoftext|>, <s> or a special added token)", name_);
+    ids.push_back(bos_id_);
+  }
   if (spec_.added_tokens.empty()) {
     encode_piece(text, ids);
     return ids;

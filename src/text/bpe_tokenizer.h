@@ -18,7 +18,8 @@
 // Decoding: added tokens give their content, vocabulary tokens their bytes.
 // bos_id/eos_id: a tokenizer.json does not name them, so they are the first of these tokens present —
 //   bos: <|endoftext|>, <s>, <|begin_of_text|>, <bos>;   eos: <|endoftext|>, </s>, <|end_of_text|>, <eos>
-// — else the first special added token; a file with none of these cannot be loaded.
+// — else the first special added token; else -1 (such a file still encodes and decodes, but encode with
+// add_bos throws, and so does `hsa data build`, which needs a bos).
 #pragma once
 #include "text/tokenizer.h"
 
