@@ -30,7 +30,8 @@ int run_demo(DemoOptions o) {
   HSA_CHECK(std::filesystem::exists(o.model),
             "demo: no model at '{}'. Train one with: hsa train -c configs/tiny.json -o {} --task passkey --answer-only",
             o.model, o.model);
-  hsa::Checkpoint ck = hsa::load_checkpoint(hsa::resolve_checkpoint_dir(o.model));
+  const std::string dir = hsa::resolve_checkpoint_dir(o.model);
+  hsa::Checkpoint ck = hsa::load_checkpoint(dir);
   hsa::Placement place = hsa::resolve_placement(o.device, o.dtype);
   hsa::Model model = hsa::place_model(ck, place);
   const hsa::ModelConfig& c = ck.config;
@@ -43,7 +44,7 @@ int run_demo(DemoOptions o) {
   fmt::print("{:>8} {:>7} {:>10} {:>10} {:>8} {:>12} {:>10}\n", "context", "sample", "expected", "answer", "ok",
              "prefill/s", "state");
   hsa::FillerText filler;
-  hsa::ByteTokenizer tok;
+  const std::unique_ptr<hsa::Tokenizer> tok = hsa::load_tokenizer(c.tokenizer, dir);
   int64_t total_ok = 0, total = 0;
   for (int64_t length : o.lengths) {
     int64_t ok = 0;
@@ -52,8 +53,8 @@ int run_demo(DemoOptions o) {
           hsa::make_task_sample(hsa::TaskKind::passkey, length, o.seed + 7919 * s + length, filler);
       std::span<const int32_t> prompt(sample.tokens.data(), sample.prompt_length);
       const hsa::GreedyAnswer answer =
-          hsa::answer_greedily(model, prompt, static_cast<int64_t>(sample.answer.size()), 4096);
-      std::string got = tok.decode(answer.tokens);
+          hsa::answer_greedily(model, prompt, static_cast<int64_t>(sample.answer.size()), 4096, tok->eos_id());
+      std::string got = tok->decode(answer.tokens);
       bool correct = got == sample.answer;
       ok += correct;
       fmt::print("{:>8} {:>7} {:>10} {:>10} {:>8} {:>12.0f} {:>8.1f}MB\n", length, s, sample.answer, got,

@@ -59,8 +59,8 @@ int run_generate(const GenerateOptions& o) {
   std::string dir = hsa::resolve_checkpoint_dir(o.model);
   hsa::Checkpoint ck = hsa::load_checkpoint(dir);
   hsa::Placement place = hsa::resolve_placement(o.device, o.dtype);
-  hsa::ByteTokenizer tok;
-  std::vector<int32_t> ids = tok.encode(prompt, true);
+  const std::unique_ptr<hsa::Tokenizer> tok = hsa::load_tokenizer(ck.config.tokenizer, dir);
+  std::vector<int32_t> ids = tok->encode(prompt, true);
   check_memory_plan(ck, place, static_cast<int64_t>(ids.size()) + o.max_new_tokens, o.quiet);
   hsa::Model model = hsa::place_model(ck, place);
   hsa::Session session(model);
@@ -76,12 +76,12 @@ int run_generate(const GenerateOptions& o) {
   auto t1 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < o.max_new_tokens; ++i) {
     int32_t next = hsa::sample_token(logits, sampling, rng);
-    if (next == hsa::ByteTokenizer::kEos) break;
+    if (next == tok->eos_id()) break;
     generated.push_back(next);
-    std::string piece = tok.decode(std::span<const int32_t>(&next, 1));
+    std::string piece = tok->decode(std::span<const int32_t>(&next, 1));
     fmt::print("{}", piece);
     std::fflush(stdout);
-    if (o.stop_at_newline && piece == "\n") break;
+    if (o.stop_at_newline && piece.find('\n') != std::string::npos) break;
     logits = session.step(next);
   }
   double decode_s = hsa::seconds_since(t1);

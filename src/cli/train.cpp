@@ -19,6 +19,9 @@ hsa::cli::Command train_command("train", "train a model (synthetic retrieval tas
                "--stop-after and --quiet are taken from this command)");
   app.add_option("--task", o->tasks, "synthetic task(s): passkey, multikey_niah, variable_tracking");
   app.add_option("--data", o->data_path, "token shard of natural text (from `hsa data build`)");
+  app.add_option("--tokenizer", o->tokenizer_path,
+                 "tokenizer.json the --data shard was built with: recorded in the config, copied into every checkpoint")
+      ->check(CLI::ExistingFile);
   app.add_option("--filler", o->filler_path, "text corpus for task haystacks (default: built-in generator)");
   app.add_flag("--answer-only", o->answer_only_loss, "tasks: learn only the answer tokens");
   app.add_option("-b,--batch", o->batch, "sequences per micro-batch")->capture_default_str();

@@ -4,6 +4,8 @@
 #include "model/safetensors.h"
 #include "model/tensor_map.h"
 
+#include "util/file_util.h"
+
 #include <hsa/error.h>
 
 #include <filesystem>
@@ -21,8 +23,17 @@ DType params_dtype(const std::map<std::string, Tensor>& params) {
 }
 }  // namespace
 
+std::string tokenizer_file_in(const std::string& dir, const ModelConfig& config) {
+  if (config.tokenizer.empty() || config.tokenizer == "bytes") return "";
+  return (fs::path(dir) / config.tokenizer).string();
+}
+
 void save_checkpoint(const std::string& dir, const ModelConfig& config, const std::map<std::string, Tensor>& params,
-                     const std::map<std::string, std::string>& metadata) {
+                     const std::map<std::string, std::string>& metadata, const std::string& tokenizer_file) {
+  const std::string tokenizer_target = tokenizer_file_in(dir, config);
+  HSA_CHECK(tokenizer_target.empty() || (!tokenizer_file.empty() && fs::is_regular_file(tokenizer_file)),
+            "save_checkpoint {}: the config names tokenizer '{}' but its file {} is not there to copy", dir,
+            config.tokenizer, tokenizer_file.empty() ? "(none given)" : "'" + tokenizer_file + "'");
   try {
     check_tensors_match(params, model_param_specs(config), params_dtype(params));
   } catch (const Error& e) {
@@ -33,6 +44,9 @@ void save_checkpoint(const std::string& dir, const ModelConfig& config, const st
   if (ec) fail("save_checkpoint: cannot create directory '{}': {}", dir, ec.message());
   // Tensors first, config last: a directory with a config.json has its weights complete.
   save_safetensors((fs::path(dir) / "model.safetensors").string(), params, metadata);
+  std::error_code same;
+  if (!tokenizer_target.empty() && !(fs::exists(tokenizer_target) && fs::equivalent(tokenizer_file, tokenizer_target, same)))
+    write_file_atomic(tokenizer_target, read_file(tokenizer_file));
   config.save((fs::path(dir) / "config.json").string());
 }
 
@@ -60,7 +74,7 @@ void export_checkpoint(const std::string& from, const std::string& to, DType dty
   Checkpoint ck = load_checkpoint(from);
   auto metadata = ck.metadata;
   metadata["exported_from_dtype"] = std::string(dtype_name(params_dtype(ck.params)));
-  save_checkpoint(to, ck.config, convert(ck.params, Device::cpu, dtype), metadata);
+  save_checkpoint(to, ck.config, convert(ck.params, Device::cpu, dtype), metadata, tokenizer_file_in(from, ck.config));
 }
 
 }  // namespace hsa

@@ -12,6 +12,7 @@
 #include "text/tasks.h"
 #include "train/train_step.h"
 #include "text/token_shard.h"
+#include "text/tokenizer.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -89,13 +90,14 @@ double evaluate(const Model& model, const DataSetup& data, const TrainOptions& o
 }
 
 std::string save_train_checkpoint(const fs::path& out, const ModelConfig& config, const TensorMap& master,
-                                  const AdamW& adam, int64_t step, uint64_t data_position) {
+                                  const AdamW& adam, int64_t step, uint64_t data_position,
+                                  const std::string& tokenizer_file) {
   std::string name = fmt::format("checkpoints/step-{:06d}", step);
   fs::path final_dir = out / name, tmp_dir = out / (name + ".tmp");
   fs::remove_all(tmp_dir);
   std::map<std::string, std::string> meta{{"step", std::to_string(step)},
                                           {"data_position", std::to_string(data_position)}};
-  save_checkpoint(tmp_dir.string(), config, master, meta);
+  save_checkpoint(tmp_dir.string(), config, master, meta, tokenizer_file);
   save_safetensors((tmp_dir / "optimizer.safetensors").string(), adam.state(), meta);
   fs::remove_all(final_dir);
   fs::rename(tmp_dir, final_dir);
@@ -140,7 +142,7 @@ nlohmann::json options_to_json(const TrainOptions& o) {
           {"warmup_steps", o.schedule.warmup_steps}, {"weight_decay", o.weight_decay},
           {"clip", o.clip},               {"eval_every", o.eval_every},
           {"eval_batches", o.eval_batches}, {"save_every", o.save_every},
-          {"seed", o.seed}};
+          {"seed", o.seed},               {"tokenizer_path", o.tokenizer_path}};
 }
 
 // On resume: the saved recipe, with this invocation's run length and display options.
@@ -156,6 +158,7 @@ TrainOptions resumed_options(const TrainOptions& given) {
   o.tasks = j.at("tasks").get<std::vector<std::string>>();
   o.data_path = j.at("data_path").get<std::string>();
   o.filler_path = j.at("filler_path").get<std::string>();
+  o.tokenizer_path = j.value("tokenizer_path", std::string());
   o.answer_only_loss = j.at("answer_only_loss").get<bool>();
   o.batch = j.at("batch").get<int64_t>();
   o.seq_len = j.at("seq_len").get<int64_t>();
@@ -191,11 +194,13 @@ TrainResult train(const TrainOptions& given) {
   AdamW adam(ops::AdamWConfig{o.schedule.lr, 0.9, 0.95, 1e-8, o.weight_decay});
   int64_t start_step = 0;
   TrainResult result;
+  std::string tokenizer_file;  // where the config's tokenizer file is now ("" for bytes)
   if (o.resume) {
     std::string dir = resolve_checkpoint_dir(o.out_dir);
     Checkpoint ck = load_checkpoint(dir);
     start_step = std::stoll(ck.metadata.at("step"));
     config = ck.config;
+    tokenizer_file = tokenizer_file_in(dir, config);
     master = master_from(ck.params, device);
     adam.load_state(convert(load_safetensors(dir + "/optimizer.safetensors").tensors, device, DType::f32),
                     start_step);
@@ -203,17 +208,30 @@ TrainResult train(const TrainOptions& given) {
     if (!o.quiet) fmt::print(stderr, "resuming {} at step {}\n", dir, start_step);
   } else if (!o.init_from.empty()) {
     HSA_CHECK(o.config_path.empty(), "train: --init takes the config of {}; drop --config", o.init_from);
-    Checkpoint ck = load_checkpoint(resolve_checkpoint_dir(o.init_from));
+    const std::string dir = resolve_checkpoint_dir(o.init_from);
+    Checkpoint ck = load_checkpoint(dir);
     config = ck.config;
+    tokenizer_file = tokenizer_file_in(dir, config);
     config.max_train_length = o.seq_len;
     master = master_from(ck.params, device);
     truncate_log(out / "train_log.jsonl", 0);
   } else {
     HSA_CHECK(!o.config_path.empty(), "train: give --config (a model config JSON) or --init (a checkpoint)");
     config = ModelConfig::from_file(o.config_path);
+    tokenizer_file = tokenizer_file_in(fs::path(o.config_path).parent_path().string(), config);
     config.max_train_length = o.seq_len;  // recorded for evaluation and the demo
     master = convert(init_parameters(config, o.seed, DType::f32), device, DType::f32);
     truncate_log(out / "train_log.jsonl", 0);
+  }
+  if (!o.tokenizer_path.empty() && !o.resume) {
+    config.tokenizer = fs::path(o.tokenizer_path).filename().string();
+    tokenizer_file = o.tokenizer_path;
+  }
+  if (!tokenizer_file.empty()) {
+    const std::unique_ptr<Tokenizer> tok = load_tokenizer(tokenizer_file, "");
+    HSA_CHECK(tok->vocab_size() <= config.vocab_size,
+              "train: tokenizer {} has {} tokens but the model's vocab_size is {}", tokenizer_file, tok->vocab_size(),
+              config.vocab_size);
   }
   // In f32 the model computes with the master tensors themselves; in bf16 with a copy refreshed every step.
   auto model = std::make_unique<Model>(config, convert(master, device, place.dtype));
@@ -254,7 +272,7 @@ TrainResult train(const TrainOptions& given) {
     last_step = step;
     bool stopping = o.stop_after > 0 && step >= o.stop_after;
     if ((o.save_every > 0 && step % o.save_every == 0) || step == o.steps || stopping)
-      result.checkpoint = save_train_checkpoint(out, config, master, adam, step, source->position());
+      result.checkpoint = save_train_checkpoint(out, config, master, adam, step, source->position(), tokenizer_file);
     if (stopping) break;
   }
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -17,6 +17,9 @@ struct TrainOptions {
   std::vector<std::string> tasks;    // synthetic tasks to train on (passkey, multikey_niah, variable_tracking)
   std::string data_path;             // or a token shard of natural text
   std::string filler_path;           // text corpus for task haystacks (built-in generator when empty)
+  std::string tokenizer_path;        // a tokenizer.json (what --data was built with): sets the config's
+                                     // `tokenizer` to its file name and is copied into every checkpoint.
+                                     // Empty: the config's own (a file beside the config, or "bytes")
   bool answer_only_loss = false;     // tasks: learn only the answer tokens
   int64_t batch = 8;
   int64_t seq_len = 256;

@@ -1,3 +1,4 @@
+#include "common/temp_dir.h"
 #include "text/bpe_tokenizer.h"
 #include "text/bpe_trainer.h"
 #include "text/byte_level.h"
@@ -63,12 +64,6 @@ std::string tiny_json(const std::vector<std::string>& extra, const std::vector<s
       {"decoder", {{"type", "ByteLevel"}}},
       {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}}};
   return root.dump();
-}
-
-std::string temp_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("hsa_bpe_test_" + name + "_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir.string();
 }
 
 }  // namespace
@@ -144,8 +139,8 @@ TEST(BpeTokenizer, MergesCompressTrainedText) {
 
 TEST(BpeTokenizer, TrainSaveLoadGivesIdenticalIds) {
   BpeTokenizer tok = trained_tokenizer();
-  const std::string dir = temp_dir("save");
-  const std::string path = dir + "/tokenizer.json";
+  hsa::testing::TempDir tmp;
+  const std::string dir = tmp.path.string(), path = tmp.file("tokenizer.json");
   tok.save(path);
   std::unique_ptr<Tokenizer> loaded = load_tokenizer("tokenizer.json", dir);
   EXPECT_EQ(loaded->name(), "tokenizer.json");
@@ -153,7 +148,6 @@ TEST(BpeTokenizer, TrainSaveLoadGivesIdenticalIds) {
   const std::string text = sample_text(11, 5000) + "\xff\xfe<|endoftext|>";
   EXPECT_EQ(loaded->encode(text), tok.encode(text));
   EXPECT_EQ(dynamic_cast<BpeTokenizer&>(*loaded).to_json(), tok.to_json());
-  fs::remove_all(dir);
 }
 
 TEST(BpeTrainer, IsDeterministicAndHonoursMinFrequency) {
@@ -210,7 +204,7 @@ TEST(BpeTokenizer, RefusesBadFilesNamingThem) {
   nlohmann::json missing_byte = nlohmann::json::parse(good);
   missing_byte["model"]["vocab"].erase("a");
   EXPECT_NE(error_of(missing_byte.dump()).find("byte 0x61"), std::string::npos);
-  EXPECT_THROW(load_tokenizer("no-such-tokenizer.json", temp_dir("missing")), Error);
+  EXPECT_THROW(load_tokenizer("no-such-tokenizer.json", fs::temp_directory_path().string()), Error);
   auto tok = BpeTokenizer::from_json(good, "t.json");
   std::vector<int32_t> bad = {'a', 258};
   try {
@@ -234,7 +228,8 @@ TEST(BpeTokenizer, NfcNormalizerAndBosEosFallback) {
 }
 
 TEST(TokenShardWriter, StreamsAndLeavesNothingWhenUnfinished) {
-  const std::string dir = temp_dir("shard");
+  hsa::testing::TempDir tmp;
+  const std::string dir = tmp.path.string();
   {
     TokenShardWriter w(dir + "/a.bin", 2);
     w.append(std::vector<int32_t>{1, 2, 3});
@@ -251,5 +246,4 @@ TEST(TokenShardWriter, StreamsAndLeavesNothingWhenUnfinished) {
   }
   EXPECT_FALSE(fs::exists(dir + "/b.bin"));
   EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
-  fs::remove_all(dir);
 }
