@@ -34,10 +34,12 @@ for (const d of ["README.md", "docs", "src", "configs", "tools", "tests"]) {
   else parts.push(fs.readFileSync(p, "utf8"));
 }
 
-let seed = 12345;
+let seed = 12345;  // mulberry32: exact in 32-bit integer arithmetic
 const rand = (n) => {
-  seed = (seed * 1103515245 + 12345) % 2147483648;
-  return seed % n;
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) % n;
 };
 const pick = (list) => list[rand(list.length)];
 const words = [
