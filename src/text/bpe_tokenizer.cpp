@@ -146,7 +146,9 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& id
     piece = owned;
   }
   if (spec_.add_prefix_space && piece.front() != ' ') {
-    owned = " " + std::string(piece);
+    std::string prefixed(1, ' ');
+    prefixed.append(piece);  // `piece` may point into `owned`: build the new text before replacing it
+    owned = std::move(prefixed);
     piece = owned;
   }
   if (!spec_.use_regex) {
