@@ -44,9 +44,6 @@ int run_train(const TrainOptions& o) {
     std::fprintf(stderr, "hsa: tokenizer train: %s exists; pass --force to overwrite it\n", o.output.c_str());
     return 2;
   }
-  HSA_CHECK(o.vocab > 258 && o.vocab <= (int64_t{1} << 31) - 1, "tokenizer train: --vocab {} must exceed 258",
-            o.vocab);
-  HSA_CHECK(o.max_bytes > 0, "tokenizer train: --max-bytes must be positive, got {}", o.max_bytes);
   hsa::BpeTrainOptions options;
   options.vocab_size = o.vocab;
   options.min_frequency = o.min_frequency;
@@ -80,10 +77,7 @@ int run_train(const TrainOptions& o) {
   return 0;
 }
 
-std::string input_text(const UseOptions& o) {
-  HSA_CHECK(o.file.empty() != o.text.empty(), "tokenizer: give exactly one of -f FILE and --text TEXT");
-  return o.file.empty() ? o.text : hsa::read_file(o.file);
-}
+std::string input_text(const UseOptions& o) { return o.file.empty() ? o.text : hsa::read_file(o.file); }
 
 int run_encode(const UseOptions& o) {
   auto tok = hsa::BpeTokenizer::load(o.tokenizer);
@@ -117,11 +111,14 @@ hsa::cli::Command tokenizer_command("tokenizer", "train a byte-level BPE tokeniz
   train_cmd->add_option("-i,--input", train->inputs, "text file(s)")->required()->check(CLI::ExistingFile);
   train_cmd->add_option("-o,--output", train->output, "tokenizer.json to write")->required();
   train_cmd->add_option("--vocab", train->vocab, "vocabulary size (2 specials + 256 bytes + merges)")
+      ->check(CLI::Range(int64_t{259}, int64_t{1} << 30))
       ->capture_default_str();
   train_cmd->add_option("--min-frequency", train->min_frequency, "never merge a pair seen fewer times")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   train_cmd->add_option("--max-bytes", train->max_bytes,
                         "count words in at most this much text, an evenly spread sample of the inputs")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   train_cmd->add_flag("--force", train->force, "overwrite an existing output file");
   train_cmd->footer(
@@ -138,6 +135,10 @@ hsa::cli::Command tokenizer_command("tokenizer", "train a byte-level BPE tokeniz
   }
   return [train, use, train_cmd, encode_cmd, decode_cmd] {
     if (train_cmd->parsed()) return run_train(*train);
+    if (use->file.empty() == use->text.empty()) {
+      std::fprintf(stderr, "hsa: tokenizer: give exactly one of -f FILE and --text TEXT\n");
+      return 2;
+    }
     if (encode_cmd->parsed()) return run_encode(*use);
     if (decode_cmd->parsed()) return run_decode(*use);
     throw hsa::Error("tokenizer: give a subcommand: train, encode or decode");
