@@ -74,7 +74,7 @@ int run_build(const BuildOptions& o) {
       HSA_CHECK(in.good(), "data build: cannot read {}", path);
       hsa::TextChunker chunker(kChunkBytes, encode);
       bool in_document = false;
-      int64_t read = 0;
+      int64_t read = 0, reported = 0;
       for (std::string line; std::getline(in, line);) {
         read += static_cast<int64_t>(line.size()) + 1;
         if (line == o.doc_separator) {
@@ -89,7 +89,7 @@ int run_build(const BuildOptions& o) {
         }
         line.push_back('\n');
         chunker.push(line);
-        if ((documents & 1023) == 0 || line.size() > 65536) report(read);
+        if (read - reported >= (1 << 20)) report(reported = read);
       }
       HSA_CHECK(!in.bad(), "data build: reading {} failed", path);
       chunker.flush();
