@@ -32,7 +32,17 @@ tokens=$(( ($(stat -c %s "$work/cli.bin") - 32) / 2 ))
 [ "$tokens" -eq $((ids + 1)) ] || fail "data build wrote $tokens tokens, expected bos + $ids"
 [ "$("$hsa" tokenizer encode -t "$work/cli.json" -f "$work/cli.txt" | "$hsa" tokenizer decode -t "$work/cli.json" -f /dev/stdin)" == "$(cat "$work/cli.txt")" ] ||
   fail "encode | decode does not give the text back"
-echo "command line: train, refusal to overwrite, data build, encode | decode: ok"
+printf 'the cat\n---\nsat on\n---\n---\nthe mat\n' >"$work/docs.txt"
+"$hsa" data build -i "$work/docs.txt" -o "$work/docs.bin" --tokenizer "$work/cli.json" --doc-separator --- \
+  >/dev/null 2>&1 || fail "data build --doc-separator"
+expected=3  # a bos per document
+for doc in 'the cat\n' 'sat on\n' 'the mat\n'; do
+  expected=$((expected + $("$hsa" tokenizer encode -t "$work/cli.json" --text "$(printf "$doc")
+" | wc -w)))
+done
+tokens=$(( ($(stat -c %s "$work/docs.bin") - 32) / 2 ))
+[ "$tokens" -eq "$expected" ] || fail "data build --doc-separator wrote $tokens tokens, expected $expected"
+echo "command line: train, refusal to overwrite, data build (+ --doc-separator), encode | decode: ok"
 
 command -v node >/dev/null || skip "node is not installed"
 if [ ! -f "$work/npm/node_modules/@huggingface/tokenizers/package.json" ] ||
