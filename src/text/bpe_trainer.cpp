@@ -17,20 +17,23 @@ WordCounter::WordCounter(std::vector<std::string> special_tokens) : specials_(st
 
 void WordCounter::add(std::string_view text) {
   bytes_ += static_cast<int64_t>(text.size());
-  // Cut out the earliest special token, count the text before it, repeat.
-  while (!text.empty()) {
+  // Cut out the earliest special token (the longest on a tie), count the text before it, repeat. Each
+  // special's next occurrence is searched for again only once the cut has passed it, so this stays linear.
+  std::vector<size_t> next(specials_.size());
+  for (size_t k = 0; k < specials_.size(); ++k) next[k] = text.find(specials_[k]);
+  size_t start = 0;
+  for (;;) {
     size_t at = std::string_view::npos, length = 0;
-    for (const std::string& s : specials_) {
-      const size_t p = text.find(s);
-      if (p < at || (p == at && p != std::string_view::npos && s.size() > length)) at = p, length = s.size();
+    for (size_t k = 0; k < specials_.size(); ++k) {
+      if (next[k] != std::string_view::npos && next[k] < start) next[k] = text.find(specials_[k], start);
+      if (next[k] < at || (next[k] == at && at != std::string_view::npos && specials_[k].size() > length))
+        at = next[k], length = specials_[k].size();
     }
-    if (at == std::string_view::npos) {
-      add_piece(text);
-      return;
-    }
-    add_piece(text.substr(0, at));
-    text.remove_prefix(at + length);
+    if (at == std::string_view::npos) break;
+    add_piece(text.substr(start, at - start));
+    start = at + length;
   }
+  add_piece(text.substr(start));
 }
 
 void WordCounter::add_piece(std::string_view piece) {

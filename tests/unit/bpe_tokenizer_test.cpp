@@ -247,3 +247,14 @@ TEST(TokenShardWriter, StreamsAndLeavesNothingWhenUnfinished) {
   EXPECT_FALSE(fs::exists(dir + "/b.bin"));
   EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
 }
+
+TEST(BpeTrainer, SpecialTokensAreNotCountedAsWords) {
+  WordCounter counter({"<|endoftext|>", "<|pad|>"});
+  counter.add("a<|endoftext|>b<|pad|><|endoftext|>a <|pad|");
+  EXPECT_EQ(counter.counts().at("a"), 2);
+  EXPECT_EQ(counter.counts().at("b"), 1);
+  EXPECT_EQ(counter.counts().at(" <|"), 1);  // an incomplete special is ordinary text
+  EXPECT_EQ(counter.counts().at("pad"), 1);
+  EXPECT_EQ(counter.counts().at("|"), 1);
+  EXPECT_EQ(counter.counts().size(), 5u);
+}
