@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <unordered_map>
 
@@ -29,15 +30,20 @@ int words(std::string_view line) {
   return n;
 }
 
+bool all_capitals(std::string_view line) {
+  return std::none_of(line.begin(), line.end(), [](char c) { return c >= 'a' && c <= 'z'; });
+}
+
 std::string rules(int eval_percent) {
   return fmt::format(
       "filter: lines kept when ASCII after mapping typographic UTF-8, letters >= 60% of non-space characters and "
       "code symbols <= 5%; dropped when holding 'pass key', 'passkey', 'special magic', 'magic number', 'magic "
-      "uuid', 'VAR ', 5+ consecutive digits or '{}'. boilerplate: a line of >= {} words found in >= {} documents "
-      "of its source is dropped from all of them. dedup (sources in manifest order, documents in id order): a "
+      "uuid', 'VAR ', 5+ consecutive digits or '{}'. boilerplate: a line found in >= {} documents of its source "
+      "is dropped from all of them when it has >= {} words, or when it is in >= 1/{} of the source's documents and "
+      "not all capitals (manual section headings stay). dedup (sources in manifest order, documents in id order): a "
       "document identical to an earlier one is dropped, then every line of >= {} characters seen earlier. split: "
       "document id = <source>/<name>; evaluation when splitmix64(fnv1a64(id)) % 100 < {}, else training",
-      kEndOfText, kBoilerplateWords, kBoilerplateDocuments, kDedupChars, eval_percent);
+      kEndOfText, kBoilerplateDocuments, kBoilerplateWords, kBoilerplateShortShare, kDedupChars, eval_percent);
 }
 
 nlohmann::json manifest(const LmCorpusReport& r, int eval_percent) {
@@ -71,9 +77,15 @@ nlohmann::json manifest(const LmCorpusReport& r, int eval_percent) {
 
 }  // namespace
 
+bool is_boilerplate(std::string_view line, int64_t documents_with_line, int64_t documents) {
+  if (documents_with_line < kBoilerplateDocuments) return false;
+  if (words(line) >= kBoilerplateWords) return true;
+  return documents_with_line * kBoilerplateShortShare >= documents && !all_capitals(line);
+}
+
 std::vector<FillerDocument> clean_lm_documents(std::vector<FillerDocument> raw) {
   const ProseRule any_line{.min_words = 1, .sentence_end = false};
-  std::unordered_map<uint64_t, int> documents_with;  // long line -> documents of the source holding it
+  std::unordered_map<uint64_t, int> documents_with;  // line -> documents of the source holding it
   for (FillerDocument& doc : raw) {
     std::vector<std::string> kept;
     std::unordered_set<uint64_t> seen;
@@ -81,15 +93,14 @@ std::vector<FillerDocument> clean_lm_documents(std::vector<FillerDocument> raw) 
       std::optional<std::string> clean = ascii_line(line);
       if (!clean || !is_prose(*clean, any_line) || looks_like_needle(*clean)) continue;
       if (clean->find(kEndOfText) != std::string::npos) continue;
-      if (words(*clean) >= kBoilerplateWords && seen.insert(text_hash(*clean)).second) ++documents_with[text_hash(*clean)];
+      if (seen.insert(text_hash(*clean)).second) ++documents_with[text_hash(*clean)];
       kept.push_back(std::move(*clean));
     }
     doc.lines = std::move(kept);
   }
+  const int64_t documents = static_cast<int64_t>(raw.size());
   for (FillerDocument& doc : raw)
-    std::erase_if(doc.lines, [&](const std::string& line) {
-      return words(line) >= kBoilerplateWords && documents_with[text_hash(line)] >= kBoilerplateDocuments;
-    });
+    std::erase_if(doc.lines, [&](const std::string& line) { return is_boilerplate(line, documents_with[text_hash(line)], documents); });
   return raw;
 }
 

@@ -3,9 +3,8 @@
 //
 // Pipeline: per source, read documents (one paragraph per line) -> clean each line (ascii_line; is_prose with
 // one word and no sentence end required; looks_like_needle lines dropped, like the filler, so the synthetic
-// tasks' needles never occur in natural text) -> drop boilerplate (a paragraph of kBoilerplateWords or more
-// words found in kBoilerplateDocuments or more documents of the source: license headers, footers, stock
-// attributions). Then over all sources, in source order and id order: drop a document that is an exact copy of
+// tasks' needles never occur in natural text) -> drop boilerplate (is_boilerplate: license headers, footers,
+// navigation menus, stock attributions). Then over all sources, in source order and id order: drop a document that is an exact copy of
 // an earlier one, then every paragraph of kDedupChars or more characters already seen earlier (shorter lines,
 // headings and list items, may repeat), then documents left empty. Finally split by is_eval_document(id).
 //
@@ -26,6 +25,13 @@ namespace hsa::data {
 inline constexpr std::string_view kEndOfText = "<|endoftext|>";
 constexpr int kBoilerplateWords = 6;
 constexpr size_t kDedupChars = 40;
+constexpr int kBoilerplateShortShare = 4;
+
+// Whether a cleaned line found in `documents_with_line` of the source's `documents` documents is boilerplate:
+// it is in kBoilerplateDocuments or more, and either has kBoilerplateWords or more words (license text, stock
+// sentences) or is in at least 1/kBoilerplateShortShare of them and not all capitals (menus and footers such
+// as "Download" or "Created using Sphinx"; the capital section headings of manual pages stay).
+bool is_boilerplate(std::string_view line, int64_t documents_with_line, int64_t documents);
 
 // Cleans one source's documents as described above (line filters and the source's boilerplate); keeps
 // documents that end up empty (dedup_documents drops them).

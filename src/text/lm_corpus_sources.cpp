@@ -139,7 +139,8 @@ const std::vector<LmSource>& lm_sources() {
        "/usr/share/doc/debian-handbook/html/en-US/"},
       {"debian-policy", {"debian-policy"}, "html", "one HTML page", "/usr/share/doc/debian-policy/"},
       {"apache-doc", {"apache2-doc"}, "html", "one HTML page (English)", "/usr/share/doc/apache2-doc/manual/en/"},
-      {"octave-doc", {"octave-doc"}, "html", "one HTML page", "/usr/share/doc/octave/octave.html/"},
+      {"octave-doc", {"octave-doc"}, "html", "one HTML page", "/usr/share/doc/octave/octave.html/",
+       "XREF"},
       {"maxima-doc", {"maxima-doc"}, "html", "one HTML page", "/usr/share/doc/maxima-doc/html/"},
       {"r-manuals", {"r-doc-html"}, "html", "one HTML manual", "/usr/share/R/doc/manual/"},
       {"developers-reference", {"developers-reference"}, "html", "one HTML page", "/usr/share/developers-reference/"},
@@ -166,6 +167,8 @@ std::vector<FillerDocument> read_lm_source(const LmSource& source, const fs::pat
         [&](const std::string& p) {
           const size_t at = p.find(source.under);
           // Folders starting with '_' hold Sphinx's assets, module sources and duplicates of the pages.
+          const std::string name = fs::path(p).filename().string();
+          if (!source.skip_prefix.empty() && name.rfind(source.skip_prefix, 0) == 0) return false;
           return at != std::string::npos && p.find("/_", at) == std::string::npos &&
                  (ends_with(p, ".html") || ends_with(p, ".html.gz"));
         },

@@ -17,6 +17,7 @@ struct LmSource {
   std::string format;                 // fortunes, html, rst, pod, man, dictd or wordnet
   std::string documents;              // what one document is, for the manifest
   std::string under;                  // html read from the packages' files: the folder they are under
+  std::string skip_prefix = {};       // html: pages whose file name starts with it are left out (redirects)
 };
 
 // Every source, in the order the corpus is assembled (earlier sources win exact-duplicate ties).

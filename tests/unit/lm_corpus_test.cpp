@@ -202,3 +202,13 @@ TEST(PrepareLmCorpus, NothingInstalledNamesThePackages) {
   }
   EXPECT_FALSE(fs::exists(o.out_dir / "lm-train.txt"));
 }
+
+TEST(IsBoilerplate, LongRepeatedLinesAndFrequentShortOnesExceptCapitalHeadings) {
+  const std::string sentence = "Permission is hereby granted to copy this file.";
+  EXPECT_FALSE(is_boilerplate(sentence, kBoilerplateDocuments - 1, 1000));
+  EXPECT_TRUE(is_boilerplate(sentence, kBoilerplateDocuments, 1000));
+  EXPECT_FALSE(is_boilerplate("Download", 100, 1000));  // short and in 10% of the documents
+  EXPECT_TRUE(is_boilerplate("Download", 250, 1000));   // short and in a quarter of them
+  EXPECT_FALSE(is_boilerplate("SEE ALSO", 900, 1000));  // a manual section heading
+  EXPECT_FALSE(is_boilerplate("Download", kBoilerplateDocuments - 1, kBoilerplateDocuments - 1));
+}
