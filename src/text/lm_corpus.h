@@ -55,7 +55,7 @@ std::string lm_document_text(const FillerDocument& doc);
 struct LmCorpusOptions {
   std::filesystem::path root = "/";  // where the packages are installed (tests pass a fake tree)
   std::filesystem::path out_dir = "data";
-  int eval_percent = 2;
+  int eval_percent = 6;  // ~5.5 MB: more than 1M tokens, so a 1M-token window of held-out text fits
 };
 
 struct LmSourceReport {
