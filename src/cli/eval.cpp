@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdio>
 
 namespace {
 
@@ -30,20 +31,28 @@ struct LossOptions {
   std::vector<std::string> merge;
 };
 
+// What is wrong with the options of a loss run ("" when nothing).
+std::string argument_error(const LossOptions& o) {
+  if (o.model.empty()) return "give a model with -m (or --merge a/loss.json,b/loss.json)";
+  if (o.lengths.empty()) return "no --lengths given";
+  for (size_t i = 0; i < o.lengths.size(); ++i)
+    if (o.lengths[i] < 1 || (i > 0 && o.lengths[i] <= o.lengths[i - 1]))
+      return fmt::format("--lengths must be positive and increasing, got {} at index {}", o.lengths[i], i);
+  if (o.samples < 1) return fmt::format("--samples must be >= 1, got {}", o.samples);
+  if (o.segment < 1) return fmt::format("--segment must be >= 1, got {}", o.segment);
+  return "";
+}
+
 int run_loss(const LossOptions& o) {
   if (!o.merge.empty()) {
     hsa::eval::write_merged_loss_report(o.out, o.merge, hsa::cli::command_line());
     fmt::print("wrote {}/loss.json, loss.md, loss.svg ({} inputs)\n", o.out, o.merge.size());
     return 0;
   }
-  HSA_CHECK(!o.model.empty(), "eval loss: give a model with -m (or --merge a/loss.json,b/loss.json)");
-  HSA_CHECK(!o.lengths.empty(), "eval loss: no --lengths given");
-  for (size_t i = 0; i < o.lengths.size(); ++i)
-    HSA_CHECK(o.lengths[i] >= 1 && (i == 0 || o.lengths[i] > o.lengths[i - 1]),
-              "eval loss: --lengths must be positive and increasing, got {} at index {}", o.lengths[i], i);
-  HSA_CHECK(o.samples >= 1, "eval loss: --samples must be >= 1, got {}", o.samples);
-  HSA_CHECK(o.segment >= 1, "eval loss: --segment must be >= 1, got {}", o.segment);
-
+  if (const std::string bad = argument_error(o); !bad.empty()) {
+    std::fprintf(stderr, "hsa: eval loss: %s (see hsa eval loss --help)\n", bad.c_str());
+    return 2;  // bad arguments exit 2, like CLI11's own parse errors
+  }
   const hsa::TokenShard shard = hsa::TokenShard::open(o.data);
   hsa::Checkpoint ck = hsa::load_checkpoint(hsa::resolve_checkpoint_dir(o.model));
   const hsa::Placement place = hsa::resolve_placement(o.device, o.dtype);
