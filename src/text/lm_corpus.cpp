@@ -30,6 +30,14 @@ int words(std::string_view line) {
   return n;
 }
 
+// Writes only when the content differs, so an unchanged corpus keeps its time stamp and the steps after it
+// (tokenizer training, shards) see nothing new.
+void write_if_changed(const std::string& path, const std::string& text) {
+  std::error_code ec;
+  if (fs::exists(path, ec) && fs::file_size(path, ec) == text.size() && hsa::read_file(path) == text) return;
+  write_file_atomic(path, text);
+}
+
 bool all_capitals(std::string_view line) {
   return std::none_of(line.begin(), line.end(), [](char c) { return c >= 'a' && c <= 'z'; });
 }
@@ -181,10 +189,10 @@ LmCorpusReport prepare_lm_corpus(const LmCorpusOptions& o,
   fs::create_directories(o.out_dir);
   report.train.path = (o.out_dir / "lm-train.txt").string();
   report.eval.path = (o.out_dir / "lm-eval.txt").string();
-  write_file_atomic(report.train.path, train);
-  write_file_atomic(report.eval.path, eval);
+  write_if_changed(report.train.path, train);
+  write_if_changed(report.eval.path, eval);
   report.manifest_path = (o.out_dir / "manifest.json").string();
-  write_file_atomic(report.manifest_path, manifest(report, o.eval_percent).dump(2) + "\n");
+  write_if_changed(report.manifest_path, manifest(report, o.eval_percent).dump(2) + "\n");
   return report;
 }
 

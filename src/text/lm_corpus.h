@@ -81,7 +81,7 @@ struct LmCorpusReport {
 };
 
 // Reads every installed source (calling on_source after each, for progress), writes <out_dir>/lm-train.txt,
-// lm-eval.txt and manifest.json (sources with package versions, counts per source and part, the filter, dedup
+// lm-eval.txt and manifest.json (each only when its content changed, so an unchanged file keeps its time) (sources with package versions, counts per source and part, the filter, dedup
 // and split rules). Throws hsa::Error naming the packages when none is installed or either part is empty.
 LmCorpusReport prepare_lm_corpus(const LmCorpusOptions& options,
                                  const std::function<void(const LmSourceReport&)>& on_source = {});

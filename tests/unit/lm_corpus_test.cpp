@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <zlib.h>
 
+#include <chrono>
 #include <fstream>
 #include <set>
 
@@ -187,6 +188,13 @@ TEST(PrepareLmCorpus, FakeTreeSplitsByIdWritesSeparatorsAndManifest) {
   EXPECT_TRUE(saw_manpages);
   EXPECT_EQ(m["train"]["documents"], r.train.documents);
   EXPECT_EQ(m["eval_percent"], 10);
+
+  // A rerun over the same packages leaves the files untouched (the tokenizer step after it sees nothing new).
+  const fs::path train_path = o.out_dir / "lm-train.txt";
+  const auto old_time = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  fs::last_write_time(train_path, old_time);
+  prepare_lm_corpus(o);
+  EXPECT_EQ(fs::last_write_time(train_path), old_time);
 }
 
 TEST(PrepareLmCorpus, NothingInstalledNamesThePackages) {
