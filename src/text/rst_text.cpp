@@ -98,7 +98,7 @@ class Paragraphs {
     if (!current_.empty()) current_ += ' ';
     current_ += text;
   }
-  // Ends the paragraph; returns its text so the caller can look at a trailing "::".
+  // Ends the paragraph: its text, inline markup resolved, becomes one output line.
   void end() {
     std::string t(trimmed(current_));
     current_.clear();
