@@ -2,9 +2,11 @@
 //   hsa data build --input a.txt b.txt --output train.bin [--tokenizer data/tokenizer.json] [--doc-separator LINE]
 //   hsa data sample --task passkey --length 512 --seed 1 [--prompt-only] [--filler corpus.txt]
 //   hsa data filler -o data   (natural filler text from installed Debian documentation packages)
+//   hsa data corpus -o data   (the language-model corpus: lm-train.txt, lm-eval.txt, manifest.json)
 #include "cli/command.h"
 #include "text/filler_corpus.h"
 #include "text/filler.h"
+#include "text/lm_corpus.h"
 #include "text/tasks.h"
 #include "text/token_shard.h"
 #include "text/text_chunks.h"
@@ -120,6 +122,25 @@ int run_filler(const hsa::data::FillerCorpusOptions& o) {
   return 0;
 }
 
+int run_corpus(const hsa::data::LmCorpusOptions& o) {
+  fmt::print("{:<18} {:>8} {:>9} {:>9} {:>7}  {}\n", "source", "docs", "size", "eval", "seconds", "packages");
+  hsa::data::LmCorpusReport r = hsa::data::prepare_lm_corpus(o, [](const hsa::data::LmSourceReport& s) {
+    std::vector<std::string> packages;
+    for (const auto& [p, v] : s.versions) packages.push_back(v.empty() ? p + " (not installed)" : p + " " + v);
+    if (!s.installed)
+      fmt::print("{:<18} {:>8} {:>9} {:>9} {:>7}  {}\n", s.source.name, "-", "-", "-", "-", fmt::join(packages, ", "));
+    else
+      fmt::print("{:<18} {:>8} {:>9} {:>9} {:>7.1f}  {}\n", s.source.name, s.documents, megabytes(s.bytes),
+                 megabytes(s.eval_bytes), s.seconds, fmt::join(packages, ", "));
+    std::fflush(stdout);
+  });
+  fmt::print("dropped {} duplicate documents and {} repeated lines\n", r.duplicate_documents, r.duplicate_paragraphs);
+  for (const hsa::data::LmPartReport* p : {&r.train, &r.eval})
+    fmt::print("wrote {}: {} documents, {}\n", p->path, p->documents, megabytes(p->bytes));
+  fmt::print("wrote {}\n", r.manifest_path);
+  return 0;
+}
+
 // Printable form of a piece of text for the abbreviated view: line breaks shown as "\n".
 std::string escaped(std::string_view s) {
   std::string out;
@@ -155,7 +176,7 @@ int run_sample(const SampleOptions& o) {
   return 0;
 }
 
-hsa::cli::Command data_command("data", "token shards, synthetic task samples, natural filler text", [](CLI::App& app) {
+hsa::cli::Command data_command("data", "token shards, synthetic task samples, natural filler text, the LM corpus", [](CLI::App& app) {
   app.require_subcommand(1);
   auto build = std::make_shared<BuildOptions>();
   CLI::App* build_cmd = app.add_subcommand("build", "tokenize text files (bos before each document) into one token shard");
@@ -183,7 +204,7 @@ hsa::cli::Command data_command("data", "token shards, synthetic task samples, na
   CLI::App* filler_cmd = app.add_subcommand(
       "filler",
       "natural English text from Debian documentation packages, as filler-train.txt and filler-eval.txt (no shared "
-      "document or line) and manifest.json");
+      "document or line) and filler-manifest.json");
   filler_cmd->add_option("-o,--out", filler->out_dir, "output folder")->capture_default_str();
   filler_cmd->add_option("--eval-percent", filler->eval_percent, "share of documents for evaluation (1-99)")
       ->capture_default_str();
@@ -193,11 +214,30 @@ hsa::cli::Command data_command("data", "token shards, synthetic task samples, na
       "consecutive digits are dropped, so the synthetic tasks' needles and answers never occur in the filler.\n"
       "Train on it as natural text with: hsa data build -i data/filler-train.txt -o data/filler-train.bin\n");
 
-  return [build, sample, filler, build_cmd, sample_cmd, filler_cmd] {
+  auto corpus = std::make_shared<hsa::data::LmCorpusOptions>();
+  CLI::App* corpus_cmd = app.add_subcommand(
+      "corpus",
+      "the language-model corpus: English prose and documentation from Debian packages as lm-train.txt and "
+      "lm-eval.txt (no shared document) and manifest.json");
+  corpus_cmd->add_option("-o,--out", corpus->out_dir, "output folder")->capture_default_str();
+  corpus_cmd->add_option("--eval-percent", corpus->eval_percent, "share of documents for evaluation (1-99)")
+      ->capture_default_str();
+  corpus_cmd->add_option("--root", corpus->root, "folder the packages are installed under")->capture_default_str();
+  corpus_cmd->footer(
+      "\nEach document is written as its text (one paragraph per line) followed by a line holding only "
+      "<|endoftext|>, the tokenizer's end-of-text token, so documents are separated by it after tokenization.\n"
+      "Documents are cleaned (ASCII prose lines; lines with a task phrase such as 'pass key', 'special magic', "
+      "'VAR ' or 5+ consecutive digits dropped), deduplicated (exact documents, repeated lines of 40+ "
+      "characters, boilerplate) and split by a hash of their id; manifest.json records the packages, counts "
+      "and rules. tools/prepare-data installs the packages and runs this, then trains the tokenizer and "
+      "writes the token shards.\n");
+
+  return [build, sample, filler, corpus, build_cmd, sample_cmd, filler_cmd, corpus_cmd] {
     if (build_cmd->parsed()) return run_build(*build);
     if (sample_cmd->parsed()) return run_sample(*sample);
     if (filler_cmd->parsed()) return run_filler(*filler);
-    throw hsa::Error("data: give a subcommand: build, sample or filler");
+    if (corpus_cmd->parsed()) return run_corpus(*corpus);
+    throw hsa::Error("data: give a subcommand: build, sample, filler or corpus");
   };
 });
 

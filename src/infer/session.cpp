@@ -7,12 +7,15 @@ namespace hsa {
 
 Session::Session(const Model& model) : model_(model), state_(model.new_state()) {}
 
-Tensor Session::feed(std::span<const int32_t> tokens) {
+Tensor Session::feed_on_device(std::span<const int32_t> tokens) {
   HSA_CHECK(!tokens.empty(), "Session: no tokens to feed");
   Tensor ids = Tensor::from_i32(std::vector<int32_t>(tokens.begin(), tokens.end()),
                                 {1, static_cast<int64_t>(tokens.size())});
-  Tensor logits = model_.forward(ids, state_);
-  return logits.select(0, 0).to(Device::cpu);  // sampling runs on the host
+  return model_.forward(ids, state_).select(0, 0);
+}
+
+Tensor Session::feed(std::span<const int32_t> tokens) {
+  return feed_on_device(tokens).to(Device::cpu);  // sampling runs on the host
 }
 
 Tensor Session::prefill(std::span<const int32_t> tokens, int64_t segment,

@@ -20,6 +20,8 @@ class Session {
   Tensor step(int32_t token);
   // Logits [n, V] (on the cpu, whatever the model's device) for every token fed.
   Tensor feed(std::span<const int32_t> tokens);
+  // The same logits left where the model runs, for work done on the device (next-token losses).
+  Tensor feed_on_device(std::span<const int32_t> tokens);
 
   int64_t position() const { return state_.position; }
   size_t state_bytes() const { return state_.bytes(); }

@@ -15,11 +15,10 @@
 
 namespace hsa::data {
 namespace fs = std::filesystem;
-namespace {
 
-uint64_t split_hash(std::string_view id) {
+uint64_t text_hash(std::string_view text) {
   uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
-  for (char c : id) {
+  for (char c : text) {
     h ^= static_cast<unsigned char>(c);
     h *= 0x100000001b3ull;
   }
@@ -30,6 +29,8 @@ uint64_t split_hash(std::string_view id) {
   h ^= h >> 31;
   return h;
 }
+
+namespace {
 
 std::string joined(const FillerDocument& doc) {
   std::string s;
@@ -91,7 +92,7 @@ nlohmann::json manifest(const FillerCorpusReport& r, int eval_percent) {
 }  // namespace
 
 bool is_eval_document(std::string_view id, int eval_percent) {
-  return static_cast<int>(split_hash(id) % 100) < eval_percent;
+  return static_cast<int>(text_hash(id) % 100) < eval_percent;
 }
 
 std::vector<FillerDocument> clean_filler_documents(std::vector<FillerDocument> raw, const ProseRule& rule) {
@@ -175,7 +176,7 @@ FillerCorpusReport prepare_filler_corpus(const FillerCorpusOptions& o) {
   write_file_atomic(eval_path.string(), eval_text);
   report.train = part_report(train_path, split.train, train_text.size());
   report.eval = part_report(eval_path, split.eval, eval_text.size());
-  report.manifest_path = (o.out_dir / "manifest.json").string();
+  report.manifest_path = (o.out_dir / "filler-manifest.json").string();
   write_file_atomic(report.manifest_path, manifest(report, o.eval_percent).dump(2) + "\n");
   return report;
 }

@@ -22,6 +22,10 @@ namespace hsa::data {
 
 constexpr int kBoilerplateDocuments = 4;
 
+// 64-bit FNV-1a of `text` mixed by the splitmix64 finaliser (so its low bits are usable for a modulo): the
+// split key of documents and the fingerprint used to deduplicate text.
+uint64_t text_hash(std::string_view text);
+
 // Deterministic split key: 64-bit FNV-1a of the id, mixed by the splitmix64 finaliser; the document is for
 // evaluation when that value mod 100 < eval_percent. The same id lands in the same part on every machine.
 bool is_eval_document(std::string_view id, int eval_percent);
@@ -63,7 +67,7 @@ struct FillerCorpusReport {
   std::string manifest_path;
 };
 
-// Reads every installed source, writes <out_dir>/filler-train.txt, filler-eval.txt and manifest.json
+// Reads every installed source, writes <out_dir>/filler-train.txt, filler-eval.txt and filler-manifest.json
 // (sources, document counts, bytes per part, split and filter rules). When no source is installed, throws
 // hsa::Error naming the folders looked in and the apt-get command that installs the packages.
 FillerCorpusReport prepare_filler_corpus(const FillerCorpusOptions& options);

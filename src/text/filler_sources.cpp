@@ -12,18 +12,6 @@ namespace hsa::data {
 namespace fs = std::filesystem;
 namespace {
 
-std::vector<std::string> split_lines(std::string_view text) {
-  std::vector<std::string> lines;
-  size_t from = 0;
-  while (from < text.size()) {
-    size_t end = text.find('\n', from);
-    if (end == std::string_view::npos) end = text.size();
-    lines.emplace_back(text.substr(from, end - from));
-    from = end + 1;
-  }
-  return lines;
-}
-
 bool ends_with(std::string_view s, std::string_view tail) {
   return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
 }
@@ -70,6 +58,20 @@ std::vector<FillerDocument> read_fortunes(const fs::path& dir) {
   return docs;
 }
 
+}  // namespace
+
+std::vector<std::string> split_lines(std::string_view text) {
+  std::vector<std::string> lines;
+  size_t from = 0;
+  while (from < text.size()) {
+    size_t end = text.find('\n', from);
+    if (end == std::string_view::npos) end = text.size();
+    lines.emplace_back(text.substr(from, end - from));
+    from = end + 1;
+  }
+  return lines;
+}
+
 std::vector<FillerDocument> read_html_pages(const std::string& source, const fs::path& dir, bool recursive,
                                             std::string_view suffix) {
   std::vector<fs::path> files;
@@ -95,8 +97,6 @@ std::vector<FillerDocument> read_html_pages(const std::string& source, const fs:
   std::sort(docs.begin(), docs.end(), [](const FillerDocument& a, const FillerDocument& b) { return a.id < b.id; });
   return docs;
 }
-
-}  // namespace
 
 std::vector<FillerSource> find_filler_sources(const fs::path& root) {
   // Fortunes are short and often verse: every line with words counts. Documentation pages also hold

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hsa::data {
@@ -29,5 +30,14 @@ std::vector<FillerSource> find_filler_sources(const std::filesystem::path& root)
 // (debian-reference: *.en.html; python-doc: every *.html outside folders starting with '_'), HTML turned into
 // text lines with html_to_text. Unreadable files throw hsa::Error naming the file.
 std::vector<FillerDocument> read_filler_documents(const FillerSource& source);
+
+// The lines of `text` split at '\n' (a final line without '\n' included, no empty line after a final '\n').
+std::vector<std::string> split_lines(std::string_view text);
+
+// One document per HTML page under `dir` whose name ends with `suffix` (recursive: also in subfolders, except
+// those starting with '_', Sphinx's assets and duplicates), id "<source>/<path relative to dir>", the text
+// from html_to_text, ordered by id.
+std::vector<FillerDocument> read_html_pages(const std::string& source, const std::filesystem::path& dir,
+                                            bool recursive, std::string_view suffix);
 
 }  // namespace hsa::data

@@ -168,7 +168,7 @@ TEST(PrepareFillerCorpus, ReadsAFakePackageTreeIntoTwoDisjointParts) {
     EXPECT_NE(has(train, line), has(eval, line)) << line;  // in exactly one part
   }
 
-  const nlohmann::json m = nlohmann::json::parse(read(o.out_dir / "manifest.json"));
+  const nlohmann::json m = nlohmann::json::parse(read(o.out_dir / "filler-manifest.json"));
   EXPECT_EQ(m["train"]["documents"], r.train.documents);
   EXPECT_EQ(m["eval"]["bytes"], r.eval.bytes);
   EXPECT_EQ(m["sources"][0]["name"], "fortunes");
