@@ -88,8 +88,9 @@ int run_train(const bench::TrainBenchOptions& o, const std::string& out) {
   const double tokens = double(o.batch * o.seq_len);
   fmt::print("device: {} ({})\nconfig: {} ({:.1f}M parameters, {:.1f}M active per token), batch {} x {} tokens\n",
              r.device, r.dtype, o.config_path, r.parameters / 1e6, r.active_parameters / 1e6, o.batch, o.seq_len);
-  fmt::print("model FLOPs per token: {:.3g} (matmul {:.3g}, SWA {:.3g}, HSA {:.3g}, retrieval {:.3g})\n",
-             r.flops.per_token(), r.flops.matmul, r.flops.swa, r.flops.hsa, r.flops.retrieval);
+  fmt::print("model FLOPs per token: {:.3g} (matmul {:.3g}, SWA {:.3g}, HSA {:.3g}, retrieval {:.3g}{})\n",
+             r.flops.per_token(), r.flops.matmul, r.flops.swa, r.flops.hsa, r.flops.retrieval,
+             r.flops.encoder > 0 ? fmt::format(", chunk encoder {:.3g}", r.flops.encoder) : "");
   fmt::print("step: median {:.1f} ms of {} (after {} warm-up) -> {:.0f} tokens/s, {:.3g} model TFLOP/s", r.median_ms,
              r.step_ms.size(), o.warmup_steps, tokens / (r.median_ms * 1e-3), r.model_tflops);
   if (r.mfu)

@@ -64,6 +64,12 @@ int run_info(const InfoOptions& opts) {
     fmt::print("hsa: chunk {}, top-{} chunks, retrieval dim {} ({} heads x {}), {} weighting, hsa_qk_norm {}{}\n",
                cfg.chunk_size, cfg.chunk_topk, cfg.retrieval_dim, cfg.num_key_value_heads, cfg.retrieval_head_dim(),
                cfg.chunk_weighting, cfg.hsa_qk_norm ? "on" : "off", cfg.hsa_window_mask ? ", window mask" : "");
+  if (cfg.has_memory() && cfg.chunk_encoder_layers > 0)
+    fmt::print("chunk encoder: {} bidirectional block(s) over each chunk + [CLS] ({} heads x {}, SwiGLU {}); "
+               "landmark from [CLS]\n",
+               cfg.chunk_encoder_layers, cfg.num_attention_heads, cfg.head_dim, cfg.intermediate_size);
+  else if (cfg.has_memory())
+    fmt::print("chunk encoder: none (landmark from the mean of the chunk's normed states)\n");
   if (cfg.num_experts > 0)
     fmt::print("ffn: dense SwiGLU {} in the first {} layer(s); MoE {} experts (top-{}, {} shared) of width {}\n",
                cfg.intermediate_size, cfg.first_k_dense_layers, cfg.num_experts, cfg.num_experts_per_tok,

@@ -2,6 +2,7 @@
 
 #include "ops/chunk_pool.h"
 #include "ops/elementwise.h"
+#include "ops/embedding.h"
 #include "ops/linear.h"
 #include "ops/rmsnorm.h"
 #include "ops/shape_ops.h"
@@ -59,11 +60,98 @@ void MemoryGrads::add(const Tensor& dk, const Tensor& dv, const Tensor& dl) {
   ops::add_(dlandmarks, dl);
 }
 
+namespace {
+
+// ids selecting row 0 of a one-row table for each of n chunks: the learned [CLS] row is broadcast to every chunk
+// by an embedding gather (one kernel whatever n), and the embedding backward sums the n row gradients back.
+Tensor cls_ids(int64_t n, Device device) { return Tensor::zeros({n, 1}, DType::i32, device); }
+
+// The chunk-encoder path of memory_build_forward: normalised states wait until their chunk completes; every
+// complete chunk then runs through the encoder with its [CLS] row appended. Keys and values are projected from the
+// token outputs, the landmark from the normed [CLS] output.
+void build_with_encoder(const LayerContext& ctx, const Tensor& h, const ops::RmsNormOut& norm, MemoryState& state,
+                        MemoryBuildCache* cache) {
+  const ModelConfig& c = ctx.config;
+  const int64_t B = h.dim(0), dm = c.hidden_size, H = c.num_key_value_heads, D = c.head_dim, S = c.chunk_size;
+  if (cache) {
+    *cache = MemoryBuildCache{};
+    cache->h = h, cache->hn = norm.y, cache->hn_rstd = norm.rstd;
+  }
+  Tensor all_hn = ops::concat({state.pending_hn, norm.y}, 1);
+  const int64_t total = all_hn.dim(1), chunks = total / S, N = B * chunks;
+  if (chunks > 0) {
+    Tensor tokens_in = ops::slice_copy(all_hn, 1, 0, chunks * S).view({N, S, dm});
+    Tensor cls_in = ops::embedding_forward(ctx.param("cls").view({1, dm}), cls_ids(N, h.device()));
+    Tensor y = chunk_encoder_forward(ctx, ops::concat({tokens_in, cls_in}, 1), cache ? &cache->encoder : nullptr);
+    Tensor tokens = ops::slice_copy(y, 1, 0, S).view({B, chunks * S, dm});
+    Tensor cls_out = ops::slice_copy(y, 1, S, S + 1).view({B, chunks, dm});
+    Tensor k_raw = ops::linear_forward(tokens, ctx.param("k_proj.weight")).view({B, chunks * S, H, D});
+    Tensor v = ops::linear_forward(tokens, ctx.param("v_proj.weight")).view({B, chunks * S, H, D});
+    Tensor k = k_raw, k_rstd;
+    if (c.hsa_qk_norm) {
+      auto kn = ops::rmsnorm_forward(k_raw, ctx.param("k_norm.weight"), c.rms_norm_eps);
+      k = kn.y;
+      k_rstd = kn.rstd;
+    }
+    auto lmk_norm = ops::rmsnorm_forward(cls_out, ctx.param("lmk_norm.weight"), c.rms_norm_eps);
+    Tensor lmk = ops::linear_forward(lmk_norm.y, ctx.param("landmark_proj.weight"))
+                     .view({B, chunks, H, c.retrieval_dim / H});
+    state.memory.append(k.view({B, chunks, S, H, D}), v.view({B, chunks, S, H, D}), lmk);
+    if (cache) {
+      cache->tokens = tokens, cache->k_raw = k_raw, cache->k_rstd = k_rstd;
+      cache->cls_out = cls_out, cache->cls_rstd = lmk_norm.rstd, cache->pooled = lmk_norm.y;
+      cache->num_chunks = chunks;
+    }
+  }
+  state.pending_hn = ops::slice_copy(all_hn, 1, chunks * S, total);
+}
+
+// The backward of build_with_encoder.
+Tensor backward_with_encoder(const LayerContext& ctx, const MemoryBuildCache& cache, const MemoryGrads& grads,
+                             TensorMap& param_grads) {
+  const ModelConfig& c = ctx.config;
+  const int64_t B = cache.h.dim(0), L = cache.h.dim(1), dm = c.hidden_size, H = c.num_key_value_heads,
+                D = c.head_dim, S = c.chunk_size, C = cache.num_chunks, N = B * C;
+  auto lg = ops::linear_backward(grads.dlandmarks.contiguous().view({B, C, c.retrieval_dim}), cache.pooled,
+                                 ctx.param("landmark_proj.weight"));
+  accumulate_grad(param_grads, ctx.name("landmark_proj.weight"), lg.dw);
+  auto ng = ops::rmsnorm_backward(lg.dx, cache.cls_out, ctx.param("lmk_norm.weight"), cache.cls_rstd);
+  accumulate_grad(param_grads, ctx.name("lmk_norm.weight"), ng.dweight);
+  Tensor dk = grads.dmem_k.contiguous().view({B, C * S, H, D});
+  Tensor dv = grads.dmem_v.contiguous().view({B, C * S, H * D});
+  if (c.hsa_qk_norm) {
+    auto kn = ops::rmsnorm_backward(dk, cache.k_raw, ctx.param("k_norm.weight"), cache.k_rstd);
+    accumulate_grad(param_grads, ctx.name("k_norm.weight"), kn.dweight);
+    dk = kn.dx;
+  }
+  auto kg = ops::linear_backward(dk.view({B, C * S, H * D}), cache.tokens, ctx.param("k_proj.weight"));
+  auto vg = ops::linear_backward(dv, cache.tokens, ctx.param("v_proj.weight"));
+  accumulate_grad(param_grads, ctx.name("k_proj.weight"), kg.dw);
+  accumulate_grad(param_grads, ctx.name("v_proj.weight"), vg.dw);
+  Tensor dtokens = kg.dx;
+  ops::add_(dtokens, vg.dx);
+  Tensor dy = ops::concat({dtokens.view({N, S, dm}), ng.dx.view({N, 1, dm})}, 1);
+  Tensor dx = chunk_encoder_backward(ctx, cache.encoder, dy, param_grads);
+  Tensor dcls = ops::embedding_backward(ops::slice_copy(dx, 1, S, S + 1), cls_ids(N, dx.device()), 1);
+  accumulate_grad(param_grads, ctx.name("cls"), dcls.view({dm}));
+  // The tail tokens of an incomplete chunk feed no chunk yet.
+  Tensor dhn = ops::pad_slice(ops::slice_copy(dx, 1, 0, S).view({B, C * S, dm}), {B, L, dm}, 1, 0);
+  auto hg = ops::rmsnorm_backward(dhn, cache.h, ctx.param("norm.weight"), cache.hn_rstd);
+  accumulate_grad(param_grads, ctx.name("norm.weight"), hg.dweight);
+  return hg.dx;
+}
+
+}  // namespace
+
 void memory_build_forward(const LayerContext& ctx, const Tensor& h, MemoryState& state, MemoryBuildCache* cache) {
   const ModelConfig& c = ctx.config;
   int64_t B = h.dim(0), n = h.dim(1), H = c.num_key_value_heads, D = c.head_dim, S = c.chunk_size;
   int64_t dr_head = c.retrieval_dim / H;
+  if (cache)
+    HSA_CHECK(state.pending() == 0 && state.memory.num_chunks() == 0,
+              "memory_build_forward: training needs a fresh memory state");
   auto norm = ops::rmsnorm_forward(h, ctx.param("norm.weight"), c.rms_norm_eps);
+  if (c.chunk_encoder_layers > 0) return build_with_encoder(ctx, h, norm, state, cache);
   Tensor k_raw = ops::linear_forward(norm.y, ctx.param("k_proj.weight")).view({B, n, H, D});
   Tensor v = ops::linear_forward(norm.y, ctx.param("v_proj.weight")).view({B, n, H, D});
   Tensor k = k_raw, k_rstd;
@@ -73,9 +161,8 @@ void memory_build_forward(const LayerContext& ctx, const Tensor& h, MemoryState&
     k_rstd = kn.rstd;
   }
   if (cache) {
-    HSA_CHECK(state.pending() == 0 && state.memory.num_chunks() == 0,
-              "memory_build_forward: training needs a fresh memory state");
-    *cache = MemoryBuildCache{h, norm.y, norm.rstd, k_raw, k_rstd, Tensor(), 0};
+    *cache = MemoryBuildCache{};
+    cache->h = h, cache->hn = norm.y, cache->hn_rstd = norm.rstd, cache->k_raw = k_raw, cache->k_rstd = k_rstd;
   }
   Tensor all_hn = ops::concat({state.pending_hn, norm.y}, 1);
   Tensor all_k = ops::concat({state.pending_k, k}, 1);
@@ -102,6 +189,7 @@ Tensor memory_build_backward(const LayerContext& ctx, const MemoryBuildCache& ca
   int64_t B = cache.h.dim(0), L = cache.h.dim(1), H = c.num_key_value_heads, D = c.head_dim, S = c.chunk_size;
   int64_t C = cache.num_chunks;
   if (C == 0 || !grads.dmem_k.defined()) return Tensor::zeros(cache.h.shape(), cache.h.dtype(), cache.h.device());
+  if (c.chunk_encoder_layers > 0) return backward_with_encoder(ctx, cache, grads, param_grads);
   // Landmarks: lmk = W_lmk · mean_j hn[cS + j].
   auto lmk_grads = ops::linear_backward(grads.dlandmarks.contiguous().view({B, C, c.retrieval_dim}), cache.pooled,
                                         ctx.param("landmark_proj.weight"));

@@ -3,6 +3,7 @@
 // Append-only: a chunk is written once, when its last token has been seen. Storage grows by doubling, so
 // decoding appends in amortised O(1) and views stay contiguous (B = 1 when decoding).
 #pragma once
+#include "model/chunk_encoder.h"
 #include "model/layer_context.h"
 
 namespace hsa {
@@ -23,18 +24,23 @@ class ChunkMemory {
 };
 
 // Tokens of the current, incomplete chunk: their normalised hidden states and keys/values wait here until the
-// chunk completes.
+// chunk completes. With the chunk encoder a token's key and value depend on its whole chunk, so only the
+// normalised states wait (pending_k and pending_v stay empty) and the chunk is encoded when it completes.
 struct MemoryState {
   ChunkMemory memory;
   Tensor pending_hn;  // [B, p, dm]
-  Tensor pending_k;   // [B, p, H, D]
-  Tensor pending_v;   // [B, p, H, D]
+  Tensor pending_k;   // [B, p, H, D]; mean pooling only
+  Tensor pending_v;   // [B, p, H, D]; mean pooling only
   int64_t pending() const { return pending_hn.defined() ? pending_hn.dim(1) : 0; }
 };
 
 struct MemoryBuildCache {
   Tensor h, hn, hn_rstd, k_raw, k_rstd, pooled;
   int64_t num_chunks = 0;
+  // Chunk encoder only: its cache, its token outputs [B, C*S, dm] (what k/v are projected from), its [CLS]
+  // outputs [B, C, dm] and their landmark norm (pooled then holds the normed [CLS] outputs).
+  ChunkEncoderCache encoder;
+  Tensor tokens, cls_out, cls_rstd;
 };
 
 struct MemoryGrads {

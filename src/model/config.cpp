@@ -221,9 +221,9 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string
   if (cfg.chunk_weighting != "softmax" && cfg.chunk_weighting != "stick_breaking")
     problem(fmt::format("unknown chunk_weighting '{}' (expected \"softmax\" or \"stick_breaking\")",
                         cfg.chunk_weighting));
-  if (cfg.chunk_encoder_layers > 0)
-    problem(fmt::format("chunk_encoder_layers = {}: the chunk encoder is not implemented yet (only 0, mean "
-                        "pooling, is supported)",
+  if (cfg.chunk_encoder_layers > 0 && cfg.num_upper_groups == 0)
+    problem(fmt::format("chunk_encoder_layers = {} but num_upper_groups is 0 (the encoder builds the HSA chunk "
+                        "memory, which only HSA groups read)",
                         cfg.chunk_encoder_layers));
   if (cfg.model_type != "hsa_ultralong")
     problem(fmt::format("unsupported model_type '{}' (expected \"hsa_ultralong\")", cfg.model_type));

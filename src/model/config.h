@@ -45,7 +45,7 @@ struct ModelConfig {
   bool hsa_window_mask = false;      // mask chunks wholly inside the HSA block's SWA window
   std::string chunk_weighting = "softmax";  // "softmax" | "stick_breaking"
   bool hsa_bypass_residual = false;
-  int64_t chunk_encoder_layers = 0;  // 0 = mean pooling; > 0 not implemented yet
+  int64_t chunk_encoder_layers = 0;  // 0 = mean pooling; > 0 = blocks of the chunk encoder (model/chunk_encoder.h)
   double initializer_range = 0.02;
   std::string model_type = "hsa_ultralong";
   int64_t max_train_length = 0;      // informational only

@@ -21,8 +21,18 @@ TrainingFlops training_flops_per_token(const ModelConfig& c, int64_t seq_len) {
   // The embedding is a gather, not a matmul; a tied LM head is the same matrix used as one, so it counts once.
   double matmul_params = double(active_parameters_per_token(c));
   if (!c.tie_word_embeddings) matmul_params -= double(c.vocab_size * c.hidden_size);
-  f.matmul = 6.0 * matmul_params;
   const double dq = double(c.head_dim * c.num_attention_heads);
+  if (c.has_memory() && c.chunk_encoder_layers > 0) {
+    // The encoder's blocks do not run once per token: only complete chunks are encoded, S + 1 rows each.
+    double encoder_params = 0;
+    for (const ParamSpec& s : model_param_specs(c))
+      if (s.name.starts_with("memory.encoder.")) encoder_params += double(shape_numel(s.shape));
+    matmul_params -= encoder_params;
+    const double S = double(c.chunk_size), encoded = double(seq_len / c.chunk_size) * S / double(seq_len);
+    const double rows = encoded * (S + 1) / S;  // encoder rows per token of the sequence
+    f.encoder = rows * (6.0 * encoder_params + double(c.chunk_encoder_layers) * 3.0 * 4.0 * dq * (S + 1));
+  }
+  f.matmul = 6.0 * matmul_params;
   for (int64_t i = 0; i < c.num_layers(); ++i) f.swa += 3.0 * 4.0 * dq * mean_visible(seq_len, c.window_of_layer(i));
   if (c.num_upper_groups > 0) {
     double slots = 0, chunks = 0;  // mean filled slots and complete earlier chunks per position

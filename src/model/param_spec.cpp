@@ -69,6 +69,31 @@ std::vector<ParamSpec> model_param_specs(const ModelConfig& cfg) {
   }
   ones("final_norm.weight", {dm});
   if (!cfg.tie_word_embeddings) normal("lm_head.weight", {V, dm}, std_in);
+  // The chunk encoder comes last so that every other parameter starts as in the same model with mean pooling
+  // (init seeds follow the order): a clean ablation.
+  if (cfg.has_memory() && cfg.chunk_encoder_layers > 0) {
+    // std 1: the [CLS] row sits beside RMS-normalised token states, whose entries have that scale.
+    normal("memory.cls", {dm}, 1.0);
+    ones("memory.lmk_norm.weight", {dm});
+    // Each block adds two residual branches to the encoder's stream: scaled down like the model's own.
+    const double std_enc_out = cfg.initializer_range / std::sqrt(2.0 * static_cast<double>(cfg.chunk_encoder_layers));
+    for (int64_t i = 0; i < cfg.chunk_encoder_layers; ++i) {
+      const std::string p = fmt::format("memory.encoder.{}.", i);
+      ones(p + "attn_norm.weight", {dm});
+      normal(p + "attn.q_proj.weight", {HQ * D, dm}, std_in);
+      normal(p + "attn.k_proj.weight", {HQ * D, dm}, std_in);
+      normal(p + "attn.v_proj.weight", {HQ * D, dm}, std_in);
+      normal(p + "attn.o_proj.weight", {dm, HQ * D}, std_enc_out);
+      if (cfg.qk_norm) {
+        ones(p + "attn.q_norm.weight", {D});
+        ones(p + "attn.k_norm.weight", {D});
+      }
+      ones(p + "ffn_norm.weight", {dm});
+      normal(p + "ffn.gate_proj.weight", {F, dm}, std_in);
+      normal(p + "ffn.up_proj.weight", {F, dm}, std_in);
+      normal(p + "ffn.down_proj.weight", {dm, F}, std_enc_out);
+    }
+  }
   return specs;
 }
 

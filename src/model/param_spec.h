@@ -21,6 +21,12 @@
 //   memory.norm.weight [dm], memory.{k,v}_proj.weight [H*D, dm], memory.landmark_proj.weight [dr, dm],
 //   memory.k_norm.weight [D]                               (hsa_qk_norm)
 //   final_norm.weight [dm]; lm_head.weight [V, dm] unless tie_word_embeddings
+//   chunk encoder (chunk_encoder_layers > 0, with a memory builder), last:
+//   memory.cls [dm], memory.lmk_norm.weight [dm], and per encoder block i:
+//   memory.encoder.{i}.attn_norm.weight [dm], memory.encoder.{i}.attn.{q,k,v}_proj.weight [HQ*D, dm],
+//   memory.encoder.{i}.attn.o_proj.weight [dm, HQ*D], memory.encoder.{i}.attn.{q,k}_norm.weight [D] (qk_norm),
+//   memory.encoder.{i}.ffn_norm.weight [dm], memory.encoder.{i}.ffn.{gate,up}_proj.weight [F, dm],
+//   memory.encoder.{i}.ffn.down_proj.weight [dm, F]
 #pragma once
 #include "model/config.h"
 

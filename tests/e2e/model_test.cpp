@@ -50,18 +50,46 @@ Tensor incremental_logits(const Model& model, const std::vector<int32_t>& ids, c
 
 }  // namespace
 
-TEST(Model, IncrementalDecodingEqualsFullForward) {
-  ModelConfig config = ModelConfig::from_file(repo_path("configs/tiny.json"));
+void expect_incremental_equals_full(const ModelConfig& config, const std::vector<std::vector<int64_t>>& segments) {
   Model model(config, init_parameters(config, 7, DType::f32));
   // Over 4 chunks and 2 windows of the largest sliding window.
   int64_t n = std::max<int64_t>(4 * config.chunk_size, 2 * config.sliding_window) + 21;
   std::vector<int32_t> ids = random_tokens(n, 3, static_cast<int32_t>(config.vocab_size));
   Tensor reference = full_logits(model, ids);
-  for (const std::vector<int64_t>& sizes : std::vector<std::vector<int64_t>>{{1}, {7}, {50, 3}, {config.chunk_size + 5}}) {
+  for (const std::vector<int64_t>& sizes : segments) {
     Tensor got = incremental_logits(model, ids, sizes);
     double diff = hsa::testing::max_abs_diff(got, reference);
     EXPECT_LT(diff, 1e-4) << "segments of " << sizes[0];
   }
+}
+
+TEST(Model, IncrementalDecodingEqualsFullForward) {
+  ModelConfig config = ModelConfig::from_file(repo_path("configs/tiny.json"));
+  expect_incremental_equals_full(config, {{1}, {7}, {50, 3}, {config.chunk_size + 5}});
+}
+
+// With the chunk encoder a chunk's keys, values and landmark exist only once its last token is in: decoding must
+// still match the full forward, whichever segment boundary completes the chunk.
+TEST(Model, IncrementalDecodingEqualsFullForwardWithChunkEncoder) {
+  ModelConfig config = ModelConfig::from_file(repo_path("configs/tiny-encoder.json"));
+  ASSERT_EQ(config.chunk_encoder_layers, 1);
+  expect_incremental_equals_full(config, {{1}, {7}, {config.chunk_size + 5}});
+}
+
+// The encoder is really in the path: the same weights with mean pooling give other logits once a chunk is
+// complete, and the same logits before (no HSA layer reads memory before its first chunk completes).
+TEST(Model, ChunkEncoderChangesLogitsOnlyAfterTheFirstChunk) {
+  ModelConfig pooled = ModelConfig::from_file(repo_path("configs/micro.json"));
+  ModelConfig encoded = pooled;
+  encoded.chunk_encoder_layers = 1;
+  TensorMap params = init_parameters(encoded, 9, DType::f32);
+  TensorMap pooled_params;
+  for (const auto& s : model_param_specs(pooled)) pooled_params[s.name] = params.at(s.name);
+  std::vector<int32_t> ids = random_tokens(5 * pooled.chunk_size, 4, static_cast<int32_t>(pooled.vocab_size));
+  Tensor a = full_logits(Model(pooled, pooled_params), ids), b = full_logits(Model(encoded, params), ids);
+  const int64_t S = pooled.chunk_size;
+  EXPECT_EQ(a.slice(0, 0, S).contiguous().to_vector(), b.slice(0, 0, S).contiguous().to_vector());
+  EXPECT_GT(hsa::testing::max_abs_diff(a.slice(0, S, 5 * S).contiguous(), b.slice(0, S, 5 * S).contiguous()), 1e-4);
 }
 
 TEST(Model, SaveLoadGivesIdenticalLogits) {
@@ -93,6 +121,22 @@ TEST(Model, SaveLoadGivesIdenticalLogits) {
     f.write("\x01\x02\x03garbage", 10);
   }
   EXPECT_THROW(load_checkpoint(dir.string()), Error);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Model, SaveLoadWithChunkEncoderGivesIdenticalLogits) {
+  ModelConfig config = ModelConfig::from_file(repo_path("configs/micro.json"));
+  config.chunk_encoder_layers = 2;
+  Model model(config, init_parameters(config, 12, DType::f32));
+  auto dir = std::filesystem::temp_directory_path() / "hsa_model_encoder_roundtrip";
+  std::filesystem::remove_all(dir);
+  save_checkpoint(dir.string(), config, model.params(), {});
+  Checkpoint ck = load_checkpoint(dir.string());
+  EXPECT_EQ(ck.config.chunk_encoder_layers, 2);
+  EXPECT_TRUE(ck.params.count("memory.encoder.1.ffn.down_proj.weight"));
+  Model loaded(ck.config, ck.params);
+  std::vector<int32_t> ids = random_tokens(45, 6, static_cast<int32_t>(config.vocab_size));
+  EXPECT_EQ(full_logits(model, ids).to_vector(), full_logits(loaded, ids).to_vector());
   std::filesystem::remove_all(dir);
 }
 

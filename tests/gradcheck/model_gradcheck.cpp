@@ -61,3 +61,19 @@ TEST(ModelGradcheck, BypassResidualStickBreakingWindowMask) {
   config.hsa_window_mask = true;
   check_model_gradients(config, 22);
 }
+
+// The chunk encoder: one block, then two (the second block's gradient flows through the first), with the HSA
+// qk-norm off in the two-block case so both key paths are covered.
+TEST(ModelGradcheck, ChunkEncoderOneLayer) {
+  ModelConfig config = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json");
+  config.chunk_encoder_layers = 1;
+  check_model_gradients(config, 23);
+}
+
+TEST(ModelGradcheck, ChunkEncoderTwoLayers) {
+  ModelConfig config = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json");
+  config.chunk_encoder_layers = 2;
+  config.hsa_qk_norm = false;
+  config.qk_norm = false;
+  check_model_gradients(config, 24);
+}

@@ -118,7 +118,7 @@ TEST(ModelConfig, ListsEveryProblemAtOnce) {
   j["num_experts_per_tok"] = 3;
   j["first_k_dense_layers"] = 9;
   j["chunk_weighting"] = "sigmoid";
-  j["chunk_encoder_layers"] = 2;
+  j["chunk_encoder_layers"] = -1;
   std::string msg = error_of(j);
   const std::vector<std::string> expected = {
       "missing required key 'vocab_size'",
@@ -132,7 +132,7 @@ TEST(ModelConfig, ListsEveryProblemAtOnce) {
       "moe_intermediate_size is not set",
       "first_k_dense_layers (9) exceeds the number of layers (3)",
       "unknown chunk_weighting 'sigmoid'",
-      "chunk_encoder_layers = 2: the chunk encoder is not implemented yet",
+      "'chunk_encoder_layers' must be >= 0, got -1",
   };
   for (const std::string& e : expected) EXPECT_TRUE(contains(msg, e)) << "missing '" << e << "' in:\n" << msg;
   EXPECT_TRUE(contains(msg, "12 problems")) << msg;
@@ -150,6 +150,16 @@ TEST(ModelConfig, MoeConsistency) {
   j["model_type"] = "llama";
   EXPECT_TRUE(contains(error_of(j), "unsupported model_type 'llama'"));
   EXPECT_TRUE(contains(error_of(json::array()), "expected a JSON object"));
+}
+
+TEST(ModelConfig, ChunkEncoderNeedsHsaGroups) {
+  json j = micro_json();
+  j["chunk_encoder_layers"] = 2;
+  EXPECT_EQ(error_of(j), "");
+  EXPECT_EQ(ModelConfig::from_json(j, "test.json").chunk_encoder_layers, 2);
+  j["num_lower_layers"] = 2;
+  j["num_upper_groups"] = 0;
+  EXPECT_TRUE(contains(error_of(j), "chunk_encoder_layers = 2 but num_upper_groups is 0")) << error_of(j);
 }
 
 TEST(ModelConfig, BadFileNamesThePath) {
@@ -214,6 +224,28 @@ TEST(ParamSpec, ShapesAndInitialisers) {
   EXPECT_DOUBLE_EQ(by.at("layers.0.attn.q_proj.weight").stddev, 0.02);
   EXPECT_DOUBLE_EQ(by.at("layers.0.attn.o_proj.weight").stddev, 0.02 / std::sqrt(12.0));
   EXPECT_DOUBLE_EQ(by.at("layers.3.moe.shared_down").stddev, 0.02 / std::sqrt(12.0));
+}
+
+TEST(ParamSpec, ChunkEncoderComesLastAndLeavesTheRestUnchanged) {
+  ModelConfig base = ModelConfig::from_file(config_path("micro.json"));
+  ModelConfig c = base;
+  c.chunk_encoder_layers = 2;
+  auto specs = model_param_specs(c), base_specs = model_param_specs(base);
+  // dm 32, HQ 2, D 16, F 64, qk_norm on: per block norm, q, k, v, o, q/k norms, ffn norm, SwiGLU.
+  const int64_t block = 32 + 4 * 32 * 32 + 16 + 16 + 32 + 3 * 64 * 32;
+  EXPECT_EQ(count_parameters(specs), count_parameters(base_specs) + 32 + 32 + 2 * block);  // + cls, lmk_norm
+  for (size_t i = 0; i < base_specs.size(); ++i) EXPECT_EQ(specs[i].name, base_specs[i].name);
+  std::map<std::string, ParamSpec> by;
+  for (const auto& s : specs) by[s.name] = s;
+  EXPECT_EQ(by.at("memory.cls").shape, (Shape{32}));
+  EXPECT_EQ(by.at("memory.lmk_norm.weight").init, ParamSpec::Init::ones);
+  EXPECT_EQ(by.at("memory.encoder.1.attn.k_proj.weight").shape, (Shape{32, 32}));  // all HQ heads, no GQA
+  EXPECT_EQ(by.at("memory.encoder.0.ffn.down_proj.weight").shape, (Shape{32, 64}));
+  EXPECT_DOUBLE_EQ(by.at("memory.encoder.0.attn.o_proj.weight").stddev, 0.02 / 2.0);
+  EXPECT_FALSE(by.count("memory.encoder.2.attn_norm.weight"));
+  // Same seed: every parameter the mean-pooling model has starts with the same values.
+  auto a = init_parameters(c, 7), b = init_parameters(base, 7);
+  for (const auto& [name, t] : b) EXPECT_EQ(a.at(name).to_vector(), t.to_vector()) << name;
 }
 
 TEST(ParamSpec, InitIsDeterministic) {

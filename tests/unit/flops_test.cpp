@@ -19,6 +19,21 @@ TEST(TrainingFlops, MicroConfigAt24TokensByHand) {
   EXPECT_DOUBLE_EQ(f.per_token(), f.matmul + f.swa + f.hsa + f.retrieval);
 }
 
+TEST(TrainingFlops, ChunkEncoderByHand) {
+  ModelConfig c = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json");
+  TrainingFlops base = training_flops_per_token(c, 28);
+  EXPECT_EQ(base.encoder, 0.0);
+  c.chunk_encoder_layers = 2;
+  TrainingFlops f = training_flops_per_token(c, 28);
+  // micro: dm 32, HQ*D 32, F 64, qk_norm: a block has 32 + 4*32*32 + 16 + 16 + 32 + 3*64*32 = 10336 parameters.
+  const double block = 10336;
+  // 28 tokens: 3 complete chunks of 8 -> 24 encoded tokens, 27 encoder rows, per token 27/28.
+  EXPECT_DOUBLE_EQ(f.encoder, 27.0 / 28.0 * (6.0 * 2 * block + 2 * 3.0 * 4.0 * 32 * 9));
+  // The blocks leave the per-token matmul count; [CLS] and the landmark norm (2 x 32) join it.
+  EXPECT_DOUBLE_EQ(f.matmul, base.matmul + 6.0 * 64);
+  EXPECT_DOUBLE_EQ(f.per_token(), f.matmul + f.swa + f.hsa + f.retrieval + f.encoder);
+}
+
 TEST(TrainingFlops, SwaOnlyConfigHasNoHsaTermsAndBadLengthIsAnError) {
   ModelConfig c = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/tiny-swa.json");
   TrainingFlops f = training_flops_per_token(c, 4096);
