@@ -1,6 +1,7 @@
 #include "eval/ruler.h"
 
 #include "text/tasks.h"
+#include "text/token_fit.h"
 #include "text/tokenizer.h"
 
 #include <hsa/error.h>
@@ -411,26 +412,53 @@ std::vector<RulerTask> parse_ruler_task_list(std::string_view csv) {
   return out;
 }
 
-std::vector<int32_t> RulerSample::tokens() const { return ByteTokenizer().encode(prompt, /*add_bos=*/true); }
+std::vector<int32_t> RulerSample::tokens() const { return tokens(ByteTokenizer()); }
 
-RulerSample make_ruler_sample(RulerTask task, int64_t length_tokens, uint64_t seed, const FillerText& filler) {
-  HSA_CHECK(length_tokens > 0, "make_ruler_sample: length_tokens must be > 0, got {}", length_tokens);
+std::vector<int32_t> RulerSample::tokens(const Tokenizer& tokenizer) const {
+  return tokenizer.encode(prompt, /*add_bos=*/true);
+}
+
+namespace {
+
+// The sample built for a text budget of `budget` bytes (= tokens for the byte-level tokenizer).
+RulerSample make_sized_sample(RulerTask task, int64_t budget, uint64_t seed, const FillerText& filler) {
   Rng rng(seed);
   switch (task) {
     case RulerTask::niah_multikey_1: {
       // The training task already is "several keyed numbers in essay filler, one asked": reuse it as is.
-      TaskSample t = make_task_sample(TaskKind::multikey_niah, length_tokens, seed, filler);
+      TaskSample t = make_task_sample(TaskKind::multikey_niah, budget, seed, filler);
       RulerSample s;
       s.prompt = ByteTokenizer().decode(
           std::span<const int32_t>(t.tokens).subspan(1, static_cast<size_t>(t.prompt_length - 1)));
       s.expected = {t.answer};
       return s;
     }
-    case RulerTask::vt: return make_vt(length_tokens, rng);
-    case RulerTask::cwe: return make_cwe(length_tokens, rng);
-    case RulerTask::fwe: return make_fwe(length_tokens, rng);
-    default: return make_niah(task, length_tokens, rng, filler);
+    case RulerTask::vt: return make_vt(budget, rng);
+    case RulerTask::cwe: return make_cwe(budget, rng);
+    case RulerTask::fwe: return make_fwe(budget, rng);
+    default: return make_niah(task, budget, rng, filler);
   }
+}
+
+}  // namespace
+
+RulerSample make_ruler_sample(RulerTask task, int64_t length_tokens, uint64_t seed, const FillerText& filler) {
+  return make_ruler_sample(task, length_tokens, seed, filler, ByteTokenizer());
+}
+
+RulerSample make_ruler_sample(RulerTask task, int64_t length_tokens, uint64_t seed, const FillerText& filler,
+                              const Tokenizer& tokenizer) {
+  HSA_CHECK(length_tokens > 0, "make_ruler_sample: length_tokens must be > 0, got {}", length_tokens);
+  // The byte-level construction sized in bytes; a subword tokenizer needs a larger text budget, found by
+  // search. NIAH and vt aim at the exact length, cwe and fwe (lists of whole entries) at 64 tokens below it.
+  const bool whole_entries = task == RulerTask::cwe || task == RulerTask::fwe;
+  auto count = [&](int64_t budget) {
+    return static_cast<int64_t>(make_sized_sample(task, budget, seed, filler).tokens(tokenizer).size());
+  };
+  const TokenFit fit = fit_to_tokens(length_tokens, whole_entries ? 64 : 0, length_tokens, 1, count);
+  HSA_CHECK(fit.budget > 0, "ruler: task {} does not fit in {} tokens (its smallest prompt has {})",
+            ruler_task_name(task), length_tokens, fit.tokens);
+  return make_sized_sample(task, fit.budget, seed, filler);
 }
 
 double ruler_score(const std::vector<std::string>& expected, std::string_view answer) {

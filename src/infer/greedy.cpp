@@ -12,7 +12,7 @@
 namespace hsa {
 
 GreedyAnswer answer_greedily(const Model& model, std::span<const int32_t> prompt, int64_t max_new_tokens,
-                             int64_t segment) {
+                             int64_t segment, int32_t eos_id) {
   GreedyAnswer answer;
   Session session(model);
   auto t0 = std::chrono::steady_clock::now();
@@ -22,7 +22,7 @@ GreedyAnswer answer_greedily(const Model& model, std::span<const int32_t> prompt
   auto t1 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < max_new_tokens; ++i) {
     const int32_t next = sample_token(logits, {}, rng);
-    if (next == ByteTokenizer::kEos) break;
+    if (next == eos_id) break;
     answer.tokens.push_back(next);
     if (i + 1 < max_new_tokens) logits = session.step(next);
   }

@@ -2,6 +2,7 @@
 // sequence or a token budget. What `hsa demo`, `hsa ruler` and the shipped-model tests do with each sample.
 #pragma once
 #include "model/model.h"
+#include "text/tokenizer.h"
 
 #include <cstdint>
 #include <span>
@@ -16,8 +17,8 @@ struct GreedyAnswer {
 };
 
 // Prefills `prompt` in segments of at most `segment` tokens, then decodes at most `max_new_tokens` greedily,
-// stopping before ByteTokenizer::kEos.
+// stopping before `eos_id` (the model tokenizer's eos_id(); the byte-level one by default).
 GreedyAnswer answer_greedily(const Model& model, std::span<const int32_t> prompt, int64_t max_new_tokens,
-                             int64_t segment);
+                             int64_t segment, int32_t eos_id = ByteTokenizer::kEos);
 
 }  // namespace hsa

@@ -1,5 +1,6 @@
 #include "text/tasks.h"
 
+#include "text/token_fit.h"
 #include "text/tokenizer.h"
 
 #include <hsa/error.h>
@@ -55,15 +56,18 @@ struct Layout {
   std::string answer;
 };
 
-int64_t fixed_tokens(const Layout& layout) {
-  int64_t n = 1 + static_cast<int64_t>(layout.question.size() + layout.answer.size());  // 1 = bos
-  for (const std::string& needle : layout.needles) n += static_cast<int64_t>(needle.size());
+// Tokens of everything but the filler: bos + needles + question + answer, each tokenised on its own (the
+// filler search in make_task_sample measures the real, joint tokenisation).
+int64_t fixed_tokens(const Layout& layout, const Tokenizer& tokenizer) {
+  auto count = [&](const std::string& text) { return static_cast<int64_t>(tokenizer.encode(text).size()); };
+  int64_t n = 1 + count(layout.question) + count(layout.answer);
+  for (const std::string& needle : layout.needles) n += count(needle);
   return n;
 }
 
 // Draws the needles, question and answer. `budget` is length_tokens: optional needles are dropped until
 // the fixed text fits (min_needles always stay; the caller reports the error if even they do not fit).
-Layout make_layout(TaskKind kind, int64_t budget, Rng& rng) {
+Layout make_layout(TaskKind kind, int64_t budget, Rng& rng, const Tokenizer& tokenizer) {
   Layout layout;
   switch (kind) {
     case TaskKind::passkey: {
@@ -92,7 +96,7 @@ Layout make_layout(TaskKind kind, int64_t budget, Rng& rng) {
         layout.answer = digits[asked];
       };
       build();
-      while (kept.size() > 3 && fixed_tokens(layout) > budget) {
+      while (kept.size() > 3 && fixed_tokens(layout, tokenizer) > budget) {
         auto drop = std::find_if(kept.rbegin(), kept.rend(), [&](size_t i) { return i != asked; });
         kept.erase(std::next(drop).base());
         build();
@@ -115,7 +119,7 @@ Layout make_layout(TaskKind kind, int64_t budget, Rng& rng) {
         layout.question = "\nWhat is the value of VAR " + names[hops] + "? It is ";
       };
       build();
-      while (hops > 2 && fixed_tokens(layout) > budget) {
+      while (hops > 2 && fixed_tokens(layout, tokenizer) > budget) {
         --hops;
         build();
       }
@@ -166,34 +170,52 @@ std::vector<TaskKind> all_task_kinds() {
 }
 
 TaskSample make_task_sample(TaskKind kind, int64_t length_tokens, uint64_t seed, const FillerText& filler) {
+  return make_task_sample(kind, length_tokens, seed, filler, ByteTokenizer());
+}
+
+TaskSample make_task_sample(TaskKind kind, int64_t length_tokens, uint64_t seed, const FillerText& filler,
+                            const Tokenizer& tokenizer) {
   Rng rng(seed);
-  Layout layout = make_layout(kind, length_tokens, rng);
-  const int64_t fixed = fixed_tokens(layout);
+  Layout layout = make_layout(kind, length_tokens, rng, tokenizer);
+  const int64_t fixed = fixed_tokens(layout, tokenizer);
   HSA_CHECK(length_tokens >= fixed,
             "make_task_sample: task {} needs at least {} tokens (bos + needles + question + answer) for seed {}, "
             "got length_tokens = {}",
             task_kind_name(kind), fixed, seed, length_tokens);
 
   // Filler fills whatever the fixed text leaves; needles go in at sorted random depths, moved back to a
-  // sentence boundary, so variable-tracking assignments stay in chain order.
-  const int64_t filler_bytes = length_tokens - fixed;
-  std::string haystack = filler.take(filler_bytes, rng);
-  std::string context = insert_needles(haystack, layout.needles, rng);
+  // sentence boundary, so variable-tracking assignments stay in chain order. Prompt and answer are tokenised
+  // apart, as generation sees them: the prompt's tokens, then the answer's.
+  const std::vector<int32_t> answer_tokens = tokenizer.encode(layout.answer);
+  auto build_context = [&](int64_t filler_bytes) {
+    Rng r = rng;  // every trial budget draws the same random numbers
+    std::string haystack = filler.take(filler_bytes, r);
+    return insert_needles(haystack, layout.needles, r);
+  };
+  auto count = [&](int64_t filler_bytes) {
+    const std::string prompt = build_context(filler_bytes) + layout.question;
+    return static_cast<int64_t>(tokenizer.encode(prompt, /*add_bos=*/true).size() + answer_tokens.size());
+  };
+  const TokenFit fit = fit_to_tokens(length_tokens, 0, length_tokens - fixed, 0, count);
+  HSA_CHECK(fit.budget >= 0, "make_task_sample: task {} needs at least {} tokens for seed {}, got length_tokens = {}",
+            task_kind_name(kind), fit.tokens, seed, length_tokens);
+  const std::string context = build_context(fit.budget);
   // A user corpus could in principle contain a needle verbatim; the task would then be ambiguous.
   for (const std::string& needle : layout.needles)
     HSA_CHECK(count_occurrences(context, needle) == 1,
               "make_task_sample: needle '{}' occurs more than once (the filler corpus contains it)", needle);
 
-  const std::string prompt = context + layout.question;
-  ByteTokenizer tokenizer;
   TaskSample sample;
-  sample.tokens = tokenizer.encode(prompt + layout.answer, /*add_bos=*/true);
-  sample.prompt_length = 1 + static_cast<int64_t>(prompt.size());
+  sample.tokens = tokenizer.encode(context + layout.question, /*add_bos=*/true);
+  sample.prompt_length = static_cast<int64_t>(sample.tokens.size());
+  sample.tokens.insert(sample.tokens.end(), answer_tokens.begin(), answer_tokens.end());
   sample.answer = layout.answer;
   sample.answer_mask.assign(sample.tokens.size(), 0);
   std::fill(sample.answer_mask.begin() + sample.prompt_length, sample.answer_mask.end(), uint8_t{1});
-  HSA_CHECK(static_cast<int64_t>(sample.tokens.size()) == length_tokens,
-            "make_task_sample: internal error: built {} tokens, expected {}", sample.tokens.size(), length_tokens);
+  // A subword tokenizer may land a few tokens short of the length (one more filler byte can add two tokens):
+  // end-of-text tokens after the answer make up the rest (they teach the model to stop). Bytes never need them.
+  sample.tokens.resize(static_cast<size_t>(length_tokens), tokenizer.eos_id());
+  sample.answer_mask.resize(static_cast<size_t>(length_tokens), 0);
   return sample;
 }
 

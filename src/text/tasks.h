@@ -1,4 +1,6 @@
-// Synthetic long-context retrieval tasks (RULER-style), byte-level: 1 byte = 1 token, plus a leading bos.
+// Synthetic long-context retrieval tasks (RULER-style) for any tokenizer: the text is built first (filler
+// haystack, needles at sentence boundaries, question), then tokenised; lengths are in the tokenizer's tokens,
+// with a leading bos. With the byte-level tokenizer 1 byte = 1 token.
 // Every sample is deterministic in (kind, length_tokens, seed, filler) and has exactly length_tokens tokens.
 //
 //   passkey            "The pass key is 48213. Remember it. " hidden at a random depth;
@@ -12,6 +14,7 @@
 // for more; a length too small even for those is an error.
 #pragma once
 #include "text/filler.h"
+#include "text/tokenizer.h"
 
 #include <cstdint>
 #include <string>
@@ -37,6 +40,12 @@ std::vector<TaskKind> all_task_kinds();
 // or line boundary when one is close (so needles do not split words). Returns haystack + all needles.
 std::string insert_needles(const std::string& haystack, const std::vector<std::string>& needles, Rng& rng);
 
+// Byte-level sample (what the shipped byte models were trained on).
 TaskSample make_task_sample(TaskKind kind, int64_t length_tokens, uint64_t seed, const FillerText& filler);
+// The same text, tokenised by `tokenizer` and sized to length_tokens of its tokens: the filler grows or shrinks
+// until bos + prompt + answer fit; a subword tokenizer that lands short pads with eos after the answer (so the
+// length is always exact). With ByteTokenizer the result equals the overload above.
+TaskSample make_task_sample(TaskKind kind, int64_t length_tokens, uint64_t seed, const FillerText& filler,
+                            const Tokenizer& tokenizer);
 
 }  // namespace hsa
