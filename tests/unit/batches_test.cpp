@@ -88,7 +88,7 @@ TEST(ShardBatches, ShardTooSmallIsAnError) {
 TEST(TaskBatches, TargetsShiftedAndAnswerOnlyMask) {
   FillerText filler;
   const int64_t B = 4, L = 300;
-  std::vector<TaskKind> kinds = all_task_kinds();
+  std::vector<TaskKind> kinds = legacy_task_kinds();
   auto full = make_task_batches(kinds, B, L, 5, filler, /*answer_only_loss=*/false);
   auto answer_only = make_task_batches(kinds, B, L, 5, filler, /*answer_only_loss=*/true);
   std::set<int64_t> answer_lengths;
