@@ -450,8 +450,9 @@ RulerSample make_ruler_sample(RulerTask task, int64_t length_tokens, uint64_t se
                               const Tokenizer& tokenizer) {
   HSA_CHECK(length_tokens > 0, "make_ruler_sample: length_tokens must be > 0, got {}", length_tokens);
   // The byte-level construction sized in bytes; a subword tokenizer needs a larger text budget, found by
-  // search. NIAH and vt aim at the exact length, cwe and fwe (lists of whole entries) at 64 tokens below it.
-  const bool whole_entries = task == RulerTask::cwe || task == RulerTask::fwe;
+  // search. NIAH and vt aim at the exact length; cwe and fwe (lists of whole entries) and niah_multikey_1 (the
+  // training task's prompt, which leaves room for its answer) stop within 64 tokens below it.
+  const bool whole_entries = task == RulerTask::cwe || task == RulerTask::fwe || task == RulerTask::niah_multikey_1;
   auto count = [&](int64_t budget) {
     return static_cast<int64_t>(make_sized_sample(task, budget, seed, filler).tokens(tokenizer).size());
   };
