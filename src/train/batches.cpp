@@ -123,6 +123,21 @@ std::unique_ptr<BatchSource> make_mixture_batches(const TokenShard* shard, TaskR
     HSA_CHECK(shard->size() >= seq_len + 1,
               "make_mixture_batches: shard {} holds {} tokens, fewer than seq_len + 1 = {}", shard->path(),
               shard->size(), seq_len + 1);
+  // A length too short for a task would otherwise fail hours into a run, at the first row that needs it:
+  // try a few samples of every kind now (the sizes of a kind's fixed text vary little between seeds).
+  if (task_share > 0.0) {
+    const ByteTokenizer bytes;
+    const Tokenizer& tok = tasks.tokenizer ? *tasks.tokenizer : bytes;
+    for (TaskKind kind : tasks.kinds)
+      for (uint64_t probe = 0; probe < 16; ++probe) {
+        try {
+          make_task_sample(kind, seq_len + 1, mix64(seed + probe), tasks.filler, tok, tasks.phrasings);
+        } catch (const Error& e) {
+          fail("make_mixture_batches: seq_len {} is too short for task {}: {}", seq_len, task_kind_name(kind),
+               e.what());
+        }
+      }
+  }
   std::optional<TokenShard> own_shard;
   if (shard) own_shard = *shard;
   std::optional<TaskRows> own_tasks;
