@@ -145,6 +145,9 @@ std::string task_help() {
   std::string s = "\nTasks (--tasks a,b or all):\n";
   for (const hsa::eval::RulerTaskInfo& info : hsa::eval::ruler_tasks())
     s += fmt::format("  {:<17}{}\n", info.name, info.description);
+  s += "\nHeld-out training tasks (--tasks heldout, or by name): phrasings no training row uses\n";
+  for (const hsa::eval::RulerTaskInfo& info : hsa::eval::heldout_tasks())
+    s += fmt::format("  {:<27}{}\n", info.name, info.description);
   s += "\nScore of a sample: fraction of expected strings contained in the output; accuracy = mean x 100.\n";
   return s;
 }
@@ -152,7 +155,8 @@ std::string task_help() {
 hsa::cli::Command ruler_command("ruler", "RULER-style long-context evaluation on synthetic tasks", [](CLI::App& app) {
   auto o = std::make_shared<RulerOptions>();
   app.add_option("-m,--model", o->model, "checkpoint directory or run directory");
-  app.add_option("--tasks", o->tasks, "comma-separated task names, or 'all'")->capture_default_str();
+  app.add_option("--tasks", o->tasks, "comma-separated task names, 'all' (RULER's 11) or 'heldout'")
+      ->capture_default_str();
   app.add_option("--lengths", o->lengths, "context lengths in tokens, comma-separated")
       ->delimiter(',')
       ->capture_default_str();

@@ -379,19 +379,33 @@ const std::vector<RulerTaskInfo>& ruler_tasks() {
   return tasks;
 }
 
+const std::vector<RulerTaskInfo>& heldout_tasks() {
+  static const std::vector<RulerTaskInfo> tasks = {
+      {RulerTask::heldout_passkey, "heldout_passkey", "passkey in held-out phrasings (never trained on)"},
+      {RulerTask::heldout_multikey, "heldout_multikey", "multi-key NIAH in held-out phrasings"},
+      {RulerTask::heldout_variable_tracking, "heldout_variable_tracking", "variable chain in held-out phrasings"},
+      {RulerTask::heldout_kv_lookup, "heldout_kv_lookup", "key-value list lookup in held-out phrasings"},
+      {RulerTask::heldout_multi_value, "heldout_multi_value", "all values of one key, held-out phrasings"},
+      {RulerTask::heldout_multi_query, "heldout_multi_query", "values of 2-3 keys, held-out phrasings"},
+  };
+  return tasks;
+}
+
 std::string ruler_task_name(RulerTask task) {
-  for (const RulerTaskInfo& info : ruler_tasks())
-    if (info.task == task) return std::string(info.name);
+  for (const auto* list : {&ruler_tasks(), &heldout_tasks()})
+    for (const RulerTaskInfo& info : *list)
+      if (info.task == task) return std::string(info.name);
   fail("ruler_task_name: invalid RulerTask {}", static_cast<int>(task));
 }
 
 RulerTask parse_ruler_task(std::string_view name) {
   std::string valid;
-  for (const RulerTaskInfo& info : ruler_tasks()) {
-    if (info.name == name) return info.task;
-    valid += (valid.empty() ? "" : ", ") + std::string(info.name);
-  }
-  fail("unknown RULER task '{}': valid tasks are {} (or 'all')", name, valid);
+  for (const auto* list : {&ruler_tasks(), &heldout_tasks()})
+    for (const RulerTaskInfo& info : *list) {
+      if (info.name == name) return info.task;
+      valid += (valid.empty() ? "" : ", ") + std::string(info.name);
+    }
+  fail("unknown RULER task '{}': valid tasks are {} (or 'all', 'heldout')", name, valid);
 }
 
 std::vector<RulerTask> parse_ruler_task_list(std::string_view csv) {
@@ -402,6 +416,8 @@ std::vector<RulerTask> parse_ruler_task_list(std::string_view csv) {
     std::string_view name = csv.substr(from, comma == std::string_view::npos ? std::string_view::npos : comma - from);
     if (name == "all") {
       for (const RulerTaskInfo& info : ruler_tasks()) out.push_back(info.task);
+    } else if (name == "heldout") {
+      for (const RulerTaskInfo& info : heldout_tasks()) out.push_back(info.task);
     } else if (!name.empty()) {
       out.push_back(parse_ruler_task(name));
     }
@@ -446,9 +462,39 @@ RulerSample make_ruler_sample(RulerTask task, int64_t length_tokens, uint64_t se
   return make_ruler_sample(task, length_tokens, seed, filler, ByteTokenizer());
 }
 
+namespace {
+
+// A training task in the held-out eval phrasings: the task sample's prompt; its answer ("a, b" for several
+// values) split into the expected strings.
+RulerSample make_heldout_sample(RulerTask task, int64_t length_tokens, uint64_t seed, const FillerText& filler,
+                                const Tokenizer& tokenizer) {
+  static const std::map<RulerTask, TaskKind> kinds = {
+      {RulerTask::heldout_passkey, TaskKind::passkey},
+      {RulerTask::heldout_multikey, TaskKind::multikey_niah},
+      {RulerTask::heldout_variable_tracking, TaskKind::variable_tracking},
+      {RulerTask::heldout_kv_lookup, TaskKind::kv_lookup},
+      {RulerTask::heldout_multi_value, TaskKind::multi_value},
+      {RulerTask::heldout_multi_query, TaskKind::multi_query},
+  };
+  TaskSample t = make_task_sample(kinds.at(task), length_tokens, seed, filler, tokenizer, Phrasings::eval);
+  RulerSample s;
+  s.prompt = tokenizer.decode(std::span<const int32_t>(t.tokens).subspan(1, static_cast<size_t>(t.prompt_length - 1)));
+  for (size_t from = 0;;) {
+    const size_t comma = t.answer.find(", ", from);
+    s.expected.push_back(t.answer.substr(from, comma == std::string::npos ? std::string::npos : comma - from));
+    if (comma == std::string::npos) break;
+    from = comma + 2;
+  }
+  return s;
+}
+
+}  // namespace
+
 RulerSample make_ruler_sample(RulerTask task, int64_t length_tokens, uint64_t seed, const FillerText& filler,
                               const Tokenizer& tokenizer) {
   HSA_CHECK(length_tokens > 0, "make_ruler_sample: length_tokens must be > 0, got {}", length_tokens);
+  for (const RulerTaskInfo& info : heldout_tasks())
+    if (info.task == task) return make_heldout_sample(task, length_tokens, seed, filler, tokenizer);
   // The byte-level construction sized in bytes; a subword tokenizer needs a larger text budget, found by
   // search. NIAH and vt aim at the exact length; cwe and fwe (lists of whole entries) and niah_multikey_1 (the
   // training task's prompt, which leaves room for its answer) stop within 64 tokens below it.

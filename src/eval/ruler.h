@@ -41,6 +41,14 @@ enum class RulerTask {
   vt,
   cwe,
   fwe,
+  // The training tasks (text/tasks.h) in the held-out eval phrasing pool: templates, questions, key and value
+  // kinds no training row ever uses. Not part of "all" (the RULER average stays RULER's); "heldout" selects them.
+  heldout_passkey,
+  heldout_multikey,
+  heldout_variable_tracking,
+  heldout_kv_lookup,
+  heldout_multi_value,
+  heldout_multi_query,
 };
 
 struct RulerTaskInfo {
@@ -49,10 +57,11 @@ struct RulerTaskInfo {
   std::string_view description;  // one line, for --help
 };
 
-const std::vector<RulerTaskInfo>& ruler_tasks();  // every task, in the order above
+const std::vector<RulerTaskInfo>& ruler_tasks();    // the 11 RULER tasks, in the order above ("all")
+const std::vector<RulerTaskInfo>& heldout_tasks();  // the held-out-phrasing training tasks ("heldout")
 std::string ruler_task_name(RulerTask task);
 RulerTask parse_ruler_task(std::string_view name);             // throws listing the valid names
-std::vector<RulerTask> parse_ruler_task_list(std::string_view csv);  // "a,b"; "all" = every task
+std::vector<RulerTask> parse_ruler_task_list(std::string_view csv);  // "a,b"; "all" = RULER's; "heldout"
 
 struct RulerSample {
   std::string prompt;                  // text after bos; ends where the model's answer starts

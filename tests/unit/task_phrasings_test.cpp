@@ -203,3 +203,24 @@ TEST(TaskPhrasings, ByteLevelSamplesMatchTheOriginals) {
     EXPECT_EQ(r, ruler.at(std::string(info.name))) << info.name;
   }
 }
+
+// `hsa ruler --tasks heldout`: the training tasks in eval phrasings, with their answers as expected strings.
+TEST(TaskPhrasings, RulerHeldOutTasks) {
+  EXPECT_EQ(eval::parse_ruler_task_list("heldout").size(), eval::heldout_tasks().size());
+  EXPECT_EQ(eval::parse_ruler_task_list("all").size(), 11u);  // RULER's average stays RULER's
+  FillerText filler;
+  test::WordTokenizer words;
+  const ByteTokenizer bytes;
+  for (const eval::RulerTaskInfo& info : eval::heldout_tasks()) {
+    EXPECT_EQ(eval::parse_ruler_task(info.name), info.task);
+    for (bool subword : {false, true}) {
+      const Tokenizer& tok = subword ? static_cast<const Tokenizer&>(words) : bytes;
+      eval::RulerSample s = eval::make_ruler_sample(info.task, 2048, 9, filler, tok);
+      EXPECT_LE(static_cast<int64_t>(s.tokens(tok).size()), 2048);
+      EXPECT_GE(static_cast<int64_t>(s.tokens(tok).size()), 2048 - 200);
+      ASSERT_FALSE(s.expected.empty());
+      for (const std::string& e : s.expected) EXPECT_NE(s.prompt.find(e), std::string::npos) << info.name << " " << e;
+    }
+  }
+  EXPECT_GE(eval::make_ruler_sample(eval::RulerTask::heldout_multi_value, 2048, 9, filler).expected.size(), 2u);
+}
