@@ -126,8 +126,11 @@ void evaluate(const Model& model, const DataSetup& data, const TrainOptions& o, 
   }
 }
 
+// `tokenizer_file` (empty for the byte-level tokenizer) is copied in beside config.json, which names it, so the
+// checkpoint loads on its own (--init, --resume, generate, ruler).
 std::string save_train_checkpoint(const fs::path& out, const ModelConfig& config, const TensorMap& master,
-                                  const AdamW& adam, int64_t step, uint64_t data_position) {
+                                  const AdamW& adam, int64_t step, uint64_t data_position,
+                                  const fs::path& tokenizer_file) {
   std::string name = fmt::format("checkpoints/step-{:06d}", step);
   fs::path final_dir = out / name, tmp_dir = out / (name + ".tmp");
   fs::remove_all(tmp_dir);
@@ -135,6 +138,7 @@ std::string save_train_checkpoint(const fs::path& out, const ModelConfig& config
                                           {"data_position", std::to_string(data_position)}};
   save_checkpoint(tmp_dir.string(), config, master, meta);
   save_safetensors((tmp_dir / "optimizer.safetensors").string(), adam.state(), meta);
+  if (!tokenizer_file.empty()) fs::copy_file(tokenizer_file, tmp_dir / config.tokenizer);
   fs::remove_all(final_dir);
   fs::rename(tmp_dir, final_dir);
   std::string previous;
@@ -270,6 +274,8 @@ TrainResult train(const TrainOptions& given) {
 
   // Task rows are tokenised like the model's text (config key `tokenizer`).
   data.tasks.tokenizer = load_tokenizer(config.tokenizer, model_dir);
+  const fs::path tokenizer_file =
+      config.tokenizer.empty() || config.tokenizer == "bytes" ? fs::path() : fs::path(model_dir) / config.tokenizer;
   auto source = data.make(o, o.seed);
   source->seek(static_cast<uint64_t>(start_step * o.grad_accum));
   std::ofstream log(out / "train_log.jsonl", std::ios::app);
@@ -305,7 +311,7 @@ TrainResult train(const TrainOptions& given) {
     last_step = step;
     bool stopping = o.stop_after > 0 && step >= o.stop_after;
     if ((o.save_every > 0 && step % o.save_every == 0) || step == o.steps || stopping)
-      result.checkpoint = save_train_checkpoint(out, config, master, adam, step, source->position());
+      result.checkpoint = save_train_checkpoint(out, config, master, adam, step, source->position(), tokenizer_file);
     if (stopping) break;
   }
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
