@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -272,6 +273,17 @@ TrainResult train(const TrainOptions& given) {
   auto model = std::make_unique<Model>(config, convert(master, device, place.dtype));
   if (!o.quiet) fmt::print(stderr, "training on {}, computing in {}\n", place.description, dtype_name(place.dtype));
 
+  // A shard built with another tokenizer would index past the embedding: check a prefix of each shard.
+  for (const TokenShard* shard : {data.shard.get(), data.eval_shard.get()}) {
+    if (!shard) continue;
+    std::vector<int32_t> head(static_cast<size_t>(std::min<int64_t>(shard->size(), 1 << 20)));
+    shard->read(0, static_cast<int64_t>(head.size()), head.data());
+    const int32_t top = head.empty() ? 0 : *std::max_element(head.begin(), head.end());
+    HSA_CHECK(top < config.vocab_size,
+              "train: shard {} has token id {}, outside the model's vocabulary of {} (tokenizer '{}'): was it built "
+              "with another tokenizer?",
+              shard->path(), top, config.vocab_size, config.tokenizer);
+  }
   // Task rows are tokenised like the model's text (config key `tokenizer`).
   data.tasks.tokenizer = load_tokenizer(config.tokenizer, model_dir);
   const fs::path tokenizer_file =

@@ -180,3 +180,21 @@ TEST(Train, MixtureResumeReproducesTheUninterruptedRun) {
   for (size_t i = 0; i < uninterrupted.losses.size(); ++i)
     EXPECT_EQ(resumed.losses[i], uninterrupted.losses[i]) << "step " << i + 1;
 }
+
+TEST(Train, ShardOutsideTheVocabularyIsAClearError) {
+  const std::string dir = fresh_dir("hsa_train_bad_vocab");
+  std::filesystem::create_directories(dir);
+  std::vector<int32_t> tokens(4000, 65);
+  tokens[123] = 5000;  // a subword id: the micro model has 260 tokens
+  write_token_shard(dir + "/shard.bin", tokens);
+  TrainOptions o = micro_passkey(dir + "/run");
+  o.tasks.clear();
+  o.data_path = dir + "/shard.bin";
+  o.steps = 1;
+  try {
+    train(o);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("token id 5000"), std::string::npos) << e.what();
+  }
+}
