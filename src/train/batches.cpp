@@ -3,6 +3,7 @@
 #include <hsa/error.h>
 #include <hsa/random.h>
 
+#include <future>
 #include <optional>
 #include <utility>
 
@@ -87,7 +88,43 @@ class MixtureBatches final : public BatchSource {
   uint64_t position_ = 0;
 };
 
+class PrefetchBatches final : public BatchSource {
+ public:
+  explicit PrefetchBatches(std::unique_ptr<BatchSource> source)
+      : source_(std::move(source)), position_(source_->position()) {}
+  ~PrefetchBatches() override {
+    if (pending_.valid()) pending_.wait();
+  }
+
+  Batch next() override {
+    if (!pending_.valid()) start();
+    Batch b = pending_.get();  // rethrows what the background next() threw
+    ++position_;
+    start();
+    return b;
+  }
+  uint64_t position() const override { return position_; }
+  void seek(uint64_t position) override {
+    if (pending_.valid()) pending_.wait();
+    pending_ = {};
+    source_->seek(position);
+    position_ = position;
+  }
+
+ private:
+  void start() {
+    pending_ = std::async(std::launch::async, [source = source_.get()] { return source->next(); });
+  }
+  std::unique_ptr<BatchSource> source_;
+  uint64_t position_;
+  std::future<Batch> pending_;
+};
+
 }  // namespace
+
+std::unique_ptr<BatchSource> prefetch_batches(std::unique_ptr<BatchSource> source) {
+  return std::make_unique<PrefetchBatches>(std::move(source));
+}
 
 uint64_t batch_row_seed(uint64_t seed, uint64_t batch_index, uint64_t row) {
   return mix64(mix64(mix64(seed ^ 0x6873612d64617461ull) + batch_index) + row);

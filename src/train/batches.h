@@ -65,6 +65,12 @@ struct TaskRows {
 std::unique_ptr<BatchSource> make_mixture_batches(const TokenShard* shard, TaskRows tasks, double task_share,
                                                   int64_t batch, int64_t seq_len, uint64_t seed);
 
+// Wraps `source` so that the batch after the one returned is built on a background thread while the caller
+// trains on this one (task rows tokenise text: seconds per step otherwise on the critical path). Returns the
+// same batches in the same order; position() counts batches returned, seek() drops the prefetched one.
+// Whatever the source uses (its tokenizer) is then used from that thread: give other sources their own.
+std::unique_ptr<BatchSource> prefetch_batches(std::unique_ptr<BatchSource> source);
+
 // The seed of row `row` of batch `batch_index`: a hash of the three, so rows are independent streams.
 uint64_t batch_row_seed(uint64_t seed, uint64_t batch_index, uint64_t row);
 

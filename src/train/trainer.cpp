@@ -46,18 +46,24 @@ namespace {
 // Everything a batch source borrows lives here, so the source can be rebuilt for eval.
 struct DataSetup {
   std::unique_ptr<TokenShard> shard, eval_shard;
-  TaskRows tasks;
+  TaskRows tasks;        // the training source's (its tokenizer is used from the prefetch thread)
+  TaskRows eval_tasks;   // the same, with a tokenizer of its own for the eval sources
   double task_share = 0;  // 0: language modelling only, 1: tasks only
 
-  std::unique_ptr<BatchSource> make(const TrainOptions& o, uint64_t seed) const {
-    return make_mixture_batches(shard.get(), tasks, task_share, o.batch, o.seq_len, seed);
+  // The training source (prefetching); eval sources: the same mixture, language-model windows only (of the
+  // eval shard when given), or task rows only.
+  std::unique_ptr<BatchSource> make_train(const TrainOptions& o) const {
+    return prefetch_batches(make_mixture_batches(shard.get(), tasks, task_share, o.batch, o.seq_len, o.seed));
   }
-  // Eval sources: language-model windows only (of the eval shard when given), or task rows only.
+  std::unique_ptr<BatchSource> make(const TrainOptions& o, uint64_t seed) const {
+    return make_mixture_batches(shard.get(), eval_tasks, task_share, o.batch, o.seq_len, seed);
+  }
   std::unique_ptr<BatchSource> make_lm(const TrainOptions& o, uint64_t seed) const {
-    return make_mixture_batches(eval_shard ? eval_shard.get() : shard.get(), tasks, 0.0, o.batch, o.seq_len, seed);
+    return make_mixture_batches(eval_shard ? eval_shard.get() : shard.get(), eval_tasks, 0.0, o.batch, o.seq_len,
+                                seed);
   }
   std::unique_ptr<BatchSource> make_tasks(const TrainOptions& o, uint64_t seed, Phrasings phrasings) const {
-    TaskRows rows = tasks;
+    TaskRows rows = eval_tasks;
     rows.phrasings = phrasings;
     return make_mixture_batches(nullptr, rows, 1.0, o.batch, o.seq_len, seed);
   }
@@ -286,9 +292,11 @@ TrainResult train(const TrainOptions& given) {
   }
   // Task rows are tokenised like the model's text (config key `tokenizer`).
   data.tasks.tokenizer = load_tokenizer(config.tokenizer, model_dir);
+  data.eval_tasks = data.tasks;
+  data.eval_tasks.tokenizer = load_tokenizer(config.tokenizer, model_dir);
   const fs::path tokenizer_file =
       config.tokenizer.empty() || config.tokenizer == "bytes" ? fs::path() : fs::path(model_dir) / config.tokenizer;
-  auto source = data.make(o, o.seed);
+  auto source = data.make_train(o);
   source->seek(static_cast<uint64_t>(start_step * o.grad_accum));
   std::ofstream log(out / "train_log.jsonl", std::ios::app);
   ScheduleConfig schedule = o.schedule;

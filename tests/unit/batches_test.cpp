@@ -242,3 +242,26 @@ TEST(MixtureBatches, ExtremeSharesEqualTheSingleSources) {
   EXPECT_THROW(make_mixture_batches(&temp.shard, pooled_rows(), 1.5, B, L, 4), Error);
   EXPECT_THROW(make_mixture_batches(&temp.shard, TaskRows{}, 0.5, B, L, 4), Error);
 }
+
+TEST(PrefetchBatches, SameBatchesSamePositionsAndSeek) {
+  TempShard temp(20000);
+  const int64_t B = 3, L = 300;
+  auto plain = make_mixture_batches(&temp.shard, pooled_rows(), 0.5, B, L, 13);
+  auto prefetched = prefetch_batches(make_mixture_batches(&temp.shard, pooled_rows(), 0.5, B, L, 13));
+  std::vector<Batch> reference;
+  for (int i = 0; i < 4; ++i) {
+    reference.push_back(plain->next());
+    Batch b = prefetched->next();
+    expect_same(b, reference.back());
+    EXPECT_EQ(values(b.answer_targets), values(reference.back().answer_targets));
+    EXPECT_EQ(prefetched->position(), uint64_t(i + 1));
+  }
+  prefetched->seek(1);
+  EXPECT_EQ(prefetched->position(), 1u);
+  expect_same(prefetched->next(), reference[1]);
+  expect_same(prefetched->next(), reference[2]);
+  // An error in the background surfaces in next().
+  FillerText filler;
+  auto failing = prefetch_batches(make_task_batches({TaskKind::multikey_niah}, 1, 64, 9, filler, true));
+  EXPECT_THROW(failing->next(), Error);
+}
