@@ -18,7 +18,7 @@ StepLoss run_batch(const Model& model, const Batch& batch, TensorMap* grads, dou
   r.aux = aux.item();  // so reading the aux loss (a device->host copy on cuda) waits for nothing
   // Answer weighting: the answer tokens count answer_weight times, i.e. once in `targets` and (w - 1) times more
   // through answer_targets; the mean is over the weighted count.
-  const bool weighted = batch.answer_weight != 1.0 && batch.answer_targets.defined();
+  const bool weighted = batch.answer_weight != 1.0 && batch.answer_targets.defined() && batch.task_rows > 0;
   Tensor answer_targets;
   ops::CrossEntropyOut answers{0.0, 0, Tensor()};
   if (weighted) {
