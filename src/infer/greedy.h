@@ -17,7 +17,7 @@ struct GreedyAnswer {
 };
 
 // Prefills `prompt` in segments of at most `segment` tokens, then decodes at most `max_new_tokens` greedily,
-// stopping before `eos_id` (the model tokenizer's eos_id(); the byte-level one by default).
+// stopping before `eos_id` (the model's tokenizer's eos_id()).
 GreedyAnswer answer_greedily(const Model& model, std::span<const int32_t> prompt, int64_t max_new_tokens,
                              int64_t segment, int32_t eos_id = ByteTokenizer::kEos);
 

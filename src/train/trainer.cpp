@@ -133,11 +133,8 @@ void evaluate(const Model& model, const DataSetup& data, const TrainOptions& o, 
   }
 }
 
-// `tokenizer_file` (empty for the byte-level tokenizer) is copied in beside config.json, which names it, so the
-// checkpoint loads on its own (--init, --resume, generate, ruler).
 std::string save_train_checkpoint(const fs::path& out, const ModelConfig& config, const TensorMap& master,
-                                  const AdamW& adam, int64_t step, uint64_t data_position,
-                                  const fs::path& tokenizer_file) {
+                                  const AdamW& adam, int64_t step, uint64_t data_position) {
   std::string name = fmt::format("checkpoints/step-{:06d}", step);
   fs::path final_dir = out / name, tmp_dir = out / (name + ".tmp");
   fs::remove_all(tmp_dir);
@@ -145,7 +142,6 @@ std::string save_train_checkpoint(const fs::path& out, const ModelConfig& config
                                           {"data_position", std::to_string(data_position)}};
   save_checkpoint(tmp_dir.string(), config, master, meta);
   save_safetensors((tmp_dir / "optimizer.safetensors").string(), adam.state(), meta);
-  if (!tokenizer_file.empty()) fs::copy_file(tokenizer_file, tmp_dir / config.tokenizer);
   fs::remove_all(final_dir);
   fs::rename(tmp_dir, final_dir);
   std::string previous;
@@ -189,8 +185,12 @@ nlohmann::json options_to_json(const TrainOptions& o) {
           {"warmup_steps", o.schedule.warmup_steps}, {"weight_decay", o.weight_decay},
           {"clip", o.clip},               {"eval_every", o.eval_every},
           {"eval_batches", o.eval_batches}, {"save_every", o.save_every},
-          {"seed", o.seed},               {"task_share", o.task_share},
-          {"answer_weight", o.answer_weight}, {"phrasings", o.phrasings},
+          {"seed", o.seed}};
+}
+
+// The mixture's part of the recipe (runs saved before it existed lack these keys: resumed_options defaults them).
+nlohmann::json mixture_options_json(const TrainOptions& o) {
+  return {{"task_share", o.task_share}, {"answer_weight", o.answer_weight}, {"phrasings", o.phrasings},
           {"eval_data_path", o.eval_data_path}};
 }
 
@@ -238,7 +238,11 @@ TrainResult train(const TrainOptions& given) {
   fs::path out(o.out_dir);
   fs::create_directories(out / "checkpoints");
   DataSetup data = setup_data(o);
-  if (!o.resume) write_file_atomic((out / "train_options.json").string(), options_to_json(o).dump(2) + "\n");
+  if (!o.resume) {
+    nlohmann::json recipe = options_to_json(o);
+    recipe.update(mixture_options_json(o));
+    write_file_atomic((out / "train_options.json").string(), recipe.dump(2) + "\n");
+  }
 
   const Placement place = resolve_placement(o.device, o.dtype);  // fails early when the device cannot be used
   const Device device = place.device;
@@ -247,10 +251,8 @@ TrainResult train(const TrainOptions& given) {
   AdamW adam(ops::AdamWConfig{o.schedule.lr, 0.9, 0.95, 1e-8, o.weight_decay});
   int64_t start_step = 0;
   TrainResult result;
-  std::string model_dir;  // where the config (and its tokenizer file) came from
   if (o.resume) {
     std::string dir = resolve_checkpoint_dir(o.out_dir);
-    model_dir = dir;
     Checkpoint ck = load_checkpoint(dir);
     start_step = std::stoll(ck.metadata.at("step"));
     config = ck.config;
@@ -261,8 +263,7 @@ TrainResult train(const TrainOptions& given) {
     if (!o.quiet) fmt::print(stderr, "resuming {} at step {}\n", dir, start_step);
   } else if (!o.init_from.empty()) {
     HSA_CHECK(o.config_path.empty(), "train: --init takes the config of {}; drop --config", o.init_from);
-    model_dir = resolve_checkpoint_dir(o.init_from);
-    Checkpoint ck = load_checkpoint(model_dir);
+    Checkpoint ck = load_checkpoint(resolve_checkpoint_dir(o.init_from));
     config = ck.config;
     config.max_train_length = o.seq_len;
     master = master_from(ck.params, device);
@@ -270,7 +271,6 @@ TrainResult train(const TrainOptions& given) {
   } else {
     HSA_CHECK(!o.config_path.empty(), "train: give --config (a model config JSON) or --init (a checkpoint)");
     config = ModelConfig::from_file(o.config_path);
-    model_dir = fs::path(o.config_path).parent_path().string();
     config.max_train_length = o.seq_len;  // recorded for evaluation and the demo
     master = convert(init_parameters(config, o.seed, DType::f32), device, DType::f32);
     truncate_log(out / "train_log.jsonl", 0);
@@ -290,12 +290,13 @@ TrainResult train(const TrainOptions& given) {
               "with another tokenizer?",
               shard->path(), top, config.vocab_size, config.tokenizer);
   }
-  // Task rows are tokenised like the model's text (config key `tokenizer`).
+  // Task rows are tokenised like the model's text (config key `tokenizer`, a file beside the config).
+  const std::string model_dir = o.resume             ? resolve_checkpoint_dir(o.out_dir)
+                                : !o.init_from.empty() ? resolve_checkpoint_dir(o.init_from)
+                                                       : fs::path(o.config_path).parent_path().string();
   data.tasks.tokenizer = load_tokenizer(config.tokenizer, model_dir);
   data.eval_tasks = data.tasks;
   data.eval_tasks.tokenizer = load_tokenizer(config.tokenizer, model_dir);
-  const fs::path tokenizer_file =
-      config.tokenizer.empty() || config.tokenizer == "bytes" ? fs::path() : fs::path(model_dir) / config.tokenizer;
   auto source = data.make_train(o);
   source->seek(static_cast<uint64_t>(start_step * o.grad_accum));
   std::ofstream log(out / "train_log.jsonl", std::ios::app);
@@ -331,7 +332,7 @@ TrainResult train(const TrainOptions& given) {
     last_step = step;
     bool stopping = o.stop_after > 0 && step >= o.stop_after;
     if ((o.save_every > 0 && step % o.save_every == 0) || step == o.steps || stopping)
-      result.checkpoint = save_train_checkpoint(out, config, master, adam, step, source->position(), tokenizer_file);
+      result.checkpoint = save_train_checkpoint(out, config, master, adam, step, source->position());
     if (stopping) break;
   }
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
