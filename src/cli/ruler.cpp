@@ -56,19 +56,28 @@ int run_ruler(const RulerOptions& o) {
   HSA_CHECK(o.samples > 0, "ruler: --samples must be > 0, got {}", o.samples);
   HSA_CHECK(o.max_new_tokens > 0, "ruler: --max-new-tokens must be > 0, got {}", o.max_new_tokens);
   const hsa::FillerText filler = o.filler.empty() ? hsa::FillerText() : hsa::FillerText(hsa::read_file(o.filler));
+  // Lengths count the model's tokens: its config names the tokenizer (bytes without a model, for --show).
+  std::unique_ptr<hsa::Tokenizer> tokenizer = std::make_unique<hsa::ByteTokenizer>();
+  std::string checkpoint_dir;
+  if (!o.model.empty()) {
+    checkpoint_dir = hsa::resolve_checkpoint_dir(o.model);
+    tokenizer = hsa::load_tokenizer(hsa::ModelConfig::from_file(checkpoint_dir + "/config.json").tokenizer,
+                                    checkpoint_dir);
+  }
+  const hsa::Tokenizer& tok = *tokenizer;
   if (!o.show.empty()) {
     RulerTask task = hsa::eval::parse_ruler_task(o.show);
     const int64_t length = o.lengths.front();
-    hsa::eval::RulerSample s =
-        hsa::eval::make_ruler_sample(task, length, hsa::eval::ruler_sample_seed(o.seed, task, length, 0), filler);
-    fmt::print("{}\n---\n{} tokens; expected: {}\n", s.prompt, s.tokens().size(), fmt::join(s.expected, " | "));
+    hsa::eval::RulerSample s = hsa::eval::make_ruler_sample(
+        task, length, hsa::eval::ruler_sample_seed(o.seed, task, length, 0), filler, tok);
+    fmt::print("{}\n---\n{} tokens ({}); expected: {}\n", s.prompt, s.tokens(tok).size(), tok.name(),
+               fmt::join(s.expected, " | "));
     return 0;
   }
   HSA_CHECK(!o.model.empty(), "ruler: give a model with -m (or --show TASK to print a sample)");
-  hsa::Checkpoint ck = hsa::load_checkpoint(hsa::resolve_checkpoint_dir(o.model));
+  hsa::Checkpoint ck = hsa::load_checkpoint(checkpoint_dir);
   const hsa::Placement place = hsa::resolve_placement(o.device, o.dtype);
   hsa::Model model = hsa::place_model(ck, place);
-  hsa::ByteTokenizer tok;
   const std::filesystem::path dir(o.out);
   std::filesystem::create_directories(dir);
 
@@ -88,9 +97,9 @@ int run_ruler(const RulerOptions& o) {
       std::vector<double> scores;
       for (int64_t s = 0; s < o.samples; ++s) {
         const uint64_t seed = hsa::eval::ruler_sample_seed(o.seed, task, length, s);
-        hsa::eval::RulerSample sample = hsa::eval::make_ruler_sample(task, length, seed, filler);
-        std::vector<int32_t> ids = sample.tokens();
-        const hsa::GreedyAnswer greedy = hsa::answer_greedily(model, ids, o.max_new_tokens, o.segment);
+        hsa::eval::RulerSample sample = hsa::eval::make_ruler_sample(task, length, seed, filler, tok);
+        std::vector<int32_t> ids = sample.tokens(tok);
+        const hsa::GreedyAnswer greedy = hsa::answer_greedily(model, ids, o.max_new_tokens, o.segment, tok.eos_id());
         const double prefill_s = greedy.prefill_s, decode_s = greedy.decode_s;
         const std::string answer = tok.decode(greedy.tokens);
         const double score = hsa::eval::ruler_score(sample.expected, answer);
@@ -120,6 +129,7 @@ int run_ruler(const RulerOptions& o) {
                  {"seed", o.seed},
                  {"max_new_tokens", o.max_new_tokens},
                  {"filler", o.filler.empty() ? "built-in" : o.filler},
+                 {"tokenizer", tok.name()},
                  {"commands", {hsa::cli::command_line()}}};
   report.tasks = tasks;
   report.lengths = o.lengths;
@@ -135,6 +145,9 @@ std::string task_help() {
   std::string s = "\nTasks (--tasks a,b or all):\n";
   for (const hsa::eval::RulerTaskInfo& info : hsa::eval::ruler_tasks())
     s += fmt::format("  {:<17}{}\n", info.name, info.description);
+  s += "\nHeld-out training tasks (--tasks heldout, or by name): phrasings no training row uses\n";
+  for (const hsa::eval::RulerTaskInfo& info : hsa::eval::heldout_tasks())
+    s += fmt::format("  {:<27}{}\n", info.name, info.description);
   s += "\nScore of a sample: fraction of expected strings contained in the output; accuracy = mean x 100.\n";
   return s;
 }
@@ -142,7 +155,8 @@ std::string task_help() {
 hsa::cli::Command ruler_command("ruler", "RULER-style long-context evaluation on synthetic tasks", [](CLI::App& app) {
   auto o = std::make_shared<RulerOptions>();
   app.add_option("-m,--model", o->model, "checkpoint directory or run directory");
-  app.add_option("--tasks", o->tasks, "comma-separated task names, or 'all'")->capture_default_str();
+  app.add_option("--tasks", o->tasks, "comma-separated task names, 'all' (RULER's 11) or 'heldout'")
+      ->capture_default_str();
   app.add_option("--lengths", o->lengths, "context lengths in tokens, comma-separated")
       ->delimiter(',')
       ->capture_default_str();

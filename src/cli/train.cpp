@@ -6,7 +6,7 @@
 
 namespace {
 
-hsa::cli::Command train_command("train", "train a model (synthetic retrieval tasks or a token shard)", [](CLI::App& app) {
+hsa::cli::Command train_command("train", "train a model (a token shard, synthetic retrieval tasks, or a mixture)", [](CLI::App& app) {
   auto o = std::make_shared<hsa::TrainOptions>();
   app.add_option("-c,--config", o->config_path, "model config JSON (e.g. configs/tiny.json)")->check(CLI::ExistingFile);
   app.add_option("-o,--out", o->out_dir, "run directory for checkpoints and the log")->required();
@@ -17,13 +17,28 @@ hsa::cli::Command train_command("train", "train a model (synthetic retrieval tas
   app.add_flag("--resume", o->resume,
                "continue the run in --out from its latest checkpoint, with its saved recipe (only --steps, "
                "--stop-after and --quiet are taken from this command)");
-  app.add_option("--task", o->tasks, "synthetic task(s): passkey, multikey_niah, variable_tracking");
+  app.add_option("--task", o->tasks,
+                 "synthetic task(s): passkey, multikey_niah, variable_tracking, and with --phrasings train also "
+                 "kv_lookup, multi_value, multi_query");
   app.add_option("--data", o->data_path, "token shard of natural text (from `hsa data build`)");
   app.add_option("--tokenizer", o->tokenizer_path,
                  "tokenizer.json the --data shard was built with: recorded in the config, copied into every checkpoint")
       ->check(CLI::ExistingFile);
   app.add_option("--filler", o->filler_path, "text corpus for task haystacks (default: built-in generator)");
   app.add_flag("--answer-only", o->answer_only_loss, "tasks: learn only the answer tokens");
+  app.add_option("--task-share", o->task_share,
+                 "with --data and --task: the share of rows that are task samples, in (0, 1) (default 0.2); "
+                 "the rest are language-model windows of the shard");
+  app.add_option("--answer-weight", o->answer_weight,
+                 "task rows learn every token, the answer tokens weighted this much (ignored with --answer-only)")
+      ->capture_default_str();
+  app.add_option("--phrasings", o->phrasings,
+                 "phrasing pool of the task rows: train (sentences, questions, key and value kinds disjoint from "
+                 "the held-out eval pool and RULER) or legacy (the byte-level tasks' fixed phrasings)")
+      ->check(CLI::IsMember({"train", "legacy"}))
+      ->capture_default_str();
+  app.add_option("--eval-data", o->eval_data_path, "token shard for eval_lm_loss (default: --data, other windows)")
+      ->check(CLI::ExistingFile);
   app.add_option("-b,--batch", o->batch, "sequences per micro-batch")->capture_default_str();
   app.add_option("-L,--seq-len", o->seq_len, "training context length in tokens")->capture_default_str();
   app.add_option("-s,--steps", o->steps, "optimizer steps")->capture_default_str();

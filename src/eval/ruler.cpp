@@ -1,6 +1,7 @@
 #include "eval/ruler.h"
 
 #include "text/tasks.h"
+#include "text/token_fit.h"
 #include "text/tokenizer.h"
 
 #include <hsa/error.h>
@@ -378,19 +379,33 @@ const std::vector<RulerTaskInfo>& ruler_tasks() {
   return tasks;
 }
 
+const std::vector<RulerTaskInfo>& heldout_tasks() {
+  static const std::vector<RulerTaskInfo> tasks = {
+      {RulerTask::heldout_passkey, "heldout_passkey", "passkey in held-out phrasings (never trained on)"},
+      {RulerTask::heldout_multikey, "heldout_multikey", "multi-key NIAH in held-out phrasings"},
+      {RulerTask::heldout_variable_tracking, "heldout_variable_tracking", "variable chain in held-out phrasings"},
+      {RulerTask::heldout_kv_lookup, "heldout_kv_lookup", "key-value list lookup in held-out phrasings"},
+      {RulerTask::heldout_multi_value, "heldout_multi_value", "all values of one key, held-out phrasings"},
+      {RulerTask::heldout_multi_query, "heldout_multi_query", "values of 2-3 keys, held-out phrasings"},
+  };
+  return tasks;
+}
+
 std::string ruler_task_name(RulerTask task) {
-  for (const RulerTaskInfo& info : ruler_tasks())
-    if (info.task == task) return std::string(info.name);
+  for (const auto* list : {&ruler_tasks(), &heldout_tasks()})
+    for (const RulerTaskInfo& info : *list)
+      if (info.task == task) return std::string(info.name);
   fail("ruler_task_name: invalid RulerTask {}", static_cast<int>(task));
 }
 
 RulerTask parse_ruler_task(std::string_view name) {
   std::string valid;
-  for (const RulerTaskInfo& info : ruler_tasks()) {
-    if (info.name == name) return info.task;
-    valid += (valid.empty() ? "" : ", ") + std::string(info.name);
-  }
-  fail("unknown RULER task '{}': valid tasks are {} (or 'all')", name, valid);
+  for (const auto* list : {&ruler_tasks(), &heldout_tasks()})
+    for (const RulerTaskInfo& info : *list) {
+      if (info.name == name) return info.task;
+      valid += (valid.empty() ? "" : ", ") + std::string(info.name);
+    }
+  fail("unknown RULER task '{}': valid tasks are {} (or 'all', 'heldout')", name, valid);
 }
 
 std::vector<RulerTask> parse_ruler_task_list(std::string_view csv) {
@@ -401,6 +416,8 @@ std::vector<RulerTask> parse_ruler_task_list(std::string_view csv) {
     std::string_view name = csv.substr(from, comma == std::string_view::npos ? std::string_view::npos : comma - from);
     if (name == "all") {
       for (const RulerTaskInfo& info : ruler_tasks()) out.push_back(info.task);
+    } else if (name == "heldout") {
+      for (const RulerTaskInfo& info : heldout_tasks()) out.push_back(info.task);
     } else if (!name.empty()) {
       out.push_back(parse_ruler_task(name));
     }
@@ -411,26 +428,84 @@ std::vector<RulerTask> parse_ruler_task_list(std::string_view csv) {
   return out;
 }
 
-std::vector<int32_t> RulerSample::tokens() const { return ByteTokenizer().encode(prompt, /*add_bos=*/true); }
+std::vector<int32_t> RulerSample::tokens() const { return tokens(ByteTokenizer()); }
 
-RulerSample make_ruler_sample(RulerTask task, int64_t length_tokens, uint64_t seed, const FillerText& filler) {
-  HSA_CHECK(length_tokens > 0, "make_ruler_sample: length_tokens must be > 0, got {}", length_tokens);
+std::vector<int32_t> RulerSample::tokens(const Tokenizer& tokenizer) const {
+  return tokenizer.encode(prompt, /*add_bos=*/true);
+}
+
+namespace {
+
+// The sample built for a text budget of `budget` bytes (= tokens for the byte-level tokenizer).
+RulerSample make_sized_sample(RulerTask task, int64_t budget, uint64_t seed, const FillerText& filler) {
   Rng rng(seed);
   switch (task) {
     case RulerTask::niah_multikey_1: {
       // The training task already is "several keyed numbers in essay filler, one asked": reuse it as is.
-      TaskSample t = make_task_sample(TaskKind::multikey_niah, length_tokens, seed, filler);
+      TaskSample t = make_task_sample(TaskKind::multikey_niah, budget, seed, filler);
       RulerSample s;
       s.prompt = ByteTokenizer().decode(
           std::span<const int32_t>(t.tokens).subspan(1, static_cast<size_t>(t.prompt_length - 1)));
       s.expected = {t.answer};
       return s;
     }
-    case RulerTask::vt: return make_vt(length_tokens, rng);
-    case RulerTask::cwe: return make_cwe(length_tokens, rng);
-    case RulerTask::fwe: return make_fwe(length_tokens, rng);
-    default: return make_niah(task, length_tokens, rng, filler);
+    case RulerTask::vt: return make_vt(budget, rng);
+    case RulerTask::cwe: return make_cwe(budget, rng);
+    case RulerTask::fwe: return make_fwe(budget, rng);
+    default: return make_niah(task, budget, rng, filler);
   }
+}
+
+}  // namespace
+
+RulerSample make_ruler_sample(RulerTask task, int64_t length_tokens, uint64_t seed, const FillerText& filler) {
+  return make_ruler_sample(task, length_tokens, seed, filler, ByteTokenizer());
+}
+
+namespace {
+
+// A training task in the held-out eval phrasings: the task sample's prompt; its answer ("a, b" for several
+// values) split into the expected strings.
+RulerSample make_heldout_sample(RulerTask task, int64_t length_tokens, uint64_t seed, const FillerText& filler,
+                                const Tokenizer& tokenizer) {
+  static const std::map<RulerTask, TaskKind> kinds = {
+      {RulerTask::heldout_passkey, TaskKind::passkey},
+      {RulerTask::heldout_multikey, TaskKind::multikey_niah},
+      {RulerTask::heldout_variable_tracking, TaskKind::variable_tracking},
+      {RulerTask::heldout_kv_lookup, TaskKind::kv_lookup},
+      {RulerTask::heldout_multi_value, TaskKind::multi_value},
+      {RulerTask::heldout_multi_query, TaskKind::multi_query},
+  };
+  TaskSample t = make_task_sample(kinds.at(task), length_tokens, seed, filler, tokenizer, Phrasings::eval);
+  RulerSample s;
+  s.prompt = tokenizer.decode(std::span<const int32_t>(t.tokens).subspan(1, static_cast<size_t>(t.prompt_length - 1)));
+  for (size_t from = 0;;) {
+    const size_t comma = t.answer.find(", ", from);
+    s.expected.push_back(t.answer.substr(from, comma == std::string::npos ? std::string::npos : comma - from));
+    if (comma == std::string::npos) break;
+    from = comma + 2;
+  }
+  return s;
+}
+
+}  // namespace
+
+RulerSample make_ruler_sample(RulerTask task, int64_t length_tokens, uint64_t seed, const FillerText& filler,
+                              const Tokenizer& tokenizer) {
+  HSA_CHECK(length_tokens > 0, "make_ruler_sample: length_tokens must be > 0, got {}", length_tokens);
+  for (const RulerTaskInfo& info : heldout_tasks())
+    if (info.task == task) return make_heldout_sample(task, length_tokens, seed, filler, tokenizer);
+  // The byte-level construction sized in bytes; a subword tokenizer needs a larger text budget, found by
+  // search. NIAH and vt aim at the exact length; cwe and fwe (lists of whole entries) and niah_multikey_1 (the
+  // training task's prompt, which leaves room for its answer) stop within 64 tokens below it.
+  const bool whole_entries = task == RulerTask::cwe || task == RulerTask::fwe || task == RulerTask::niah_multikey_1;
+  auto count = [&](int64_t budget) {
+    return static_cast<int64_t>(make_sized_sample(task, budget, seed, filler).tokens(tokenizer).size());
+  };
+  const TokenFit fit = fit_to_tokens(length_tokens, whole_entries ? 64 : 0, length_tokens, 1, count);
+  HSA_CHECK(fit.budget > 0, "ruler: task {} does not fit in {} tokens (its smallest prompt has {})",
+            ruler_task_name(task), length_tokens, fit.tokens);
+  return make_sized_sample(task, fit.budget, seed, filler);
 }
 
 double ruler_score(const std::vector<std::string>& expected, std::string_view answer) {

@@ -1,5 +1,6 @@
-// RULER-style long-context evaluation tasks, generated without external data, byte-level (1 token = 1 byte,
-// plus a leading bos). Every sample is deterministic in (task, length_tokens, seed, filler) and its prompt
+// RULER-style long-context evaluation tasks, generated without external data, for any tokenizer (lengths in its
+// tokens, plus a leading bos; the byte-level tokenizer has 1 token = 1 byte). Their phrasings are held out: no
+// training task uses them (text/task_phrasings.h). Every sample is deterministic in (task, length_tokens, seed, filler) and its prompt
 // tokenises to between length_tokens - 64 and length_tokens tokens (bos included; the NIAH and vt prompts hit
 // length_tokens exactly). A sample carries the list of strings the answer must contain.
 //
@@ -19,6 +20,7 @@
 // task's accuracy is the mean score over samples x 100.
 #pragma once
 #include "text/filler.h"
+#include "text/tokenizer.h"
 
 #include <cstdint>
 #include <string>
@@ -39,6 +41,14 @@ enum class RulerTask {
   vt,
   cwe,
   fwe,
+  // The training tasks (text/tasks.h) in the held-out eval phrasing pool: templates, questions, key and value
+  // kinds no training row ever uses. Not part of "all" (the RULER average stays RULER's); "heldout" selects them.
+  heldout_passkey,
+  heldout_multikey,
+  heldout_variable_tracking,
+  heldout_kv_lookup,
+  heldout_multi_value,
+  heldout_multi_query,
 };
 
 struct RulerTaskInfo {
@@ -47,19 +57,25 @@ struct RulerTaskInfo {
   std::string_view description;  // one line, for --help
 };
 
-const std::vector<RulerTaskInfo>& ruler_tasks();  // every task, in the order above
+const std::vector<RulerTaskInfo>& ruler_tasks();    // the 11 RULER tasks, in the order above ("all")
+const std::vector<RulerTaskInfo>& heldout_tasks();  // the held-out-phrasing training tasks ("heldout")
 std::string ruler_task_name(RulerTask task);
 RulerTask parse_ruler_task(std::string_view name);             // throws listing the valid names
-std::vector<RulerTask> parse_ruler_task_list(std::string_view csv);  // "a,b"; "all" = every task
+std::vector<RulerTask> parse_ruler_task_list(std::string_view csv);  // "a,b"; "all" = RULER's; "heldout"
 
 struct RulerSample {
   std::string prompt;                  // text after bos; ends where the model's answer starts
   std::vector<std::string> expected;   // strings the answer must contain
   std::vector<int32_t> tokens() const;  // bos + prompt bytes
+  std::vector<int32_t> tokens(const Tokenizer& tokenizer) const;  // bos + the prompt's tokens
 };
 
 // Smallest-length errors name the task and the minimum; length_tokens must be > 0.
 RulerSample make_ruler_sample(RulerTask task, int64_t length_tokens, uint64_t seed, const FillerText& filler);
+// The same tasks sized in `tokenizer`'s tokens (the text budget grows until the prompt fills the length);
+// with ByteTokenizer the result equals the overload above.
+RulerSample make_ruler_sample(RulerTask task, int64_t length_tokens, uint64_t seed, const FillerText& filler,
+                              const Tokenizer& tokenizer);
 
 // Fraction of `expected` contained in `answer` (1 when expected is empty).
 double ruler_score(const std::vector<std::string>& expected, std::string_view answer);

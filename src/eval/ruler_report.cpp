@@ -130,9 +130,10 @@ RulerReport merge_ruler_reports(const std::vector<std::string>& paths) {
   }
   // JSON objects come back sorted by key: restore the order `hsa ruler --help` lists the tasks in.
   std::vector<std::string> ordered;
-  for (const RulerTaskInfo& info : ruler_tasks())
-    if (std::find(task_names.begin(), task_names.end(), info.name) != task_names.end())
-      ordered.emplace_back(info.name);
+  for (const auto* list : {&ruler_tasks(), &heldout_tasks()})
+    for (const RulerTaskInfo& info : *list)
+      if (std::find(task_names.begin(), task_names.end(), info.name) != task_names.end())
+        ordered.emplace_back(info.name);
   task_names = ordered;
   for (const std::string& name : task_names) report.tasks.push_back(parse_ruler_task(name));
   for (const auto& [length, entry] : by_length) {

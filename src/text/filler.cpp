@@ -110,8 +110,8 @@ std::string sentence(Rng& rng) {
 
 FillerText::FillerText() = default;
 
-FillerText::FillerText(std::string corpus) : corpus_(std::move(corpus)) {
-  HSA_CHECK(!corpus_.empty(), "FillerText: the corpus is empty");
+FillerText::FillerText(std::string corpus) : corpus_(std::make_shared<const std::string>(std::move(corpus))) {
+  HSA_CHECK(!corpus_->empty(), "FillerText: the corpus is empty");
 }
 
 std::string FillerText::take(int64_t n_bytes, Rng& rng) const {
@@ -119,16 +119,17 @@ std::string FillerText::take(int64_t n_bytes, Rng& rng) const {
   const size_t n = static_cast<size_t>(n_bytes);
   std::string out;
   out.reserve(n);
-  if (!corpus_.empty()) {
+  if (corpus_) {
+    const std::string& corpus = *corpus_;
     // Random offset, moved forward to the start of the next line so the text begins cleanly
     // (unless the corpus has no line breaks at all).
-    size_t start = rng.below(corpus_.size());
-    size_t newline = corpus_.find('\n', start);
-    if (newline == std::string::npos) newline = corpus_.find('\n');
-    if (newline != std::string::npos) start = (newline + 1) % corpus_.size();
+    size_t start = rng.below(corpus.size());
+    size_t newline = corpus.find('\n', start);
+    if (newline == std::string::npos) newline = corpus.find('\n');
+    if (newline != std::string::npos) start = (newline + 1) % corpus.size();
     while (out.size() < n) {
-      size_t count = std::min(n - out.size(), corpus_.size() - start);
-      out.append(corpus_, start, count);
+      size_t count = std::min(n - out.size(), corpus.size() - start);
+      out.append(corpus, start, count);
       start = 0;  // wrap around
     }
     return out;

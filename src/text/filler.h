@@ -4,6 +4,7 @@
 #include <hsa/random.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace hsa {
@@ -21,10 +22,12 @@ class FillerText {
   // Exactly n_bytes of text (n_bytes >= 0). Consumes random numbers from rng.
   std::string take(int64_t n_bytes, Rng& rng) const;
 
-  bool has_corpus() const { return !corpus_.empty(); }
+  bool has_corpus() const { return corpus_ != nullptr; }
 
  private:
-  std::string corpus_;  // empty: built-in generator
+  // null: built-in generator. Shared, so copies of a FillerText (one per batch source) cost nothing even for a
+  // corpus of gigabytes.
+  std::shared_ptr<const std::string> corpus_;
 };
 
 }  // namespace hsa

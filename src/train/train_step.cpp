@@ -1,6 +1,7 @@
 #include "train/train_step.h"
 
 #include "ops/cross_entropy.h"
+#include "ops/elementwise.h"
 
 namespace hsa {
 
@@ -14,14 +15,48 @@ StepLoss run_batch(const Model& model, const Batch& batch, TensorMap* grads, dou
   Tensor flat = logits.view({-1, V});
   Tensor targets = batch.targets.to(model.device()).contiguous().view({-1});
   auto ce = ops::cross_entropy_forward(flat, targets);  // its loss comes to the host: the device is idle after it
-  r.loss = ce.loss;
   r.aux = aux.item();  // so reading the aux loss (a device->host copy on cuda) waits for nothing
+  // Answer weighting: the answer tokens count answer_weight times, i.e. once in `targets` and (w - 1) times more
+  // through answer_targets; the mean is over the weighted count.
+  const bool weighted = batch.answer_weight != 1.0 && batch.answer_targets.defined() && batch.task_rows > 0;
+  Tensor answer_targets;
+  ops::CrossEntropyOut answers{0.0, 0, Tensor()};
+  if (weighted) {
+    answer_targets = batch.answer_targets.to(model.device()).contiguous().view({-1});
+    answers = ops::cross_entropy_forward(flat, answer_targets);
+  }
+  const double extra = weighted ? batch.answer_weight - 1.0 : 0.0;
+  const double denominator = double(ce.count) + extra * double(answers.count);
+  r.loss = denominator > 0 ? (ce.loss * double(ce.count) + extra * answers.loss * double(answers.count)) / denominator
+                           : 0.0;
   r.count = ce.count;
   if (grads) {
-    Tensor dlogits = ops::cross_entropy_backward(grad_scale, flat, targets, ce.lse).view(logits.shape());
-    TensorMap g = model.backward(dlogits, grad_scale, cache);
+    Tensor dlogits;
+    if (answers.count > 0) {
+      // Each backward divides by its own count: rescale both to the shared weighted mean.
+      dlogits = ops::cross_entropy_backward(grad_scale * double(ce.count) / denominator, flat, targets, ce.lse);
+      ops::add_(dlogits,
+                ops::cross_entropy_backward(grad_scale * extra * double(answers.count) / denominator, flat,
+                                            answer_targets, answers.lse));
+    } else {
+      dlogits = ops::cross_entropy_backward(grad_scale, flat, targets, ce.lse);
+    }
+    TensorMap g = model.backward(dlogits.view(logits.shape()), grad_scale, cache);
     for (auto& [name, t] : g) accumulate_grad(*grads, name, t);
   }
+  return r;
+}
+
+// Mean cross-entropy of the answer tokens alone (eval of task rows); count 0 when the batch has none.
+StepLoss answer_loss(const Model& model, const Batch& batch) {
+  StepLoss r;
+  if (!batch.answer_targets.defined()) return r;
+  InferenceState state = model.new_state();
+  Tensor logits = model.forward(batch.inputs, state, nullptr, nullptr);
+  Tensor flat = logits.view({-1, model.config().vocab_size});
+  auto ce = ops::cross_entropy_forward(flat, batch.answer_targets.to(model.device()).contiguous().view({-1}));
+  r.loss = ce.loss;
+  r.count = ce.count;
   return r;
 }
 

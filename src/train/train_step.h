@@ -9,13 +9,18 @@
 namespace hsa {
 
 struct StepLoss {
-  double loss = 0;  // cross-entropy (mean over counted targets)
+  double loss = 0;  // cross-entropy (mean over counted targets, answer tokens weighted)
   double aux = 0;   // MoE load-balancing loss
   int64_t count = 0;
 };
 
 // Forward (and, with grads, backward) of one batch; gradients are scaled by grad_scale and accumulated.
+// With batch.answer_weight != 1 the loss is the weighted mean in which answer tokens (batch.answer_targets)
+// count answer_weight times.
 StepLoss run_batch(const Model& model, const Batch& batch, TensorMap* grads, double grad_scale);
+
+// Forward only: the mean cross-entropy over the batch's answer tokens (count 0 when it has none).
+StepLoss answer_loss(const Model& model, const Batch& batch);
 
 // Clips `grads` to `clip` (0: off), updates `master` with AdamW at `lr`, and, when the model computes in another
 // dtype than the f32 master, refreshes its parameters from it. Returns the gradient norm before clipping.

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -44,31 +45,51 @@ namespace {
 
 // Everything a batch source borrows lives here, so the source can be rebuilt for eval.
 struct DataSetup {
-  std::unique_ptr<TokenShard> shard;
-  std::unique_ptr<FillerText> filler;
-  std::vector<TaskKind> kinds;
+  std::unique_ptr<TokenShard> shard, eval_shard;
+  TaskRows tasks;        // the training source's (its tokenizer is used from the prefetch thread)
+  TaskRows eval_tasks;   // the same, with a tokenizer of its own for the eval sources
+  double task_share = 0;  // 0: language modelling only, 1: tasks only
 
+  // The training source (prefetching); eval sources: the same mixture, language-model windows only (of the
+  // eval shard when given), or task rows only.
+  std::unique_ptr<BatchSource> make_train(const TrainOptions& o) const {
+    return prefetch_batches(make_mixture_batches(shard.get(), tasks, task_share, o.batch, o.seq_len, o.seed));
+  }
   std::unique_ptr<BatchSource> make(const TrainOptions& o, uint64_t seed) const {
-    if (shard) return make_shard_batches(*shard, o.batch, o.seq_len, seed);
-    return make_task_batches(kinds, o.batch, o.seq_len, seed, *filler, o.answer_only_loss);
+    return make_mixture_batches(shard.get(), eval_tasks, task_share, o.batch, o.seq_len, seed);
+  }
+  std::unique_ptr<BatchSource> make_lm(const TrainOptions& o, uint64_t seed) const {
+    return make_mixture_batches(eval_shard ? eval_shard.get() : shard.get(), eval_tasks, 0.0, o.batch, o.seq_len,
+                                seed);
+  }
+  std::unique_ptr<BatchSource> make_tasks(const TrainOptions& o, uint64_t seed, Phrasings phrasings) const {
+    TaskRows rows = eval_tasks;
+    rows.phrasings = phrasings;
+    return make_mixture_batches(nullptr, rows, 1.0, o.batch, o.seq_len, seed);
   }
 };
 
 DataSetup setup_data(const TrainOptions& o) {
   DataSetup d;
-  HSA_CHECK(o.data_path.empty() != o.tasks.empty(), "train: give either --data (a token shard) or --task, not {}",
-            o.data_path.empty() ? "neither" : "both");
-  if (!o.data_path.empty()) {
-    d.shard = std::make_unique<TokenShard>(TokenShard::open(o.data_path));
-    return d;
-  }
-  for (const std::string& t : o.tasks) d.kinds.push_back(parse_task_kind(t));
-  if (o.filler_path.empty()) {
-    d.filler = std::make_unique<FillerText>();
-  } else {
+  HSA_CHECK(!o.data_path.empty() || !o.tasks.empty(), "train: give --data (a token shard), --task, or both");
+  const bool mixture = !o.data_path.empty() && !o.tasks.empty();
+  HSA_CHECK(o.task_share < 0 || mixture, "train: --task-share needs both --data and --task");
+  HSA_CHECK(o.task_share < 0 || (o.task_share > 0 && o.task_share < 1),
+            "train: --task-share must be in (0, 1), got {}", o.task_share);
+  HSA_CHECK(o.answer_weight > 0, "train: --answer-weight must be > 0, got {}", o.answer_weight);
+  HSA_CHECK(o.eval_data_path.empty() || !o.data_path.empty(), "train: --eval-data needs --data");
+  d.task_share = o.tasks.empty() ? 0.0 : o.data_path.empty() ? 1.0 : o.task_share < 0 ? 0.2 : o.task_share;
+  if (!o.data_path.empty()) d.shard = std::make_unique<TokenShard>(TokenShard::open(o.data_path));
+  if (!o.eval_data_path.empty()) d.eval_shard = std::make_unique<TokenShard>(TokenShard::open(o.eval_data_path));
+  for (const std::string& t : o.tasks) d.tasks.kinds.push_back(parse_task_kind(t));
+  d.tasks.phrasings = parse_phrasings(o.phrasings);
+  HSA_CHECK(d.tasks.phrasings != Phrasings::eval, "train: --phrasings eval is the held-out pool: train on 'train'");
+  d.tasks.answer_only_loss = o.answer_only_loss;
+  d.tasks.answer_weight = o.answer_weight;
+  if (!o.filler_path.empty()) {
     std::ifstream in(o.filler_path);
     HSA_CHECK(in.good(), "train: cannot read filler corpus {}", o.filler_path);
-    d.filler = std::make_unique<FillerText>(std::string(std::istreambuf_iterator<char>(in), {}));
+    d.tasks.filler = FillerText(std::string(std::istreambuf_iterator<char>(in), {}));
   }
   return d;
 }
@@ -82,11 +103,34 @@ TensorMap master_from(const TensorMap& params, Device device) {
   return master;
 }
 
-double evaluate(const Model& model, const DataSetup& data, const TrainOptions& o) {
-  auto source = data.make(o, o.seed ^ 0xe7a1e7a1ull);
+// Mean loss of eval_batches batches of `source` (answer tokens only with `answers`).
+double mean_loss(const Model& model, BatchSource& source, int64_t batches, bool answers) {
   double total = 0;
-  for (int64_t i = 0; i < o.eval_batches; ++i) total += run_batch(model, source->next(), nullptr, 0).loss;
-  return total / double(std::max<int64_t>(1, o.eval_batches));
+  for (int64_t i = 0; i < batches; ++i) {
+    Batch b = source.next();
+    total += answers ? answer_loss(model, b).loss : run_batch(model, b, nullptr, 0).loss;
+  }
+  return total / double(std::max<int64_t>(1, batches));
+}
+
+// eval_loss: the training objective on held-back rows. With a mixture also eval_lm_loss (language-model
+// windows, of --eval-data when given) and eval_task_loss (answer tokens of task rows); with pooled phrasings
+// eval_heldout_task_loss (answer tokens, eval-pool phrasings the run never trains on).
+void evaluate(const Model& model, const DataSetup& data, const TrainOptions& o, nlohmann::json& line) {
+  const uint64_t seed = o.seed ^ 0xe7a1e7a1ull;
+  line["eval_loss"] = mean_loss(model, *data.make(o, seed), o.eval_batches, false);
+  if (data.shard && (data.task_share > 0 || data.eval_shard))
+    line["eval_lm_loss"] = mean_loss(model, *data.make_lm(o, seed), o.eval_batches, false);
+  if (data.task_share > 0) {
+    line["eval_task_loss"] = mean_loss(model, *data.make_tasks(o, seed, data.tasks.phrasings), o.eval_batches, true);
+    // Held-out keys and values (uuids) are longer: at short lengths some tasks do not fit, and the run goes on
+    // without this number.
+    if (data.tasks.phrasings == Phrasings::train) try {
+        line["eval_heldout_task_loss"] =
+            mean_loss(model, *data.make_tasks(o, seed, Phrasings::eval), o.eval_batches, true);
+      } catch (const Error&) {
+      }
+  }
 }
 
 std::string save_train_checkpoint(const fs::path& out, const ModelConfig& config, const TensorMap& master,
@@ -145,6 +189,12 @@ nlohmann::json options_to_json(const TrainOptions& o) {
           {"seed", o.seed},               {"tokenizer_path", o.tokenizer_path}};
 }
 
+// The mixture's part of the recipe (runs saved before it existed lack these keys: resumed_options defaults them).
+nlohmann::json mixture_options_json(const TrainOptions& o) {
+  return {{"task_share", o.task_share}, {"answer_weight", o.answer_weight}, {"phrasings", o.phrasings},
+          {"eval_data_path", o.eval_data_path}};
+}
+
 // On resume: the saved recipe, with this invocation's run length and display options.
 TrainOptions resumed_options(const TrainOptions& given) {
   fs::path path = fs::path(given.out_dir) / "train_options.json";
@@ -172,6 +222,11 @@ TrainOptions resumed_options(const TrainOptions& given) {
   o.eval_batches = j.at("eval_batches").get<int64_t>();
   o.save_every = j.at("save_every").get<int64_t>();
   o.seed = j.at("seed").get<uint64_t>();
+  // Runs saved before the mixture existed trained on legacy phrasings with unweighted answers.
+  o.task_share = j.value("task_share", -1.0);
+  o.answer_weight = j.value("answer_weight", 1.0);
+  o.phrasings = j.value("phrasings", std::string("legacy"));
+  o.eval_data_path = j.value("eval_data_path", std::string());
   return o;
 }
 
@@ -185,7 +240,11 @@ TrainResult train(const TrainOptions& given) {
   fs::path out(o.out_dir);
   fs::create_directories(out / "checkpoints");
   DataSetup data = setup_data(o);
-  if (!o.resume) write_file_atomic((out / "train_options.json").string(), options_to_json(o).dump(2) + "\n");
+  if (!o.resume) {
+    nlohmann::json recipe = options_to_json(o);
+    recipe.update(mixture_options_json(o));
+    write_file_atomic((out / "train_options.json").string(), recipe.dump(2) + "\n");
+  }
 
   const Placement place = resolve_placement(o.device, o.dtype);  // fails early when the device cannot be used
   const Device device = place.device;
@@ -237,7 +296,25 @@ TrainResult train(const TrainOptions& given) {
   auto model = std::make_unique<Model>(config, convert(master, device, place.dtype));
   if (!o.quiet) fmt::print(stderr, "training on {}, computing in {}\n", place.description, dtype_name(place.dtype));
 
-  auto source = data.make(o, o.seed);
+  // A shard built with another tokenizer would index past the embedding: check a prefix of each shard.
+  for (const TokenShard* shard : {data.shard.get(), data.eval_shard.get()}) {
+    if (!shard) continue;
+    std::vector<int32_t> head(static_cast<size_t>(std::min<int64_t>(shard->size(), 1 << 20)));
+    shard->read(0, static_cast<int64_t>(head.size()), head.data());
+    const int32_t top = head.empty() ? 0 : *std::max_element(head.begin(), head.end());
+    HSA_CHECK(top < config.vocab_size,
+              "train: shard {} has token id {}, outside the model's vocabulary of {} (tokenizer '{}'): was it built "
+              "with another tokenizer?",
+              shard->path(), top, config.vocab_size, config.tokenizer);
+  }
+  // Task rows are tokenised like the model's text (config key `tokenizer`, a file beside the config).
+  const std::string model_dir = o.resume             ? resolve_checkpoint_dir(o.out_dir)
+                                : !o.init_from.empty() ? resolve_checkpoint_dir(o.init_from)
+                                                       : fs::path(o.config_path).parent_path().string();
+  data.tasks.tokenizer = load_tokenizer(config.tokenizer, model_dir);
+  data.eval_tasks = data.tasks;
+  data.eval_tasks.tokenizer = load_tokenizer(config.tokenizer, model_dir);
+  auto source = data.make_train(o);
   source->seek(static_cast<uint64_t>(start_step * o.grad_accum));
   std::ofstream log(out / "train_log.jsonl", std::ios::app);
   ScheduleConfig schedule = o.schedule;
@@ -261,7 +338,7 @@ TrainResult train(const TrainOptions& given) {
     double tok_s = double(tokens_per_step) * double(step - start_step) / std::max(elapsed, 1e-9);
     nlohmann::json line{{"step", step},   {"loss", total.loss}, {"aux_loss", total.aux},
                         {"lr", lr},       {"grad_norm", grad_norm}, {"tokens_per_s", tok_s}};
-    if (o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) line["eval_loss"] = evaluate(*model, data, o);
+    if (o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) evaluate(*model, data, o, line);
     log << line.dump() << "\n";
     log.flush();
     if (!o.quiet)

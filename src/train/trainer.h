@@ -14,13 +14,20 @@ struct TrainOptions {
   bool resume = false;               // continue from out_dir/latest
   std::string init_from;             // start from these weights (a checkpoint or run dir; fresh optimizer):
                                      // the next stage of a curriculum. Its config is used; config_path must be empty
-  std::vector<std::string> tasks;    // synthetic tasks to train on (passkey, multikey_niah, variable_tracking)
-  std::string data_path;             // or a token shard of natural text
+  std::vector<std::string> tasks;    // synthetic tasks to train on (text/tasks.h)
+  std::string data_path;             // and/or a token shard of natural text (language modelling)
   std::string filler_path;           // text corpus for task haystacks (built-in generator when empty)
   std::string tokenizer_path;        // a tokenizer.json (what --data was built with): sets the config's
                                      // `tokenizer` to its file name and is copied into every checkpoint.
                                      // Empty: the config's own (a file beside the config, or "bytes")
   bool answer_only_loss = false;     // tasks: learn only the answer tokens
+  // The mixture (train/batches.h): with both data_path and tasks, each row is a task sample with probability
+  // task_share (< 0: 0.2), else a window of the shard. Task rows learn every token, the answer's weighted
+  // answer_weight times (unless answer_only_loss); their phrasings come from the `phrasings` pool.
+  double task_share = -1;
+  double answer_weight = 5.0;
+  std::string phrasings = "train";   // train (held-out eval pool never seen) or legacy (the byte-level tasks)
+  std::string eval_data_path;        // token shard for eval_lm_loss (default: data_path with another seed)
   int64_t batch = 8;
   int64_t seq_len = 256;
   int64_t steps = 100;

@@ -18,6 +18,7 @@ TrainOptions micro_passkey(const std::string& out) {
   o.config_path = std::string(HSA_SOURCE_DIR) + "/configs/micro.json";
   o.out_dir = out;
   o.tasks = {"passkey"};
+  o.phrasings = "legacy";
   o.answer_only_loss = true;
   o.batch = 8;
   o.seq_len = 96;

@@ -88,7 +88,7 @@ TEST(ShardBatches, ShardTooSmallIsAnError) {
 TEST(TaskBatches, TargetsShiftedAndAnswerOnlyMask) {
   FillerText filler;
   const int64_t B = 4, L = 300;
-  std::vector<TaskKind> kinds = all_task_kinds();
+  std::vector<TaskKind> kinds = legacy_task_kinds();
   auto full = make_task_batches(kinds, B, L, 5, filler, /*answer_only_loss=*/false);
   auto answer_only = make_task_batches(kinds, B, L, 5, filler, /*answer_only_loss=*/true);
   std::set<int64_t> answer_lengths;
@@ -135,4 +135,133 @@ TEST(TaskBatches, SeekReproducesBatches) {
   EXPECT_THROW(make_task_batches({}, B, L, 9, filler, true), Error);
   auto too_short = make_task_batches({TaskKind::multikey_niah}, 1, 64, 9, filler, true);
   EXPECT_THROW(too_short->next(), Error);
+}
+
+namespace {
+
+TaskRows pooled_rows() {
+  TaskRows rows;
+  rows.kinds = all_task_kinds();
+  rows.phrasings = Phrasings::train;
+  rows.answer_weight = 5.0;
+  return rows;
+}
+
+// The test shard's tokens run up to 999; a byte-level task row has none above the byte tokenizer's 260.
+bool is_task_row(const std::vector<int32_t>& in, int64_t r, int64_t L) {
+  for (int64_t t = 0; t < L; ++t)
+    if (in[r * L + t] >= 260) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST(MixtureBatches, DeterministicAndSeekable) {
+  TempShard temp(20000);
+  const int64_t B = 4, L = 400;
+  auto fresh = make_mixture_batches(&temp.shard, pooled_rows(), 0.5, B, L, 21);
+  std::vector<Batch> reference;
+  for (int i = 0; i < 5; ++i) reference.push_back(fresh->next());
+  for (uint64_t p : {4u, 2u, 0u}) {
+    auto src = make_mixture_batches(&temp.shard, pooled_rows(), 0.5, B, L, 21);
+    src->seek(p);
+    Batch b = src->next();
+    expect_same(b, reference[p]);
+    EXPECT_EQ(values(b.answer_targets), values(reference[p].answer_targets));
+    EXPECT_EQ(b.task_rows, reference[p].task_rows);
+  }
+  auto other = make_mixture_batches(&temp.shard, pooled_rows(), 0.5, B, L, 22);
+  EXPECT_NE(values(other->next().inputs), values(reference[0].inputs));
+}
+
+TEST(MixtureBatches, RowsAreWindowsOrTasksWithWeightedAnswers) {
+  TempShard temp(20000);
+  const int64_t B = 8, L = 400;
+  auto src = make_mixture_batches(&temp.shard, pooled_rows(), 0.5, B, L, 3);
+  int64_t task_rows = 0, lm_rows = 0;
+  for (int n = 0; n < 4; ++n) {
+    Batch b = src->next();
+    EXPECT_EQ(b.answer_weight, 5.0);
+    ASSERT_TRUE(b.answer_targets.defined());
+    std::vector<int32_t> in = values(b.inputs), tg = values(b.targets), ans = values(b.answer_targets);
+    int64_t counted_tasks = 0;
+    for (int64_t r = 0; r < B; ++r) {
+      for (int64_t t = 0; t + 1 < L; ++t) EXPECT_EQ(tg[r * L + t], in[r * L + t + 1]);  // every token learnt
+      int64_t answers = 0;
+      for (int64_t t = 0; t < L; ++t)
+        if (ans[r * L + t] != kIgnoreIndex) {
+          EXPECT_EQ(ans[r * L + t], tg[r * L + t]);
+          ++answers;
+        }
+      if (is_task_row(in, r, L)) {
+        ++counted_tasks;
+        EXPECT_GT(answers, 0) << "task row without answer targets";
+      } else {
+        EXPECT_EQ(answers, 0) << "shard window with answer targets";
+        ++lm_rows;
+      }
+    }
+    EXPECT_EQ(counted_tasks, b.task_rows);
+    task_rows += counted_tasks;
+  }
+  EXPECT_GT(task_rows, 0);
+  EXPECT_GT(lm_rows, 0);
+}
+
+TEST(MixtureBatches, TaskShareWithinTolerance) {
+  TempShard temp(5000);
+  TaskRows rows;
+  rows.kinds = {TaskKind::passkey};
+  rows.phrasings = Phrasings::train;
+  for (double share : {0.1, 0.25}) {
+    auto src = make_mixture_batches(&temp.shard, rows, share, 16, 160, 7);
+    int64_t tasks = 0, total = 0;
+    for (int n = 0; n < 60; ++n) {
+      tasks += src->next().task_rows;
+      total += 16;
+    }
+    // 960 rows: the binomial standard deviation is at most 0.014; allow 4 of them.
+    EXPECT_NEAR(double(tasks) / double(total), share, 0.056) << share;
+  }
+}
+
+TEST(MixtureBatches, ExtremeSharesEqualTheSingleSources) {
+  TempShard temp(5000);
+  const int64_t B = 3, L = 300;
+  auto lm = make_shard_batches(temp.shard, B, L, 4);
+  auto mixed_lm = make_mixture_batches(&temp.shard, pooled_rows(), 0.0, B, L, 4);
+  FillerText filler;
+  auto tasks = make_task_batches(legacy_task_kinds(), B, L, 4, filler, true);
+  TaskRows legacy{legacy_task_kinds(), filler, nullptr, Phrasings::legacy, true, 1.0};
+  auto mixed_tasks = make_mixture_batches(nullptr, legacy, 1.0, B, L, 4);
+  for (int n = 0; n < 3; ++n) {
+    expect_same(lm->next(), mixed_lm->next());
+    expect_same(tasks->next(), mixed_tasks->next());
+  }
+  EXPECT_THROW(make_mixture_batches(nullptr, pooled_rows(), 0.5, B, L, 4), Error);
+  EXPECT_THROW(make_mixture_batches(&temp.shard, pooled_rows(), 1.5, B, L, 4), Error);
+  EXPECT_THROW(make_mixture_batches(&temp.shard, TaskRows{}, 0.5, B, L, 4), Error);
+}
+
+TEST(PrefetchBatches, SameBatchesSamePositionsAndSeek) {
+  TempShard temp(20000);
+  const int64_t B = 3, L = 300;
+  auto plain = make_mixture_batches(&temp.shard, pooled_rows(), 0.5, B, L, 13);
+  auto prefetched = prefetch_batches(make_mixture_batches(&temp.shard, pooled_rows(), 0.5, B, L, 13));
+  std::vector<Batch> reference;
+  for (int i = 0; i < 4; ++i) {
+    reference.push_back(plain->next());
+    Batch b = prefetched->next();
+    expect_same(b, reference.back());
+    EXPECT_EQ(values(b.answer_targets), values(reference.back().answer_targets));
+    EXPECT_EQ(prefetched->position(), uint64_t(i + 1));
+  }
+  prefetched->seek(1);
+  EXPECT_EQ(prefetched->position(), 1u);
+  expect_same(prefetched->next(), reference[1]);
+  expect_same(prefetched->next(), reference[2]);
+  // An error in the background surfaces in next().
+  FillerText filler;
+  auto failing = prefetch_batches(make_task_batches({TaskKind::multikey_niah}, 1, 64, 9, filler, true));
+  EXPECT_THROW(failing->next(), Error);
 }

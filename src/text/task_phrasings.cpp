@@ -1,0 +1,253 @@
+#include "text/task_phrasings.h"
+
+#include <hsa/error.h>
+
+#include <iterator>
+
+namespace hsa {
+namespace {
+
+// Key words of the train pool; none is a legacy or RULER key word (the eval pool's).
+constexpr std::string_view kTrainKeyWords[] = {
+    "bicycle", "candle",   "teapot",   "compass",  "ladder",   "mitten",   "trumpet", "basket",  "saddle",
+    "helmet",  "pillow",   "kayak",    "violin",   "hammock",  "scooter",  "blanket", "goblet",  "lighthouse",
+    "notebook", "puzzle",  "rucksack", "spindle",  "tractor",  "whistle",  "carousel", "chimney", "drum",
+    "easel",   "fountain", "gazebo",   "hatchet",  "jigsaw",   "kite",     "locket",  "mailbox", "napkin",
+    "oar",     "paddle",   "quiver",   "ribbon",   "sled",     "thimble",  "unicycle", "vase",   "wagon",
+    "xylophone", "yacht",  "zipper",   "acorn",    "bucket",
+};
+constexpr std::string_view kTrainNames[] = {
+    "Alice", "Bruno",  "Clara",   "Dmitri", "Elena", "Farid",  "Greta",  "Hiro",   "Ines",   "Jonas",
+    "Kofi",  "Lena",   "Mateo",   "Nadia",  "Oskar", "Priya",  "Quentin", "Rosa",  "Sven",   "Tamsin",
+    "Umar",  "Vera",   "Wendell", "Ximena", "Yusuf", "Zora",   "Anika",  "Bastian", "Celine", "Dario",
+};
+constexpr std::string_view kValueWords[] = {
+    "crimson", "turquoise", "mustard", "lavender", "scarlet", "indigo", "maroon", "teal",  "beige", "charcoal",
+    "apricot", "plum",      "mango",   "papaya",   "kiwi",    "lychee", "fig",    "guava", "melon", "cherry",
+};
+// The byte-level multikey task's keys (text/tasks.cpp draws them itself; listed here as eval-only).
+constexpr std::string_view kLegacyKeyWords[] = {
+    "amber",   "falcon",  "lantern", "meadow",  "pepper",  "quartz",  "saffron", "tundra",  "velvet",  "walnut",
+    "cobalt",  "dolphin", "emerald", "glacier", "harvest", "ivory",   "jasmine", "kettle",  "lagoon",  "marble",
+    "nectar",  "orchid",  "pebble",  "quill",   "raven",   "sapphire", "thistle", "umbrella", "violet", "willow",
+    "yarrow",  "zephyr",  "anchor",  "breeze",  "cactus",  "dune",    "ember",   "fern",    "granite", "hazel",
+};
+constexpr std::string_view kPairA[] = {"brisk", "dusky", "eager", "jolly", "mellow", "nimble", "rustic", "witty"};
+constexpr std::string_view kPairB[] = {"badger", "comet", "ferret", "gecko", "jackal", "koala", "lemur", "otter"};
+
+template <size_t N> std::string_view pick_from(const std::string_view (&words)[N], Rng& rng) {
+  return words[rng.below(N)];
+}
+
+std::string digits(Rng& rng, int count) {
+  std::string s(1, static_cast<char>('1' + rng.below(9)));  // no leading zero: reads as a number
+  for (int i = 1; i < count; ++i) s.push_back(static_cast<char>('0' + rng.below(10)));
+  return s;
+}
+
+std::string hex(Rng& rng, int count) {
+  constexpr std::string_view kHex = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < count; ++i) s.push_back(kHex[rng.below(16)]);
+  return s;
+}
+
+PhrasingPool make_train_pool() {
+  PhrasingPool p;
+  p.keyed_relations = {"access code", "locker code", "reference code", "ticket code", "registration code",
+                       "assigned token"};
+  p.keyed_needles = {"For {key}, the {rel} is {value}. ", "Note that {key} has the {rel} {value}. ",
+                     "Remember: the {rel} of {key} is {value}. ", "{key} was given the {rel} {value}. ",
+                     "The {rel} that belongs to {key} is {value}. "};
+  p.keyed_questions = {"\nWhich {rel} does {key} have? The {rel} of {key} is ",
+                       "\nQuestion: which {rel} was {key} given? Answer: ",
+                       "\nLook back at the text. {key} has the {rel} "};
+  p.plural_questions = {"\nList every {rel} of {key}, in order: ",
+                        "\nQuestion: which {rel}s does {key} have? Answer: "};
+  p.multi_questions = {"\nGive the {rel} of each of {keys}, in that order: ",
+                       "\nQuestion: which {rel}s do {keys} have? Answer, in order: "};
+  p.keyless_relations = {"door code", "vault combination", "wifi password", "secret code", "unlock code"};
+  p.keyless_needles = {"The {rel} is {value}. Keep it in mind. ", "Here is the {rel}: {value}. Do not forget it. ",
+                       "Write this down: the {rel} is {value}. "};
+  p.keyless_questions = {"\nWhich {rel} was mentioned? It was ", "\nQuestion: what was the {rel}? Answer: "};
+  p.value_assignments = {"let {name} be {rhs}. ", "{name} := {rhs}; ", "set {name} to {rhs}. "};
+  p.name_assignments = p.value_assignments;
+  p.chain_questions = {"\nWhich value does {name} hold in the end? It holds ",
+                       "\nQuestion: after all the assignments, what is {name}? Answer: "};
+  p.list_headers = {"Reference table:\n", "Lookup list (key: value):\n", "Records on file:\n"};
+  p.list_entries = {"{key}: {value}\n", "{key} -> {value}\n", "* {key} = {value}\n"};
+  p.list_questions = {"\nIn the table above, which entry is listed for {key}? ",
+                      "\nLook up {key} in the list. It maps to "};
+  p.key_kinds = {KeyKind::word, KeyKind::person_name, KeyKind::code};
+  p.value_kinds = {ValueKind::digits4, ValueKind::digits5, ValueKind::digits6, ValueKind::digits8, ValueKind::word,
+                   ValueKind::hex6};
+  p.upper_case_names = false;
+  return p;
+}
+
+// Held out. The first entries of several lists are the legacy tasks' and RULER's own phrasings.
+PhrasingPool make_eval_pool() {
+  PhrasingPool p;
+  p.keyed_relations = {"special magic number", "security token", "serial number"};
+  p.keyed_needles = {"The {rel} for {key} is {value}. ", "One of the {rel}s for {key} is: {value}. ",
+                     "Keep in mind that {key} uses {rel} {value}. "};
+  p.keyed_questions = {"\nWhat is the {rel} for {key}? The {rel} for {key} is ",
+                       "\nWhat is the {rel} for {key} mentioned in the provided text? The {rel} for {key} mentioned "
+                       "in the provided text is ",
+                       "\nRecall the {rel} assigned to {key}: "};
+  p.plural_questions = {"\nWhat are all the {rel}s for {key} mentioned in the provided text? The {rel}s for {key} "
+                        "mentioned in the provided text are ",
+                        "\nName each {rel} recorded for {key}: "};
+  p.multi_questions = {"\nWhat are all the {rel}s for {keys} mentioned in the provided text? The {rel}s for {keys} "
+                       "mentioned in the provided text are ",
+                       "\nFor {keys}, recall each {rel} in turn: "};
+  p.keyless_relations = {"pass key", "passphrase", "master key"};
+  p.keyless_needles = {"The {rel} is {value}. Remember it. ", "Important: {value} is the {rel}. "};
+  p.keyless_questions = {"\nWhat is the {rel}? The {rel} is ", "\nRecall the {rel}: "};
+  p.value_assignments = {"VAR {name} = {rhs}. ", "{name} <- {rhs}. "};
+  p.name_assignments = p.value_assignments;
+  p.chain_questions = {"\nWhat is the value of VAR {name}? It is ", "\nTrace {name} back to its value: "};
+  p.list_headers = {"Directory:\n", "Catalogue entries:\n"};
+  p.list_entries = {"{key} | {value}\n", "({key}, {value})\n"};
+  p.list_questions = {"\nFind {key} in the directory. Its entry is ", "\nWhich entry does the catalogue give for {key}? "};
+  p.key_kinds = {KeyKind::legacy_word, KeyKind::word_pair, KeyKind::uuid};
+  p.value_kinds = {ValueKind::digits7, ValueKind::uuid};
+  p.upper_case_names = true;
+  return p;
+}
+
+}  // namespace
+
+Phrasings parse_phrasings(std::string_view name) {
+  for (Phrasings p : {Phrasings::legacy, Phrasings::train, Phrasings::eval})
+    if (name == phrasings_name(p)) return p;
+  fail("unknown phrasings '{}': valid are legacy, train, eval", name);
+}
+
+std::string phrasings_name(Phrasings phrasings) {
+  switch (phrasings) {
+    case Phrasings::legacy: return "legacy";
+    case Phrasings::train: return "train";
+    case Phrasings::eval: return "eval";
+  }
+  fail("phrasings_name: invalid Phrasings {}", static_cast<int>(phrasings));
+}
+
+std::string key_kind_name(KeyKind kind) {
+  switch (kind) {
+    case KeyKind::word: return "word";
+    case KeyKind::person_name: return "person_name";
+    case KeyKind::code: return "code";
+    case KeyKind::legacy_word: return "legacy_word";
+    case KeyKind::word_pair: return "word_pair";
+    case KeyKind::uuid: return "uuid";
+  }
+  fail("key_kind_name: invalid KeyKind {}", static_cast<int>(kind));
+}
+
+std::string value_kind_name(ValueKind kind) {
+  switch (kind) {
+    case ValueKind::digits4: return "digits4";
+    case ValueKind::digits5: return "digits5";
+    case ValueKind::digits6: return "digits6";
+    case ValueKind::digits8: return "digits8";
+    case ValueKind::word: return "word";
+    case ValueKind::hex6: return "hex6";
+    case ValueKind::digits7: return "digits7";
+    case ValueKind::uuid: return "uuid";
+  }
+  fail("value_kind_name: invalid ValueKind {}", static_cast<int>(kind));
+}
+
+const PhrasingPool& phrasing_pool(Phrasings phrasings) {
+  static const PhrasingPool train = make_train_pool();
+  static const PhrasingPool eval = make_eval_pool();
+  switch (phrasings) {
+    case Phrasings::train: return train;
+    case Phrasings::eval: return eval;
+    case Phrasings::legacy: break;
+  }
+  fail("phrasing_pool: the legacy phrasings have no pool (their tasks are fixed)");
+}
+
+const std::vector<std::string_view>& reserved_eval_fragments() {
+  static const std::vector<std::string_view> fragments = {
+      "special magic", "pass key", "VAR ", "Remember it.", "mentioned in the provided text", "\nWhat is the ",
+      "\nWhat are all", "Memorize", "Question: Find all variables", "most common words", "coded text",
+      "security token", "serial number", "passphrase", "master key", "Keep in mind that", "Important:",
+      "Recall the", "Name each", "recall each", "Trace ", " <- ", "Directory:", "Catalogue", " | ", "Find ",
+  };
+  return fragments;
+}
+
+std::string_view pick(const std::vector<std::string_view>& options, Rng& rng) {
+  HSA_CHECK(!options.empty(), "pick: empty phrasing list");
+  return options[rng.below(options.size())];
+}
+
+std::string random_key(KeyKind kind, Rng& rng) {
+  switch (kind) {
+    case KeyKind::word: return std::string(pick_from(kTrainKeyWords, rng));
+    case KeyKind::person_name: return std::string(pick_from(kTrainNames, rng));
+    case KeyKind::code: {
+      std::string s;
+      for (int i = 0; i < 2; ++i) s.push_back(static_cast<char>('A' + rng.below(26)));
+      return s + std::to_string(10 + rng.below(90));
+    }
+    case KeyKind::legacy_word: return std::string(pick_from(kLegacyKeyWords, rng));
+    case KeyKind::word_pair: return std::string(pick_from(kPairA, rng)) + "-" + std::string(pick_from(kPairB, rng));
+    case KeyKind::uuid:
+      return hex(rng, 8) + "-" + hex(rng, 4) + "-" + hex(rng, 4) + "-" + hex(rng, 4) + "-" + hex(rng, 12);
+  }
+  fail("random_key: invalid KeyKind {}", static_cast<int>(kind));
+}
+
+std::string random_value(ValueKind kind, Rng& rng) {
+  switch (kind) {
+    case ValueKind::digits4: return digits(rng, 4);
+    case ValueKind::digits5: return digits(rng, 5);
+    case ValueKind::digits6: return digits(rng, 6);
+    case ValueKind::digits8: return digits(rng, 8);
+    case ValueKind::word: return std::string(pick_from(kValueWords, rng));
+    case ValueKind::hex6: return hex(rng, 6);
+    case ValueKind::digits7: return digits(rng, 7);
+    case ValueKind::uuid: return random_key(KeyKind::uuid, rng);
+  }
+  fail("random_value: invalid ValueKind {}", static_cast<int>(kind));
+}
+
+std::string random_variable_name(bool upper_case, Rng& rng) {
+  std::string s;
+  if (upper_case) {  // "QXJ", as the legacy and RULER chains
+    for (int i = 0; i < 3; ++i) s.push_back(static_cast<char>('A' + rng.below(26)));
+    return s;
+  }
+  s.push_back(static_cast<char>('a' + rng.below(26)));  // "q7f": never an English word
+  s.push_back(static_cast<char>('0' + rng.below(10)));
+  s.push_back(static_cast<char>('a' + rng.below(26)));
+  return s;
+}
+
+std::string fill_template(std::string_view tpl, const std::vector<std::pair<std::string_view, std::string>>& values) {
+  std::string out;
+  size_t from = 0;
+  for (size_t open = tpl.find('{'); open != std::string_view::npos; open = tpl.find('{', from)) {
+    const size_t close = tpl.find('}', open);
+    HSA_CHECK(close != std::string_view::npos, "fill_template: unclosed '{{' in '{}'", tpl);
+    out.append(tpl, from, open - from);
+    const std::string_view name = tpl.substr(open + 1, close - open - 1);
+    bool found = false;
+    for (const auto& [key, value] : values)
+      if (key == name) {
+        out += value;
+        found = true;
+        break;
+      }
+    HSA_CHECK(found, "fill_template: no value for {{{}}} in '{}'", name, tpl);
+    from = close + 1;
+  }
+  out.append(tpl, from, std::string_view::npos);
+  return out;
+}
+
+}  // namespace hsa

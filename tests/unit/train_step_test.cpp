@@ -1,0 +1,69 @@
+// The answer-weighted loss of a mixture batch: answer tokens count answer_weight times in the mean, and its
+// gradient is the same weighted mix of the plain and the answer-only gradients.
+#include "model/param_spec.h"
+#include "train/train_step.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+using namespace hsa;
+
+namespace {
+
+std::vector<float> flat(const TensorMap& grads) {
+  std::vector<float> out;
+  for (const auto& [name, t] : grads) {
+    Tensor c = t.contiguous();
+    const float* p = c.data<float>();
+    out.insert(out.end(), p, p + c.numel());
+  }
+  return out;
+}
+
+int64_t counted(const Tensor& targets) {
+  const int32_t* p = targets.data<int32_t>();
+  int64_t n = 0;
+  for (int64_t i = 0; i < targets.numel(); ++i) n += p[i] != kIgnoreIndex;
+  return n;
+}
+
+}  // namespace
+
+TEST(AnswerWeight, LossAndGradientAreTheWeightedMix) {
+  ModelConfig config = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json");
+  Model model(config, init_parameters(config, 3, DType::f32));
+  TaskRows rows;
+  rows.kinds = {TaskKind::passkey, TaskKind::kv_lookup};
+  rows.phrasings = Phrasings::train;
+  rows.answer_weight = 5.0;
+  Batch weighted = make_mixture_batches(nullptr, rows, 1.0, 2, 200, 8)->next();
+  ASSERT_EQ(weighted.answer_weight, 5.0);
+
+  Batch plain = weighted;
+  plain.answer_weight = 1.0;
+  Batch answers = weighted;
+  answers.targets = weighted.answer_targets;
+  answers.answer_weight = 1.0;
+  const double n = double(counted(weighted.targets)), na = double(counted(weighted.answer_targets));
+  ASSERT_GT(na, 0);
+
+  TensorMap g_weighted, g_plain, g_answers;
+  const StepLoss lw = run_batch(model, weighted, &g_weighted, 1.0);
+  const StepLoss lp = run_batch(model, plain, &g_plain, 1.0);
+  const StepLoss la = run_batch(model, answers, &g_answers, 1.0);
+  EXPECT_NEAR(answer_loss(model, weighted).loss, la.loss, 1e-9);
+  const double denominator = n + 4.0 * na;
+  EXPECT_NEAR(lw.loss, (n * lp.loss + 4.0 * na * la.loss) / denominator, 1e-6);
+  EXPECT_GT(std::abs(lw.loss - lp.loss), 1e-4);  // the weighting changes something
+
+  std::vector<float> w = flat(g_weighted), p = flat(g_plain), a = flat(g_answers);
+  ASSERT_EQ(w.size(), p.size());
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    const double want = (n * p[i] + 4.0 * na * a[i]) / denominator;
+    worst = std::max(worst, std::abs(w[i] - want));
+    scale = std::max(scale, std::abs(want));
+  }
+  EXPECT_LT(worst, 1e-5 * std::max(1.0, scale));
+}
