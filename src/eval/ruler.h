@@ -1,8 +1,9 @@
 // RULER-style long-context evaluation tasks, generated without external data, for any tokenizer (lengths in its
 // tokens, plus a leading bos; the byte-level tokenizer has 1 token = 1 byte). Their phrasings are held out: no
-// training task uses them (text/task_phrasings.h). Every sample is deterministic in (task, length_tokens, seed, filler) and its prompt
-// tokenises to between length_tokens - 64 and length_tokens tokens (bos included; the NIAH and vt prompts hit
-// length_tokens exactly). A sample carries the list of strings the answer must contain.
+// training task uses them (text/task_phrasings.h). Every sample is deterministic in (task, length_tokens, seed,
+// filler) and its prompt tokenises to between length_tokens - 64 and length_tokens tokens (bos included; the NIAH
+// and vt prompts hit length_tokens exactly; the held-out tasks leave room for their answer, up to ~100 tokens
+// for several uuids). A sample carries the list of strings the answer must contain.
 //
 //   niah_single_1    noise haystack ("The grass is green. The sky is blue. ..."), one word key -> 7-digit number
 //   niah_single_2    essay-like haystack (FillerText), one word key -> 7-digit number

@@ -35,7 +35,9 @@ class MixtureBatches final : public BatchSource {
         seed_(seed) {}
 
   Batch next() override {
-    Batch b{Tensor::empty({batch_, seq_len_}, DType::i32), Tensor::empty({batch_, seq_len_}, DType::i32)};
+    Batch b;
+    b.inputs = Tensor::empty({batch_, seq_len_}, DType::i32);
+    b.targets = Tensor::empty({batch_, seq_len_}, DType::i32);
     int32_t* inputs = b.inputs.data<int32_t>();
     int32_t* targets = b.targets.data<int32_t>();
     int32_t* answers = nullptr;

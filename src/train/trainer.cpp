@@ -307,13 +307,12 @@ TrainResult train(const TrainOptions& given) {
               "with another tokenizer?",
               shard->path(), top, config.vocab_size, config.tokenizer);
   }
-  // Task rows are tokenised like the model's text (config key `tokenizer`, a file beside the config).
-  const std::string model_dir = o.resume             ? resolve_checkpoint_dir(o.out_dir)
-                                : !o.init_from.empty() ? resolve_checkpoint_dir(o.init_from)
-                                                       : fs::path(o.config_path).parent_path().string();
-  data.tasks.tokenizer = load_tokenizer(config.tokenizer, model_dir);
+  // Task rows are tokenised like the model's text: with the tokenizer file found above ("" = bytes), which
+  // --tokenizer may have put anywhere (not necessarily beside the config).
+  auto task_tokenizer = [&] { return load_tokenizer(tokenizer_file.empty() ? "bytes" : tokenizer_file, ""); };
+  data.tasks.tokenizer = task_tokenizer();
   data.eval_tasks = data.tasks;
-  data.eval_tasks.tokenizer = load_tokenizer(config.tokenizer, model_dir);
+  data.eval_tasks.tokenizer = task_tokenizer();
   auto source = data.make_train(o);
   source->seek(static_cast<uint64_t>(start_step * o.grad_accum));
   std::ofstream log(out / "train_log.jsonl", std::ios::app);

@@ -1,6 +1,8 @@
 // Training on the language-model + task mixture end to end on the CPU: the language-model loss falls and is
 // logged apart from the task rows' answer loss, a resumed mixture run is exact, and a shard from another
 // tokenizer is refused.
+#include "text/bpe_tokenizer.h"
+#include "text/bpe_trainer.h"
 #include "text/filler.h"
 #include "text/token_shard.h"
 #include "text/tokenizer.h"
@@ -132,4 +134,53 @@ TEST(MixtureTrain, ShardOutsideTheVocabularyIsAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("token id 5000"), std::string::npos) << e.what();
   }
+}
+
+// The mixture with a BPE model: the tokenizer file lives apart from the config (--tokenizer), task rows are
+// tokenised with it, and a second stage (--init) finds it in the first stage's checkpoint.
+TEST(MixtureTrain, SubwordTokenizerFromAnotherDirectoryAndSecondStage) {
+  const std::string dir = fresh_dir("hsa_train_mixture_bpe");
+  std::filesystem::create_directories(dir + "/tok");
+  FillerText filler;
+  Rng rng(3);
+  const std::string text = filler.take(200000, rng);
+  WordCounter counter(BpeTrainOptions{}.special_tokens);
+  counter.add(text + " 0123456789 access code locker ticket Question Answer: table list");
+  BpeTrainOptions options;
+  options.vocab_size = 600;
+  const std::string tok_path = dir + "/tok/tokenizer.json";
+  BpeTokenizer tok(train_bpe(counter.counts(), options), tok_path);
+  tok.save(tok_path);
+  write_token_shard(dir + "/data.bin", tok.encode(text, /*add_bos=*/true));
+  nlohmann::json cfg;
+  std::ifstream(std::string(HSA_SOURCE_DIR) + "/configs/micro.json") >> cfg;
+  cfg["vocab_size"] = tok.vocab_size();
+  std::ofstream(dir + "/cfg.json") << cfg.dump();
+
+  TrainOptions o = micro_options(dir + "/stage1");
+  o.config_path = dir + "/cfg.json";
+  o.tokenizer_path = tok_path;
+  o.data_path = dir + "/data.bin";
+  o.tasks = {"passkey", "multi_query"};
+  o.phrasings = "train";
+  o.task_share = 0.5;
+  o.seq_len = 256;
+  o.batch = 4;
+  o.steps = 3;
+  o.eval_every = 3;
+  o.eval_batches = 1;
+  TrainResult first = train(o);
+  ASSERT_EQ(first.losses.size(), 3u);
+  for (double l : first.losses) EXPECT_TRUE(std::isfinite(l));
+
+  TrainOptions next = o;
+  next.config_path.clear();
+  next.tokenizer_path.clear();
+  next.init_from = dir + "/stage1";
+  next.out_dir = dir + "/stage2";
+  next.seq_len = 384;
+  TrainResult second = train(next);
+  ASSERT_EQ(second.losses.size(), 3u);
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(second.checkpoint) / "tokenizer.json"));
+  std::filesystem::remove_all(dir);
 }
