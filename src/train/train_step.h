@@ -18,7 +18,8 @@ struct StepLoss {
 StepLoss run_batch(const Model& model, const Batch& batch, TensorMap* grads, double grad_scale);
 
 // Clips `grads` to `clip` (0: off), updates `master` with AdamW at `lr`, and, when the model computes in another
-// dtype than the f32 master, refreshes its parameters from it. Returns the gradient norm before clipping.
+// dtype than the f32 master, refreshes its parameters from it. Returns the gradient norm before clipping; when it
+// is not finite, nothing is updated.
 double apply_update(Model& model, TensorMap& master, AdamW& adam, TensorMap& grads, double lr, double clip);
 
 }  // namespace hsa
