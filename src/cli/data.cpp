@@ -3,6 +3,7 @@
 //   hsa data sample --task passkey --length 512 --seed 1 [--prompt-only] [--filler corpus.txt]
 //   hsa data filler -o data   (natural filler text from installed Debian documentation packages)
 #include "cli/command.h"
+#include "cli/validators.h"
 #include "text/filler_corpus.h"
 #include "text/filler.h"
 #include "text/tasks.h"
@@ -14,6 +15,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -24,6 +26,7 @@ namespace {
 struct BuildOptions {
   std::vector<std::string> inputs;
   std::string output;
+  bool force = false;
 };
 
 struct SampleOptions {
@@ -45,6 +48,13 @@ std::string read_file(const std::string& path) {
 
 // Each file becomes bos + its bytes, so document boundaries stay visible to the model.
 int run_build(const BuildOptions& o) {
+  // Checked before reading anything: an output that is one of the inputs would be destroyed by the write.
+  std::error_code ec;
+  for (const std::string& path : o.inputs)
+    if (std::filesystem::equivalent(path, o.output, ec))
+      hsa::fail_argument("data build: the output '{}' is the input '{}'", o.output, path);
+  if (std::filesystem::exists(o.output) && !o.force)
+    hsa::fail_argument("data build: the output '{}' exists; give --force to replace it", o.output);
   hsa::ByteTokenizer tok;
   std::vector<int32_t> tokens;
   for (const std::string& path : o.inputs) {
@@ -114,14 +124,16 @@ hsa::cli::Command data_command("data", "token shards, synthetic task samples, na
   CLI::App* build_cmd = app.add_subcommand("build", "tokenize text files (bytes, bos per file) into one token shard");
   build_cmd->add_option("-i,--input", build->inputs, "text file(s)")->required()->check(CLI::ExistingFile);
   build_cmd->add_option("-o,--output", build->output, "token shard to write")->required();
+  build_cmd->add_flag("--force", build->force, "replace the output if it exists");
 
   auto sample = std::make_shared<SampleOptions>();
   CLI::App* sample_cmd = app.add_subcommand("sample", "print one synthetic retrieval task sample");
   sample_cmd->add_option("-t,--task", sample->task, "passkey, multikey_niah or variable_tracking")
       ->capture_default_str();
   sample_cmd->add_option("-n,--length", sample->length, "total tokens, bos and answer included")
+      ->check(hsa::cli::positive_number())
       ->capture_default_str();
-  sample_cmd->add_option("-s,--seed", sample->seed, "sample seed")->capture_default_str();
+  sample_cmd->add_option("-s,--seed", sample->seed, "sample seed")->check(hsa::cli::non_negative_number())->capture_default_str();
   sample_cmd->add_flag("--prompt-only", sample->prompt_only,
                        "print exactly the prompt (no bos, no answer) to stdout and 'answer: ...' to stderr");
   sample_cmd->add_option("--filler", sample->filler_path, "text corpus for the haystack (default: built-in)")

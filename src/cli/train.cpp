@@ -1,5 +1,6 @@
 // hsa train: train a model from a config on synthetic tasks or a token shard.
 #include "cli/command.h"
+#include "cli/validators.h"
 #include "train/trainer.h"
 
 #include <fmt/format.h>
@@ -37,7 +38,7 @@ hsa::cli::Command train_command("train", "train a model (synthetic retrieval tas
   app.add_option("--eval-batches", o->eval_batches, "batches per eval")->capture_default_str();
   app.add_option("--save-every", o->save_every, "steps between checkpoints")->capture_default_str();
   app.add_option("--seed", o->seed, "seed for init and data order")
-      ->check(CLI::NonNegativeNumber)
+      ->check(hsa::cli::non_negative_number())
       ->capture_default_str();
   app.add_option("--stop-after", o->stop_after, "stop after this step as if interrupted (testing resume)");
   app.add_option("--max-nonfinite-skips", o->max_nonfinite_skips,
