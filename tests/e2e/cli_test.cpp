@@ -16,15 +16,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Run {
+struct CliRun {
   int code = -1;
   std::string output;  // stdout and stderr together
 };
 
 // Runs `hsa ARGS` through the shell (`prefix` may set limits first); the shell runs in the repository root.
-Run hsa_cli(const std::string& args, const std::string& prefix = "") {
+CliRun hsa_cli(const std::string& args, const std::string& prefix = "") {
   const std::string command = "cd '" HSA_SOURCE_DIR "' && " + prefix + " '" HSA_CLI_PATH "' " + args + " 2>&1";
-  Run r;
+  CliRun r;
   FILE* pipe = ::popen(command.c_str(), "r");
   if (!pipe) return r;
   char buf[4096];
@@ -86,7 +86,7 @@ TEST(Cli, RejectedArgumentsAndValuesExitTwoNamingTheFlag) {
       {"ruler -m " + kModel + " --tasks niah_single_1 --lengths 256", "--lengths"},
   };
   for (const Case& c : cases) {
-    Run r = hsa_cli(c.args);
+    CliRun r = hsa_cli(c.args);
     EXPECT_EQ(r.code, 2) << c.args << "\n" << r.output;
     EXPECT_TRUE(has(r.output, c.names)) << c.args << "\n" << r.output;
   }
@@ -100,7 +100,7 @@ TEST(Cli, RuntimeFailuresExitOne) {
   cfg["hidden_size"] = int64_t(1) << 23;
   cfg["vocab_size"] = int64_t(1) << 23;
   std::ofstream(d / "huge.json") << cfg.dump();
-  Run r = hsa_cli("train -c " + (d / "huge.json") + " -o " + (d / "run") + " --task passkey -b 1 -L 64 -s 1 -q");
+  CliRun r = hsa_cli("train -c " + (d / "huge.json") + " -o " + (d / "run") + " --task passkey -b 1 -L 64 -s 1 -q");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "out of")) << r.output;
   // A size that overflows a byte count is a config error, also in `info`.
@@ -117,7 +117,7 @@ TEST(Cli, GenerateOnANonFiniteModelFailsInsteadOfPrintingGarbage) {
   auto params = init_parameters(c, 1);
   params.at("final_norm.weight").fill(NAN);
   save_checkpoint(d / "ck", c, params);
-  Run r = hsa_cli("generate -m " + (d / "ck") + " -p hello -n 4 -q");
+  CliRun r = hsa_cli("generate -m " + (d / "ck") + " -p hello -n 4 -q");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "non-finite")) << r.output;
   EXPECT_EQ(r.output.find('\0'), std::string::npos);
@@ -128,7 +128,7 @@ TEST(Cli, ExportDoesNotReplaceAnExistingDirectoryWithoutForce) {
   fs::create_directories(d / "other");
   std::ofstream(d / "other/config.json") << "{}";
   std::ofstream(d / "other/train_log.jsonl") << "{\"step\": 1}\n";
-  Run r = hsa_cli("export -m " + kModel + " -o " + (d / "other"));
+  CliRun r = hsa_cli("export -m " + kModel + " -o " + (d / "other"));
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_TRUE(has(r.output, "--force")) << r.output;
   EXPECT_EQ(read_text(d / "other/config.json"), "{}");
@@ -148,7 +148,7 @@ TEST(Cli, ExportDoesNotReplaceAnExistingDirectoryWithoutForce) {
 TEST(Cli, DataBuildDoesNotOverwriteItsInput) {
   Dir d("data");
   std::ofstream(d / "corpus.txt") << "some text\n";
-  Run r = hsa_cli("data build -i " + (d / "corpus.txt") + " -o " + (d / "corpus.txt"));
+  CliRun r = hsa_cli("data build -i " + (d / "corpus.txt") + " -o " + (d / "corpus.txt"));
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_EQ(read_text(d / "corpus.txt"), "some text\n");
   EXPECT_EQ(hsa_cli("data build -i " + (d / "corpus.txt") + " -o " + (d / "c.tok")).code, 0);
@@ -162,7 +162,7 @@ TEST(Cli, RulerKeepsEverySampleWhenTheDiskFillsAndResumesWithoutRedoingThem) {
   const std::string args = "ruler -m " + kModel + " --tasks niah_single_1 --lengths 512 -n 6 --max-new-tokens 8 -o " +
                            (d / "out");
   // A 1 KiB file-size limit (2 blocks of 512 bytes in sh) stands in for a disk that fills during the run.
-  Run r = hsa_cli(args, "trap '' XFSZ; ulimit -f 2;");
+  CliRun r = hsa_cli(args, "trap '' XFSZ; ulimit -f 2;");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "--resume")) << r.output;
   int records = 0;
