@@ -302,15 +302,21 @@ TrainResult train(const TrainOptions& given) {
     std::string dir = latest_checkpoint_dir(o.out_dir);
     Checkpoint ck = load_checkpoint(dir);
     start_step = checkpoint_step(ck, dir);
-    if (start_step >= o.steps)
-      fail_argument("train --resume: the run is at step {} already; give --steps past it (got {})", start_step,
-                    o.steps);
+    if (start_step > o.steps)
+      fail_argument("train --resume: the run is at step {} already, past --steps {}; give --steps {} or more",
+                    start_step, o.steps, start_step);
     published = fs::relative(dir, out).generic_string();
     config = ck.config;
     master = master_from(ck.params, device);
     adam.load_state(convert(load_safetensors(dir + "/optimizer.safetensors").tensors, device, DType::f32),
                     start_step);
     result.losses = truncate_log(out / "train_log.jsonl", start_step);
+    if (start_step == o.steps) {  // finished already: resuming it again is a no-op (scripts rerun stages)
+      if (!o.quiet) fmt::print(stderr, "{} is at step {} already: nothing to train\n", o.out_dir, start_step);
+      result.final_step = start_step;
+      result.checkpoint = dir;
+      return result;
+    }
     if (!o.quiet) fmt::print(stderr, "resuming {} at step {}\n", dir, start_step);
   } else if (!o.init_from.empty()) {
     Checkpoint ck = load_checkpoint(resolve_checkpoint_dir(o.init_from));

@@ -176,6 +176,8 @@ TEST(TrainSafety, ResumeProblemsAreNamedClearly) {
   TrainOptions past = again;
   past.steps = 1;
   EXPECT_TRUE(has(argument_error_of([&] { train(past); }), "at step 2 already"));
+  past.steps = 2;  // exactly there: nothing to do, not an error (scripts rerun finished stages)
+  EXPECT_EQ(train(past).final_step, 2);
 
   TrainOptions missing = again;
   missing.out_dir = (d.root / "nope").string();
