@@ -103,6 +103,11 @@ TEST(Cli, RuntimeFailuresExitOne) {
   CliRun r = hsa_cli("train -c " + (d / "huge.json") + " -o " + (d / "run") + " --task passkey -b 1 -L 64 -s 1 -q");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "out of")) << r.output;
+  // Memory running out in a standard container (std::bad_alloc) says so in words, not as an exception's name.
+  r = hsa_cli("data sample -t passkey -n 1000000000 --prompt-only", "ulimit -v 400000;");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "out of memory")) << r.output;
+  EXPECT_FALSE(has(r.output, "bad_alloc")) << r.output;
   // A size that overflows a byte count is a config error, also in `info`.
   cfg["hidden_size"] = int64_t(1) << 62;
   std::ofstream(d / "overflow.json") << cfg.dump();
