@@ -4,6 +4,7 @@
 //   hsa data filler -o data   (natural filler text from installed Debian documentation packages)
 //   hsa data corpus -o data   (the language-model corpus: lm-train.txt, lm-eval.txt, manifest.json)
 #include "cli/command.h"
+#include "cli/validators.h"
 #include "text/filler_corpus.h"
 #include "text/filler.h"
 #include "text/lm_corpus.h"
@@ -31,6 +32,7 @@ struct BuildOptions {
   std::string output;
   std::string tokenizer = "bytes";
   std::string doc_separator;  // a line that separates documents; empty: one document per file
+  bool force = false;
 };
 
 struct SampleOptions {
@@ -54,6 +56,13 @@ std::string read_file(const std::string& path) {
 // tokenizers bos is <|endoftext|>, the usual separator). The text streams through in pieces cut where the
 // tokenizer would cut anyway (text/text_chunks.h), so memory stays bounded whatever the input size.
 int run_build(const BuildOptions& o) {
+  // Checked before reading anything: an output that is one of the inputs would be destroyed by the write.
+  std::error_code ec;
+  for (const std::string& path : o.inputs)
+    if (std::filesystem::equivalent(path, o.output, ec))
+      hsa::fail_argument("data build: the output '{}' is the input '{}'", o.output, path);
+  if (std::filesystem::exists(o.output) && !o.force)
+    hsa::fail_argument("data build: the output '{}' exists; give --force to replace it", o.output);
   std::unique_ptr<hsa::Tokenizer> tok = hsa::load_tokenizer(o.tokenizer, "");
   hsa::TokenShardWriter writer(o.output, tok->vocab_size() <= 65536 ? 2 : 4);
   HSA_CHECK(tok->bos_id() >= 0, "data build: tokenizer {} has no bos token to start documents with", o.tokenizer);
@@ -187,14 +196,16 @@ hsa::cli::Command data_command("data", "token shards, synthetic task samples, na
   build_cmd->add_option("--doc-separator", build->doc_separator,
                         "a line (exactly, e.g. '<|endoftext|>' or '---') that separates documents inside a file "
                         "(the line itself is dropped); default: each file is one document");
+  build_cmd->add_flag("--force", build->force, "replace the output if it exists");
 
   auto sample = std::make_shared<SampleOptions>();
   CLI::App* sample_cmd = app.add_subcommand("sample", "print one synthetic retrieval task sample");
   sample_cmd->add_option("-t,--task", sample->task, "passkey, multikey_niah or variable_tracking")
       ->capture_default_str();
   sample_cmd->add_option("-n,--length", sample->length, "total tokens, bos and answer included")
+      ->check(hsa::cli::positive_number())
       ->capture_default_str();
-  sample_cmd->add_option("-s,--seed", sample->seed, "sample seed")->capture_default_str();
+  sample_cmd->add_option("-s,--seed", sample->seed, "sample seed")->check(hsa::cli::non_negative_number())->capture_default_str();
   sample_cmd->add_flag("--prompt-only", sample->prompt_only,
                        "print exactly the prompt (no bos, no answer) to stdout and 'answer: ...' to stderr");
   sample_cmd->add_option("--filler", sample->filler_path, "text corpus for the haystack (default: built-in)")

@@ -1,6 +1,7 @@
 // hsa demo: the README's main job. Loads the shipped model (trained on passkey retrieval at a short context)
 // and asks it for pass keys hidden in contexts up to 16x longer than it was trained on, on the CPU.
 #include "cli/command.h"
+#include "cli/validators.h"
 #include "cli/placement_options.h"
 #include "infer/greedy.h"
 #include "model/placement.h"
@@ -76,10 +77,14 @@ hsa::cli::Command demo_command("demo", "retrieve pass keys far beyond the traini
                                  app.add_option("-m,--model", o->model, "checkpoint or run directory")
                                      ->capture_default_str();
                                  app.add_option("-c,--context", o->lengths,
-                                                "context lengths to test (default: 1x, 4x, 16x the training length)");
+                                                "context lengths to test (default: 1x, 4x, 16x the training length)")
+                                     ->check(hsa::cli::positive_number());
                                  app.add_option("-n,--samples", o->samples, "samples per length")
+                                     ->check(hsa::cli::positive_number())
                                      ->capture_default_str();
-                                 app.add_option("--seed", o->seed, "seed for the haystacks")->capture_default_str();
+                                 app.add_option("--seed", o->seed, "seed for the haystacks")
+                                     ->check(hsa::cli::non_negative_number())
+                                     ->capture_default_str();
                                  hsa::cli::add_placement_options(app, o->device, o->dtype);
                                  return [o] { return run_demo(*o); };
                                });

@@ -16,7 +16,45 @@ struct ExportOptions {
   std::string model;
   std::string out;
   std::string dtype = "bf16";
+  bool force = false;
 };
+
+// An existing --out is replaced only with --force, and only when it is a checkpoint (config.json): --force must
+// not turn a typo into the loss of an unrelated directory. The whole directory is replaced, so no log or option
+// file of the old model is left beside the new weights.
+void check_export_target(const ExportOptions& o) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(fs::symlink_status(o.out))) return;
+  if (!o.force) fail_argument("export: '{}' exists; give --force to replace it", o.out);
+  if (!fs::is_directory(fs::symlink_status(o.out)) || !fs::exists(fs::path(o.out) / "config.json"))
+    fail_argument("export: '{}' is not a checkpoint directory (no config.json); --force replaces checkpoints only",
+                  o.out);
+  std::error_code ec;
+  if (fs::equivalent(o.model, o.out, ec)) fail_argument("export: the output '{}' is the input checkpoint", o.out);
+}
+
+void run_export(const ExportOptions& o) {
+  namespace fs = std::filesystem;
+  check_export_target(o);
+  // Written beside the target first, then swapped in: a failed export leaves the old model untouched.
+  const fs::path out(o.out), staged = out.string() + ".export.tmp", old = out.string() + ".export.old";
+  fs::remove_all(staged);
+  try {
+    export_checkpoint(o.model, staged.string(), parse_dtype(o.dtype));
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(staged, ignored);
+    throw;
+  }
+  if (fs::exists(out)) {
+    fs::remove_all(old);
+    fs::rename(out, old);
+    fs::rename(staged, out);
+    fs::remove_all(old);
+  } else {
+    fs::rename(staged, out);
+  }
+}
 
 Command reg("export", "rewrite a checkpoint with its weights in another dtype (bf16 halves a shipped model)",
             [](CLI::App& app) {
@@ -27,9 +65,11 @@ Command reg("export", "rewrite a checkpoint with its weights in another dtype (b
               app.add_option("-o,--out", opts->out, "checkpoint directory to write (config.json + model.safetensors)")
                   ->required();
               app.add_option("--dtype", opts->dtype, "dtype of the written weights: bf16 | f32")
+                  ->check(CLI::IsMember({"f32", "bf16"}))
                   ->capture_default_str();
+              app.add_flag("--force", opts->force, "replace --out when it is an existing checkpoint directory");
               return [opts] {
-                export_checkpoint(opts->model, opts->out, parse_dtype(opts->dtype));
+                run_export(*opts);
                 const auto bytes = std::filesystem::file_size(std::filesystem::path(opts->out) / "model.safetensors");
                 fmt::print("wrote {} ({} weights, {:.1f} MB)\n", opts->out, opts->dtype, bytes / 1e6);
                 return 0;

@@ -1,6 +1,7 @@
 // hsa generate: prefill a prompt (in bounded segments) and decode with the chunk memory.
 #include "cli/command.h"
 #include "cli/placement_options.h"
+#include "cli/validators.h"
 #include "model/placement.h"
 #include "infer/sampler.h"
 #include "infer/session.h"
@@ -99,14 +100,21 @@ int run_generate(const GenerateOptions& o) {
 hsa::cli::Command generate_command("generate", "generate text from a trained model", [](CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
   app.add_option("-m,--model", o->model, "checkpoint directory or run directory")->required();
-  app.add_option("-p,--prompt", o->prompt, "prompt text");
-  app.add_option("-f,--file", o->prompt_file, "read the prompt from a file")->check(CLI::ExistingFile);
-  app.add_option("-n,--max-new-tokens", o->max_new_tokens, "tokens to generate")->capture_default_str();
-  app.add_option("--segment", o->segment, "prefill segment size in tokens (bounds activation memory)")
+  auto* prompt = app.add_option("-p,--prompt", o->prompt, "prompt text");
+  app.add_option("-f,--file", o->prompt_file, "read the prompt from a file")->check(CLI::ExistingFile)->excludes(prompt);
+  app.add_option("-n,--max-new-tokens", o->max_new_tokens, "tokens to generate")
+      ->check(hsa::cli::positive_number())
       ->capture_default_str();
-  app.add_option("-t,--temperature", o->temperature, "sampling temperature (0: greedy)")->capture_default_str();
-  app.add_option("--top-p", o->top_p, "nucleus sampling threshold")->capture_default_str();
-  app.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
+  app.add_option("--segment", o->segment, "prefill segment size in tokens (bounds activation memory)")
+      ->check(hsa::cli::positive_number())
+      ->capture_default_str();
+  app.add_option("-t,--temperature", o->temperature, "sampling temperature (0: greedy)")
+      ->check(hsa::cli::non_negative_number())
+      ->capture_default_str();
+  app.add_option("--top-p", o->top_p, "nucleus sampling threshold")
+      ->check(hsa::cli::probability_above_zero())
+      ->capture_default_str();
+  app.add_option("--seed", o->seed, "sampling seed")->check(hsa::cli::non_negative_number())->capture_default_str();
   app.add_flag("--stop-at-newline", o->stop_at_newline, "stop after the first generated newline");
   hsa::cli::add_placement_options(app, o->device, o->dtype);
   app.add_flag("-q,--quiet", o->quiet, "no progress output");

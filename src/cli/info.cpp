@@ -116,7 +116,8 @@ Command reg("info", "print a model's layers, parameter counts and state bytes pe
               config->excludes(model);
               model->excludes(config);
               app.add_option("--dtype", opts->dtype,
-                             "dtype of the per-token state: f32 | bf16 (default: the checkpoint's, else bf16)");
+                             "dtype of the per-token state: f32 | bf16 (default: the checkpoint's, else bf16)")
+                  ->check(CLI::IsMember({"f32", "bf16"}));
               app.callback([config, model] {
                 if (config->count() == 0 && model->count() == 0)
                   throw CLI::RequiredError("one of --config or --model");

@@ -1,5 +1,6 @@
 // hsa train: train a model from a config on synthetic tasks or a token shard.
 #include "cli/command.h"
+#include "cli/validators.h"
 #include "train/trainer.h"
 
 #include <fmt/format.h>
@@ -17,6 +18,9 @@ hsa::cli::Command train_command("train", "train a model (a token shard, syntheti
   app.add_flag("--resume", o->resume,
                "continue the run in --out from its latest checkpoint, with its saved recipe (only --steps, "
                "--stop-after and --quiet are taken from this command)");
+  app.add_flag("--force", o->force,
+               "start a fresh run even though --out holds one (its log and options are replaced; its checkpoints "
+               "are left in place)");
   app.add_option("--task", o->tasks,
                  "synthetic task(s): passkey, multikey_niah, variable_tracking, and with --phrasings train also "
                  "kv_lookup, multi_value, multi_query");
@@ -51,16 +55,19 @@ hsa::cli::Command train_command("train", "train a model (a token shard, syntheti
   app.add_option("--eval-every", o->eval_every, "steps between evals (0: off)")->capture_default_str();
   app.add_option("--eval-batches", o->eval_batches, "batches per eval")->capture_default_str();
   app.add_option("--save-every", o->save_every, "steps between checkpoints")->capture_default_str();
-  app.add_option("--seed", o->seed, "seed for init and data order")->capture_default_str();
+  app.add_option("--seed", o->seed, "seed for init and data order")
+      ->check(hsa::cli::non_negative_number())
+      ->capture_default_str();
   app.add_option("--stop-after", o->stop_after, "stop after this step as if interrupted (testing resume)");
+  app.add_option("--max-nonfinite-skips", o->max_nonfinite_skips,
+                 "steps with a non-finite loss or gradient norm to skip (no update) before stopping with an error")
+      ->capture_default_str();
   app.add_option("--device", o->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   app.add_option("--dtype", o->dtype, "compute dtype, f32 or bf16 (default: f32 on cpu, bf16 on cuda; weights and "
                                       "optimizer state stay f32)")
       ->check(CLI::IsMember({"f32", "bf16"}));
   app.add_flag("-q,--quiet", o->quiet, "no progress output");
   return [o] {
-    if (!o->resume && o->config_path.empty() && o->init_from.empty())
-      throw hsa::Error("train: --config is required (or --init, or --resume)");
     hsa::TrainResult r = hsa::train(*o);
     fmt::print("trained to step {}: final loss {:.4f}, {:.0f} tokens/s, checkpoint {}\n", r.final_step,
                r.losses.empty() ? 0.0 : r.losses.back(), r.tokens_per_second, r.checkpoint);

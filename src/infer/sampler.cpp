@@ -13,6 +13,11 @@ int32_t sample_token(const Tensor& logits, const SamplingOptions& options, Rng& 
   std::vector<double> v = logits.to_vector();
   int64_t n = static_cast<int64_t>(v.size());
   HSA_CHECK(n > 0, "sample_token: empty logits");
+  // A broken model (NaN or inf weights) must fail, not decode garbage: NaN compares false, so argmax would
+  // silently pick token 0.
+  for (int64_t i = 0; i < n; ++i)
+    HSA_CHECK(std::isfinite(v[i]), "sample_token: the model's logit of token {} is {}; its weights hold non-finite "
+              "values (a diverged training run?)", i, v[i]);
   int64_t best = std::max_element(v.begin(), v.end()) - v.begin();
   if (options.temperature == 0) return static_cast<int32_t>(best);
   double mx = v[best], total = 0;

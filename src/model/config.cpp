@@ -1,6 +1,8 @@
 #include "model/config.h"
 
+#include "model/param_spec.h"
 #include "util/file_util.h"
+#include "util/json_util.h"
 
 #include <hsa/error.h>
 
@@ -228,6 +230,29 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string
   if (cfg.model_type != "hsa_ultralong")
     problem(fmt::format("unsupported model_type '{}' (expected \"hsa_ultralong\")", cfg.model_type));
 
+  // Sizes that are each plausible can still multiply past what a byte count holds; such a config must be
+  // refused here, not crash the allocator later. Dimensions are bounded first, so the layout's own products
+  // (heads x head_dim) cannot overflow, then the whole parameter set is counted in floating point.
+  constexpr int64_t kMaxDim = (int64_t(1) << 31) - 1, kMaxLayers = 4096;
+  for (const Field& f : fields()) {
+    if (auto* member = std::get_if<int64_t ModelConfig::*>(&f.member); member && cfg.**member > kMaxDim)
+      problem(fmt::format("'{}' is {}, more than the largest supported size {}", f.key, cfg.**member, kMaxDim));
+  }
+  if (problems.empty() && cfg.num_layers() > kMaxLayers)
+    problem(fmt::format("the model has {} layers, more than the supported {}", cfg.num_layers(), kMaxLayers));
+  if (problems.empty()) {
+    double bytes = 0;
+    for (const ParamSpec& spec : model_param_specs(cfg)) {
+      double numel = 1;
+      for (int64_t d : spec.shape) numel *= double(d);
+      bytes += numel * 8.0;  // f64, the widest dtype a parameter set is held in (gradient checks)
+    }
+    if (bytes >= 0x1p62)
+      problem(fmt::format("the parameters would take {:.3g} bytes in f64, more than a byte count can hold; the "
+                          "sizes are not plausible",
+                          bytes));
+  }
+
   if (!problems.empty()) {
     std::string msg = fmt::format("config {}: {} problem{}:", source, problems.size(), problems.size() == 1 ? "" : "s");
     for (const std::string& p : problems) msg += "\n  " + p;
@@ -237,14 +262,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string
 }
 
 ModelConfig ModelConfig::from_file(const std::string& path) {
-  std::string text = read_file(path);
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("config {}: invalid JSON: {}", path, e.what());
-  }
-  return from_json(json, path);
+  return from_json(parse_json_strict(read_regular_file(path, "config"), "config " + path), path);
 }
 
 nlohmann::json ModelConfig::to_json() const {

@@ -1,6 +1,7 @@
 #include "model/safetensors.h"
 
 #include "util/file_util.h"
+#include "util/json_util.h"
 
 #include <hsa/error.h>
 
@@ -76,8 +77,7 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("safetensors {}: cannot open: {}", path, std::strerror(errno));
+  int fd = open_regular_file(path, "safetensors");
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     int err = errno;
@@ -107,19 +107,16 @@ SafetensorsFile load_safetensors(const std::string& path) {
     fail("safetensors {}: truncated file: header length {} runs past the end of the {}-byte file", path,
          header_len, size);
 
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(reinterpret_cast<const char*>(bytes) + 8,
-                                   reinterpret_cast<const char*>(bytes) + 8 + header_len);
-  } catch (const nlohmann::json::exception& e) {
-    fail("safetensors {}: header is not valid JSON: {}", path, e.what());
-  }
+  const nlohmann::json header = parse_json_strict(
+      std::string_view(reinterpret_cast<const char*>(bytes) + 8, header_len), "safetensors " + path + ": header");
   if (!header.is_object()) fail("safetensors {}: header is not a JSON object", path);
 
   const uint64_t data_start = 8 + header_len;
   const uint64_t data_size = size - data_start;
   auto* data = const_cast<unsigned char*>(bytes) + data_start;
   SafetensorsFile out;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // every tensor's [begin, end), to check the layout
+  std::vector<std::string> range_names;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
       if (!entry.is_object()) fail("safetensors {}: __metadata__ is not an object", path);
@@ -163,6 +160,8 @@ SafetensorsFile load_safetensors(const std::string& path) {
     if (end - begin != expected_bytes)
       fail("safetensors {}: tensor '{}' is {} {} = {} bytes but data_offsets [{}, {}] span {} bytes", path, name,
            st_dtype(dtype), shape_str(shape), expected_bytes, begin, end, end - begin);
+    ranges.emplace_back(begin, end);
+    range_names.push_back(name);
     void* ptr = data + begin;
     if (reinterpret_cast<uintptr_t>(ptr) % dtype_size(dtype) == 0) {
       out.tensors[name] = Tensor::wrap(ptr, shape, dtype, Device::cpu, mapping);
@@ -172,6 +171,26 @@ SafetensorsFile load_safetensors(const std::string& path) {
       out.tensors[name] = copy;
     }
   }
+  // The tensors must tile the data section exactly, as every writer lays them out: an overlap means two
+  // tensors share bytes (one write would change both), a gap or trailing bytes mean data no tensor owns,
+  // and either is a corrupted or hand-made file.
+  std::vector<size_t> order(ranges.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ranges[a] < ranges[b]; });
+  uint64_t covered = 0;
+  for (size_t k = 0; k < order.size(); ++k) {
+    const auto [begin, end] = ranges[order[k]];
+    if (begin < covered)
+      fail("safetensors {}: tensor '{}' data_offsets [{}, {}] overlap those of tensor '{}'", path,
+           range_names[order[k]], begin, end, range_names[order[k - 1]]);
+    if (begin > covered)
+      fail("safetensors {}: bytes [{}, {}) of the data section belong to no tensor", path, covered, begin);
+    covered = end;
+  }
+  if (covered != data_size)
+    fail("safetensors {}: {} trailing bytes after the last tensor's data (the data section has {} bytes, tensors "
+         "cover {})",
+         path, data_size - covered, data_size, covered);
   return out;
 }
 

@@ -11,7 +11,8 @@ std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join
 
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, d, &n)) fail("shape {}: the element count overflows 64 bits", shape_str(shape));
   return n;
 }
 
@@ -33,7 +34,10 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape) HSA_CHECK(d >= 0, "Tensor::empty: negative dimension in shape {}", shape_str(shape));
   Tensor t;
   t.storage_ = std::make_shared<Storage>();
-  t.storage_->bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  size_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<size_t>(shape_numel(shape)), dtype_size(dtype), &bytes))
+    fail("Tensor::empty: shape {} of {} overflows a byte count", shape_str(shape), dtype_name(dtype));
+  t.storage_->bytes = bytes;
   t.storage_->device = device;
   Arena* arena = device == Device::cpu ? Arena::current() : nullptr;
   if (arena) {
@@ -72,7 +76,10 @@ Tensor Tensor::wrap(void* data, const Shape& shape, DType dtype, Device device, 
   Tensor t;
   t.storage_ = std::make_shared<Storage>();
   t.storage_->data = data;
-  t.storage_->bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  size_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<size_t>(shape_numel(shape)), dtype_size(dtype), &bytes))
+    fail("Tensor::empty: shape {} of {} overflows a byte count", shape_str(shape), dtype_name(dtype));
+  t.storage_->bytes = bytes;
   t.storage_->device = device;
   t.storage_->owner = std::move(owner);
   t.shape_ = shape;

@@ -3,6 +3,8 @@
 #include "ops/cross_entropy.h"
 #include "ops/elementwise.h"
 
+#include <cmath>
+
 namespace hsa {
 
 StepLoss run_batch(const Model& model, const Batch& batch, TensorMap* grads, double grad_scale) {
@@ -62,6 +64,7 @@ StepLoss answer_loss(const Model& model, const Batch& batch) {
 
 double apply_update(Model& model, TensorMap& master, AdamW& adam, TensorMap& grads, double lr, double clip) {
   double grad_norm = clip_grad_norm(grads, clip);
+  if (!std::isfinite(grad_norm)) return grad_norm;  // no update: the caller decides whether to go on
   adam.step(master, grads, lr);
   // In f32 the model computes with the master tensors themselves (updated in place above).
   if (model.dtype() != DType::f32) model.mutable_params() = convert(master, model.device(), model.dtype());

@@ -23,7 +23,8 @@ StepLoss run_batch(const Model& model, const Batch& batch, TensorMap* grads, dou
 StepLoss answer_loss(const Model& model, const Batch& batch);
 
 // Clips `grads` to `clip` (0: off), updates `master` with AdamW at `lr`, and, when the model computes in another
-// dtype than the f32 master, refreshes its parameters from it. Returns the gradient norm before clipping.
+// dtype than the f32 master, refreshes its parameters from it. Returns the gradient norm before clipping; when it
+// is not finite, nothing is updated.
 double apply_update(Model& model, TensorMap& master, AdamW& adam, TensorMap& grads, double lr, double clip);
 
 }  // namespace hsa

@@ -7,6 +7,8 @@
 #include "model/param_spec.h"
 #include "model/safetensors.h"
 #include "train/batches.h"
+#include "train/run_dir.h"
+#include "util/json_util.h"
 #include "text/filler.h"
 #include "util/progress.h"
 #include "text/tasks.h"
@@ -19,6 +21,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -29,16 +32,40 @@ namespace fs = std::filesystem;
 
 std::string resolve_checkpoint_dir(const std::string& path) {
   fs::path p(path);
-  if (fs::exists(p / "latest")) {
-    std::ifstream in(p / "latest");
-    std::string name;
-    std::getline(in, name);
-    HSA_CHECK(!name.empty(), "{}: the 'latest' file is empty", (p / "latest").string());
-    return (p / name).string();
-  }
+  if (fs::exists(fs::symlink_status(p / "latest"))) return latest_checkpoint_dir(path);
   HSA_CHECK(fs::exists(p / "config.json"), "{}: not a checkpoint (no config.json) and not a run directory (no latest)",
             path);
   return p.string();
+}
+
+void validate_train_options(const TrainOptions& o) {
+  auto positive = [](const char* flag, int64_t v) {
+    if (v <= 0) fail_argument("train: {} must be > 0, got {}", flag, v);
+  };
+  auto non_negative = [](const char* flag, double v) {
+    if (!(v >= 0) || !std::isfinite(v)) fail_argument("train: {} must be a finite number >= 0, got {}", flag, v);
+  };
+  positive("--batch", o.batch);
+  positive("--seq-len", o.seq_len);
+  positive("--steps", o.steps);
+  positive("--accum", o.grad_accum);
+  positive("--eval-batches", o.eval_batches);
+  if (!(o.schedule.lr > 0) || !std::isfinite(o.schedule.lr))
+    fail_argument("train: --lr must be a finite number > 0, got {}", o.schedule.lr);
+  non_negative("--warmup", double(o.schedule.warmup_steps));
+  if (!(o.schedule.min_lr_ratio >= 0 && o.schedule.min_lr_ratio <= 1))
+    fail_argument("train: --min-lr-ratio must be in [0, 1], got {}", o.schedule.min_lr_ratio);
+  non_negative("--weight-decay", o.weight_decay);
+  non_negative("--clip", o.clip);
+  non_negative("--eval-every", double(o.eval_every));
+  non_negative("--save-every", double(o.save_every));
+  non_negative("--stop-after", double(o.stop_after));
+  non_negative("--max-nonfinite-skips", double(o.max_nonfinite_skips));
+  if (o.resume && o.force) fail_argument("train: --resume continues a run and --force replaces it; give one");
+  if (!o.resume && !o.init_from.empty() && !o.config_path.empty())
+    fail_argument("train: --init takes the config of {}; drop --config", o.init_from);
+  if (!o.resume && o.init_from.empty() && o.config_path.empty())
+    fail_argument("train: give --config (a model config JSON) or --init (a checkpoint)");
 }
 
 namespace {
@@ -133,25 +160,46 @@ void evaluate(const Model& model, const DataSetup& data, const TrainOptions& o, 
   }
 }
 
+bool all_finite(const TensorMap& tensors) {
+  for (const auto& [name, t] : tensors) {
+    Tensor host = t.to(Device::cpu).contiguous();
+    for (double v : host.to_vector())
+      if (!std::isfinite(v)) return false;
+  }
+  return true;
+}
+
+// Writes checkpoints/step-N completely under a .tmp name, renames it into place and publishes it in `latest`;
+// then removes `previous` (the checkpoint this run published before, or resumed from: never one it did not
+// write). A failed save removes its .tmp directory and leaves `latest` as it was.
 std::string save_train_checkpoint(const fs::path& out, const ModelConfig& config, const TensorMap& master,
                                   const AdamW& adam, int64_t step, uint64_t data_position,
-                                  const std::string& tokenizer_file) {
+                                  const std::string& tokenizer_file, std::string& previous) {
+  HSA_CHECK(all_finite(master),
+            "train: the parameters hold non-finite values at step {}; not saving them (the last good checkpoint, "
+            "if any, stays in {}/latest); lower --lr or check the config's initializer_range",
+            step, out.string());
   std::string name = fmt::format("checkpoints/step-{:06d}", step);
   fs::path final_dir = out / name, tmp_dir = out / (name + ".tmp");
-  fs::remove_all(tmp_dir);
-  std::map<std::string, std::string> meta{{"step", std::to_string(step)},
-                                          {"data_position", std::to_string(data_position)}};
-  save_checkpoint(tmp_dir.string(), config, master, meta, tokenizer_file);
-  save_safetensors((tmp_dir / "optimizer.safetensors").string(), adam.state(), meta);
-  fs::remove_all(final_dir);
-  fs::rename(tmp_dir, final_dir);
-  std::string previous;
-  if (fs::exists(out / "latest")) {
-    std::ifstream in(out / "latest");
-    std::getline(in, previous);
+  try {
+    fs::remove_all(tmp_dir);
+    std::map<std::string, std::string> meta{{"step", std::to_string(step)},
+                                            {"data_position", std::to_string(data_position)}};
+    save_checkpoint(tmp_dir.string(), config, master, meta, tokenizer_file);
+    save_safetensors((tmp_dir / "optimizer.safetensors").string(), adam.state(), meta);
+    fs::remove_all(final_dir);  // an orphan of an interrupted save of this run (a fresh run refuses a used --out)
+    fs::rename(tmp_dir, final_dir);
+    write_file_atomic((out / "latest").string(), name + "\n");
+  } catch (const std::exception& e) {
+    std::error_code ignored;
+    fs::remove_all(tmp_dir, ignored);
+    fail("train: saving checkpoint {} failed: {}", (out / name).string(), e.what());
   }
-  write_file_atomic((out / "latest").string(), name + "\n");
-  if (!previous.empty() && previous != name) fs::remove_all(out / previous);
+  if (!previous.empty() && previous != name) {
+    std::error_code ignored;
+    fs::remove_all(out / previous, ignored);
+  }
+  previous = name;
   return final_dir.string();
 }
 
@@ -165,7 +213,8 @@ std::vector<double> truncate_log(const fs::path& log_path, int64_t step) {
     if (line.empty()) continue;
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || j.value("step", int64_t(0)) > step) continue;
-    if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
+    if (j.contains("skipped")) losses.push_back(NAN);  // a non-finite step, logged without its loss
+    else if (j.contains("loss") && j["loss"].is_number()) losses.push_back(j["loss"].get<double>());
     kept += line + "\n";
   }
   write_file_atomic(log_path.string(), kept);
@@ -199,45 +248,101 @@ nlohmann::json mixture_options_json(const TrainOptions& o) {
 TrainOptions resumed_options(const TrainOptions& given) {
   fs::path path = fs::path(given.out_dir) / "train_options.json";
   if (!fs::exists(path)) return given;  // a run from before the recipe was saved: trust the command line
-  std::ifstream in(path);
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-  HSA_CHECK(!j.is_discarded(), "train: {} is not valid JSON", path.string());
+  nlohmann::json j = parse_json_strict(read_regular_file(path.string(), "train options"), "train: " + path.string());
   TrainOptions o = given;
-  o.config_path = j.at("config_path").get<std::string>();
-  o.init_from = j.value("init_from", std::string());
-  o.tasks = j.at("tasks").get<std::vector<std::string>>();
-  o.data_path = j.at("data_path").get<std::string>();
-  o.filler_path = j.at("filler_path").get<std::string>();
-  o.tokenizer_path = j.value("tokenizer_path", std::string());
-  o.answer_only_loss = j.at("answer_only_loss").get<bool>();
-  o.batch = j.at("batch").get<int64_t>();
-  o.seq_len = j.at("seq_len").get<int64_t>();
-  o.grad_accum = j.at("grad_accum").get<int64_t>();
-  o.schedule.lr = j.at("lr").get<double>();
-  o.schedule.min_lr_ratio = j.at("min_lr_ratio").get<double>();
-  o.schedule.warmup_steps = j.at("warmup_steps").get<int64_t>();
-  o.weight_decay = j.at("weight_decay").get<double>();
-  o.clip = j.at("clip").get<double>();
-  o.eval_every = j.at("eval_every").get<int64_t>();
-  o.eval_batches = j.at("eval_batches").get<int64_t>();
-  o.save_every = j.at("save_every").get<int64_t>();
-  o.seed = j.at("seed").get<uint64_t>();
-  // Runs saved before the mixture existed trained on legacy phrasings with unweighted answers.
-  o.task_share = j.value("task_share", -1.0);
-  o.answer_weight = j.value("answer_weight", 1.0);
-  o.phrasings = j.value("phrasings", std::string("legacy"));
-  o.eval_data_path = j.value("eval_data_path", std::string());
+  try {
+    o.config_path = j.at("config_path").get<std::string>();
+    o.init_from = j.value("init_from", std::string());
+    o.tasks = j.at("tasks").get<std::vector<std::string>>();
+    o.data_path = j.at("data_path").get<std::string>();
+    o.filler_path = j.at("filler_path").get<std::string>();
+    o.answer_only_loss = j.at("answer_only_loss").get<bool>();
+    o.batch = j.at("batch").get<int64_t>();
+    o.seq_len = j.at("seq_len").get<int64_t>();
+    o.grad_accum = j.at("grad_accum").get<int64_t>();
+    o.schedule.lr = j.at("lr").get<double>();
+    o.schedule.min_lr_ratio = j.at("min_lr_ratio").get<double>();
+    o.schedule.warmup_steps = j.at("warmup_steps").get<int64_t>();
+    o.weight_decay = j.at("weight_decay").get<double>();
+    o.clip = j.at("clip").get<double>();
+    o.eval_every = j.at("eval_every").get<int64_t>();
+    o.eval_batches = j.at("eval_batches").get<int64_t>();
+    o.save_every = j.at("save_every").get<int64_t>();
+    o.seed = j.at("seed").get<uint64_t>();
+    o.tokenizer_path = j.value("tokenizer_path", std::string());
+    // Runs saved before the mixture existed trained on legacy phrasings with unweighted answers.
+    o.task_share = j.value("task_share", -1.0);
+    o.answer_weight = j.value("answer_weight", 1.0);
+    o.phrasings = j.value("phrasings", std::string("legacy"));
+    o.eval_data_path = j.value("eval_data_path", std::string());
+  } catch (const nlohmann::json::exception& e) {
+    fail("train: {} is not a valid run recipe: {}", path.string(), e.what());
+  }
+  try {
+    validate_train_options(o);
+  } catch (const InvalidArgument& e) {
+    fail("train: {} holds an invalid recipe: {}", path.string(), e.what());
+  }
   return o;
+}
+
+// The step a training checkpoint was saved at, from its metadata.
+int64_t checkpoint_step(const Checkpoint& ck, const std::string& dir) {
+  auto it = ck.metadata.find("step");
+  HSA_CHECK(it != ck.metadata.end(), "train --resume: checkpoint {} has no 'step' in its metadata (not written by "
+            "`hsa train`?)", dir);
+  const std::string& text = it->second;
+  int64_t step = 0;
+  bool ok = !text.empty() && text.size() <= 18;
+  for (char c : text) {
+    if (c < '0' || c > '9') ok = false;
+    else step = step * 10 + (c - '0');
+  }
+  HSA_CHECK(ok, "train --resume: checkpoint {} has step \"{}\" in its metadata, expected a non-negative integer",
+            dir, escape_for_message(text));
+  return step;
+}
+
+// Refuses what would make this run destroy data before anything is written.
+void check_run_directory(const TrainOptions& o) {
+  const fs::path out(o.out_dir);
+  if (o.resume) {
+    if (!fs::is_directory(out))
+      fail_argument("train --resume: '{}' is not a run directory ({})", o.out_dir,
+                    fs::exists(out) ? "not a directory" : "no such directory");
+    if (!fs::exists(fs::symlink_status(out / "latest")))
+      fail_argument("train --resume: '{}' has no 'latest' checkpoint to resume from", o.out_dir);
+    return;
+  }
+  if (!o.init_from.empty()) {
+    // The source may be a run directory or a checkpoint; neither may overlap the new run's directory.
+    const fs::path src = fs::weakly_canonical(o.init_from), dst = fs::weakly_canonical(out);
+    auto inside = [](const fs::path& child, const fs::path& parent) {
+      auto [pe, ce] = std::mismatch(parent.begin(), parent.end(), child.begin(), child.end());
+      return pe == parent.end();
+    };
+    if (inside(src, dst) || inside(dst, src))
+      fail_argument("train: --init '{}' and --out '{}' overlap; a new stage must write to its own run directory",
+                    o.init_from, o.out_dir);
+  }
+  if (o.force) return;
+  const std::vector<std::string> found = existing_run_outputs(o.out_dir);
+  if (!found.empty())
+    fail_argument("train: '{}' already holds a run ({}); continue it with --resume, or start over with --force",
+                  o.out_dir, fmt::join(found, ", "));
 }
 
 }  // namespace
 
 TrainResult train(const TrainOptions& given) {
-  HSA_CHECK(!given.out_dir.empty(), "train: --out is required");
+  if (given.out_dir.empty()) fail_argument("train: --out is required");
+  validate_train_options(given);
+  check_run_directory(given);
+  fs::path out(given.out_dir);
+  fs::create_directories(out);
+  RunLock lock(given.out_dir);  // before anything is read or written: a second trainer fails here
+  check_run_directory(given);   // again, now that no other trainer can change the directory
   const TrainOptions o = given.resume ? resumed_options(given) : given;
-  HSA_CHECK(o.batch > 0 && o.seq_len > 0 && o.steps > 0 && o.grad_accum > 0,
-            "train: batch, seq_len, steps and grad_accum must be positive");
-  fs::path out(o.out_dir);
   fs::create_directories(out / "checkpoints");
   DataSetup data = setup_data(o);
   if (!o.resume) {
@@ -254,16 +359,27 @@ TrainResult train(const TrainOptions& given) {
   int64_t start_step = 0;
   TrainResult result;
   std::string tokenizer_file;  // where the config's tokenizer file is now ("" for bytes)
+  std::string published;  // the checkpoint of this run that `latest` names: the only one a save may prune
   if (o.resume) {
-    std::string dir = resolve_checkpoint_dir(o.out_dir);
+    std::string dir = latest_checkpoint_dir(o.out_dir);
     Checkpoint ck = load_checkpoint(dir);
-    start_step = std::stoll(ck.metadata.at("step"));
+    start_step = checkpoint_step(ck, dir);
+    if (start_step > o.steps)
+      fail_argument("train --resume: the run is at step {} already, past --steps {}; give --steps {} or more",
+                    start_step, o.steps, start_step);
+    published = fs::relative(dir, out).generic_string();
     config = ck.config;
     tokenizer_file = tokenizer_file_in(dir, config);
     master = master_from(ck.params, device);
     adam.load_state(convert(load_safetensors(dir + "/optimizer.safetensors").tensors, device, DType::f32),
                     start_step);
     result.losses = truncate_log(out / "train_log.jsonl", start_step);
+    if (start_step == o.steps) {  // finished already: resuming it again is a no-op (scripts rerun stages)
+      if (!o.quiet) fmt::print(stderr, "{} is at step {} already: nothing to train\n", o.out_dir, start_step);
+      result.final_step = start_step;
+      result.checkpoint = dir;
+      return result;
+    }
     if (!o.quiet) fmt::print(stderr, "resuming {} at step {}\n", dir, start_step);
   } else if (!o.init_from.empty()) {
     HSA_CHECK(o.config_path.empty(), "train: --init takes the config of {}; drop --config", o.init_from);
@@ -275,7 +391,6 @@ TrainResult train(const TrainOptions& given) {
     master = master_from(ck.params, device);
     truncate_log(out / "train_log.jsonl", 0);
   } else {
-    HSA_CHECK(!o.config_path.empty(), "train: give --config (a model config JSON) or --init (a checkpoint)");
     config = ModelConfig::from_file(o.config_path);
     tokenizer_file = tokenizer_file_in(fs::path(o.config_path).parent_path().string(), config);
     config.max_train_length = o.seq_len;  // recorded for evaluation and the demo
@@ -322,6 +437,7 @@ TrainResult train(const TrainOptions& given) {
   Progress progress("train", o.steps - start_step, "step");
   auto t0 = std::chrono::steady_clock::now();
   int64_t last_step = start_step;
+  int64_t nonfinite = 0;
   for (int64_t step = start_step + 1; step <= o.steps; ++step) {
     TensorMap grads;
     StepLoss total;
@@ -331,14 +447,30 @@ TrainResult train(const TrainOptions& given) {
       total.aux += s.aux / double(o.grad_accum);
     }
     double lr = learning_rate(schedule, step);
-    double grad_norm = apply_update(*model, master, adam, grads, lr, o.clip);
+    // A non-finite loss or gradient norm would poison the weights: skip the update, count it, stop past the limit.
+    double grad_norm = std::isfinite(total.loss) ? apply_update(*model, master, adam, grads, lr, o.clip) : NAN;
+    std::string skipped;
+    if (!std::isfinite(total.loss) || !std::isfinite(grad_norm)) {
+      ++nonfinite;
+      const std::string what = skipped = !std::isfinite(total.loss) ? fmt::format("loss {}", total.loss)
+                                                                    : fmt::format("gradient norm {}", grad_norm);
+      log << nlohmann::json{{"step", step}, {"skipped", what}}.dump() << "\n";
+      log.flush();
+      HSA_CHECK(nonfinite <= o.max_nonfinite_skips,
+                "train: non-finite {} at step {} ({} such step{}, --max-nonfinite-skips {}); stopping without saving "
+                "it{}; lower --lr or check the config's initializer_range",
+                what, step, nonfinite, nonfinite == 1 ? "" : "s", o.max_nonfinite_skips,
+                published.empty() ? "" : fmt::format(" (the last good checkpoint is {}/{})", o.out_dir, published));
+      if (!o.quiet) fmt::print(stderr, "\nstep {}: non-finite {}, update skipped ({} of {} allowed)\n", step, what,
+                               nonfinite, o.max_nonfinite_skips);
+    }
     result.losses.push_back(total.loss);
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double tok_s = double(tokens_per_step) * double(step - start_step) / std::max(elapsed, 1e-9);
     nlohmann::json line{{"step", step},   {"loss", total.loss}, {"aux_loss", total.aux},
                         {"lr", lr},       {"grad_norm", grad_norm}, {"tokens_per_s", tok_s}};
     if (o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) evaluate(*model, data, o, line);
-    log << line.dump() << "\n";
+    if (skipped.empty()) log << line.dump() << "\n";
     log.flush();
     if (!o.quiet)
       progress.update(step - start_step, fmt::format("loss {:.4f} lr {:.2e} {:.0f} tok/s{}", total.loss, lr, tok_s,
@@ -348,7 +480,7 @@ TrainResult train(const TrainOptions& given) {
     last_step = step;
     bool stopping = o.stop_after > 0 && step >= o.stop_after;
     if ((o.save_every > 0 && step % o.save_every == 0) || step == o.steps || stopping)
-      result.checkpoint = save_train_checkpoint(out, config, master, adam, step, source->position(), tokenizer_file);
+      result.checkpoint = save_train_checkpoint(out, config, master, adam, step, source->position(), tokenizer_file, published);
     if (stopping) break;
   }
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

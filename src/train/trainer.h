@@ -12,6 +12,8 @@ struct TrainOptions {
   std::string config_path;           // model config (JSON); ignored when resuming
   std::string out_dir;               // run directory: checkpoints/, latest, train_log.jsonl
   bool resume = false;               // continue from out_dir/latest
+  bool force = false;                // start a fresh run over an existing one in out_dir (its log and options
+                                     // are replaced; its checkpoints are left, never pruned by this run)
   std::string init_from;             // start from these weights (a checkpoint or run dir; fresh optimizer):
                                      // the next stage of a curriculum. Its config is used; config_path must be empty
   std::vector<std::string> tasks;    // synthetic tasks to train on (text/tasks.h)
@@ -40,6 +42,9 @@ struct TrainOptions {
   int64_t save_every = 50;
   uint64_t seed = 1;
   int64_t stop_after = 0;  // > 0: stop (as if interrupted) after this step, for testing resume
+  // Steps whose loss or gradient norm is not finite are skipped (no update) and counted; one more than this
+  // stops the run with an error, without saving: a non-finite checkpoint is never published.
+  int64_t max_nonfinite_skips = 0;
   bool quiet = false;
   // Where and in what precision to run (not part of the saved recipe: a run may resume on another device).
   // Parameters and optimizer state stay f32 (the master copy); `dtype` is what the model computes in, and
@@ -55,9 +60,15 @@ struct TrainResult {
   std::string checkpoint;  // the last checkpoint directory written
 };
 
+// Takes the run directory's lock first (a second trainer on the same --out fails at once), refuses to start a
+// fresh run over an existing one unless `force`, and prunes only checkpoints this run wrote or resumed from.
 TrainResult train(const TrainOptions& options);
 
-// Resolves a model path: a checkpoint directory, or a run directory whose `latest` file names one.
+// Every option's range, with the flag named: throws hsa::InvalidArgument (the CLI exits 2). train() calls it.
+void validate_train_options(const TrainOptions& options);
+
+// Resolves a model path: a checkpoint directory, or a run directory whose `latest` file names one (checked by
+// latest_checkpoint_dir in train/run_dir.h: only a checkpoint inside the run's own checkpoints/).
 std::string resolve_checkpoint_dir(const std::string& path);
 
 }  // namespace hsa

@@ -69,4 +69,44 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+int open_regular_file(const std::string& path, const std::string& what) {
+  // O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever, before fstat could refuse it.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) fail("{} '{}': cannot open: {}", what, path, errno_str());
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    std::string why = errno_str();
+    ::close(fd);
+    fail("{} '{}': cannot stat: {}", what, path, why);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail("{} '{}' is not a regular file (a {})", what, path,
+         S_ISDIR(st.st_mode) ? "directory" : S_ISFIFO(st.st_mode) ? "FIFO" : S_ISCHR(st.st_mode) ? "character device"
+                                                       : S_ISSOCK(st.st_mode) ? "socket" : "special file");
+  }
+  // Reads of a regular file never block; clear the flag so later reads behave as usual.
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+std::string read_regular_file(const std::string& path, const std::string& what) {
+  int fd = open_regular_file(path, what);
+  std::string bytes;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      std::string why = errno_str();
+      ::close(fd);
+      fail("{} '{}': cannot read: {}", what, path, why);
+    }
+    if (n == 0) break;
+    bytes.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return bytes;
+}
+
 }  // namespace hsa

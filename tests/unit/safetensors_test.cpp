@@ -147,7 +147,7 @@ TEST(Safetensors, CorruptedHeadersGiveClearErrors) {
     EXPECT_TRUE(contains(msg, path)) << msg;
   };
   const std::string data(64, '\0');
-  expect_error(header_with("{\"x\": {\"dtype\": \"F32\", \"shape\": [2]") + data, "not valid JSON");
+  expect_error(header_with("{\"x\": {\"dtype\": \"F32\", \"shape\": [2]") + data, "invalid JSON");
   expect_error(header_with("[1, 2]") + data, "not a JSON object");
   expect_error(header_with(R"({"x": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}})") + data,
                "unsupported dtype \"F16\"");

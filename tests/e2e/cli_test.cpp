@@ -1,0 +1,188 @@
+// The `hsa` command as a user meets it: one exit-code rule (2 for a rejected argument or value, 1 for a runtime
+// failure) with a message naming the flag or file, and outputs that are never replaced without --force.
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/param_spec.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+using namespace hsa;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct CliRun {
+  int code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `hsa ARGS` through the shell (`prefix` may set limits first); the shell runs in the repository root.
+CliRun hsa_cli(const std::string& args, const std::string& prefix = "") {
+  const std::string command = "cd '" HSA_SOURCE_DIR "' && " + prefix + " '" HSA_CLI_PATH "' " + args + " 2>&1";
+  CliRun r;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
+  int status = ::pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+struct Dir {
+  fs::path path;
+  explicit Dir(const std::string& name) : path(fs::temp_directory_path() / ("hsa_cli_" + name)) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~Dir() { fs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+const std::string kModel = "models/passkey-tiny";
+
+}  // namespace
+
+TEST(Cli, RejectedArgumentsAndValuesExitTwoNamingTheFlag) {
+  struct Case {
+    std::string args, names;
+  };
+  const Case cases[] = {
+      {"frobnicate", "unknown command 'frobnicate'"},
+      {"train -c configs/micro.json -o /tmp/hsa_cli_never --task passkey -b 0", "--batch"},
+      {"train -c configs/micro.json -o /tmp/hsa_cli_never --task passkey --lr -1", "--lr"},
+      {"train -c configs/micro.json -o /tmp/hsa_cli_never --task passkey --warmup -5", "--warmup"},
+      {"train -c configs/micro.json -o /tmp/hsa_cli_never --task passkey --min-lr-ratio 5", "--min-lr-ratio"},
+      {"train -c configs/micro.json -o /tmp/hsa_cli_never --task passkey --clip -1", "--clip"},
+      {"train -c configs/micro.json -o /tmp/hsa_cli_never --task passkey --save-every -1", "--save-every"},
+      {"train -c configs/micro.json -o /tmp/hsa_cli_never --task passkey --stop-after -1", "--stop-after"},
+      {"train -c configs/micro.json -o /tmp/hsa_cli_never --task passkey --eval-batches 0", "--eval-batches"},
+      {"train -c configs/micro.json -o /tmp/hsa_cli_never --task passkey --seed -1", "--seed"},
+      {"train -o /tmp/hsa_cli_never --resume", "no such directory"},
+      {"generate -m " + kModel + " -p hi -n -5", "--max-new-tokens"},
+      {"generate -m " + kModel + " -p hi -f README.md", "--prompt excludes --file"},
+      {"generate -m " + kModel + " -p hi --seed -1", "--seed"},
+      {"generate -m " + kModel + " -p hi --segment 0", "--segment"},
+      {"generate -m " + kModel + " -p hi -t -1", "--temperature"},
+      {"generate -m " + kModel + " -p hi --top-p 2", "--top-p"},
+      {"demo -n -1", "--samples"},
+      {"info -c configs/tiny.json --dtype i32", "--dtype"},
+      {"ruler -m " + kModel + " --lengths 0", "--lengths"},
+      {"ruler -m " + kModel + " -n 0", "--samples"},
+      {"ruler -m " + kModel + " --tasks vt,vt --lengths 1024", "vt twice"},
+      {"ruler -m " + kModel + " --tasks niah_single_1 --lengths 256", "--lengths"},
+  };
+  for (const Case& c : cases) {
+    CliRun r = hsa_cli(c.args);
+    EXPECT_EQ(r.code, 2) << c.args << "\n" << r.output;
+    EXPECT_TRUE(has(r.output, c.names)) << c.args << "\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists("/tmp/hsa_cli_never"));
+}
+
+TEST(Cli, RuntimeFailuresExitOne) {
+  Dir d("runtime");
+  // Sizes each in range whose parameters cannot be allocated: an error that says so, not a crash.
+  nlohmann::json cfg = nlohmann::json::parse(read_text(HSA_SOURCE_DIR "/configs/micro.json"));
+  cfg["hidden_size"] = int64_t(1) << 23;
+  cfg["vocab_size"] = int64_t(1) << 23;
+  std::ofstream(d / "huge.json") << cfg.dump();
+  CliRun r = hsa_cli("train -c " + (d / "huge.json") + " -o " + (d / "run") + " --task passkey -b 1 -L 64 -s 1 -q");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "out of")) << r.output;
+  // Memory running out in a standard container (std::bad_alloc) says so in words, not as an exception's name.
+  r = hsa_cli("data sample -t passkey -n 1000000000 --prompt-only", "ulimit -v 400000;");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "out of memory")) << r.output;
+  EXPECT_FALSE(has(r.output, "bad_alloc")) << r.output;
+  // A size that overflows a byte count is a config error, also in `info`.
+  cfg["hidden_size"] = int64_t(1) << 62;
+  std::ofstream(d / "overflow.json") << cfg.dump();
+  r = hsa_cli("info -c " + (d / "overflow.json"));
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "'hidden_size' is 4611686018427387904")) << r.output;
+}
+
+TEST(Cli, GenerateOnANonFiniteModelFailsInsteadOfPrintingGarbage) {
+  Dir d("nan");
+  ModelConfig c = ModelConfig::from_file(HSA_SOURCE_DIR "/configs/micro.json");
+  auto params = init_parameters(c, 1);
+  params.at("final_norm.weight").fill(NAN);
+  save_checkpoint(d / "ck", c, params);
+  CliRun r = hsa_cli("generate -m " + (d / "ck") + " -p hello -n 4 -q");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "non-finite")) << r.output;
+  EXPECT_EQ(r.output.find('\0'), std::string::npos);
+}
+
+TEST(Cli, ExportDoesNotReplaceAnExistingDirectoryWithoutForce) {
+  Dir d("export");
+  fs::create_directories(d / "other");
+  std::ofstream(d / "other/config.json") << "{}";
+  std::ofstream(d / "other/train_log.jsonl") << "{\"step\": 1}\n";
+  CliRun r = hsa_cli("export -m " + kModel + " -o " + (d / "other"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(has(r.output, "--force")) << r.output;
+  EXPECT_EQ(read_text(d / "other/config.json"), "{}");
+  // --force replaces the whole checkpoint: no stale log of the old model beside the new weights.
+  r = hsa_cli("export -m " + kModel + " -o " + (d / "other") + " --force");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(d / "other/model.safetensors"));
+  EXPECT_FALSE(fs::exists(d / "other/train_log.jsonl"));
+  // --force replaces checkpoints only.
+  fs::create_directories(d / "notes");
+  std::ofstream(d / "notes/todo.txt") << "keep";
+  r = hsa_cli("export -m " + kModel + " -o " + (d / "notes") + " --force");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(read_text(d / "notes/todo.txt"), "keep");
+}
+
+TEST(Cli, DataBuildDoesNotOverwriteItsInput) {
+  Dir d("data");
+  std::ofstream(d / "corpus.txt") << "some text\n";
+  CliRun r = hsa_cli("data build -i " + (d / "corpus.txt") + " -o " + (d / "corpus.txt"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(read_text(d / "corpus.txt"), "some text\n");
+  EXPECT_EQ(hsa_cli("data build -i " + (d / "corpus.txt") + " -o " + (d / "c.tok")).code, 0);
+  r = hsa_cli("data build -i " + (d / "corpus.txt") + " -o " + (d / "c.tok"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(hsa_cli("data build -i " + (d / "corpus.txt") + " -o " + (d / "c.tok") + " --force").code, 0);
+}
+
+TEST(Cli, RulerKeepsEverySampleWhenTheDiskFillsAndResumesWithoutRedoingThem) {
+  Dir d("ruler");
+  const std::string args = "ruler -m " + kModel + " --tasks niah_single_1 --lengths 512 -n 6 --max-new-tokens 8 -o " +
+                           (d / "out");
+  // A 1 KiB file-size limit (2 blocks of 512 bytes in sh) stands in for a disk that fills during the run.
+  CliRun r = hsa_cli(args, "trap '' XFSZ; ulimit -f 2;");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "--resume")) << r.output;
+  int records = 0;
+  {
+    std::ifstream in(d / "out/ruler.jsonl");
+    for (std::string line; std::getline(in, line);)
+      records += nlohmann::json::parse(line, nullptr, false).contains("score");
+  }
+  EXPECT_GT(records, 0);
+  EXPECT_LT(records, 6);
+  // Without --resume or --force the recorded run is not replaced.
+  EXPECT_EQ(hsa_cli(args).code, 2);
+  r = hsa_cli(args + " --resume");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(has(r.output, "resuming: " + std::to_string(records) + " samples already recorded")) << r.output;
+  nlohmann::json report = nlohmann::json::parse(read_text(d / "out/ruler.json"));
+  EXPECT_EQ(report["records"].size(), 6u);
+}
