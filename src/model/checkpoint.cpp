@@ -2,6 +2,7 @@
 
 #include "model/param_spec.h"
 #include "model/safetensors.h"
+#include "model/sharded_safetensors.h"
 #include "model/tensor_map.h"
 
 #include <hsa/error.h>
@@ -22,7 +23,7 @@ DType params_dtype(const std::map<std::string, Tensor>& params) {
 }  // namespace
 
 void save_checkpoint(const std::string& dir, const ModelConfig& config, const std::map<std::string, Tensor>& params,
-                     const std::map<std::string, std::string>& metadata) {
+                     const std::map<std::string, std::string>& metadata, uint64_t max_shard_bytes) {
   try {
     check_tensors_match(params, model_param_specs(config), params_dtype(params));
   } catch (const Error& e) {
@@ -32,7 +33,7 @@ void save_checkpoint(const std::string& dir, const ModelConfig& config, const st
   fs::create_directories(dir, ec);
   if (ec) fail("save_checkpoint: cannot create directory '{}': {}", dir, ec.message());
   // Tensors first, config last: a directory with a config.json has its weights complete.
-  save_safetensors((fs::path(dir) / "model.safetensors").string(), params, metadata);
+  save_model_weights(dir, params, metadata, max_shard_bytes);
   config.save((fs::path(dir) / "config.json").string());
 }
 
@@ -40,8 +41,8 @@ Checkpoint load_checkpoint(const std::string& dir) {
   HSA_CHECK(fs::is_directory(dir), "load_checkpoint: '{}' is not a directory", dir);
   Checkpoint ckpt;
   ckpt.config = ModelConfig::from_file((fs::path(dir) / "config.json").string());
-  const std::string weights = (fs::path(dir) / "model.safetensors").string();
-  SafetensorsFile file = load_safetensors(weights);
+  const std::string weights = model_weights_path(dir);
+  SafetensorsFile file = load_model_weights(dir);
   try {
     check_tensors_match(file.tensors, model_param_specs(ckpt.config), params_dtype(file.tensors));
   } catch (const Error& e) {
@@ -52,7 +53,7 @@ Checkpoint load_checkpoint(const std::string& dir) {
   return ckpt;
 }
 
-void export_checkpoint(const std::string& from, const std::string& to, DType dtype) {
+void export_checkpoint(const std::string& from, const std::string& to, DType dtype, uint64_t max_shard_bytes) {
   HSA_CHECK(dtype == DType::f32 || dtype == DType::bf16, "export: dtype must be f32 or bf16, got {}",
             dtype_name(dtype));
   std::error_code ec;
@@ -60,7 +61,7 @@ void export_checkpoint(const std::string& from, const std::string& to, DType dty
   Checkpoint ck = load_checkpoint(from);
   auto metadata = ck.metadata;
   metadata["exported_from_dtype"] = std::string(dtype_name(params_dtype(ck.params)));
-  save_checkpoint(to, ck.config, convert(ck.params, Device::cpu, dtype), metadata);
+  save_checkpoint(to, ck.config, convert(ck.params, Device::cpu, dtype), metadata, max_shard_bytes);
 }
 
 }  // namespace hsa
