@@ -186,3 +186,30 @@ TEST(Cli, RulerKeepsEverySampleWhenTheDiskFillsAndResumesWithoutRedoingThem) {
   nlohmann::json report = nlohmann::json::parse(read_text(d / "out/ruler.json"));
   EXPECT_EQ(report["records"].size(), 6u);
 }
+
+TEST(Cli, ExportWritesShardsUnderTheLimitThatInfoAndGenerateLoad) {
+  Dir d("export_shards");
+  CliRun r = hsa_cli("export -m " + kModel + " -o " + (d / "sharded") + " --dtype bf16 --max-shard-mb 1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(d / "sharded/model.safetensors.index.json"));
+  EXPECT_TRUE(fs::exists(d / "sharded/model-00001-of-00004.safetensors")) << r.output;
+  EXPECT_FALSE(fs::exists(d / "sharded/model.safetensors"));
+  for (const auto& entry : fs::directory_iterator(d / "sharded"))
+    EXPECT_LE(fs::file_size(entry.path()), 1u << 20) << entry.path();
+  r = hsa_cli("info -m " + (d / "sharded"));
+  EXPECT_EQ(r.code, 0) << r.output;
+  CliRun whole = hsa_cli("export -m " + kModel + " -o " + (d / "whole") + " --dtype bf16");
+  ASSERT_EQ(whole.code, 0) << whole.output;
+  whole = hsa_cli("generate -m " + (d / "whole") + " -p hello -n 8 -q");
+  r = hsa_cli("generate -m " + (d / "sharded") + " -p hello -n 8 -q");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.substr(0, r.output.find('\n')), whole.output.substr(0, whole.output.find('\n')));  // the text
+  // A missing shard is a runtime failure naming it.
+  fs::remove(d / "sharded/model-00002-of-00004.safetensors");
+  r = hsa_cli("info -m " + (d / "sharded"));
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "model-00002-of-00004.safetensors")) << r.output;
+  r = hsa_cli("export -m " + kModel + " -o " + (d / "bad") + " --max-shard-mb 0");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(has(r.output, "--max-shard-mb")) << r.output;
+}
