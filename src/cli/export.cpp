@@ -1,7 +1,8 @@
 // `hsa export`: a checkpoint rewritten in another dtype, e.g. bf16 weights for shipping a model at half the size.
-//   hsa export -m runs/small/published -o models/passkey-small --dtype bf16
+//   hsa export -m runs/small/published -o models/passkey-small --dtype bf16 --max-shard-mb 16
 #include "cli/command.h"
 #include "model/checkpoint.h"
+#include "model/sharded_safetensors.h"
 
 #include <fmt/format.h>
 
@@ -17,6 +18,7 @@ struct ExportOptions {
   std::string out;
   std::string dtype = "bf16";
   bool force = false;
+  int64_t max_shard_mb = 0;  // 0: one model.safetensors
 };
 
 // An existing --out is replaced only with --force, and only when it is a checkpoint (config.json): --force must
@@ -40,7 +42,7 @@ void run_export(const ExportOptions& o) {
   const fs::path out(o.out), staged = out.string() + ".export.tmp", old = out.string() + ".export.old";
   fs::remove_all(staged);
   try {
-    export_checkpoint(o.model, staged.string(), parse_dtype(o.dtype));
+    export_checkpoint(o.model, staged.string(), parse_dtype(o.dtype), static_cast<uint64_t>(o.max_shard_mb) << 20);
   } catch (...) {
     std::error_code ignored;
     fs::remove_all(staged, ignored);
@@ -62,15 +64,19 @@ Command reg("export", "rewrite a checkpoint with its weights in another dtype (b
               app.add_option("-m,--model", opts->model, "checkpoint directory to read")
                   ->required()
                   ->check(CLI::ExistingDirectory);
-              app.add_option("-o,--out", opts->out, "checkpoint directory to write (config.json + model.safetensors)")
+              app.add_option("-o,--out", opts->out, "checkpoint directory to write (config.json + model.safetensors or its shards)")
                   ->required();
               app.add_option("--dtype", opts->dtype, "dtype of the written weights: bf16 | f32")
                   ->check(CLI::IsMember({"f32", "bf16"}))
                   ->capture_default_str();
+              app.add_option("--max-shard-mb", opts->max_shard_mb,
+                             "write the weights as shards of at most this many MiB plus model.safetensors.index.json "
+                             "(default: one model.safetensors)")
+                  ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
               app.add_flag("--force", opts->force, "replace --out when it is an existing checkpoint directory");
               return [opts] {
                 run_export(*opts);
-                const auto bytes = std::filesystem::file_size(std::filesystem::path(opts->out) / "model.safetensors");
+                const auto bytes = model_weights_bytes(opts->out);
                 fmt::print("wrote {} ({} weights, {:.1f} MB)\n", opts->out, opts->dtype, bytes / 1e6);
                 return 0;
               };

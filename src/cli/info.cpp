@@ -111,7 +111,7 @@ Command reg("info", "print a model's layers, parameter counts and state bytes pe
               auto* config = app.add_option("-c,--config", opts->config, "model config JSON file")
                                  ->check(CLI::ExistingFile);
               auto* model = app.add_option("-m,--model", opts->model, "checkpoint directory (config.json + "
-                                                                      "model.safetensors)")
+                                                                      "model.safetensors or its shards)")
                                 ->check(CLI::ExistingDirectory);
               config->excludes(model);
               model->excludes(config);

@@ -2,6 +2,7 @@
 
 #include "model/param_spec.h"
 #include "model/safetensors.h"
+#include "model/sharded_safetensors.h"
 #include "model/tensor_map.h"
 
 #include "util/file_util.h"
@@ -29,7 +30,8 @@ std::string tokenizer_file_in(const std::string& dir, const ModelConfig& config)
 }
 
 void save_checkpoint(const std::string& dir, const ModelConfig& config, const std::map<std::string, Tensor>& params,
-                     const std::map<std::string, std::string>& metadata, const std::string& tokenizer_file) {
+                     const std::map<std::string, std::string>& metadata, const std::string& tokenizer_file,
+                     uint64_t max_shard_bytes) {
   const std::string tokenizer_target = tokenizer_file_in(dir, config);
   HSA_CHECK(tokenizer_target.empty() || (!tokenizer_file.empty() && fs::is_regular_file(tokenizer_file)),
             "save_checkpoint {}: the config names tokenizer '{}' but its file {} is not there to copy", dir,
@@ -43,7 +45,7 @@ void save_checkpoint(const std::string& dir, const ModelConfig& config, const st
   fs::create_directories(dir, ec);
   if (ec) fail("save_checkpoint: cannot create directory '{}': {}", dir, ec.message());
   // Tensors first, config last: a directory with a config.json has its weights complete.
-  save_safetensors((fs::path(dir) / "model.safetensors").string(), params, metadata);
+  save_model_weights(dir, params, metadata, max_shard_bytes);
   std::error_code same;
   if (!tokenizer_target.empty() && !(fs::exists(tokenizer_target) && fs::equivalent(tokenizer_file, tokenizer_target, same)))
     write_file_atomic(tokenizer_target, read_file(tokenizer_file));
@@ -54,8 +56,8 @@ Checkpoint load_checkpoint(const std::string& dir) {
   HSA_CHECK(fs::is_directory(dir), "load_checkpoint: '{}' is not a directory", dir);
   Checkpoint ckpt;
   ckpt.config = ModelConfig::from_file((fs::path(dir) / "config.json").string());
-  const std::string weights = (fs::path(dir) / "model.safetensors").string();
-  SafetensorsFile file = load_safetensors(weights);
+  const std::string weights = model_weights_path(dir);
+  SafetensorsFile file = load_model_weights(dir);
   try {
     check_tensors_match(file.tensors, model_param_specs(ckpt.config), params_dtype(file.tensors));
   } catch (const Error& e) {
@@ -66,7 +68,7 @@ Checkpoint load_checkpoint(const std::string& dir) {
   return ckpt;
 }
 
-void export_checkpoint(const std::string& from, const std::string& to, DType dtype) {
+void export_checkpoint(const std::string& from, const std::string& to, DType dtype, uint64_t max_shard_bytes) {
   HSA_CHECK(dtype == DType::f32 || dtype == DType::bf16, "export: dtype must be f32 or bf16, got {}",
             dtype_name(dtype));
   std::error_code ec;
@@ -74,7 +76,8 @@ void export_checkpoint(const std::string& from, const std::string& to, DType dty
   Checkpoint ck = load_checkpoint(from);
   auto metadata = ck.metadata;
   metadata["exported_from_dtype"] = std::string(dtype_name(params_dtype(ck.params)));
-  save_checkpoint(to, ck.config, convert(ck.params, Device::cpu, dtype), metadata, tokenizer_file_in(from, ck.config));
+  save_checkpoint(to, ck.config, convert(ck.params, Device::cpu, dtype), metadata, tokenizer_file_in(from, ck.config),
+                  max_shard_bytes);
 }
 
 }  // namespace hsa

@@ -44,34 +44,64 @@ bool parse_st_dtype(const std::string& name, DType* out) {
 
 }  // namespace
 
-void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
-  // Widest dtype first: with an 8-aligned data start, every tensor then starts aligned for its dtype.
-  std::vector<std::pair<std::string, Tensor>> order;
-  for (const auto& [name, t] : tensors) {
-    HSA_CHECK(t.defined(), "save_safetensors {}: tensor '{}' is undefined", path, name);
-    HSA_CHECK(name != "__metadata__", "save_safetensors {}: '__metadata__' is reserved", path);
-    order.emplace_back(name, t.to(Device::cpu).contiguous());
-  }
+namespace {
+
+// Widest dtype first: with an 8-aligned data start, every tensor then starts aligned for its dtype.
+template <class Entries>
+void sort_widest_first(Entries& order) {
   std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
     return dtype_size(a.second.dtype()) > dtype_size(b.second.dtype());
   });
+}
 
+// The JSON header of tensors laid out in `order`, padded so the data starts 8-aligned; `data_bytes` gets the
+// data section's size. Only names, dtypes and shapes are read, so it also sizes a file before writing it.
+template <class Entries>
+std::string header_text(const std::string& path, const Entries& order,
+                        const std::map<std::string, std::string>& metadata, uint64_t* data_bytes) {
   nlohmann::json header = nlohmann::json::object();
   uint64_t offset = 0;
   for (const auto& [name, t] : order) {
+    HSA_CHECK(t.defined(), "save_safetensors {}: tensor '{}' is undefined", path, name);
+    HSA_CHECK(name != "__metadata__", "save_safetensors {}: '__metadata__' is reserved", path);
     header[name] = {{"dtype", st_dtype(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.nbytes()}}};
     offset += t.nbytes();
   }
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::string header_text = header.dump();
-  header_text.append((8 - (8 + header_text.size()) % 8) % 8, ' ');
+  std::string text = header.dump();
+  text.append((8 - (8 + text.size()) % 8) % 8, ' ');
+  *data_bytes = offset;
+  return text;
+}
+
+}  // namespace
+
+uint64_t safetensors_file_bytes(const std::map<std::string, Tensor>& tensors,
+                                const std::map<std::string, std::string>& metadata) {
+  std::vector<std::pair<std::string, Tensor>> order;  // Tensor copies share storage
+  for (const auto& [name, t] : tensors) order.emplace_back(name, t);
+  sort_widest_first(order);
+  uint64_t data_bytes = 0;
+  const std::string header = header_text("(sizing)", order, metadata, &data_bytes);
+  return 8 + header.size() + data_bytes;
+}
+
+void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  std::vector<std::pair<std::string, Tensor>> order;
+  for (const auto& [name, t] : tensors) {
+    HSA_CHECK(t.defined(), "save_safetensors {}: tensor '{}' is undefined", path, name);
+    order.emplace_back(name, t.to(Device::cpu).contiguous());
+  }
+  sort_widest_first(order);
+  uint64_t data_bytes = 0;
+  const std::string header = header_text(path, order, metadata, &data_bytes);
 
   std::string bytes;
-  bytes.reserve(8 + header_text.size() + offset);
-  const uint64_t n = header_text.size();
+  bytes.reserve(8 + header.size() + data_bytes);
+  const uint64_t n = header.size();
   for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
-  bytes += header_text;
+  bytes += header;
   for (const auto& [name, t] : order) bytes.append(static_cast<const char*>(t.raw_data()), t.nbytes());
   write_file_atomic(path, bytes);
 }

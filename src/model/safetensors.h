@@ -7,6 +7,7 @@
 
 #include <hsa/tensor.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -17,6 +18,10 @@ namespace hsa {
 // padded to 8 bytes and the data laid out widest dtype first, so every tensor of a file we write is aligned.
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
+
+// The exact size of the file save_safetensors would write (for packing shards under a size limit).
+uint64_t safetensors_file_bytes(const std::map<std::string, Tensor>& tensors,
+                                const std::map<std::string, std::string>& metadata = {});
 
 struct SafetensorsFile {
   std::map<std::string, Tensor> tensors;  // CPU views of a private (copy-on-write) mapping of the file

@@ -186,3 +186,33 @@ TEST(Cli, RulerKeepsEverySampleWhenTheDiskFillsAndResumesWithoutRedoingThem) {
   nlohmann::json report = nlohmann::json::parse(read_text(d / "out/ruler.json"));
   EXPECT_EQ(report["records"].size(), 6u);
 }
+
+TEST(Cli, ExportWritesShardsUnderTheLimitThatInfoAndGenerateLoad) {
+  Dir d("export_shards");
+  CliRun r = hsa_cli("export -m " + kModel + " -o " + (d / "sharded") + " --dtype bf16 --max-shard-mb 1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(d / "sharded/model.safetensors.index.json"));
+  EXPECT_FALSE(fs::exists(d / "sharded/model.safetensors"));
+  std::string second_shard;  // model-00002-of-0000N.safetensors
+  for (const auto& entry : fs::directory_iterator(d / "sharded")) {
+    EXPECT_LE(fs::file_size(entry.path()), 1u << 20) << entry.path();
+    if (entry.path().filename().string().rfind("model-00002-of-", 0) == 0) second_shard = entry.path().filename();
+  }
+  ASSERT_FALSE(second_shard.empty()) << "the shipped model should need several 1 MiB shards";
+  r = hsa_cli("info -m " + (d / "sharded"));
+  EXPECT_EQ(r.code, 0) << r.output;
+  CliRun whole = hsa_cli("export -m " + kModel + " -o " + (d / "whole") + " --dtype bf16");
+  ASSERT_EQ(whole.code, 0) << whole.output;
+  whole = hsa_cli("generate -m " + (d / "whole") + " -p hello -n 8 -q");
+  r = hsa_cli("generate -m " + (d / "sharded") + " -p hello -n 8 -q");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.substr(0, r.output.find('\n')), whole.output.substr(0, whole.output.find('\n')));  // the text
+  // A missing shard is a runtime failure naming it.
+  fs::remove(d / ("sharded/" + second_shard));
+  r = hsa_cli("info -m " + (d / "sharded"));
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, second_shard)) << r.output;
+  r = hsa_cli("export -m " + kModel + " -o " + (d / "bad") + " --max-shard-mb 0");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(has(r.output, "--max-shard-mb")) << r.output;
+}

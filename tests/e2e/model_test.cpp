@@ -138,6 +138,36 @@ TEST(Model, SaveLoadWithChunkEncoderGivesIdenticalLogits) {
   std::vector<int32_t> ids = random_tokens(45, 6, static_cast<int32_t>(config.vocab_size));
   EXPECT_EQ(full_logits(model, ids).to_vector(), full_logits(loaded, ids).to_vector());
   std::filesystem::remove_all(dir);
+
+// The shipped model exported in 1 MiB shards is the unsharded export, bit for bit and logit for logit.
+TEST(Model, ShardedExportGivesIdenticalTensorsAndLogits) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "hsa_model_sharded";
+  fs::remove_all(dir);
+  const std::string whole = (dir / "whole").string(), sharded = (dir / "sharded").string();
+  export_checkpoint(repo_path("models/passkey-tiny"), whole, DType::bf16);
+  export_checkpoint(repo_path("models/passkey-tiny"), sharded, DType::bf16, 1 << 20);
+  ASSERT_TRUE(fs::exists(dir / "sharded" / "model.safetensors.index.json"));
+  ASSERT_FALSE(fs::exists(dir / "sharded" / "model.safetensors"));
+  size_t shards = 0;
+  for (const auto& entry : fs::directory_iterator(dir / "sharded"))
+    if (entry.path().extension() == ".safetensors") {
+      ++shards;
+      EXPECT_LE(fs::file_size(entry.path()), 1u << 20) << entry.path();
+    }
+  EXPECT_GT(shards, 1u);
+
+  Checkpoint a = load_checkpoint(whole), b = load_checkpoint(sharded);
+  ASSERT_EQ(a.params.size(), b.params.size());
+  for (const auto& [name, t] : a.params) {
+    const Tensor& got = b.params.at(name);
+    ASSERT_EQ(got.shape(), t.shape()) << name;
+    EXPECT_EQ(got.to_vector(), t.to_vector()) << name;
+  }
+  Model ma(a.config, a.params), mb(b.config, b.params);
+  std::vector<int32_t> ids = random_tokens(70, 9, static_cast<int32_t>(a.config.vocab_size));
+  EXPECT_EQ(full_logits(ma, ids).to_vector(), full_logits(mb, ids).to_vector());
+  fs::remove_all(dir);
 }
 
 TEST(Model, EmptyInputIsAnError) {
