@@ -147,7 +147,7 @@ void Engine::run(Slot& slot, Job& job) {
   Tensor logits;
   try {
     int64_t n = result.prompt_tokens;
-    CacheMatch match = cache_.find(req.prompt);
+    CacheMatch match = req.use_cache ? cache_.find(req.prompt) : CacheMatch{};
     if (match.state) {
       lock_compute();
       logits = session.restore(*match.state, match.position);

@@ -37,6 +37,7 @@ struct GenerationRequest {
   SamplingOptions sampling;
   uint64_t seed = 0;
   std::vector<std::string> stop;  // generation ends before the first occurrence of any
+  bool use_cache = true;          // false: prefill the whole prompt (its state is still cached afterwards)
 };
 
 struct GenerationResult {

@@ -133,6 +133,7 @@ ParsedRequest parse_generation_request(const std::string& text, bool chat, const
   if (const json* v = field(body, "n", json::value_t::number_integer, "an integer"))
     if (v->get<int64_t>() != 1) bad("n", "only n = 1 is supported");
   if (const json* v = field(body, "stream", json::value_t::boolean, "a boolean")) r.stream = v->get<bool>();
+  if (const json* v = field(body, "cache_prompt", json::value_t::boolean, "a boolean")) g.use_cache = v->get<bool>();
   auto stop = body.find("stop");
   if (stop != body.end() && !stop->is_null()) {
     if (stop->is_string()) {
