@@ -170,6 +170,9 @@ void handle_generation(Server& s, const httplib::Request& req, httplib::Response
   if (!job) return refuse();
   auto keepalive = std::chrono::duration<double>(s.o.keepalive_s);
   res.set_header("Cache-Control", "no-cache");
+  // One stream per connection: node-fetch (under the openai client) reports a kept-alive chunked stream as a
+  // premature close.
+  res.set_header("Connection", "close");
   res.set_chunked_content_provider(
       "text/event-stream",
       [events, job, keepalive](size_t, httplib::DataSink& sink) {
@@ -272,6 +275,7 @@ int run_serve(const ServeOptions& o) {
   size_t threads = static_cast<size_t>(o.parallel + o.queue + 8);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   svr.set_payload_max_length(o.max_body_bytes);
+  svr.set_keep_alive_max_count(1000);  // clients (the openai one) reuse connections for many requests
   svr.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
     if (req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
     if (!s.api_key.empty() && req.get_header_value("Authorization") != "Bearer " + s.api_key) {
