@@ -4,6 +4,10 @@
 
 #include <algorithm>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 namespace hsa {
 
 size_t complete_utf8_prefix(const std::string& text) {
@@ -115,6 +119,11 @@ void Engine::slot_loop(Slot& slot) {
       running_.erase(std::find(running_.begin(), running_.end(), job));
       --busy_;
     }
+    job.reset();
+#ifdef __GLIBC__
+    // Idle: hand the freed activation and state memory back to the system, so a load peak does not stay resident.
+    if (busy_ == 0 && queue_length() == 0) malloc_trim(0);
+#endif
   }
 }
 
