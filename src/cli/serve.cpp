@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <future>
 #include <pthread.h>
+#include <sys/socket.h>
 #endif
 
 namespace {
@@ -275,7 +276,14 @@ int run_serve(const ServeOptions& o) {
   size_t threads = static_cast<size_t>(o.parallel + o.queue + 8);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   svr.set_payload_max_length(o.max_body_bytes);
-  svr.set_keep_alive_max_count(1000);  // clients (the openai one) reuse connections for many requests
+  svr.set_keep_alive_max_count(1000);
+  // httplib listens with a backlog of 5: bursts of connections beyond it get reset. Keep the listening socket to
+  // listen again with a deeper backlog once bound.
+  int listen_fd = -1;
+  svr.set_socket_options([&listen_fd](int sock) {
+    httplib::default_socket_options(sock);
+    listen_fd = sock;
+  });  // clients (the openai one) reuse connections for many requests
   svr.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
     if (req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
     if (!s.api_key.empty() && req.get_header_value("Authorization") != "Bearer " + s.api_key) {
@@ -345,6 +353,7 @@ int run_serve(const ServeOptions& o) {
     HSA_CHECK(svr.bind_to_port(o.host, port), "serve: cannot listen on {}:{} (in use, or not an address here)",
               o.host, port);
   }
+  if (listen_fd >= 0) ::listen(listen_fd, 1024);
   fmt::print(stderr, "hsa serve: listening on http://{}:{} (loading {})\n", o.host, port, o.model);
   std::thread listener([&svr] { svr.listen_after_bind(); });
 

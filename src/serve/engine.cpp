@@ -33,6 +33,22 @@ Engine::Engine(const Model& model, const Tokenizer& tokenizer, ModelFingerprint 
             "serve: --segment {} does not divide --snapshot-interval {}", options.segment, options.snapshot_interval);
   for (int i = 0; i < options.parallel; ++i) slots_.push_back(std::make_unique<Slot>());
   for (auto& slot : slots_) slot->thread = std::thread([this, s = slot.get()] { slot_loop(*s); });
+  janitor_ = std::thread([this] { janitor_loop(); });
+}
+
+void Engine::janitor_loop() {
+  std::unique_lock lock(queue_mutex_);
+  while (!stopping_) {
+    janitor_cv_.wait_for(lock, std::chrono::seconds(1));
+    if (busy_ == 0 && queue_.empty() && finished_since_trim_ > 0) {
+      finished_since_trim_ = 0;
+#ifdef __GLIBC__
+      // Idle: hand freed activations, states and response buffers back to the system, so that a load peak does
+      // not stay resident.
+      malloc_trim(0);
+#endif
+    }
+  }
 }
 
 Engine::~Engine() { shutdown(0); }
@@ -71,6 +87,7 @@ void Engine::shutdown(double grace_s) {
     dropped.swap(queue_);
   }
   queue_cv_.notify_all();
+  janitor_cv_.notify_all();
   for (auto& job : dropped) {
     GenerationResult r;
     r.finish_reason = "shutdown";
@@ -85,6 +102,7 @@ void Engine::shutdown(double grace_s) {
   }
   for (auto& slot : slots_)
     if (slot->thread.joinable()) slot->thread.join();
+  if (janitor_.joinable()) janitor_.join();
 }
 
 void Engine::lock_compute() {
@@ -118,12 +136,8 @@ void Engine::slot_loop(Slot& slot) {
       std::lock_guard lock(queue_mutex_);
       running_.erase(std::find(running_.begin(), running_.end(), job));
       --busy_;
+      ++finished_since_trim_;
     }
-    job.reset();
-#ifdef __GLIBC__
-    // Idle: hand the freed activation and state memory back to the system, so a load peak does not stay resident.
-    if (busy_ == 0 && queue_length() == 0) malloc_trim(0);
-#endif
   }
 }
 

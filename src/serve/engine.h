@@ -103,6 +103,7 @@ class Engine {
     std::shared_ptr<const SavedState> last;
   };
   void slot_loop(Slot& slot);
+  void janitor_loop();  // returns memory to the system when idle
   void run(Slot& slot, Job& job);
   // Fair (first come, first served) lock around model calls.
   void lock_compute();
@@ -120,6 +121,9 @@ class Engine {
   std::deque<std::shared_ptr<Job>> queue_;
   std::vector<std::shared_ptr<Job>> running_;
   bool stopping_ = false;
+  int64_t finished_since_trim_ = 0;  // guarded by queue_mutex_
+  std::thread janitor_;
+  std::condition_variable janitor_cv_;  // its own: a notify meant for a slot must never wake it instead
   std::atomic<int> busy_{0};
   std::mutex compute_mutex_;
   std::condition_variable compute_cv_;
