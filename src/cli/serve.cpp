@@ -22,6 +22,9 @@
 #include <filesystem>
 #include <future>
 #include <pthread.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sys/socket.h>
 #endif
 
@@ -265,6 +268,13 @@ int run_serve(const ServeOptions& o) {
   if (!o.slot_save_path.empty())
     HSA_CHECK(std::filesystem::is_directory(o.slot_save_path), "serve: --slot-save-path {} is not a directory",
               o.slot_save_path);
+#ifdef __GLIBC__
+  // Blocks of 32 KiB and more (tensors) get their own mappings, returned to the system when freed. (glibc otherwise raises
+  // this threshold after the first large free, and long-lived cached states then pin the heap's pages between
+  // them: the resident size would creep up with the number of requests served.)
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024);
+  mallopt(M_ARENA_MAX, 2);  // many connection threads: few arenas, less memory held between them
+#endif
   // Signals go to one thread that waits for them (blocked here, before any thread starts, so all inherit it).
   sigset_t signals;
   sigemptyset(&signals);
