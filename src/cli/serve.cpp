@@ -258,6 +258,11 @@ httplib::Server::Handler guarded(Server& s, std::function<void(const httplib::Re
 }
 
 int run_serve(const ServeOptions& o) {
+  if (o.snapshot_interval % o.segment != 0) {
+    std::fprintf(stderr, "hsa: serve: --segment %lld must divide --snapshot-interval %lld\n",
+                 static_cast<long long>(o.segment), static_cast<long long>(o.snapshot_interval));
+    return 2;
+  }
   Server s{o};
   s.api_key = o.api_key;
   if (!o.api_key_file.empty()) {
