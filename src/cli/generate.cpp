@@ -5,6 +5,7 @@
 #include "model/placement.h"
 #include "infer/sampler.h"
 #include "infer/session.h"
+#include "infer/state_file.h"
 #include "model/checkpoint.h"
 #include "model/param_spec.h"
 #include "tensor/device_memory.h"
@@ -28,6 +29,7 @@ struct GenerateOptions {
   bool stop_at_newline = false;
   bool quiet = false;
   std::string device = "cpu", dtype;
+  std::string save_state, load_state;  // state files (infer/state_file.h)
 };
 
 // ARCHITECTURE §5: say what the run will hold before it starts, and refuse a context that cannot fit.
@@ -66,10 +68,22 @@ int run_generate(const GenerateOptions& o) {
   hsa::Model model = hsa::place_model(ck, place);
   hsa::Session session(model);
   auto t0 = std::chrono::steady_clock::now();
-  hsa::Progress progress("prefill", static_cast<int64_t>(ids.size()), "tok", 1.0);
-  hsa::Tensor logits = session.prefill(ids, o.segment, [&](int64_t done, int64_t) {
-    if (!o.quiet) progress.update(done);
-  });
+  hsa::Tensor logits;
+  std::span<const int32_t> todo(ids);
+  hsa::ModelFingerprint fingerprint;
+  if (!o.save_state.empty() || !o.load_state.empty()) fingerprint = hsa::model_fingerprint(ck, tok.name());
+  if (!o.load_state.empty()) {  // the prompt continues the saved one: feed only what follows it
+    hsa::SavedState saved = hsa::load_state_file(o.load_state, fingerprint, model);
+    logits = session.restore(saved, static_cast<int64_t>(saved.tokens.size()));
+    if (!o.quiet) fmt::print(stderr, "loaded state of {} tokens from {}\n", saved.tokens.size(), o.load_state);
+    todo = todo.subspan(std::min(todo.size(), size_t(1)));  // its own <bos> is already in the state
+  }
+  hsa::Progress progress("prefill", static_cast<int64_t>(todo.size()), "tok", 1.0);
+  if (!todo.empty())
+    logits = session.prefill(todo, o.segment, [&](int64_t done, int64_t) {
+      if (!o.quiet) progress.update(done);
+    });
+  if (!o.save_state.empty()) hsa::save_state_file(o.save_state, session.save(logits), fingerprint);
   double prefill_s = hsa::seconds_since(t0);
   hsa::Rng rng(o.seed);
   hsa::SamplingOptions sampling{o.temperature, o.top_p};
@@ -116,6 +130,10 @@ hsa::cli::Command generate_command("generate", "generate text from a trained mod
       ->capture_default_str();
   app.add_option("--seed", o->seed, "sampling seed")->check(hsa::cli::non_negative_number())->capture_default_str();
   app.add_flag("--stop-at-newline", o->stop_at_newline, "stop after the first generated newline");
+  app.add_option("--save-state", o->save_state, "save the state after the prompt to this file");
+  app.add_option("--load-state", o->load_state,
+                 "start from a saved state; the prompt is the text that follows the saved one")
+      ->check(CLI::ExistingFile);
   hsa::cli::add_placement_options(app, o->device, o->dtype);
   app.add_flag("-q,--quiet", o->quiet, "no progress output");
   return [o] { return run_generate(*o); };

@@ -7,6 +7,7 @@
 #include "ops/rmsnorm.h"
 #include "ops/shape_ops.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace hsa {
@@ -20,9 +21,8 @@ size_t ChunkMemory::bytes() const {
 }
 
 namespace {
-// Grows `buffer` (axis 1 = chunks) to hold at least `needed` chunks, keeping the first `used`.
-void reserve_chunks(Tensor& buffer, const Tensor& like, int64_t used, int64_t needed) {
-  if (buffer.defined() && buffer.dim(1) >= needed) return;
+// A buffer like `like` (axis 1 = chunks) with room for `needed` chunks holding the first `used` of `buffer`.
+Tensor regrow(const Tensor& buffer, const Tensor& like, int64_t used, int64_t needed) {
   Shape shape = like.shape();
   shape[1] = std::max<int64_t>(needed, buffer.defined() ? 2 * buffer.dim(1) : needed);
   Tensor grown = Tensor::empty(shape, like.dtype(), like.device());
@@ -30,22 +30,45 @@ void reserve_chunks(Tensor& buffer, const Tensor& like, int64_t used, int64_t ne
     Tensor dst = grown.slice(1, 0, used);
     dst.copy_from(buffer.slice(1, 0, used));
   }
-  buffer = grown;
+  return grown;
 }
 }  // namespace
 
 void ChunkMemory::append(const Tensor& k, const Tensor& v, const Tensor& lmk) {
   int64_t n = k.dim(1);
   if (n == 0) return;
-  reserve_chunks(k_, k, chunks_, chunks_ + n);
-  reserve_chunks(v_, v, chunks_, chunks_ + n);
-  reserve_chunks(lmk_, lmk, chunks_, chunks_ + n);
+  // Claim the tail [chunks_, chunks_ + n) of the shared buffers; another copy may have written there already.
+  int64_t expected = chunks_;
+  bool fits = k_.defined() && k_.dim(1) >= chunks_ + n;
+  bool owned = fits && written_ && written_->compare_exchange_strong(expected, chunks_ + n);
+  if (!owned) {
+    k_ = regrow(k_, k, chunks_, chunks_ + n);
+    v_ = regrow(v_, v, chunks_, chunks_ + n);
+    lmk_ = regrow(lmk_, lmk, chunks_, chunks_ + n);
+    written_ = std::make_shared<std::atomic<int64_t>>(chunks_ + n);
+  }
   Tensor dk = k_.slice(1, chunks_, chunks_ + n), dv = v_.slice(1, chunks_, chunks_ + n),
          dl = lmk_.slice(1, chunks_, chunks_ + n);
   dk.copy_from(k);
   dv.copy_from(v);
   dl.copy_from(lmk);
   chunks_ += n;
+}
+
+void ChunkMemory::truncate(int64_t chunks) {
+  HSA_CHECK(chunks >= 0 && chunks <= chunks_, "ChunkMemory::truncate: cannot keep {} of {} chunks", chunks, chunks_);
+  chunks_ = chunks;
+}
+
+ChunkMemory ChunkMemory::adopt(Tensor mem_k, Tensor mem_v, Tensor landmarks) {
+  ChunkMemory m;
+  m.chunks_ = mem_k.dim(1);
+  HSA_CHECK(mem_v.dim(1) == m.chunks_ && landmarks.dim(1) == m.chunks_,
+            "ChunkMemory::adopt: keys hold {} chunks, values {}, landmarks {}", m.chunks_, mem_v.dim(1),
+            landmarks.dim(1));
+  m.k_ = std::move(mem_k), m.v_ = std::move(mem_v), m.lmk_ = std::move(landmarks);
+  m.written_ = std::make_shared<std::atomic<int64_t>>(m.chunks_);
+  return m;
 }
 
 void MemoryGrads::add(const Tensor& dk, const Tensor& dv, const Tensor& dl) {

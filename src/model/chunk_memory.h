@@ -2,9 +2,17 @@
 // Built once from the hidden state after the lower layers and read by every HSA layer above.
 // Append-only: a chunk is written once, when its last token has been seen. Storage grows by doubling, so
 // decoding appends in amortised O(1) and views stay contiguous (B = 1 when decoding).
+//
+// Copies are cheap and independent: a copy shares the buffers (the chunks already written never change), and
+// an append writes in place only when no other copy has written past this copy's end (copy-on-append), else it
+// moves this copy's chunks to a new buffer first. So a state can be kept, copied and cut back (truncate) to
+// resume from a prefix without copying the chunk memory (docs/serve.md).
 #pragma once
 #include "model/chunk_encoder.h"
 #include "model/layer_context.h"
+
+#include <atomic>
+#include <memory>
 
 namespace hsa {
 
@@ -16,11 +24,17 @@ class ChunkMemory {
   Tensor mem_v() const;
   Tensor landmarks() const;
   void append(const Tensor& mem_k, const Tensor& mem_v, const Tensor& landmarks);
-  size_t bytes() const;
+  // Keeps the first `chunks` chunks (at most num_chunks()); the buffers stay shared with other copies.
+  void truncate(int64_t chunks);
+  // A memory over existing buffers holding exactly their chunks (axis 1), e.g. views of a loaded state file.
+  static ChunkMemory adopt(Tensor mem_k, Tensor mem_v, Tensor landmarks);
+  size_t bytes() const;  // the buffers' capacity
 
  private:
   Tensor k_, v_, lmk_;  // capacity buffers
   int64_t chunks_ = 0;
+  // Chunks written into these buffers by any copy: an append at chunks_ owns the tail only when it equals this.
+  std::shared_ptr<std::atomic<int64_t>> written_;
 };
 
 // Tokens of the current, incomplete chunk: their normalised hidden states and keys/values wait here until the
