@@ -6,7 +6,7 @@
 //   mma     bf16: per block 128 query rows of one head, scores on the tensor cores (mma.sync) against tiles of 64
 //           landmarks streamed through shared memory (cp.async, double-buffered), a running top-K per row in the
 //           stream (retrieval_mma.cu).
-//   split   at most kRetrievalSplitMaxRows query rows (decode, short prefill steps): blocks of 256 chunks each keep
+//   split   at most kRetrievalSplitMaxRows query rows (decode, short prefill steps): blocks of 128 chunks each keep
 //           their rows' top-K, then one warp per row merges them (retrieval_split.cu).
 //   scalar  the first kernel: one thread per query row, f32 CUDA-core scores, 64-landmark tiles (the f32 path).
 // Backward: per row the score gradients and dqr; dlandmarks through the chunk-major grouping (stable sort by chunk):
