@@ -313,13 +313,13 @@ TEST_F(RetrievalParity, OneMillionTokensSmoke) {
   auto check_row = [&](int64_t t, const double* ri, const double* rs, const double* rw) {
     SCOPED_TRACE(::testing::Message() << "row " << t);
     const int64_t visible = std::min(t / S, C), n = std::min(visible, K);
-    std::vector<double> score(size_t(visible));
+    std::vector<double> score(static_cast<size_t>(visible));
     for (int64_t c = 0; c < visible; ++c) {
       double dot = 0;
       for (int64_t x = 0; x < dr; ++x) dot += double(float(q_host[size_t(t * dr + x)])) * double(float(l_host[size_t(c * dr + x)]));
       score[size_t(c)] = dot * scale;
     }
-    std::vector<bool> chosen(size_t(visible), false);
+    std::vector<bool> chosen(static_cast<size_t>(visible), false);
     double kth = INFINITY, wsum = 0;
     for (int64_t i = 0; i < K; ++i) {
       const int64_t c = int64_t(ri[i]);
