@@ -5,7 +5,8 @@
 // Forward, three kernels (none builds an L x C matrix; RetrievalKernel picks):
 //   mma     bf16: per block 128 query rows of one head, scores on the tensor cores (mma.sync) against tiles of 64
 //           landmarks streamed through shared memory (cp.async, double-buffered), a running top-K per row in the
-//           stream (retrieval_mma.cu).
+//           stream (retrieval_mma.cu). With fewer row tiles than two per SM and >= 1024 visible chunks (a prefill
+//           segment against a long memory) the chunks are split over blocks too and the partial lists merged.
 //   split   at most kRetrievalSplitMaxRows query rows (decode, short prefill steps): blocks of 128 chunks each keep
 //           their rows' top-K, then one warp per row merges them (retrieval_split.cu).
 //   scalar  the first kernel: one thread per query row, f32 CUDA-core scores, 64-landmark tiles (the f32 path).

@@ -71,12 +71,15 @@ __device__ __forceinline__ void offer(float s, int32_t c, float* ls, int32_t* lc
   if (cnt + 1 >= K) gate = fmaxf(gate, ls[(K - 1) * kThreads]);
 }
 
-// grid: row tiles * B * H blocks, the tiles of the most rows (which see the most chunks) first.
+// grid: row tiles * B * H * splits blocks, the tiles of the most rows (which see the most chunks) first. With
+// splits > 1 block (tile, b, h, split) takes the chunks [split * split_chunks, + split_chunks) and writes its rows'
+// best K to the partial lists part_s, part_c (retrieval_select.cuh: retrieval_merge_partials merges them).
 template <int D>
 __global__ void __launch_bounds__(kThreads, D <= 64 ? 3 : 2)
     retrieval_mma_kernel(const bf16_t* __restrict__ qr, const bf16_t* __restrict__ lm, int32_t* __restrict__ indices,
                          float* __restrict__ weights, float* __restrict__ scores, cpu::RetrievalDims d, float scale,
-                         int64_t row_tiles, int tiles_at) {
+                         int64_t row_tiles, int tiles_at, int64_t splits, int64_t split_chunks,
+                         float* __restrict__ part_s, int32_t* __restrict__ part_c) {
   using Layout = MmaLayout<D>;
   constexpr int LD = Layout::LD, KS = D / 16;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -88,29 +91,35 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 3 : 2)
   int* lens = reinterpret_cast<int*>(smem + tiles_at - Layout::len_bytes);  // [kLaneRows][kThreads]
 
   const int tid = threadIdx.x, warp = tid / 32, gid = tid % 32 / 4, tig = tid % 4;
-  const int64_t pairs = d.batch * d.heads, bh = blockIdx.x % pairs, b = bh / d.heads, h = bh % d.heads;
-  const int64_t t0 = (row_tiles - 1 - blockIdx.x / pairs) * kRows;
+  const int64_t pairs = d.batch * d.heads, split = blockIdx.x % splits, bh = blockIdx.x / splits % pairs;
+  const int64_t b = bh / d.heads, h = bh % d.heads;
+  const int64_t t0 = (row_tiles - 1 - blockIdx.x / (splits * pairs)) * kRows;
   const int64_t rows_end = std::min(d.seq_len, t0 + kRows);  // valid rows [t0, rows_end)
-  const int64_t n_max = cpu::retrieval_visible_chunks(d.q_start + rows_end - 1, d);  // the last row sees the most
-  const int tiles = int((n_max + kTile - 1) / kTile);
+  // This block's chunks [c_begin, c_end): its split of those the last row (which sees the most) sees.
+  const int64_t c_begin = split * split_chunks;
+  const int64_t c_end = std::min(cpu::retrieval_visible_chunks(d.q_start + rows_end - 1, d), c_begin + split_chunks);
+  const int tiles = c_end > c_begin ? int((c_end - c_begin + kTile - 1) / kTile) : 0;
   const int64_t stride = d.heads * d.dim;  // between the rows of one head, in qr and in landmarks
   const bf16_t* q_base = qr + (b * d.seq_len * d.heads + h) * d.dim;    // row t at q_base + t * stride
   const bf16_t* l_base = lm + (b * d.chunks * d.heads + h) * d.dim;     // chunk c at l_base + c * stride
 
-  // This lane's rows rs = 2 m + u: block row 32 warp + 16 m + 8 u + gid. Visible chunks [0, nv) (0 past L).
+  // This lane's rows rs = 2 m + u: block row 32 warp + 16 m + 8 u + gid. Chunks it takes: [c_begin, nv) (nv is 0
+  // past L, and at most c_end).
+  auto visible = [&](int64_t t) { return int(std::min(cpu::retrieval_visible_chunks(d.q_start + t, d), c_end)); };
   int nv[kLaneRows];
   float gate[kLaneRows];
 #pragma unroll
   for (int rs = 0; rs < kLaneRows; ++rs) {
     const int64_t t = t0 + warp * 32 + 8 * rs + gid;  // 16 m + 8 u = 8 rs
-    nv[rs] = t < d.seq_len ? int(cpu::retrieval_visible_chunks(d.q_start + t, d)) : 0;
+    nv[rs] = t < d.seq_len ? visible(t) : 0;
     gate[rs] = -INFINITY;
     lens[rs * kThreads + tid] = 0;  // read by other threads only after the pipeline's barriers
   }
-  // The warp's rows all see [0, warp_lo) and some see [0, warp_hi); a warp with padding rows masks every step.
+  // The warp's rows all take [c_begin, warp_lo) and some take [c_begin, warp_hi); a warp with padding rows masks
+  // every step.
   const int64_t w0 = t0 + warp * 32, w1 = std::min(rows_end, w0 + 32);
-  const int warp_hi = w1 > w0 ? int(cpu::retrieval_visible_chunks(d.q_start + w1 - 1, d)) : 0;
-  const int warp_lo = w1 - w0 == 32 ? int(cpu::retrieval_visible_chunks(d.q_start + w0, d)) : 0;
+  const int warp_hi = w1 > w0 ? visible(w1 - 1) : 0;
+  const int warp_lo = w1 - w0 == 32 ? visible(w0) : 0;
 
   cp_async_rows<kRows, D, LD, kThreads>(
       Qs, q_base, [&](int r) -> int64_t { return t0 + r < rows_end ? (t0 + r) * stride : -1; }, int(d.dim));
@@ -122,8 +131,8 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 3 : 2)
         cp_async_rows<kTile, D, LD, kThreads>(
             Ls + buf * kTile * LD, l_base,
             [&](int r) -> int64_t {
-              const int64_t c = int64_t(n) * kTile + r;
-              return c < n_max ? c * stride : -1;
+              const int64_t c = c_begin + int64_t(n) * kTile + r;
+              return c < c_end ? c * stride : -1;
             },
             int(d.dim));
       },
@@ -134,7 +143,7 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 3 : 2)
           for (int ks = 0; ks < KS; ++ks) ldmatrix_a<LD>(qa[m][ks], smem_addr(Qs + (warp * 32 + m * 16) * LD), ks);
       },
       [&](int n, int buf) {
-        const int c0 = n * kTile;
+        const int c0 = int(c_begin) + n * kTile;
         if (c0 >= warp_hi) return;  // none of the warp's rows sees this tile
         const uint32_t tile = smem_addr(Ls + buf * kTile * LD);
 #pragma unroll 1
@@ -187,9 +196,10 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 3 : 2)
     head[q] = 0;
     len[q] = lens[rs * kThreads + lane0 + q];
   }
-  const int64_t out = ((b * d.seq_len + t) * d.heads + h) * d.topk;
-  int32_t* oc = indices + out;
-  float *os = scores + out, *ow = weights + out;
+  const int64_t row = (b * d.seq_len + t) * d.heads + h;  // of [B, L, H]
+  const bool partial = splits > 1;
+  int32_t* oc = partial ? part_c + (row * splits + split) * K : indices + row * K;
+  float* os = partial ? part_s + (row * splits + split) * K : scores + row * K;
   int n = 0;
   for (; n < K; ++n) {  // merge by the selection order
     int best = -1;
@@ -207,21 +217,42 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 3 : 2)
     for (int q = 0; q < 4; ++q) head[q] += q == best;
     oc[n] = bc, os[n] = bs;
   }
-  retrieval_finish_row(oc, os, ow, n, d.topk, d.stick_breaking);
+  if (partial)
+    for (int i = n; i < K; ++i) oc[i] = -1;
+  else
+    retrieval_finish_row(oc, os, weights + row * K, n, d.topk, d.stick_breaking);
 }
+
+// Fewer row tiles than two per SM (short prefill segments against a long memory): split the chunks too, at least
+// kMinSplitChunks per block, and merge the partial lists after.
+constexpr int64_t kMinSplitChunks = 512;
 
 template <int D>
 void launch(const bf16_t* qr, const bf16_t* lm, int32_t* indices, float* weights, float* scores,
             const cpu::RetrievalDims& d, float scale) {
   const int64_t row_tiles = ceil_div(d.seq_len, kRows), blocks = row_tiles * d.batch * d.heads;
   if (blocks == 0) return;
+  const int64_t n_all = cpu::retrieval_visible_chunks(d.q_start + d.seq_len - 1, d);  // the most any row sees
+  const int64_t want = 2 * int64_t(sm_count());
+  int64_t splits = 1, split_chunks = std::max<int64_t>(n_all, 1);
+  if (blocks < want && n_all >= 2 * kMinSplitChunks) {
+    splits = std::min(ceil_div(want, blocks), n_all / kMinSplitChunks);
+    split_chunks = ceil_div(ceil_div(n_all, splits), kTile) * kTile;  // whole tiles
+    splits = ceil_div(n_all, split_chunks);
+  }
   using Layout = MmaLayout<D>;
   const size_t smem = Layout::total(d.topk);
   check_cuda(cudaFuncSetAttribute(retrieval_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
              "cudaFuncSetAttribute");
-  retrieval_mma_kernel<D><<<unsigned(blocks), kThreads, smem, stream()>>>(qr, lm, indices, weights, scores, d, scale,
-                                                                          row_tiles, int(Layout::tiles_at(d.topk)));
+  const int64_t n_part = splits > 1 ? d.batch * d.seq_len * d.heads * splits * d.topk : 0;
+  Scratch part(size_t(std::max<int64_t>(n_part, 1)) * 8);
+  float* part_s = part.as<float>();
+  int32_t* part_c = reinterpret_cast<int32_t*>(part_s + n_part);
+  retrieval_mma_kernel<D><<<unsigned(blocks * splits), kThreads, smem, stream()>>>(
+      qr, lm, indices, weights, scores, d, scale, row_tiles, int(Layout::tiles_at(d.topk)), splits, split_chunks,
+      part_s, part_c);
   check_cuda(cudaGetLastError(), "retrieval_mma_kernel");
+  if (splits > 1) retrieval_merge_partials(part_s, part_c, splits, indices, weights, scores, d);
 }
 
 }  // namespace

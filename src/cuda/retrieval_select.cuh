@@ -75,6 +75,11 @@ size_t retrieval_mma_smem(const cpu::RetrievalDims& d);
 void retrieval_mma_forward(const __nv_bfloat16* qr, const __nv_bfloat16* landmarks, int32_t* indices,
                            float* weights, float* scores, const cpu::RetrievalDims& d, float scale);
 
+// Partial lists: part_s, part_c [B, L, H, splits, K], each the best K of one row over one range of chunks, in the
+// selection order, chunk -1 after the last. Merges every row's lists into the outputs (one warp per row).
+void retrieval_merge_partials(const float* part_s, const int32_t* part_c, int64_t splits, int32_t* indices,
+                              float* weights, float* scores, const cpu::RetrievalDims& d);
+
 // The split kernel takes at most kRetrievalSplitMaxRows query rows (cuda/retrieval.h); its shared memory.
 size_t retrieval_split_smem(const cpu::RetrievalDims& d);
 template <class T>

@@ -203,6 +203,13 @@ void retrieval_split_forward(const T* qr, const T* lm, int32_t* indices, float* 
         qr, lm, part_s, part_c, d, scale, splits, packed);
     check_cuda(cudaGetLastError(), "retrieval_split_kernel");
   }
+  retrieval_merge_partials(part_s, part_c, splits, indices, weights, scores, d);
+}
+
+void retrieval_merge_partials(const float* part_s, const int32_t* part_c, int64_t splits, int32_t* indices,
+                              float* weights, float* scores, const cpu::RetrievalDims& d) {
+  const int64_t rows = d.batch * d.seq_len * d.heads;
+  if (rows == 0) return;
   const size_t smem = size_t(kMergeWarps) * 32 * size_t(d.topk) * 8;
   check_cuda(cudaFuncSetAttribute(retrieval_merge_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
              "cudaFuncSetAttribute");

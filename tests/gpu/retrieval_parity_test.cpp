@@ -157,6 +157,9 @@ const std::vector<Case> kCases = {
     {1, 1000, 2, 128, 150, 4, 8, 0, 0, W::stick_breaking, true},
     {2, 517, 3, 64, 70, 7, 6, 30, 3, W::softmax, true},        // L, window, q_start not aligned to anything
     {1, 260, 1, 8, 200, 1, 10, 0, 0, W::softmax, false},        // dr 8 (padded to 64), S = 1
+    // mma with the chunks split too (few row tiles, >= 1024 visible chunks): partial lists merged per row
+    {1, 300, 2, 128, 2600, 8, 8, 0, 20000, W::softmax, true},
+    {2, 200, 1, 64, 3000, 8, 5, 100, 23000, W::stick_breaking, false},
     // split (L <= 16): decode rows against several 128-chunk splits, q_start, windows, t < S
     {3, 1, 2, 128, 300, 4, 8, 0, 1200, W::softmax, true},
     {1, 16, 1, 64, 500, 4, 6, 0, 1990, W::stick_breaking, false},
@@ -186,6 +189,7 @@ TEST_F(RetrievalParity, ForcedTiesMatchCpuBitForBit) {
       {1, 700, 2, 32, 300, 2, 8, 0, 0},     // mma: many tiles, scores in [-4, 4] by 1/8: hundreds of ties per row
       {2, 300, 1, 128, 90, 3, 5, 20, 7},    // window, q_start
       {1, 9, 3, 16, 400, 4, 8, 0, 1700},    // split (9 rows) and mma
+      {1, 150, 1, 32, 2000, 8, 8, 0, 15000},  // mma with its chunks split over 3 blocks per row tile
       {1, 1, 1, 8, 200, 8, 16, 0, 1600},    // decode: 8 distinct scores for 200 chunks
   };
   uint64_t state = 99;
