@@ -20,8 +20,14 @@
 //
 // Cost: the gate check is one max over a lane's 8 scores per row and step; only a step where some score passes runs
 // the insertions (a few per row after the first tiles: ~K (1 + ln(n / K)) per list over n offers in random order).
-// Shared memory: Q [128][D + 8] (later the lists, 4 K KiB) and 2 landmark tiles [64][D + 8]: 68 KiB at D = 128,
-// K = 8, three blocks per SM.
+// Shared memory: Q [128][D + 8] (later the lists, 4 K KiB), the list lengths (2 KiB) and 2 landmark tiles
+// [64][D + 8]: 70 KiB at D = 128, K = 8, where the kernel takes ~220 registers (Q fragments 64, accumulators 32;
+// capped at 168 for three blocks per SM it spilled), so two blocks per SM; D = 64: 52 KiB, three.
+//
+// Few row tiles (fewer than two blocks per SM, e.g. a 4K-token prefill segment against a 1M-token memory) would
+// leave most SMs idle while each block scans every landmark: then the chunks are split over blocks as well (at
+// least 512 per block), each block writes its rows' best K over its chunks, and retrieval_merge_partials (the
+// split path's merge, retrieval_split.cu) merges them; exact, since a row's top K lies in the union of its splits'.
 #include "cuda/mma_sync.cuh"
 #include "cuda/retrieval_select.cuh"
 
