@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
 
 namespace hsa::cuda {
 
@@ -287,6 +290,17 @@ bool split_fits(const cpu::RetrievalDims& d) {
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+bool scalar_forced() {
+  static const bool forced = [] {
+    const char* env = std::getenv("HSA_RETRIEVAL_KERNEL");
+    const std::string value = env ? env : "";
+    HSA_CHECK(value.empty() || value == "automatic" || value == "scalar",
+              "HSA_RETRIEVAL_KERNEL is '{}', expected 'automatic' or 'scalar' (or unset)", value);
+    return value == "scalar";
+  }();
+  return forced;
+}
+
 bool mma_applies(DType dtype, const void* qr, const void* landmarks, const cpu::RetrievalDims& d) {
   const size_t smem = retrieval_mma_smem(d);
   return dtype == DType::bf16 && smem > 0 && int64_t(smem) <= max_smem_optin() && aligned16(qr) &&
@@ -307,6 +321,7 @@ const char* retrieval_kernel_name(RetrievalKernel kernel) {
 
 RetrievalKernel retrieval_kernel_for(DType dtype, const void* qr, const void* landmarks,
                                      const cpu::RetrievalDims& d) {
+  if (scalar_forced()) return RetrievalKernel::scalar;
   if (split_fits(d)) return RetrievalKernel::split;
   if (mma_applies(dtype, qr, landmarks, d)) return RetrievalKernel::mma;
   return RetrievalKernel::scalar;
@@ -315,7 +330,7 @@ RetrievalKernel retrieval_kernel_for(DType dtype, const void* qr, const void* la
 void retrieval_check_supported(const char* op, DType dtype, const cpu::RetrievalDims& d) {
   HSA_CHECK(dtype == DType::f32 || dtype == DType::bf16, "{}: the cuda kernels take f32 or bf16, got {}", op,
             dtype_name(dtype));
-  if (split_fits(d)) return;  // what automatic runs for these few rows
+  if (!scalar_forced() && split_fits(d)) return;  // what automatic runs for these few rows
   // The scalar kernel is the fallback of every other shape, and its shared memory grows fastest with dr and K.
   const size_t smem = fwd_smem(make_params(d, 1));
   HSA_CHECK(int64_t(smem) <= max_smem_optin(),

@@ -33,7 +33,8 @@ void retrieval_check_supported(const char* op, DType dtype, const cpu::Retrieval
 enum class RetrievalKernel { automatic, scalar, mma, split };
 inline constexpr int64_t kRetrievalSplitMaxRows = 16;
 const char* retrieval_kernel_name(RetrievalKernel kernel);  // "automatic", "scalar", "mma", "split"
-// What automatic runs for these inputs.
+// What automatic runs for these inputs. The environment variable HSA_RETRIEVAL_KERNEL=scalar makes it the scalar
+// kernel everywhere (read once; to compare whole runs with the first kernel); unset or "automatic": as above.
 RetrievalKernel retrieval_kernel_for(DType dtype, const void* qr, const void* landmarks,
                                      const cpu::RetrievalDims& d);
 
