@@ -175,10 +175,15 @@ struct Buffers {
                                  idx.data<int32_t>(), w.data<float>(), lse.data<float>(), scale(), hsa_dims(),
                                  dq.raw_data(), dmem_k.raw_data(), dmem_v.raw_data(), dw.data<float>());
   }
-  void retrieval() {
-    const cpu::RetrievalDims d{1, s.len, s.chunks(), s.kv_heads, s.retrieval_dim, s.chunk_size, s.topk, 0, 0, false};
-    cuda::retrieval_forward(DType::bf16, qr.raw_data(), lm.raw_data(), ridx.data<int32_t>(), rw.data<float>(),
-                            rs.data<float>(), d, 1.0 / std::sqrt(double(s.retrieval_dim)));
+  // All rows (the kernel the op picks, or the scalar one), or the last token alone against every landmark.
+  void retrieval(cuda::RetrievalKernel kernel, bool decode) {
+    cpu::RetrievalDims d{1, s.len, s.chunks(), s.kv_heads, s.retrieval_dim, s.chunk_size, s.topk, 0, 0, false};
+    int64_t row = 0;
+    if (decode) d.seq_len = 1, d.q_start = s.len - 1, row = s.len - 1;
+    const int64_t q_off = row * s.kv_heads * s.retrieval_dim, slot_off = row * s.kv_heads * s.topk;
+    cuda::retrieval_forward(DType::bf16, qr.data<bf16>() + q_off, lm.raw_data(), ridx.data<int32_t>() + slot_off,
+                            rw.data<float>() + slot_off, rs.data<float>() + slot_off, d,
+                            1.0 / std::sqrt(double(s.retrieval_dim)), kernel);
   }
   void swa_forward() {
     cuda::swa_forward<bf16>(q.data<bf16>(), k.data<bf16>(), v.data<bf16>(), out.data<bf16>(),
@@ -194,7 +199,10 @@ struct Buffers {
     switch (kernel) {
       case Kernel::hsa_fwd: hsa_forward(); break;
       case Kernel::hsa_fwd_bwd: hsa_forward(), hsa_backward(); break;
-      case Kernel::retrieval: retrieval(); break;
+      case Kernel::retrieval: retrieval(cuda::RetrievalKernel::automatic, false); break;
+      case Kernel::retrieval_scalar: retrieval(cuda::RetrievalKernel::scalar, false); break;
+      case Kernel::retrieval_decode: retrieval(cuda::RetrievalKernel::automatic, true); break;
+      case Kernel::retrieval_decode_scalar: retrieval(cuda::RetrievalKernel::scalar, true); break;
       case Kernel::swa_fwd: swa_forward(); break;
       case Kernel::swa_fwd_bwd: swa_forward(), swa_backward(); break;
       case Kernel::hsa_decode: hsa_decode(); break;

@@ -32,8 +32,10 @@ std::string kernel_names() {
 }  // namespace
 
 const std::vector<Kernel>& all_kernels() {
-  static const std::vector<Kernel> kernels{Kernel::hsa_fwd, Kernel::hsa_fwd_bwd, Kernel::retrieval, Kernel::swa_fwd,
-                                           Kernel::swa_fwd_bwd, Kernel::hsa_decode};
+  static const std::vector<Kernel> kernels{Kernel::hsa_fwd,          Kernel::hsa_fwd_bwd,      Kernel::retrieval,
+                                           Kernel::swa_fwd,          Kernel::swa_fwd_bwd,      Kernel::hsa_decode,
+                                           Kernel::retrieval_scalar, Kernel::retrieval_decode,
+                                           Kernel::retrieval_decode_scalar};
   return kernels;
 }
 
@@ -45,6 +47,9 @@ const char* kernel_name(Kernel kernel) {
     case Kernel::swa_fwd: return "swa_fwd";
     case Kernel::swa_fwd_bwd: return "swa_fwd_bwd";
     case Kernel::hsa_decode: return "hsa_decode";
+    case Kernel::retrieval_scalar: return "retrieval_scalar";
+    case Kernel::retrieval_decode: return "retrieval_decode";
+    case Kernel::retrieval_decode_scalar: return "retrieval_decode_scalar";
   }
   return "?";
 }
@@ -129,6 +134,7 @@ Work kernel_work(Kernel kernel, const KernelShape& s) {
       return {14.0 * double(s.chunk_size * s.head_dim) * hsa_triples,
               5 * q_tensor + 6 * kv_tensor + 20 * slots + 2 * lse_hsa};
     case Kernel::retrieval:  // reads qr, landmarks; writes indices (i32), weights and scores (f32)
+    case Kernel::retrieval_scalar:
       return {2.0 * double(s.retrieval_dim) * double(retrieval_pairs(s)),
               (L + double(s.chunks())) * double(s.kv_heads * s.retrieval_dim) * e + 12 * slots};
     case Kernel::swa_fwd:  // reads q, k, v; writes out, lse (f32 per token and head)
@@ -136,6 +142,12 @@ Work kernel_work(Kernel kernel, const KernelShape& s) {
     case Kernel::swa_fwd_bwd:  // the forward, then reads dout, q, k, v, out, lse; writes dq, dk, dv
       // The backward is credited 2.5 forwards (FlashAttention's convention); it recomputes more than that.
       return {3.5 * swa_fwd_flops, 6 * q_tensor + 6 * swa_kv_tensor + 8 * L * double(s.q_heads)};
+    case Kernel::retrieval_decode:  // token L-1: its qr row against every visible landmark
+    case Kernel::retrieval_decode_scalar: {
+      const double visible = double(std::min((s.len - 1) / s.chunk_size, s.chunks()));
+      return {2.0 * double(s.retrieval_dim) * double(s.kv_heads) * visible,
+              (1 + double(s.chunks())) * double(s.kv_heads * s.retrieval_dim) * e + 12 * double(s.kv_heads * s.topk)};
+    }
     case Kernel::hsa_decode: {  // token L-1: reads its q, the K/V rows of its chunks, idx, w; writes out, lse
       const double filled = double(std::min(s.topk, std::min((s.len - 1) / s.chunk_size, s.chunks())));
       const double rows = filled * double(s.kv_heads * s.chunk_size * s.head_dim);  // K (or V) elements read
@@ -154,7 +166,8 @@ BufferPlan BufferPlan::of(const std::vector<Kernel>& kernels) {
     p.hsa_grad |= k == Kernel::hsa_fwd_bwd;
     p.swa |= k == Kernel::swa_fwd || k == Kernel::swa_fwd_bwd;
     p.swa_grad |= k == Kernel::swa_fwd_bwd;
-    p.retrieval |= k == Kernel::retrieval;
+    p.retrieval |= k == Kernel::retrieval || k == Kernel::retrieval_scalar || k == Kernel::retrieval_decode ||
+                   k == Kernel::retrieval_decode_scalar;
   }
   return p;
 }

@@ -9,8 +9,21 @@
 namespace hsa::bench {
 
 // hsa_decode: the forward for one new token (the last position) against the memory of all L tokens, as in
-// generation (the decode path of the CUDA HSA attention).
-enum class Kernel { hsa_fwd, hsa_fwd_bwd, retrieval, swa_fwd, swa_fwd_bwd, hsa_decode };
+// generation (the decode path of the CUDA HSA attention). retrieval runs the kernel the op picks (the tensor-core
+// one at this shape), retrieval_scalar the first, one-thread-per-row kernel on the same inputs; retrieval_decode
+// and retrieval_decode_scalar score the last token alone against all landmarks (the op's pick for one row is the
+// split kernel).
+enum class Kernel {
+  hsa_fwd,
+  hsa_fwd_bwd,
+  retrieval,
+  swa_fwd,
+  swa_fwd_bwd,
+  hsa_decode,
+  retrieval_scalar,
+  retrieval_decode,
+  retrieval_decode_scalar
+};
 
 const std::vector<Kernel>& all_kernels();  // in the order above
 const char* kernel_name(Kernel kernel);    // "hsa_fwd", ...
@@ -49,7 +62,7 @@ Work kernel_work(Kernel kernel, const KernelShape& s);
 
 // Which device buffers a run needs; HSA and SWA share the query-shaped ones (q, out, dout, dq).
 struct BufferPlan {
-  bool hsa = false, hsa_grad = false, swa = false, swa_grad = false, retrieval = false;
+  bool hsa = false, hsa_grad = false, swa = false, swa_grad = false, retrieval = false;  // retrieval: any of the 4
   static BufferPlan of(const std::vector<Kernel>& kernels);
 };
 // Device bytes of the plan's buffers at this shape plus the largest scratch one kernel call allocates (the HSA

@@ -25,7 +25,9 @@ namespace {
 
 struct KernelsOptions {
   std::string lengths = "4096,16384,65536,262144,1048576";
-  std::string kernels = "hsa_fwd,hsa_fwd_bwd,retrieval,swa_fwd,swa_fwd_bwd,hsa_decode";
+  std::string kernels =
+      "hsa_fwd,hsa_fwd_bwd,retrieval,swa_fwd,swa_fwd_bwd,hsa_decode,retrieval_scalar,retrieval_decode,"
+      "retrieval_decode_scalar";
   int repeats = 20;
   int64_t swa_window = bench::KernelShape{}.window;
   std::string out;
@@ -113,7 +115,9 @@ Command reg("bench", "benchmarks that print a table and record JSON (device, com
       ->capture_default_str();
   kernels_cmd
       ->add_option("--kernels", kernels->kernels,
-                   "comma-separated: hsa_fwd, hsa_fwd_bwd, retrieval, swa_fwd, swa_fwd_bwd")
+                   "comma-separated: hsa_fwd, hsa_fwd_bwd, retrieval, swa_fwd, swa_fwd_bwd, hsa_decode, "
+                   "retrieval_scalar (the first retrieval kernel), retrieval_decode, retrieval_decode_scalar (the "
+                   "last token alone)")
       ->capture_default_str();
   kernels_cmd->add_option("--repeats", kernels->repeats, "timed calls per (kernel, length), after one warm-up")
       ->capture_default_str()

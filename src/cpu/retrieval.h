@@ -15,11 +15,18 @@ struct RetrievalDims {
 };
 
 // Number of chunks visible from absolute position pos: they are the prefix [0, n). Complete: (c+1)*S <= pos;
-// outside the window (W > 0): c*S <= pos - W; and c < C.
+// outside the window (W > 0): c*S <= pos - W; and c < C. The one visibility rule: the CUDA kernels call it too
+// (host and device; plain comparisons rather than std::min so nvcc needs no relaxed constexpr).
+#ifdef __CUDACC__
+__host__ __device__
+#endif
 inline int64_t retrieval_visible_chunks(int64_t pos, const RetrievalDims& d) {
   int64_t n = pos / d.chunk_size;
-  if (d.window > 0) n = pos < d.window ? 0 : std::min(n, (pos - d.window) / d.chunk_size + 1);
-  return std::clamp<int64_t>(n, 0, d.chunks);
+  if (d.window > 0) {
+    const int64_t outside = pos < d.window ? 0 : (pos - d.window) / d.chunk_size + 1;
+    n = n < outside ? n : outside;
+  }
+  return n < 0 ? 0 : n > d.chunks ? d.chunks : n;
 }
 
 // Work per task: one (b, h) pair and a tile of up to kRetrievalTileRows query rows. Their scores come from GEMMs

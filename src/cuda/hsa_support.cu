@@ -121,6 +121,16 @@ int max_smem_optin() {
   return bytes;
 }
 
+int sm_count() {
+  static int count = [] {
+    int device = 0, value = 0;
+    check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+    check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+    return value;
+  }();
+  return count;
+}
+
 Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, int64_t K, int64_t C, int error_code,
                       bool report_last) {
   Routing rt;

@@ -84,6 +84,8 @@ SplitPlan plan_splits(const Routing& rt, int64_t unit, int64_t per_block);
 
 // The shared memory one block may opt in to on the current device (bytes; read once per process).
 int max_smem_optin();
+// The current device's SM count (read once per process).
+int sm_count();
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

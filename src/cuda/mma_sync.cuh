@@ -142,6 +142,28 @@ __device__ __forceinline__ void mma_abt(float (&c)[N / 8][4], AFrag&& a, uint32_
   }
 }
 
+// As mma_abt for MT warp tiles of 16 rows at once, their A fragments in registers (a[m] = RowsA fragments of
+// rows 16m..16m+15): each B fragment loaded serves MT products, MT times fewer ldmatrix per FLOP.
+template <int MT, int N, int K, int LD>
+__device__ __forceinline__ void mma_abt_tiles(float (&c)[MT][N / 8][4], const uint32_t (&a)[MT][K / 16][4],
+                                              uint32_t b) {
+  static_assert(N % 16 == 0 && K % 16 == 0, "whole 16 x 16 blocks");
+  const int lane = threadIdx.x % 32;
+  const uint32_t lane_b = b + (((lane / 16) * 8 + lane % 8) * LD + ((lane / 8) % 2) * 8) * 2;  // as in mma_abt
+#pragma unroll
+  for (int ks = 0; ks < K / 16; ++ks)
+#pragma unroll
+    for (int p = 0; p < N / 16; ++p) {
+      uint32_t bf[4];
+      ldmatrix_x4(bf, lane_b + (p * 16 * LD + ks * 16) * 2);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        mma_bf16_16816(c[m][2 * p], a[m][ks], bf[0], bf[1]);
+        mma_bf16_16816(c[m][2 * p + 1], a[m][ks], bf[2], bf[3]);
+      }
+    }
+}
+
 // C[16][N] += A[16][K] B with B row-major [K][N] at shared address b (ldmatrix .trans) and A as packed fragments
 // (pack_a). Attention outputs: A = probabilities, B = value rows.
 template <int K, int N, int LD>
@@ -174,9 +196,11 @@ __device__ __forceinline__ void pack_a(uint32_t (&a)[N / 16][4], const float (&c
 }
 
 // ROWS rows of D bf16 into dst [ROWS][LD], all THREADS threads of the block: offset(r) is the element offset of
-// row r in src, or negative for a row of zeros. cp.async (commit is the caller's).
+// row r in src, or negative for a row of zeros. Rows shorter than D (cols < D, a multiple of 8) are zero padded.
+// cp.async (commit is the caller's).
 template <int ROWS, int D, int LD, int THREADS, class Offset>
-__device__ __forceinline__ void cp_async_rows(__nv_bfloat16* dst, const __nv_bfloat16* src, Offset&& offset) {
+__device__ __forceinline__ void cp_async_rows(__nv_bfloat16* dst, const __nv_bfloat16* src, Offset&& offset,
+                                              int cols = D) {
   constexpr int VPR = D / 8, N = ROWS * VPR;
   static_assert(D % 8 == 0 && N % THREADS == 0, "whole 16-byte vectors, the same count per thread");
 #pragma unroll
@@ -184,7 +208,7 @@ __device__ __forceinline__ void cp_async_rows(__nv_bfloat16* dst, const __nv_bfl
     const int idx = int(threadIdx.x) + it * THREADS, r = idx / VPR, x = (idx % VPR) * 8;
     const int64_t off = offset(r);
     __nv_bfloat16* p = dst + r * LD + x;
-    if (off >= 0)
+    if (off >= 0 && x < cols)
       cp_async_16(p, src + off + x);
     else
       *reinterpret_cast<uint4*>(p) = make_uint4(0, 0, 0, 0);

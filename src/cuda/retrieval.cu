@@ -1,9 +1,13 @@
 #include "cuda/retrieval.h"
 
 #include "cuda/hsa_support.cuh"
+#include "cuda/retrieval_select.cuh"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
 
 namespace hsa::cuda {
 
@@ -20,19 +24,11 @@ struct Params {
   float scale;
   int dr4, ldq;  // dr rounded up to 4 (zero padded), shared row stride
   int64_t tiles;
+  cpu::RetrievalDims dims;  // the same dims, for the visibility rule
 };
 
 __device__ __forceinline__ int64_t visible_chunks(int64_t pos, const Params& p) {
-  int64_t n = pos / p.S;
-  if (p.W > 0) n = pos < p.W ? 0 : min(n, (pos - p.W) / p.S + 1);
-  n = n < p.C ? n : p.C;
-  return n > 0 ? n : 0;
-}
-
-__device__ __forceinline__ float sigmoidf_stable(float x) {
-  if (x >= 0) return 1.0f / (1.0f + expf(-x));
-  const float e = expf(x);
-  return e / (1.0f + e);
+  return cpu::retrieval_visible_chunks(pos, p.dims);
 }
 
 template <class T>
@@ -102,31 +98,10 @@ __global__ void __launch_bounds__(kRows) retrieval_fwd_kernel(const T* __restric
   int32_t* oc = indices + out;
   float *os = scores + out, *ow = weights + out;
   for (int i = 0; i < count; ++i) {
-    int slot = i;
-    if (p.stick_breaking) {  // most recent first: the number of kept chunks more recent than this one
-      slot = 0;
-      for (int j = 0; j < count; ++j) slot += bc[j * kRows + tid] > bc[i * kRows + tid];
-    }
-    oc[slot] = bc[i * kRows + tid];
-    os[slot] = bs[i * kRows + tid];
+    oc[i] = bc[i * kRows + tid];
+    os[i] = bs[i * kRows + tid];
   }
-  for (int64_t i = count; i < p.K; ++i) {
-    oc[i] = -1;
-    os[i] = 0;
-    ow[i] = 0;
-  }
-  if (p.stick_breaking) {
-    float remaining = 1;
-    for (int i = 0; i < count; ++i) {
-      ow[i] = sigmoidf_stable(os[i]) * remaining;
-      remaining *= sigmoidf_stable(-os[i]);
-    }
-  } else if (count > 0) {
-    const float mx = os[0];
-    float sum = 0;
-    for (int i = 0; i < count; ++i) sum += ow[i] = expf(os[i] - mx);
-    for (int i = 0; i < count; ++i) ow[i] /= sum;
-  }
+  retrieval_finish_row(oc, os, ow, count, p.K, p.stick_breaking);
 }
 
 __device__ __forceinline__ double sigmoid_d(double x) {
@@ -254,6 +229,7 @@ __global__ void retrieval_bwd_landmarks_finish(const int32_t* __restrict begin, 
 Params make_params(const cpu::RetrievalDims& d, double scale) {
   Params p{d.batch, d.seq_len, d.chunks, d.heads, d.dim, d.topk, d.chunk_size, d.window, d.q_start,
            d.stick_breaking, float(scale)};
+  p.dims = d;
   p.dr4 = int((d.dim + 3) / 4 * 4);
   p.ldq = p.dr4 + 4;
   p.tiles = ceil_div(d.seq_len, kRows);
@@ -306,9 +282,56 @@ void backward_impl(const float* dweights, const T* qr, const T* lm, const int32_
 
 }  // namespace
 
+namespace {
+
+bool split_fits(const cpu::RetrievalDims& d) {
+  return d.seq_len <= kRetrievalSplitMaxRows && int64_t(retrieval_split_smem(d)) <= max_smem_optin();
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+bool scalar_forced() {
+  static const bool forced = [] {
+    const char* env = std::getenv("HSA_RETRIEVAL_KERNEL");
+    const std::string value = env ? env : "";
+    HSA_CHECK(value.empty() || value == "automatic" || value == "scalar",
+              "HSA_RETRIEVAL_KERNEL is '{}', expected 'automatic' or 'scalar' (or unset)", value);
+    return value == "scalar";
+  }();
+  return forced;
+}
+
+bool mma_applies(DType dtype, const void* qr, const void* landmarks, const cpu::RetrievalDims& d) {
+  const size_t smem = retrieval_mma_smem(d);
+  return dtype == DType::bf16 && smem > 0 && int64_t(smem) <= max_smem_optin() && aligned16(qr) &&
+         aligned16(landmarks);
+}
+
+}  // namespace
+
+const char* retrieval_kernel_name(RetrievalKernel kernel) {
+  switch (kernel) {
+    case RetrievalKernel::automatic: return "automatic";
+    case RetrievalKernel::scalar: return "scalar";
+    case RetrievalKernel::mma: return "mma";
+    case RetrievalKernel::split: return "split";
+  }
+  return "?";
+}
+
+RetrievalKernel retrieval_kernel_for(DType dtype, const void* qr, const void* landmarks,
+                                     const cpu::RetrievalDims& d) {
+  if (scalar_forced()) return RetrievalKernel::scalar;
+  if (split_fits(d)) return RetrievalKernel::split;
+  if (mma_applies(dtype, qr, landmarks, d)) return RetrievalKernel::mma;
+  return RetrievalKernel::scalar;
+}
+
 void retrieval_check_supported(const char* op, DType dtype, const cpu::RetrievalDims& d) {
   HSA_CHECK(dtype == DType::f32 || dtype == DType::bf16, "{}: the cuda kernels take f32 or bf16, got {}", op,
             dtype_name(dtype));
+  if (!scalar_forced() && split_fits(d)) return;  // what automatic runs for these few rows
+  // The scalar kernel is the fallback of every other shape, and its shared memory grows fastest with dr and K.
   const size_t smem = fwd_smem(make_params(d, 1));
   HSA_CHECK(int64_t(smem) <= max_smem_optin(),
             "{}: dr = {} and K = {} need {} bytes of shared memory per block, the device has {}", op, d.dim, d.topk,
@@ -316,13 +339,33 @@ void retrieval_check_supported(const char* op, DType dtype, const cpu::Retrieval
 }
 
 void retrieval_forward(DType dtype, const void* qr, const void* landmarks, int32_t* indices, float* weights,
-                       float* scores, const cpu::RetrievalDims& d, double scale) {
-  if (dtype == DType::bf16)
-    forward_impl(static_cast<const __nv_bfloat16*>(qr), static_cast<const __nv_bfloat16*>(landmarks), indices,
-                 weights, scores, d, scale);
-  else
-    forward_impl(static_cast<const float*>(qr), static_cast<const float*>(landmarks), indices, weights, scores, d,
-                 scale);
+                       float* scores, const cpu::RetrievalDims& d, double scale, RetrievalKernel kernel) {
+  if (kernel == RetrievalKernel::automatic) kernel = retrieval_kernel_for(dtype, qr, landmarks, d);
+  const bool bf16 = dtype == DType::bf16;
+  const auto* qb = static_cast<const __nv_bfloat16*>(qr);
+  const auto* lb = static_cast<const __nv_bfloat16*>(landmarks);
+  const auto* qf = static_cast<const float*>(qr);
+  const auto* lf = static_cast<const float*>(landmarks);
+  switch (kernel) {
+    case RetrievalKernel::mma:
+      HSA_CHECK(mma_applies(dtype, qr, landmarks, d),
+                "retrieval_forward: the mma kernel takes bf16 with dr a multiple of 8 up to 128, 16-byte aligned "
+                "qr and landmarks and K up to its shared memory; got {}, dr = {}, K = {}",
+                dtype_name(dtype), d.dim, d.topk);
+      retrieval_mma_forward(qb, lb, indices, weights, scores, d, float(scale));
+      return;
+    case RetrievalKernel::split:
+      HSA_CHECK(split_fits(d),
+                "retrieval_forward: the split kernel takes at most {} query rows and dr, K within its shared "
+                "memory; got L = {}, dr = {}, K = {}",
+                kRetrievalSplitMaxRows, d.seq_len, d.dim, d.topk);
+      if (bf16) retrieval_split_forward(qb, lb, indices, weights, scores, d, float(scale));
+      else retrieval_split_forward(qf, lf, indices, weights, scores, d, float(scale));
+      return;
+    default:
+      if (bf16) forward_impl(qb, lb, indices, weights, scores, d, scale);
+      else forward_impl(qf, lf, indices, weights, scores, d, scale);
+  }
 }
 
 void retrieval_backward(DType dtype, const float* dweights, const void* qr, const void* landmarks,

@@ -2,11 +2,18 @@
 // rule, slot order, weightings) exactly as in ops/retrieval.h; raw contiguous device pointers.
 //   qr, dqr [B, L, H, dr] and landmarks, dlandmarks [B, C, H, dr] in f32 or bf16 (alike; computed in f32);
 //   indices i32 [B, L, H, K]; weights, scores, dweights f32 [B, L, H, K].
-// Forward: one thread per query row keeps a running top-K in shared memory while blocks of 64 landmarks stream
-// through shared memory (scores in registers, never an L x C matrix). Backward: per row the score gradients and
-// dqr; dlandmarks through the chunk-major grouping (stable sort by chunk): blocks of 256 entries of a chunk, 8 warps
-// of 32 consecutive entries each, then the warps and the blocks of a chunk added in order: deterministic, no
-// atomics, and a chunk that every token chose is spread over many blocks. Only compiled in CUDA builds.
+// Forward, three kernels (none builds an L x C matrix; RetrievalKernel picks):
+//   mma     bf16: per block 128 query rows of one head, scores on the tensor cores (mma.sync) against tiles of 64
+//           landmarks streamed through shared memory (cp.async, double-buffered), a running top-K per row in the
+//           stream (retrieval_mma.cu). With fewer row tiles than two per SM and >= 1024 visible chunks (a prefill
+//           segment against a long memory) the chunks are split over blocks too and the partial lists merged.
+//   split   at most kRetrievalSplitMaxRows query rows (decode, short prefill steps): blocks of 128 chunks each keep
+//           their rows' top-K, then one warp per row merges them (retrieval_split.cu).
+//   scalar  the first kernel: one thread per query row, f32 CUDA-core scores, 64-landmark tiles (the f32 path).
+// Backward: per row the score gradients and dqr; dlandmarks through the chunk-major grouping (stable sort by chunk):
+// blocks of 256 entries of a chunk, 8 warps of 32 consecutive entries each, then the warps and the blocks of a
+// chunk added in order: deterministic, no atomics, and a chunk that every token chose is spread over many blocks.
+// Only compiled in CUDA builds.
 #pragma once
 #include "cpu/retrieval.h"
 
@@ -16,11 +23,25 @@
 
 namespace hsa::cuda {
 
-// Throws (naming `op`) when the shapes are outside what the kernel supports (dr and K bounded by shared memory).
+// Throws (naming `op`) when the shapes are outside what the kernels support (dr and K bounded by shared memory).
 void retrieval_check_supported(const char* op, DType dtype, const cpu::RetrievalDims& d);
 
+// The forward kernels (see above). automatic: split for at most kRetrievalSplitMaxRows query rows, else mma where
+// it applies (bf16, dr a multiple of 8 and at most 128, 16-byte aligned qr and landmarks, K small enough for its
+// shared memory), else scalar. All give the same indices wherever the scores they compute order the chunks alike
+// (equal scores on equal products: duplicated landmarks tie on every kernel, and the tie rule decides).
+enum class RetrievalKernel { automatic, scalar, mma, split };
+inline constexpr int64_t kRetrievalSplitMaxRows = 16;
+const char* retrieval_kernel_name(RetrievalKernel kernel);  // "automatic", "scalar", "mma", "split"
+// What automatic runs for these inputs. The environment variable HSA_RETRIEVAL_KERNEL=scalar makes it the scalar
+// kernel everywhere (read once; to compare whole runs with the first kernel); unset or "automatic": as above.
+RetrievalKernel retrieval_kernel_for(DType dtype, const void* qr, const void* landmarks,
+                                     const cpu::RetrievalDims& d);
+
+// Throws (naming the kernel) when an explicitly requested kernel does not take these inputs.
 void retrieval_forward(DType dtype, const void* qr, const void* landmarks, int32_t* indices, float* weights,
-                       float* scores, const cpu::RetrievalDims& d, double scale);
+                       float* scores, const cpu::RetrievalDims& d, double scale,
+                       RetrievalKernel kernel = RetrievalKernel::automatic);
 
 // Queues the backward without waiting for the device. An index outside [-1, C) is skipped (as an empty slot) and
 // the one at the highest flat position (the CPU backward's choice) goes to the deferred input-error record

@@ -1,8 +1,13 @@
 // CUDA retrieval against the CPU op: forward (indices exactly, weights and scores by norm) and backward (dqr,
 // dlandmarks), f32 and bf16, softmax and stick-breaking, windows, q_start, ties, t < S, fewer chunks than K, and
 // outputs poisoned before each kernel call. Relative error by norm: f32 < 1e-5, bf16 < 1e-2.
+// Every forward kernel that takes a case runs it (RetrievalKernel: scalar always, mma for bf16 with dr a multiple
+// of 8 up to 128, split for at most 16 rows). Forced ties (integer inputs, a power-of-two scale: every kernel's
+// scores are exact) check the tie rule bit for bit; split and scalar do the same f32 arithmetic, so they agree bit
+// for bit on any input; a 1M-token smoke case checks sampled rows of mma and split against scores in double.
 #include "cuda/retrieval.h"
 #include "cuda/runtime.h"
+#include "gpu/parity.h"
 #include "ops/retrieval.h"
 
 #include <hsa/error.h>
@@ -10,7 +15,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -18,6 +25,40 @@
 using namespace hsa;
 
 namespace {
+
+using cuda::RetrievalKernel;
+
+// The kernels that take these inputs (automatic's choice among them).
+std::vector<RetrievalKernel> kernels_for(DType dtype, const cpu::RetrievalDims& d) {
+  std::vector<RetrievalKernel> ks{RetrievalKernel::scalar};
+  if (dtype == DType::bf16 && d.dim % 8 == 0 && d.dim <= 128) ks.push_back(RetrievalKernel::mma);
+  if (d.seq_len <= cuda::kRetrievalSplitMaxRows) ks.push_back(RetrievalKernel::split);
+  return ks;
+}
+
+struct DeviceOut {
+  Tensor idx, w, s;
+};
+
+// One forward on poisoned outputs (indices -7, weights and scores NaN), back on the host.
+DeviceOut forward_on(RetrievalKernel kernel, DType dtype, const Tensor& qd, const Tensor& ld,
+                     const cpu::RetrievalDims& d, double scale) {
+  const Shape os{d.batch, d.seq_len, d.heads, d.topk};
+  Tensor idx = Tensor::full(os, -7, DType::i32).to(Device::cuda);
+  Tensor w = Tensor::full(os, std::numeric_limits<double>::quiet_NaN(), DType::f32).to(Device::cuda);
+  Tensor s = Tensor::full(os, std::numeric_limits<double>::quiet_NaN(), DType::f32).to(Device::cuda);
+  cuda::retrieval_forward(dtype, qd.raw_data(), ld.raw_data(), idx.data<int32_t>(), w.data<float>(), s.data<float>(),
+                          d, scale, kernel);
+  cuda::synchronize();
+  return {idx.to(Device::cpu), w.to(Device::cpu), s.to(Device::cpu)};
+}
+
+// Bit patterns of a float tensor (exact comparisons that NaN and -0 cannot fool).
+std::vector<uint32_t> bits(const Tensor& t) {
+  std::vector<uint32_t> out(size_t(t.numel()));
+  std::memcpy(out.data(), t.data<float>(), out.size() * 4);
+  return out;
+}
 
 double rel_err(const Tensor& gpu, const Tensor& cpu) {
   std::vector<double> a = gpu.to(Device::cpu).to_vector(), b = cpu.to_vector();
@@ -69,6 +110,13 @@ void run_case(const Case& c, DType dtype, uint64_t seed) {
   EXPECT_EQ(idx.to(Device::cpu).to_vector(), ref.indices.to_vector()) << "indices";
   EXPECT_LT(rel_err(w, ref.weights), tol) << "weights";
   EXPECT_LT(rel_err(s, ref.scores), tol) << "scores";
+  for (RetrievalKernel k : kernels_for(dtype, d)) {
+    SCOPED_TRACE(cuda::retrieval_kernel_name(k));
+    const DeviceOut o = forward_on(k, dtype, qd, ld, d, scale);
+    EXPECT_EQ(o.idx.to_vector(), ref.indices.to_vector()) << "indices";
+    EXPECT_LT(rel_err(o.w, ref.weights), tol) << "weights";
+    EXPECT_LT(rel_err(o.s, ref.scores), tol) << "scores";
+  }
 
   // Backward from the CPU forward's selection (same indices on both sides).
   Tensor dw = randn(os, seed + 2);
@@ -105,6 +153,19 @@ const std::vector<Case> kCases = {
     {1, 70, 3, 20, 6, 8, 8, 0, 0, W::stick_breaking, true},     // fewer chunks than K, dr not a multiple of 4
     {1, 200, 2, 64, 40, 8, 5, 24, 5, W::softmax, false},        // window mask and q_start
     {2, 129, 1, 48, 30, 8, 3, 16, 100, W::stick_breaking, false},
+    // mma: several 64-landmark tiles, rows that see all C chunks (C caps visibility), several heads, ties
+    {1, 1000, 2, 128, 150, 4, 8, 0, 0, W::stick_breaking, true},
+    {2, 517, 3, 64, 70, 7, 6, 30, 3, W::softmax, true},        // L, window, q_start not aligned to anything
+    {1, 260, 1, 8, 200, 1, 10, 0, 0, W::softmax, false},        // dr 8 (padded to 64), S = 1
+    // mma with the chunks split too (few row tiles, >= 1024 visible chunks): partial lists merged per row
+    {1, 300, 2, 128, 2600, 8, 8, 0, 20000, W::softmax, true},
+    {2, 200, 1, 64, 3000, 8, 5, 100, 23000, W::stick_breaking, false},
+    // split (L <= 16): decode rows against several 128-chunk splits, q_start, windows, t < S
+    {3, 1, 2, 128, 300, 4, 8, 0, 1200, W::softmax, true},
+    {1, 16, 1, 64, 500, 4, 6, 0, 1990, W::stick_breaking, false},
+    {2, 5, 2, 40, 260, 4, 4, 64, 1000, W::softmax, false},
+    {1, 1, 1, 32, 4, 16, 4, 0, 10, W::softmax, false},          // t < S: nothing visible
+    {1, 12, 1, 24, 3, 4, 8, 0, 0, W::stick_breaking, true},     // fewer chunks than K, rows with none
 };
 
 TEST_F(RetrievalParity, F32MatchesCpu) {
@@ -115,6 +176,178 @@ TEST_F(RetrievalParity, F32MatchesCpu) {
 TEST_F(RetrievalParity, Bf16MatchesCpu) {
   uint64_t seed = 400;
   for (const Case& c : kCases) run_case(c, DType::bf16, seed += 10);
+}
+
+// Integer inputs in {-1, 0, 1} and scale 1/8: every kernel computes every score exactly (products and sums of small
+// integers are exact in f32, on the tensor cores too), so scores repeat a lot and the tie rule alone decides the
+// order. Indices and scores must equal the CPU's bit for bit, on every kernel.
+TEST_F(RetrievalParity, ForcedTiesMatchCpuBitForBit) {
+  struct TieCase {
+    int64_t B, L, H, dr, C, S, K, W, q_start;
+  };
+  const std::vector<TieCase> cases = {
+      {1, 700, 2, 32, 300, 2, 8, 0, 0},     // mma: many tiles, scores in [-4, 4] by 1/8: hundreds of ties per row
+      {2, 300, 1, 128, 90, 3, 5, 20, 7},    // window, q_start
+      {1, 9, 3, 16, 400, 4, 8, 0, 1700},    // split (9 rows) and mma
+      {1, 150, 1, 32, 2000, 8, 8, 0, 15000},  // mma with its chunks split over 3 blocks per row tile
+      {1, 1, 1, 8, 200, 8, 16, 0, 1600},    // decode: 8 distinct scores for 200 chunks
+  };
+  uint64_t state = 99;
+  auto ternary = [&](const Shape& shape, DType dtype) {
+    Tensor t = Tensor::empty(shape, DType::f32);
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      t.set_flat(i, double(int64_t((state >> 33) % 3) - 1));
+    }
+    return t.to(dtype);
+  };
+  for (const TieCase& c : cases)
+    for (DType dtype : {DType::f32, DType::bf16})
+      for (W weighting : {W::softmax, W::stick_breaking}) {
+        const bool sb = weighting == W::stick_breaking;
+        SCOPED_TRACE(::testing::Message() << "L=" << c.L << " dr=" << c.dr << " C=" << c.C << " K=" << c.K << " sb="
+                                          << sb << " " << dtype_name(dtype));
+        Tensor qr = ternary({c.B, c.L, c.H, c.dr}, dtype), lm = ternary({c.B, c.C, c.H, c.dr}, dtype);
+        ops::RetrievalParams p{c.S, c.K, c.W, c.q_start, 0.125, weighting};
+        ops::RetrievalOut ref = ops::retrieval_forward(qr, lm, p);
+        cpu::RetrievalDims d{c.B, c.L, c.C, c.H, c.dr, c.S, c.K, c.W, c.q_start, sb};
+        Tensor qd = qr.to(Device::cuda), ld = lm.to(Device::cuda);
+        for (RetrievalKernel k : kernels_for(dtype, d)) {
+          SCOPED_TRACE(cuda::retrieval_kernel_name(k));
+          const DeviceOut o = forward_on(k, dtype, qd, ld, d, 0.125);
+          EXPECT_EQ(o.idx.to_vector(), ref.indices.to_vector()) << "indices";
+          EXPECT_EQ(bits(o.s), bits(ref.scores.to(DType::f32))) << "scores";
+          EXPECT_LT(rel_err(o.w, ref.weights), 1e-5) << "weights";
+        }
+      }
+}
+
+// split and scalar compute every score with the same f32 operations in the same order: on any input they give the
+// same bits, near-ties included (and random bf16 inputs at dr 128 have plenty of near-ties among 2000 chunks).
+TEST_F(RetrievalParity, SplitMatchesScalarBitForBit) {
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (int64_t L : {int64_t(1), int64_t(7), int64_t(16)}) {
+      SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " L=" << L);
+      const int64_t B = 2, H = 2, dr = 128, C = 2100, S = 8;
+      cpu::RetrievalDims d{B, L, C, H, dr, S, 8, 0, 16500, L == 7};
+      Tensor qd = randn({B, L, H, dr}, 70 + L, 1.0, dtype).to(Device::cuda);
+      Tensor ld = randn({B, C, H, dr}, 71 + L, 1.0, dtype).to(Device::cuda);
+      const DeviceOut a = forward_on(RetrievalKernel::split, dtype, qd, ld, d, 0.088);
+      const DeviceOut b = forward_on(RetrievalKernel::scalar, dtype, qd, ld, d, 0.088);
+      EXPECT_EQ(a.idx.to_vector(), b.idx.to_vector());
+      EXPECT_EQ(bits(a.s), bits(b.s));
+      EXPECT_EQ(bits(a.w), bits(b.w));
+    }
+}
+
+// automatic: split for few rows, mma for bf16 it takes, scalar for the rest (f32, dr not a multiple of 8, dr > 128,
+// qr or landmarks not 16-byte aligned); an explicit kernel that does not take the inputs throws naming itself.
+TEST_F(RetrievalParity, KernelChoiceAndRefusals) {
+  using hsa::testing::gpu_misaligned;
+  cpu::RetrievalDims d{1, 40, 12, 1, 64, 4, 4, 0, 0, false};
+  Tensor q = randn({1, 40, 1, 64}, 5, 1.0, DType::bf16), l = randn({1, 12, 1, 64}, 6, 1.0, DType::bf16);
+  Tensor qd = q.to(Device::cuda), ld = l.to(Device::cuda), qm = gpu_misaligned(q);
+  EXPECT_EQ(cuda::retrieval_kernel_for(DType::bf16, qd.raw_data(), ld.raw_data(), d), RetrievalKernel::mma);
+  EXPECT_EQ(cuda::retrieval_kernel_for(DType::bf16, qm.raw_data(), ld.raw_data(), d), RetrievalKernel::scalar);
+  EXPECT_EQ(cuda::retrieval_kernel_for(DType::f32, qd.raw_data(), ld.raw_data(), d), RetrievalKernel::scalar);
+  cpu::RetrievalDims few = d;
+  few.seq_len = 16;
+  EXPECT_EQ(cuda::retrieval_kernel_for(DType::bf16, qd.raw_data(), ld.raw_data(), few), RetrievalKernel::split);
+  cpu::RetrievalDims odd = d;
+  odd.dim = 60;
+  EXPECT_EQ(cuda::retrieval_kernel_for(DType::bf16, qd.raw_data(), ld.raw_data(), odd), RetrievalKernel::scalar);
+  odd.dim = 136;
+  EXPECT_EQ(cuda::retrieval_kernel_for(DType::bf16, qd.raw_data(), ld.raw_data(), odd), RetrievalKernel::scalar);
+  // A misaligned qr goes through the ops to the scalar kernel and still matches the CPU.
+  ops::RetrievalParams p{4, 4};
+  ops::RetrievalOut ref = ops::retrieval_forward(q, l, p), got = ops::retrieval_forward(qm, ld, p);
+  EXPECT_EQ(got.indices.to(Device::cpu).to_vector(), ref.indices.to_vector());
+  const Shape os{1, 40, 1, 4};
+  Tensor idx = Tensor::empty(os, DType::i32, Device::cuda), w = Tensor::empty(os, DType::f32, Device::cuda),
+         s = Tensor::empty(os, DType::f32, Device::cuda);
+  auto call = [&](const Tensor& qq, DType dtype, const cpu::RetrievalDims& dd, RetrievalKernel k) {
+    cuda::retrieval_forward(dtype, qq.raw_data(), ld.raw_data(), idx.data<int32_t>(), w.data<float>(),
+                            s.data<float>(), dd, 0.125, k);
+  };
+  auto refused = [&](auto&& f, const std::string& what) {
+    try {
+      f();
+      ADD_FAILURE() << "expected an error naming " << what;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  refused([&] { call(qm, DType::bf16, d, RetrievalKernel::mma); }, "the mma kernel");
+  refused([&] { call(qd, DType::f32, d, RetrievalKernel::mma); }, "the mma kernel");
+  refused([&] { call(qd, DType::bf16, d, RetrievalKernel::split); }, "the split kernel takes at most 16");
+}
+
+// Causal retrieval at 1M tokens, the benchmark's shape (B 1, H 1, dr 128, S 64, K 8, bf16, C = 16384), through the
+// ops (mma), and the last token alone (decode: split): on sampled rows every slot must hold a visible chunk, the
+// chunks must be distinct, the reported scores must be the scores in double (bf16 products are exact) to 1e-4, and
+// no unselected visible chunk may beat the K-th selected one by more than 1e-4 (the f32 rounding of the kernels).
+TEST_F(RetrievalParity, OneMillionTokensSmoke) {
+  const int64_t L = int64_t(1) << 20, S = 64, C = L / S, dr = 128, K = 8;
+  std::vector<bf16> q_host(size_t(L * dr)), l_host(size_t(C * dr));
+  uint64_t state = 2024;
+  auto uniform = [&] {
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    return float(double(state >> 11) * 0x1.0p-53 * 2 - 1);
+  };
+  for (bf16& v : q_host) v = bf16(uniform());
+  for (bf16& v : l_host) v = bf16(uniform());
+  auto tensor_of = [](std::vector<bf16>& v, const Shape& shape) {
+    Tensor t = Tensor::empty(shape, DType::bf16);
+    std::memcpy(t.data<bf16>(), v.data(), v.size() * sizeof(bf16));
+    return t.to(Device::cuda);
+  };
+  Tensor qd = tensor_of(q_host, {1, L, 1, dr}), ld = tensor_of(l_host, {1, C, 1, dr});
+  const double scale = 1.0 / std::sqrt(double(dr));
+  ops::RetrievalParams p{S, K, 0, 0, scale, W::softmax};
+  ops::RetrievalOut full = ops::retrieval_forward(qd, ld, p);
+  ops::RetrievalParams pd = p;
+  pd.q_start = L - 1;
+  ops::RetrievalOut last = ops::retrieval_forward(qd.slice(1, L - 1, L), ld, pd);
+  cuda::synchronize();
+  const std::vector<double> idx = full.indices.to(Device::cpu).to_vector(), sc = full.scores.to(Device::cpu).to_vector(),
+                            wt = full.weights.to(Device::cpu).to_vector();
+  const std::vector<double> idx1 = last.indices.to(Device::cpu).to_vector(),
+                            sc1 = last.scores.to(Device::cpu).to_vector();
+
+  auto check_row = [&](int64_t t, const double* ri, const double* rs, const double* rw) {
+    SCOPED_TRACE(::testing::Message() << "row " << t);
+    const int64_t visible = std::min(t / S, C), n = std::min(visible, K);
+    std::vector<double> score(static_cast<size_t>(visible));
+    for (int64_t c = 0; c < visible; ++c) {
+      double dot = 0;
+      for (int64_t x = 0; x < dr; ++x) dot += double(float(q_host[size_t(t * dr + x)])) * double(float(l_host[size_t(c * dr + x)]));
+      score[size_t(c)] = dot * scale;
+    }
+    std::vector<bool> chosen(static_cast<size_t>(visible), false);
+    double kth = INFINITY, wsum = 0;
+    for (int64_t i = 0; i < K; ++i) {
+      const int64_t c = int64_t(ri[i]);
+      if (i >= n) {
+        EXPECT_EQ(c, -1) << "slot " << i;
+        continue;
+      }
+      ASSERT_TRUE(c >= 0 && c < visible) << "slot " << i << " holds " << c;
+      EXPECT_FALSE(chosen[size_t(c)]) << "chunk " << c << " twice";
+      chosen[size_t(c)] = true;
+      EXPECT_NEAR(rs[i], score[size_t(c)], 1e-4) << "slot " << i;
+      if (i > 0) EXPECT_GE(rs[i - 1], rs[i]) << "softmax slots are sorted";
+      kth = std::min(kth, score[size_t(c)]);
+      if (rw) wsum += rw[i];
+    }
+    for (int64_t c = 0; c < visible; ++c)
+      if (!chosen[size_t(c)]) EXPECT_LE(score[size_t(c)], kth + 1e-4) << "unselected chunk " << c;
+    if (rw && n > 0) EXPECT_NEAR(wsum, 1.0, 1e-5);
+  };
+  std::vector<int64_t> rows = {0, 63, 64, 65, 127, 128, 129, 511, 512, 4095, 65535, 65536, L / 2 + 17, L - 129,
+                               L - 128, L - 65, L - 64, L - 2, L - 1};
+  for (int i = 0; i < 24; ++i) rows.push_back(int64_t(uniform() * 0.5 * double(L) + 0.5 * double(L)));
+  for (int64_t t : rows) check_row(t, &idx[size_t(t * K)], &sc[size_t(t * K)], &wt[size_t(t * K)]);
+  check_row(L - 1, idx1.data(), sc1.data(), nullptr);
 }
 
 // dlandmarks when one chunk is chosen by every token (slot 0 of every row: thousands of entries, split over many

@@ -65,6 +65,16 @@ TEST(KernelBench, FlopAndByteFormulasOnAHandComputedShape) {
   w = kernel_work(Kernel::retrieval, s);
   EXPECT_DOUBLE_EQ(w.flops, 768.0 * 16);
   EXPECT_DOUBLE_EQ(w.bytes, 8192 + 128 + 12 * 1024);
+  const Work scalar = kernel_work(Kernel::retrieval_scalar, s);
+  EXPECT_DOUBLE_EQ(scalar.flops, w.flops);
+  EXPECT_DOUBLE_EQ(scalar.bytes, w.bytes);
+  // Retrieval decode: token 255 scores its 3 complete chunks in each of the 2 heads (2 dr each); reads its qr row
+  // and the 4 landmarks of each head (5 rows of dr bf16 per head), writes 2 heads x K = 2 slots of 12 B.
+  for (Kernel k : {Kernel::retrieval_decode, Kernel::retrieval_decode_scalar}) {
+    w = kernel_work(k, s);
+    EXPECT_DOUBLE_EQ(w.flops, 2.0 * 8 * 2 * 3);
+    EXPECT_DOUBLE_EQ(w.bytes, 5 * 2 * 8 * 2 + 12 * 2 * 2);
+  }
   // SWA: 765 pairs x HQ x 4 D; lse is L x HQ f32 = 4096 B.
   w = kernel_work(Kernel::swa_fwd, s);
   EXPECT_DOUBLE_EQ(w.flops, 765.0 * 4 * 64);
