@@ -1,4 +1,4 @@
-// `hsa bench kernels` on the GPU: issue 4's kernels (HSA forward, forward+backward, retrieval, SWA forward and
+// `hsa bench kernels` on the GPU: the attention kernels (HSA forward, forward+backward, retrieval, SWA forward and
 // forward+backward) at the KernelShape defaults over a list of lengths. Per length the inputs are built once on the
 // device (random bf16 values; chunk indices as causal retrieval gives them: token t selects min(K, t / S) distinct
 // complete chunks); per kernel one warm-up call, then `repeats` calls each timed with CUDA events around the

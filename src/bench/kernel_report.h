@@ -23,7 +23,7 @@ struct Measurement {
   double median_ms = 0, min_ms = 0;       // of `repeats` CUDA-event timings after a warm-up call
   Work work;                              // counted, not measured
   std::optional<Floor> floor;             // unknown on a GPU outside the peak table
-  std::optional<double> target_ms;        // issue 4's, where it names one
+  std::optional<double> target_ms;        // the kernel's time target, where it has one
   std::optional<double> per_token;        // (median / L) over the same for the kernel's smallest measured L
   std::optional<double> check_rel_err;    // forward rows against the definition (SWA), relative error in norm
 

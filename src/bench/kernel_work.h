@@ -30,7 +30,7 @@ const char* kernel_name(Kernel kernel);    // "hsa_fwd", ...
 // "hsa_fwd,swa_fwd" -> kernels, in the order given, without repeats; throws naming the valid names.
 std::vector<Kernel> parse_kernels(const std::string& list);
 
-// Issue 4's shape: bf16, B = 1, HQ = 16 query heads over H = 1 KV head, D = 128, chunks of S = 64, top-K = 8
+// The benchmark shape: bf16, B = 1, HQ = 16 query heads over H = 1 KV head, D = 128, chunks of S = 64, top-K = 8
 // chunks per token, retrieval dim dr = 128, sliding window W = 512 (the SWA kernels). Fields are variables so the
 // tests can check the formulas on a small hand-computed case.
 struct KernelShape {

@@ -1,5 +1,6 @@
-// The floor a kernel cannot beat on a device, and issue 4's targets (ARCHITECTURE §4: count FLOPs and bytes
-// first; the larger of FLOPs / peak and bytes / bandwidth is the floor). Free of CUDA (unit-tested everywhere).
+// The floor a kernel cannot beat on a device, and the kernels' time targets (docs/architecture.md §9:
+// count FLOPs and bytes first; the larger of FLOPs / peak and bytes / bandwidth is the floor). Free of CUDA
+// (unit-tested everywhere).
 #pragma once
 #include "bench/kernel_work.h"
 
@@ -25,7 +26,7 @@ struct Floor {
 // max(FLOPs / peak FLOP/s, bytes / peak bandwidth), in milliseconds.
 Floor floor_of(const Work& work, const DevicePeak& peak);
 
-// Issue 4's target for this kernel at this length (H100, the KernelShape defaults), if it names one:
+// The time target for this kernel at this length (H100, the KernelShape defaults), if it names one:
 // hsa_fwd <= 1.7 ms at 64K and <= 7 ms at 256K; hsa_fwd_bwd <= 12 ms at 64K and <= 50 ms at 256K; retrieval
 // <= 1 ms at 64K.
 std::optional<double> target_ms(Kernel kernel, int64_t len);

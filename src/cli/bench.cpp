@@ -1,5 +1,5 @@
 // `hsa bench`: benchmark programs that print a table as they go and record JSON with the device, commit and command
-// (ARCHITECTURE §4). docs/benchmarks.md explains the columns and the floor.
+// (docs/architecture.md §9). docs/benchmarks.md explains the columns and the floor.
 //   hsa bench kernels [--lengths 4K,64K,1M] [--kernels hsa_fwd,retrieval] [--repeats 20] [--out FILE.json]
 //   hsa bench train -c configs/base-100m.json [-L 4096] [-b 1] [--steps 10] [--device cuda] [--out FILE.json]
 #include "bench/kernel_bench.h"
@@ -110,7 +110,7 @@ Command reg("bench", "benchmarks that print a table and record JSON (device, com
   app.require_subcommand(1);
   auto kernels = std::make_shared<KernelsOptions>();
   CLI::App* kernels_cmd = app.add_subcommand(
-      "kernels", "time the CUDA kernels of issue 4 (HSA forward, forward+backward, retrieval, SWA) against the floor");
+      "kernels", "time the CUDA attention kernels (HSA forward, forward+backward, retrieval, SWA) against the floor");
   kernels_cmd->add_option("--lengths", kernels->lengths, "sequence lengths, comma-separated (4096, 64K, 1M)")
       ->capture_default_str();
   kernels_cmd

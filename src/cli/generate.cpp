@@ -32,7 +32,7 @@ struct GenerateOptions {
   std::string save_state, load_state;  // state files (infer/state_file.h)
 };
 
-// ARCHITECTURE §5: say what the run will hold before it starts, and refuse a context that cannot fit.
+// docs/architecture.md §8: say what the run will hold before it starts, and refuse a context that cannot fit.
 void check_memory_plan(const hsa::Checkpoint& ck, const hsa::Placement& place, int64_t positions, bool quiet) {
   double weights = 0;
   for (const auto& [name, t] : ck.params) weights += double(t.numel()) * double(hsa::dtype_size(place.dtype));

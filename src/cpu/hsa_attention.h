@@ -1,4 +1,4 @@
-// CPU HSA chunk-attention kernels (ARCHITECTURE 1.4 steps 4-5): every token attends, per selected chunk, over that
+// CPU HSA chunk-attention kernels (docs/architecture.md §2.5 steps 4-5): every token attends, per selected chunk, over that
 // chunk's S keys with its own softmax, and mixes the per-chunk results with the retrieval weights.
 //   q, out, dout, dq [B, L, HQ, D]; mem_k, mem_v, dmem_k, dmem_v [B, C, S, H, D];
 //   indices i32 [B, L, H, K] (-1 = empty slot; values in [-1, C), checked by the op); weights, dweights [B, L, H, K];

@@ -1,8 +1,8 @@
-// CUDA HSA chunk attention (ARCHITECTURE 1.4 steps 4-5), the device half of ops/hsa_attention. Semantics exactly as
+// CUDA HSA chunk attention (docs/architecture.md §2.5 steps 4-5), the device half of ops/hsa_attention. Semantics exactly as
 // in ops/hsa_attention.h; raw device pointers, contiguous.
 //   q, out, dout, dq [B, L, HQ, D] (dtype: f32 or bf16, all alike); mem_k, mem_v, dmem_k, dmem_v [B, C, S, H, D];
 //   indices i32 [B, L, H, K]; weights, dweights f32 [B, L, H, K]; lse f32 [B, L, HQ, K].
-// Design (ARCHITECTURE 4): the (token, slot) entries of every (b, KV head) are grouped by the chunk they selected
+// Design (docs/architecture.md §5.2 and §9): the (token, slot) entries of every (b, KV head) are grouped by the chunk they selected
 // (a stable device radix sort = counting sort on the chunk key), so one thread block loads a chunk's K/V [S, D]
 // into shared memory once and runs all the query rows (G per entry) that selected it through two small GEMMs.
 // Forward, bf16: FlashAttention-2 register style (mma.sync m16n8k16 + ldmatrix, f32 accumulation): each warp owns

@@ -1,4 +1,4 @@
-// CUDA HSA retrieval (ARCHITECTURE 1.4 steps 1-3), the device half of ops/retrieval. Semantics (visibility, tie
+// CUDA HSA retrieval (docs/architecture.md §2.5 steps 1-3 and §2.6), the device half of ops/retrieval. Semantics (visibility, tie
 // rule, slot order, weightings) exactly as in ops/retrieval.h; raw contiguous device pointers.
 //   qr, dqr [B, L, H, dr] and landmarks, dlandmarks [B, C, H, dr] in f32 or bf16 (alike; computed in f32);
 //   indices i32 [B, L, H, K]; weights, scores, dweights f32 [B, L, H, K].

@@ -1,4 +1,4 @@
-// The sliding-window attention branch of a block (ARCHITECTURE §1.2): RMSNorm, q/k/v projections, per-head
+// The sliding-window attention branch of a block (docs/architecture.md §2.3): RMSNorm, q/k/v projections, per-head
 // qk-norm, RoPE, causal window attention with GQA, output projection. Returns the branch, not x + branch.
 #pragma once
 #include "model/layer_context.h"

@@ -1,4 +1,4 @@
-// The HSA chunk memory (ARCHITECTURE §1.3): per complete chunk its keys and values (NoPE) and its landmark.
+// The HSA chunk memory (docs/architecture.md §2.4): per complete chunk its keys and values (NoPE) and its landmark.
 // Built once from the hidden state after the lower layers and read by every HSA layer above.
 // Append-only: a chunk is written once, when its last token has been seen. Storage grows by doubling, so
 // decoding appends in amortised O(1) and views stay contiguous (B = 1 when decoding).

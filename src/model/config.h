@@ -1,4 +1,4 @@
-// Model configuration of an HSA-UltraLong model (ARCHITECTURE.md §1.6): one JSON file with Hugging Face
+// Model configuration of an HSA-UltraLong model (docs/architecture.md §2.8): one JSON file with Hugging Face
 // style keys. Field names are the JSON keys. Loading is strict: unknown keys, wrong types, missing
 // required keys and inconsistent values are all reported together in one hsa::Error, never defaulted.
 //

@@ -1,4 +1,4 @@
-// The feed-forward branch of a block: RMSNorm then a dense SwiGLU or a Mixture-of-Experts (ARCHITECTURE §1.5).
+// The feed-forward branch of a block: RMSNorm then a dense SwiGLU or a Mixture-of-Experts (docs/architecture.md §2.7).
 #pragma once
 #include "model/layer_context.h"
 #include "ops/moe.h"

@@ -1,4 +1,4 @@
-// Model FLOPs of a training step, counted the standard way (ARCHITECTURE §4): 6 FLOPs per active matmul
+// Model FLOPs of a training step, counted the standard way (docs/architecture.md §9): 6 FLOPs per active matmul
 // parameter per token (2 forward, 4 backward) plus the attention terms that parameters do not capture, also
 // tripled for the backward: SWA 4·D·HQ per visible key, HSA chunk attention 4·D·HQ per key of each filled slot,
 // retrieval 2·d_r per complete earlier chunk; the chunk encoder runs its blocks on S + 1 rows per complete chunk

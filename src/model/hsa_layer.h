@@ -1,4 +1,4 @@
-// The HSA branch of an HSA block (ARCHITECTURE §1.4): each token scores the landmarks of the complete chunks,
+// The HSA branch of an HSA block (docs/architecture.md §2.5): each token scores the landmarks of the complete chunks,
 // keeps its top-K, attends inside each chosen chunk and fuses the results with the chunk weights.
 // Returns the branch (the caller adds it to the residual stream, or not: hsa_bypass_residual).
 #pragma once

@@ -1,4 +1,4 @@
-// The HSA-UltraLong model (ARCHITECTURE §1.1): embedding, lower SWA blocks, the chunk-memory builder, upper
+// The HSA-UltraLong model (docs/architecture.md §2.2): embedding, lower SWA blocks, the chunk-memory builder, upper
 // groups (one HSA block then SWA blocks), final norm and LM head. One forward serves training (a full
 // sequence from a fresh state, with a cache for backward) and inference (segments of any size continuing a
 // state): the two give the same logits by construction.

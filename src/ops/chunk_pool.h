@@ -1,4 +1,4 @@
-// Chunk mean pooling (ARCHITECTURE 1.3): the mean of each complete chunk of S tokens, the input of the landmark
+// Chunk mean pooling (docs/architecture.md §2.4): the mean of each complete chunk of S tokens, the input of the landmark
 // projection E[c] = W_lmk * mean_j RMSNorm(h[cS + j]). The RMSNorm and W_lmk are separate ops run by the model.
 //   x, dx [B, L, dm]; pooled, dpooled [B, C, dm] with C = floor(L / chunk_size): complete chunks only, the tail
 //   L - C*S tokens of an incomplete last chunk belong to no landmark (and get a zero gradient).

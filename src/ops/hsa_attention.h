@@ -1,4 +1,4 @@
-// HSA chunk attention (ARCHITECTURE 1.4 steps 4-5): each token attends to the chunks its retrieval step selected,
+// HSA chunk attention (docs/architecture.md §2.5 steps 4-5): each token attends to the chunks its retrieval step selected,
 // with a separate softmax over the S keys of each chunk, and mixes the per-chunk results with the chunk weights.
 //   q [B, L, HQ, D]; mem_k, mem_v [B, C, S, H, D]; indices i32 [B, L, H, K] (-1 = empty slot);
 //   weights [B, L, H, K]; out [B, L, HQ, D]; lse [B, L, HQ, K].

@@ -1,4 +1,4 @@
-// Mixture-of-Experts feed-forward (ARCHITECTURE 1.5): softmax router, top-k routed SwiGLU experts with gates
+// Mixture-of-Experts feed-forward (docs/architecture.md §2.7): softmax router, top-k routed SwiGLU experts with gates
 // renormalised over the chosen ones, optional shared experts that every token uses, load-balancing loss.
 //   x, y, dy, dx [N, dm]; router [E, dm]; w_gate, w_up [E, F, dm]; w_down [E, dm, F];
 //   shared_gate, shared_up [NS, Fs, dm]; shared_down [NS, dm, Fs] (all three undefined: no shared experts);

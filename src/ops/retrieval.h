@@ -1,4 +1,4 @@
-// HSA chunk retrieval (ARCHITECTURE 1.4 steps 1-3, 6): score every visible chunk's landmark against the
+// HSA chunk retrieval (docs/architecture.md §2.5 steps 1-3 and §2.6): score every visible chunk's landmark against the
 // retrieval query, keep the top-K chunks, and weight them (softmax or stick-breaking).
 //   qr, dqr [B, L, H, dr]   retrieval queries, H retrieval heads (one per KV head), dr = dim per head
 //   landmarks, dlandmarks [B, C, H, dr]   one landmark per chunk (C may exceed the chunks a query can see)

@@ -1,4 +1,4 @@
-// Rotary position embedding (RoPE), "rotate-half" convention, applied to q and k in SWA (ARCHITECTURE 1.2).
+// Rotary position embedding (RoPE), "rotate-half" convention, applied to q and k in SWA (docs/architecture.md §2.3).
 // x, y, dy, dx [B, L, H, D], D even. For i < D/2 the pair (x[i], x[i + D/2]) of sequence index l is rotated by
 //   angle = (position_offset + l) * theta^(-2i/D).
 // position_offset places a chunk of a longer sequence (decoding, chunked prefill): angles are computed in

@@ -1,4 +1,4 @@
-// Causal sliding-window attention with grouped-query heads (ARCHITECTURE 1.2).
+// Causal sliding-window attention with grouped-query heads (docs/architecture.md §2.3).
 //   q, out, dout, dq [B, Lq, HQ, D]; k, v, dk, dv [B, Lk, H, D]; lse [B, Lq, HQ].
 // Query row i has absolute position q_start + i, key row j has k_start + j (decode: the keys are a cache of
 // recent positions). Query head h reads KV head h / (HQ / H). Query t sees key s iff s <= t and t - s < window;
