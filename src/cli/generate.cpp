@@ -71,7 +71,7 @@ int run_generate(const GenerateOptions& o) {
   hsa::Tensor logits;
   std::span<const int32_t> todo(ids);
   hsa::ModelFingerprint fingerprint;
-  if (!o.save_state.empty() || !o.load_state.empty()) fingerprint = hsa::model_fingerprint(ck, tok.name());
+  if (!o.save_state.empty() || !o.load_state.empty()) fingerprint = hsa::model_fingerprint(ck, tok->name());
   if (!o.load_state.empty()) {  // the prompt continues the saved one: feed only what follows it
     hsa::SavedState saved = hsa::load_state_file(o.load_state, fingerprint, model);
     logits = session.restore(saved, static_cast<int64_t>(saved.tokens.size()));

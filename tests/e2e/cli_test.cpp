@@ -104,7 +104,7 @@ TEST(Cli, RuntimeFailuresExitOne) {
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "out of")) << r.output;
   // Memory running out in a standard container (std::bad_alloc) says so in words, not as an exception's name.
-  r = hsa_cli("data sample -t passkey -n 1000000000 --prompt-only", "ulimit -v 400000;");
+  r = hsa_cli("data sample -t passkey -n 1000000000 --prompt-only", "ulimit -v 2000000;");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_TRUE(has(r.output, "out of memory")) << r.output;
   EXPECT_FALSE(has(r.output, "bad_alloc")) << r.output;

@@ -138,6 +138,7 @@ TEST(Model, SaveLoadWithChunkEncoderGivesIdenticalLogits) {
   std::vector<int32_t> ids = random_tokens(45, 6, static_cast<int32_t>(config.vocab_size));
   EXPECT_EQ(full_logits(model, ids).to_vector(), full_logits(loaded, ids).to_vector());
   std::filesystem::remove_all(dir);
+}
 
 // The shipped model exported in 1 MiB shards is the unsharded export, bit for bit and logit for logit.
 TEST(Model, ShardedExportGivesIdenticalTensorsAndLogits) {

@@ -95,7 +95,7 @@ TEST(ShardedSafetensors, TensorLargerThanTheLimitIsNamed) {
   TempDir tmp;
   ModelConfig cfg = micro();
   const std::string msg =
-      message_of([&] { save_checkpoint(tmp.path.string(), cfg, init_parameters(cfg, 1), {}, 1024); });
+      message_of([&] { save_checkpoint(tmp.path.string(), cfg, init_parameters(cfg, 1), {}, "", 1024); });
   EXPECT_TRUE(contains(msg, "embed.weight")) << msg;
   EXPECT_TRUE(contains(msg, "1024")) << msg;
   EXPECT_FALSE(fs::exists(tmp.path / kWeightsIndexFile));
@@ -106,11 +106,11 @@ TEST(ShardedSafetensors, ResavingReplacesTheOtherLayout) {
   ModelConfig cfg = micro();
   auto params = init_parameters(cfg, 1, DType::bf16);
   save_checkpoint(tmp.path.string(), cfg, params);
-  save_checkpoint(tmp.path.string(), cfg, params, {}, kLimit);
+  save_checkpoint(tmp.path.string(), cfg, params, {}, "", kLimit);
   EXPECT_FALSE(fs::exists(tmp.path / kWeightsFile));
   expect_only_indexed_files(tmp.path);
   const auto shards = std::distance(fs::directory_iterator(tmp.path), fs::directory_iterator());
-  save_checkpoint(tmp.path.string(), cfg, params, {}, 3 * kLimit);  // fewer shards: the old ones go
+  save_checkpoint(tmp.path.string(), cfg, params, {}, "", 3 * kLimit);  // fewer shards: the old ones go
   expect_only_indexed_files(tmp.path);
   EXPECT_LT(std::distance(fs::directory_iterator(tmp.path), fs::directory_iterator()), shards);
   save_checkpoint(tmp.path.string(), cfg, params);
@@ -123,7 +123,7 @@ TEST(ShardedSafetensors, DamagedShardSetsAreRefusedNamingTheFile) {
   TempDir tmp;
   ModelConfig cfg = micro();
   const fs::path dir = tmp.path / "ck";
-  save_checkpoint(dir.string(), cfg, init_parameters(cfg, 1, DType::bf16), {}, kLimit);
+  save_checkpoint(dir.string(), cfg, init_parameters(cfg, 1, DType::bf16), {}, "", kLimit);
   const nlohmann::json good = read_index(dir);
   const std::string index_path = (dir / kWeightsIndexFile).string();
   const std::string first = good["weight_map"].begin().value(), last = (--good["weight_map"].end()).value();
