@@ -16,7 +16,6 @@ class Rng {
   double normal();   // standard normal (Box-Muller)
   uint64_t below(uint64_t n);  // [0, n)
   uint64_t state() const { return state_; }
-  void set_state(uint64_t state) { state_ = state; }
 
  private:
   uint64_t state_;

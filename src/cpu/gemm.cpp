@@ -28,8 +28,6 @@ void gemm<double>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, d
               a, lda, b, ldb, beta, c, ldc);
 }
 
-int blas_threads() { return omp_get_max_threads(); }
-
 BlasSerialScope::BlasSerialScope() {
   if (omp_in_parallel() || !openblas_get_parallel || !openblas_get_num_threads || !openblas_set_num_threads) return;
   if (openblas_get_parallel() != 1) return;

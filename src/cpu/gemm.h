@@ -9,9 +9,6 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
           int64_t ldb, T beta, T* c, int64_t ldc);
 
-// Number of BLAS threads for calls from outside a parallel region (inside one, BLAS runs on one thread).
-int blas_threads();
-
 // Construct one (outside any parallel region) around an OpenMP region whose threads call gemm: while it lives,
 // every BLAS call runs on its calling thread alone. The OpenMP build of OpenBLAS does that by itself; the
 // pthreads build (the only one on the device machines) hands each call to its one shared thread pool instead, so

@@ -22,8 +22,6 @@ class FillerText {
   // Exactly n_bytes of text (n_bytes >= 0). Consumes random numbers from rng.
   std::string take(int64_t n_bytes, Rng& rng) const;
 
-  bool has_corpus() const { return corpus_ != nullptr; }
-
  private:
   // null: built-in generator. Shared, so copies of a FillerText (one per batch source) cost nothing even for a
   // corpus of gigabytes.
