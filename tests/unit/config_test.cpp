@@ -28,7 +28,8 @@ json micro_json() {
               {"num_upper_groups", 1},  {"group_layers", 1}};
 }
 
-std::string error_of(const json& j) {
+// The message of loading `j` as a config, or "" when it loads.
+std::string load_error(const json& j) {
   try {
     ModelConfig::from_json(j, "test.json");
   } catch (const Error& e) {
@@ -96,7 +97,7 @@ TEST(ModelConfig, UnknownKeySuggestsClosest) {
   j["num_attention_head"] = 2;
   j["hiden_size"] = 32;
   j["totally_unrelated_option"] = 1;
-  std::string msg = error_of(j);
+  std::string msg = load_error(j);
   EXPECT_TRUE(contains(msg, "unknown key 'num_attention_head' (did you mean 'num_attention_heads'?)")) << msg;
   EXPECT_TRUE(contains(msg, "unknown key 'hiden_size' (did you mean 'hidden_size'?)")) << msg;
   EXPECT_TRUE(contains(msg, "unknown key 'totally_unrelated_option'\n") || msg.ends_with("'totally_unrelated_option'"))
@@ -119,7 +120,7 @@ TEST(ModelConfig, ListsEveryProblemAtOnce) {
   j["first_k_dense_layers"] = 9;
   j["chunk_weighting"] = "sigmoid";
   j["chunk_encoder_layers"] = -1;
-  std::string msg = error_of(j);
+  std::string msg = load_error(j);
   const std::vector<std::string> expected = {
       "missing required key 'vocab_size'",
       "'hidden_size' must be positive, got -4",
@@ -144,22 +145,22 @@ TEST(ModelConfig, MoeConsistency) {
   json j = micro_json();
   j["num_experts"] = 4;
   j["moe_intermediate_size"] = 8;
-  EXPECT_TRUE(contains(error_of(j), "num_experts is 4 but num_experts_per_tok is 0"));
+  EXPECT_TRUE(contains(load_error(j), "num_experts is 4 but num_experts_per_tok is 0"));
   j["num_experts_per_tok"] = 2;
-  EXPECT_EQ(error_of(j), "");
+  EXPECT_EQ(load_error(j), "");
   j["model_type"] = "llama";
-  EXPECT_TRUE(contains(error_of(j), "unsupported model_type 'llama'"));
-  EXPECT_TRUE(contains(error_of(json::array()), "expected a JSON object"));
+  EXPECT_TRUE(contains(load_error(j), "unsupported model_type 'llama'"));
+  EXPECT_TRUE(contains(load_error(json::array()), "expected a JSON object"));
 }
 
 TEST(ModelConfig, ChunkEncoderNeedsHsaGroups) {
   json j = micro_json();
   j["chunk_encoder_layers"] = 2;
-  EXPECT_EQ(error_of(j), "");
+  EXPECT_EQ(load_error(j), "");
   EXPECT_EQ(ModelConfig::from_json(j, "test.json").chunk_encoder_layers, 2);
   j["num_lower_layers"] = 2;
   j["num_upper_groups"] = 0;
-  EXPECT_TRUE(contains(error_of(j), "chunk_encoder_layers = 2 but num_upper_groups is 0")) << error_of(j);
+  EXPECT_TRUE(contains(load_error(j), "chunk_encoder_layers = 2 but num_upper_groups is 0")) << load_error(j);
 }
 
 TEST(ModelConfig, BadFileNamesThePath) {

@@ -1,3 +1,4 @@
+#include "common/error_text.h"
 #include "common/gradcheck.h"
 #include "common/hsa_indices.h"
 #include "ops/hsa_attention.h"
@@ -101,15 +102,6 @@ void expect_matches_naive(const Problem& p, double tol) {
   EXPECT_EQ(out.out.dtype(), p.q.dtype());
   expect_near_vec(out.out.to_vector(), ref.out, tol, "out");
   expect_near_vec(out.lse.to_vector(), ref.lse, tol, "lse");
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

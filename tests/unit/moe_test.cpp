@@ -1,3 +1,4 @@
+#include "common/error_text.h"
 #include "common/gradcheck.h"
 #include "ops/moe.h"
 
@@ -114,15 +115,6 @@ void expect_matches_naive(int64_t n, int64_t dm, int64_t ne, int64_t ffn, int64_
   std::vector<double> experts = out.experts.to_vector();
   for (size_t i = 0; i < ref.experts.size(); ++i) ASSERT_EQ(int(experts[i]), ref.experts[i]) << "experts[" << i << "]";
   EXPECT_NEAR(out.aux_loss.item(), ref.aux_loss, tol * ref.aux_loss);
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

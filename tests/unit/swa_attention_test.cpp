@@ -1,3 +1,4 @@
+#include "common/error_text.h"
 #include "common/gradcheck.h"
 #include "ops/swa_attention.h"
 
@@ -161,15 +162,6 @@ void check_backward(const Case& c, uint64_t seed) {
   expect_close(got.dq.to_vector(), want.dq, 5e-5, "dq");
   expect_close(got.dk.to_vector(), want.dk, 5e-5, "dk");
   expect_close(got.dv.to_vector(), want.dv, 5e-5, "dv");
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace
