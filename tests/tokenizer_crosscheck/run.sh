@@ -17,7 +17,7 @@ fail() { echo "FAILED: $*"; exit 1; }
 # The command line first (needs no npm): train refuses to overwrite without --force, naming the file (exit 2);
 # data build writes bos + the same ids as encode.
 printf 'the cat sat on the mat. the cat sat on the hat.\n' >"$work/cli.txt"
-rm -f "$work/cli.json"
+rm -f "$work/cli.json" "$work/cli.bin" "$work/docs.bin"  # this script's own outputs from an earlier run
 "$hsa" tokenizer train -i "$work/cli.txt" -o "$work/cli.json" --vocab 270 --min-frequency 1 >/dev/null 2>&1 ||
   fail "tokenizer train"
 set +e
