@@ -499,13 +499,17 @@ RulerSample make_ruler_sample(RulerTask task, int64_t length_tokens, uint64_t se
   // search. NIAH and vt aim at the exact length; cwe and fwe (lists of whole entries) and niah_multikey_1 (the
   // training task's prompt, which leaves room for its answer) stop within 64 tokens below it.
   const bool whole_entries = task == RulerTask::cwe || task == RulerTask::fwe || task == RulerTask::niah_multikey_1;
-  auto count = [&](int64_t budget) {
-    return static_cast<int64_t>(make_sized_sample(task, budget, seed, filler).tokens(tokenizer).size());
+  auto build = [&](int64_t budget) {
+    RulerSample s = make_sized_sample(task, budget, seed, filler);
+    std::string space;  // the answer's leading space: the model writes it (scoring looks for the values)
+    move_trailing_space_to_answer(s.prompt, space, tokenizer);
+    return s;
   };
+  auto count = [&](int64_t budget) { return static_cast<int64_t>(build(budget).tokens(tokenizer).size()); };
   const TokenFit fit = fit_to_tokens(length_tokens, whole_entries ? 64 : 0, length_tokens, 1, count);
   HSA_CHECK(fit.budget > 0, "ruler: task {} does not fit in {} tokens (its smallest prompt has {})",
             ruler_task_name(task), length_tokens, fit.tokens);
-  return make_sized_sample(task, fit.budget, seed, filler);
+  return build(fit.budget);
 }
 
 double ruler_score(const std::vector<std::string>& expected, std::string_view answer) {

@@ -370,14 +370,16 @@ TaskSample make_task_sample(TaskKind kind, int64_t length_tokens, uint64_t seed,
   // Filler fills whatever the fixed text leaves; needles go in at sorted random depths, moved back to a
   // sentence boundary, so variable-tracking assignments stay in chain order. Prompt and answer are tokenised
   // apart, as generation sees them: the prompt's tokens, then the answer's.
-  const std::vector<int32_t> answer_tokens = tokenizer.encode(layout.answer);
+  std::string question = layout.question, answer_text = layout.answer;
+  move_trailing_space_to_answer(question, answer_text, tokenizer);
+  const std::vector<int32_t> answer_tokens = tokenizer.encode(answer_text);
   auto build_context = [&](int64_t filler_bytes) {
     Rng r = rng;  // every trial budget draws the same random numbers
     std::string haystack = filler.take(filler_bytes, r);
     return insert_needles(haystack, layout.needles, r);
   };
   auto count = [&](int64_t filler_bytes) {
-    const std::string prompt = build_context(filler_bytes) + layout.question;
+    const std::string prompt = build_context(filler_bytes) + question;
     return static_cast<int64_t>(tokenizer.encode(prompt, /*add_bos=*/true).size() + answer_tokens.size());
   };
   const TokenFit fit = fit_to_tokens(length_tokens, 0, length_tokens - fixed, 0, count);
@@ -390,10 +392,11 @@ TaskSample make_task_sample(TaskKind kind, int64_t length_tokens, uint64_t seed,
               "make_task_sample: needle '{}' occurs more than once (the filler corpus contains it)", needle);
 
   TaskSample sample;
-  sample.tokens = tokenizer.encode(context + layout.question, /*add_bos=*/true);
+  sample.tokens = tokenizer.encode(context + question, /*add_bos=*/true);
   sample.prompt_length = static_cast<int64_t>(sample.tokens.size());
   sample.tokens.insert(sample.tokens.end(), answer_tokens.begin(), answer_tokens.end());
   sample.answer = layout.answer;
+  sample.answer_text = answer_text;
   sample.phrasing = std::move(layout.phrasing);
   sample.answer_mask.assign(sample.tokens.size(), 0);
   std::fill(sample.answer_mask.begin() + sample.prompt_length, sample.answer_mask.end(), uint8_t{1});

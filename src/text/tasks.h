@@ -36,6 +36,8 @@ struct TaskSample {
   std::vector<int32_t> tokens;       // bos + context + question + answer; size = length_tokens
   std::vector<uint8_t> answer_mask;  // 1 on the tokens of the answer, else 0; size = length_tokens
   std::string answer;                // the answer text
+  std::string answer_text;           // the text of the answer tokens: `answer`, after a space for subword
+                                     // tokenizers (move_trailing_space_to_answer in text/tokenizer.h)
   int64_t prompt_length = 0;         // tokens before the answer (generation starts here)
   std::vector<std::string> phrasing;  // pooled phrasings: "what:entry" of every pool entry used (tests, logs)
 };

@@ -49,4 +49,11 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& spec, const std::st
   return BpeTokenizer::load(path.string());
 }
 
+void move_trailing_space_to_answer(std::string& prompt, std::string& answer, const Tokenizer& tokenizer) {
+  if (tokenizer.name() == "bytes") return;
+  const size_t end = prompt.find_last_not_of(' ') + 1;  // npos + 1 == 0: an all-space prompt moves whole
+  answer.insert(0, prompt, end);
+  prompt.resize(end);
+}
+
 }  // namespace hsa

@@ -43,4 +43,12 @@ class ByteTokenizer final : public Tokenizer {
 // naming the file when it cannot be loaded.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& spec, const std::string& model_dir);
 
+// Where a prompt ends and its answer begins. Subword tokenizers fold a word's leading space into the word's token
+// (" 7944668"), so a prompt ending in a space would end in a lone-space token that natural text never has, and
+// an answer tokenised without its space would be other tokens than the same value inside the text: copying it
+// from the context would be a translation, not a copy. For them the trailing spaces of `prompt` move to the
+// front of `answer`. The byte-level tokenizer sees the same bytes either way and keeps them in the prompt (what
+// the shipped byte-level models were trained on).
+void move_trailing_space_to_answer(std::string& prompt, std::string& answer, const Tokenizer& tokenizer);
+
 }  // namespace hsa

@@ -3,10 +3,13 @@
 // samples are bit-identical to what the shipped models were trained and evaluated on.
 #include "common/word_tokenizer.h"
 #include "eval/ruler.h"
+#include "text/bpe_tokenizer.h"
+#include "text/bpe_trainer.h"
 #include "text/task_phrasings.h"
 #include "text/tasks.h"
 
 #include <hsa/error.h>
+#include <hsa/random.h>
 
 #include <gtest/gtest.h>
 
@@ -134,7 +137,8 @@ TEST(TaskPhrasings, TasksWorkWithASubwordTokenizer) {
           std::vector<int32_t> answer;
           for (size_t i = 0; i < s.tokens.size(); ++i)
             if (s.answer_mask[i]) answer.push_back(s.tokens[i]);
-          EXPECT_EQ(answer, tok.encode(s.answer));
+          EXPECT_EQ(answer, tok.encode(s.answer_text));
+          EXPECT_EQ(s.answer_text, " " + s.answer);  // a subword tokenizer: the question's space opens the answer
           EXPECT_EQ(s.answer_mask[static_cast<size_t>(s.prompt_length)], 1);
           // Tokens after the answer can only be eos padding, and the search leaves at most a few.
           const size_t end = static_cast<size_t>(s.prompt_length) + answer.size();
@@ -143,6 +147,38 @@ TEST(TaskPhrasings, TasksWorkWithASubwordTokenizer) {
           // Words are ~3 bytes each: a prompt of `length` tokens is much longer than `length` bytes.
           if (length >= 1000) EXPECT_GT(prompt_of(s, tok).size(), static_cast<size_t>(2 * length));
         }
+}
+
+// With a byte-level BPE the asked value is the same tokens in the needle and in the answer (" 48213" both times):
+// answering is copying tokens from the context, not translating them. A prompt ending in a space would make the
+// answer "48213" (other tokens) after a lone-space token that natural text never has.
+TEST(TaskPhrasings, AnswerTokensAreCopiesOfContextTokensWithBpe) {
+  FillerText filler;
+  Rng rng(3);
+  std::string text = filler.take(200000, rng);
+  for (int i = 0; i < 4000; ++i) text += " " + std::to_string(rng.below(100000000)) + ".";
+  WordCounter counter(BpeTrainOptions{}.special_tokens);
+  counter.add(text);
+  BpeTrainOptions options;
+  options.vocab_size = 2000;
+  const BpeTokenizer tok(train_bpe(counter.counts(), options), "test.json");
+  for (TaskKind kind : {TaskKind::passkey, TaskKind::multikey_niah, TaskKind::variable_tracking, TaskKind::kv_lookup})
+    for (uint64_t seed = 0; seed < 6; ++seed) {
+      SCOPED_TRACE(task_kind_name(kind) + " seed " + std::to_string(seed));
+      const TaskSample s = make_task_sample(kind, 1500, seed, filler, tok, Phrasings::train);
+      const auto prompt_end = s.tokens.begin() + s.prompt_length;
+      std::vector<int32_t> answer;
+      for (size_t i = 0; i < s.tokens.size(); ++i)
+        if (s.answer_mask[i]) answer.push_back(s.tokens[i]);
+      EXPECT_EQ(tok.decode(answer), " " + s.answer);
+      EXPECT_NE(tok.decode(std::span<const int32_t>(&*(prompt_end - 1), 1)), " ");
+      EXPECT_NE(std::search(s.tokens.begin(), prompt_end, answer.begin(), answer.end()), prompt_end)
+          << "the answer's tokens do not occur in the prompt";
+    }
+  // RULER prompts end before the space too, and their expected values stay in the prompt.
+  const eval::RulerSample r = eval::make_ruler_sample(eval::RulerTask::niah_single_1, 2048, 1, filler, tok);
+  EXPECT_NE(r.prompt.back(), ' ');
+  EXPECT_NE(r.prompt.find(" " + r.expected[0]), std::string::npos);
 }
 
 TEST(TaskPhrasings, RulerWorksWithASubwordTokenizer) {
