@@ -83,7 +83,7 @@ Tensor causal_indices_on_device(const KernelShape& s, uint64_t seed) {
   std::vector<int32_t> pick;
   for (int64_t t = 0; t < s.len; ++t)
     for (int64_t h = 0; h < s.kv_heads; ++h) {
-      const int64_t complete = std::min(t / s.chunk_size, s.chunks()), n = std::min(s.topk, complete);
+      const int64_t complete = visible_chunks(t, s.chunk_size, 0, s.chunks()), n = std::min(s.topk, complete);
       pick.clear();
       while (int64_t(pick.size()) < n) {
         const auto c = int32_t(rng.below(uint64_t(complete)));
@@ -151,10 +151,10 @@ struct Buffers {
   }
 
   double scale() const { return 1.0 / std::sqrt(double(s.head_dim)); }
-  cpu::HsaDims hsa_dims() const {
+  HsaDims hsa_dims() const {
     return {1, s.len, s.q_heads, s.kv_heads, s.head_dim, s.chunks(), s.chunk_size, s.topk};
   }
-  cpu::SwaDims swa_dims() const { return {1, s.len, s.len, s.q_heads, s.kv_heads, s.head_dim, s.window, 0, 0}; }
+  SwaDims swa_dims() const { return {1, s.len, s.len, s.q_heads, s.kv_heads, s.head_dim, s.window, 0, 0}; }
 
   // Bad chunk indices (none here) would throw at the timing loop's cuda::synchronize().
   void hsa_forward() {
@@ -164,7 +164,7 @@ struct Buffers {
   // The last token alone, against the whole memory: its rows of q, indices, weights, out and lse.
   void hsa_decode() {
     const int64_t t = s.len - 1, q_row = t * s.q_heads * s.head_dim, slot_row = t * s.kv_heads * s.topk;
-    cpu::HsaDims d = hsa_dims();
+    HsaDims d = hsa_dims();
     d.len = 1;
     cuda::hsa_attention_forward(DType::bf16, q.data<bf16>() + q_row, mem_k.raw_data(), mem_v.raw_data(),
                                 idx.data<int32_t>() + slot_row, w.data<float>() + slot_row, scale(), d,
@@ -177,7 +177,7 @@ struct Buffers {
   }
   // All rows (the kernel the op picks, or the scalar one), or the last token alone against every landmark.
   void retrieval(cuda::RetrievalKernel kernel, bool decode) {
-    cpu::RetrievalDims d{1, s.len, s.chunks(), s.kv_heads, s.retrieval_dim, s.chunk_size, s.topk, 0, 0, false};
+    RetrievalDims d{1, s.len, s.chunks(), s.kv_heads, s.retrieval_dim, s.chunk_size, s.topk, 0, 0, false};
     int64_t row = 0;
     if (decode) d.seq_len = 1, d.q_start = s.len - 1, row = s.len - 1;
     const int64_t q_off = row * s.kv_heads * s.retrieval_dim, slot_off = row * s.kv_heads * s.topk;

@@ -883,7 +883,7 @@ struct Carver {
 };
 
 template <class T>
-Dims make_dims(const cpu::HsaDims& hd, double scale) {
+Dims make_dims(const HsaDims& hd, double scale) {
   Dims d{hd.len, hd.q_heads, hd.kv_heads, hd.group(), hd.head_dim, hd.chunk_size, hd.topk, hd.chunks, float(scale)};
   d.rows = tile_rows<T>();
   d.ept = int(d.rows / d.G);
@@ -971,7 +971,7 @@ void launch_fwd_mma_any_d(const MmaFwdArgs& a, dim3 grid) {
 
 template <class T>
 void forward_impl(const T* q, const T* mem_k, const T* mem_v, const int32_t* indices, const float* weights,
-                  double scale, const cpu::HsaDims& hd, T* out, float* lse, int error_code) {
+                  double scale, const HsaDims& hd, T* out, float* lse, int error_code) {
   const Dims d = make_dims<T>(hd, scale);
   Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C, error_code);
   const int64_t rows = hd.batch * d.L * d.H;
@@ -1062,7 +1062,7 @@ void backward_mma(const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_
 
 template <class T>
 void backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem_v, const int32_t* indices,
-                   const float* weights, const float* lse, double scale, const cpu::HsaDims& hd, T* dq, T* dmem_k,
+                   const float* weights, const float* lse, double scale, const HsaDims& hd, T* dq, T* dmem_k,
                    T* dmem_v, float* dweights, int error_code) {
   const Dims d = make_dims<T>(hd, scale);
   Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C, error_code);
@@ -1094,7 +1094,7 @@ void backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem_v, co
 
 }  // namespace
 
-void hsa_attention_check_supported(const char* op, DType dtype, const cpu::HsaDims& hd) {
+void hsa_attention_check_supported(const char* op, DType dtype, const HsaDims& hd) {
   HSA_CHECK(dtype == DType::f32 || dtype == DType::bf16, "{}: the cuda kernels take f32 or bf16, got {}", op,
             dtype_name(dtype));
   HSA_CHECK(hd.head_dim % 16 == 0 && hd.head_dim <= 256,
@@ -1113,7 +1113,7 @@ void hsa_attention_check_supported(const char* op, DType dtype, const cpu::HsaDi
 }
 
 void hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v, const int32_t* indices,
-                           const float* weights, double scale, const cpu::HsaDims& d, void* out, float* lse) {
+                           const float* weights, double scale, const HsaDims& d, void* out, float* lse) {
   if (use_decode_path(d)) return hsa_decode_forward(dtype, q, mem_k, mem_v, indices, weights, scale, d, out, lse);
   static const int code = index_error_code("hsa_attention_forward", "indices");
   if (dtype == DType::bf16)
@@ -1126,7 +1126,7 @@ void hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const 
 
 void hsa_attention_backward(DType dtype, const void* dout, const void* q, const void* mem_k, const void* mem_v,
                             const int32_t* indices, const float* weights, const float* lse, double scale,
-                            const cpu::HsaDims& d, void* dq, void* dmem_k, void* dmem_v, float* dweights) {
+                            const HsaDims& d, void* dq, void* dmem_k, void* dmem_v, float* dweights) {
   using B16 = __nv_bfloat16;
   static const int code = index_error_code("hsa_attention_backward", "indices");
   if (dtype == DType::bf16)

@@ -110,7 +110,7 @@ __global__ void hsa_decode_sum_kernel(const float* __restrict part, int64_t K, i
 
 template <class T>
 void decode_impl(const T* q, const T* k, const T* v, const int32_t* indices, const float* weights, double scale,
-                 const cpu::HsaDims& hd, T* out, float* lse, int error_code) {
+                 const HsaDims& hd, T* out, float* lse, int error_code) {
   const int64_t rows = hd.batch * hd.len * hd.kv_heads;
   if (rows == 0) return;
   const DecodeDims d{hd.len, hd.q_heads, hd.kv_heads, hd.group(), hd.head_dim, hd.chunk_size, hd.topk, hd.chunks,
@@ -131,7 +131,7 @@ void decode_impl(const T* q, const T* k, const T* v, const int32_t* indices, con
 }  // namespace
 
 void hsa_decode_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v, const int32_t* indices,
-                        const float* weights, double scale, const cpu::HsaDims& d, void* out, float* lse) {
+                        const float* weights, double scale, const HsaDims& d, void* out, float* lse) {
   using B16 = __nv_bfloat16;
   static const int code = index_error_code("hsa_attention_forward", "indices");  // the op that dispatches here
   if (dtype == DType::bf16)

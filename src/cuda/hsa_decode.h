@@ -12,11 +12,11 @@ namespace hsa::cuda {
 constexpr int64_t kDecodeTokens = 16;
 
 // Whether hsa_attention_forward takes the decode path for these dims.
-inline bool use_decode_path(const cpu::HsaDims& d) { return d.batch * d.len <= kDecodeTokens; }
+inline bool use_decode_path(const HsaDims& d) { return d.batch * d.len <= kDecodeTokens; }
 
 // Writes out and lse (every element). Bad indices as in hsa_attention_forward: skipped, the lowest reported through
 // the deferred input-error record; nothing waits for the device.
 void hsa_decode_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v, const int32_t* indices,
-                        const float* weights, double scale, const cpu::HsaDims& d, void* out, float* lse);
+                        const float* weights, double scale, const HsaDims& d, void* out, float* lse);
 
 }  // namespace hsa::cuda

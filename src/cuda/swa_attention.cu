@@ -837,7 +837,7 @@ void allow_smem(Kernel kernel, size_t bytes) {
             cudaGetErrorString(status));
 }
 
-Dims device_dims(const cpu::SwaDims& s) {
+Dims device_dims(const SwaDims& s) {
   HSA_CHECK(s.q_len < (1LL << 31) && s.k_len < (1LL << 31) && s.batch < 65536 && s.q_heads < 65536,
             "swa_attention (cuda): dimensions too large (B = {}, Lq = {}, Lk = {}, HQ = {})", s.batch, s.q_len,
             s.k_len, s.q_heads);
@@ -935,7 +935,7 @@ void backward_impl(const T* dout, const T* q, const T* k, const T* v, const T* o
 }  // namespace
 
 template <class T>
-void swa_forward(const T* q, const T* k, const T* v, T* out, float* lse, const cpu::SwaDims& s, double scale) {
+void swa_forward(const T* q, const T* k, const T* v, T* out, float* lse, const SwaDims& s, double scale) {
   if (s.batch == 0 || s.q_len == 0 || s.q_heads == 0) return;
   const Dims d = device_dims(s);
   switch (s.head_dim) {
@@ -948,7 +948,7 @@ void swa_forward(const T* q, const T* k, const T* v, T* out, float* lse, const c
 
 template <class T>
 void swa_backward(const T* dout, const T* q, const T* k, const T* v, const T* out, const float* lse, float* delta,
-                  T* dq, T* dk, T* dv, const cpu::SwaDims& s, double scale) {
+                  T* dq, T* dk, T* dv, const SwaDims& s, double scale) {
   if (s.batch == 0 || s.q_heads == 0) return;
   if (s.q_len == 0) {  // nothing sees the keys
     const size_t bytes = size_t(s.batch * s.k_len * s.kv_heads * s.head_dim) * sizeof(T);
@@ -972,12 +972,12 @@ void swa_backward(const T* dout, const T* q, const T* k, const T* v, const T* ou
 #undef HSA_SWA_BACKWARD
 }
 
-template void swa_forward<float>(const float*, const float*, const float*, float*, float*, const cpu::SwaDims&,
+template void swa_forward<float>(const float*, const float*, const float*, float*, float*, const SwaDims&,
                                  double);
-template void swa_forward<bf16>(const bf16*, const bf16*, const bf16*, bf16*, float*, const cpu::SwaDims&, double);
+template void swa_forward<bf16>(const bf16*, const bf16*, const bf16*, bf16*, float*, const SwaDims&, double);
 template void swa_backward<float>(const float*, const float*, const float*, const float*, const float*, const float*,
-                                  float*, float*, float*, float*, const cpu::SwaDims&, double);
+                                  float*, float*, float*, float*, const SwaDims&, double);
 template void swa_backward<bf16>(const bf16*, const bf16*, const bf16*, const bf16*, const bf16*, const float*,
-                                 float*, bf16*, bf16*, bf16*, const cpu::SwaDims&, double);
+                                 float*, bf16*, bf16*, bf16*, const SwaDims&, double);
 
 }  // namespace hsa::cuda

@@ -21,13 +21,13 @@ void require_cpu_or_cuda(const char* op, Device device) {
   require_cpu(op, device);
 }
 
-cpu::HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, const Tensor& mem_v,
+HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, const Tensor& mem_v,
                           const Tensor& indices, const Tensor& weights, double scale, Device* device) {
   check_float(op, "q", q);
   check_ndim(op, "q", q, 4);
   check_float(op, "mem_k", mem_k);
   check_ndim(op, "mem_k", mem_k, 5);
-  cpu::HsaDims d;
+  HsaDims d;
   d.batch = q.dim(0);
   d.len = q.dim(1);
   d.q_heads = q.dim(2);
@@ -62,7 +62,7 @@ cpu::HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, 
   return d;
 }
 
-[[noreturn]] void fail_bad_index(const char* op, int64_t f, int32_t value, const cpu::HsaDims& d) {
+[[noreturn]] void fail_bad_index(const char* op, int64_t f, int32_t value, const HsaDims& d) {
   fail("{}: 'indices'[b={}, t={}, r={}, i={}] = {} is outside [-1, C = {}) (C from 'mem_k' {})", op,
        f / (d.topk * d.kv_heads * d.len), (f / (d.topk * d.kv_heads)) % d.len, (f / d.topk) % d.kv_heads, f % d.topk,
        value, d.chunks,
@@ -72,7 +72,7 @@ cpu::HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, 
 // Every index in [-1, C): reported with its position, since a bad one would read outside the memory. (The CUDA
 // path validates on the device instead, without waiting for it: the kernels skip a bad index and report it through
 // the deferred input-error record, so it throws at the next cuda::synchronize() with its value and flat index.)
-void check_indices(const char* op, const Tensor& indices, const cpu::HsaDims& d) {
+void check_indices(const char* op, const Tensor& indices, const HsaDims& d) {
   const int32_t* idx = indices.data<int32_t>();
   const int64_t n = indices.numel();
   for (int64_t f = 0; f < n; ++f)
@@ -92,7 +92,7 @@ Tensor device_as(const Tensor& t, DType dtype) {
 }
 
 HsaOut forward_cuda(const Tensor& q_in, const Tensor& mem_k_in, const Tensor& mem_v_in,
-                    const Tensor& indices_in, const Tensor& weights_in, double scale, const cpu::HsaDims& d) {
+                    const Tensor& indices_in, const Tensor& weights_in, double scale, const HsaDims& d) {
   const DType dt = q_in.dtype();
   Tensor q = q_in.contiguous(), mem_k = mem_k_in.contiguous(), mem_v = mem_v_in.contiguous();
   Tensor indices = indices_in.contiguous(), weights = device_as(weights_in, DType::f32);
@@ -105,7 +105,7 @@ HsaOut forward_cuda(const Tensor& q_in, const Tensor& mem_k_in, const Tensor& me
 
 HsaGrads backward_cuda(const char* op, const Tensor& dout_in, const Tensor& q_in, const Tensor& mem_k_in,
                        const Tensor& mem_v_in, const Tensor& indices_in, const Tensor& weights_in, const HsaOut& fwd,
-                       double scale, const cpu::HsaDims& d) {
+                       double scale, const HsaDims& d) {
   const DType dt = q_in.dtype();
   check_dtype(op, "fwd.lse", fwd.lse, DType::f32);
   Tensor q = q_in.contiguous(), mem_k = mem_k_in.contiguous(), mem_v = mem_v_in.contiguous();
@@ -128,7 +128,7 @@ HsaOut hsa_attention_forward(const Tensor& q_in, const Tensor& mem_k_in, const T
                              const Tensor& indices_in, const Tensor& weights_in, double scale) {
   const char* op = "hsa_attention_forward";
   Device device;
-  cpu::HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
+  HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
 #ifdef HSA_WITH_CUDA
   if (device == Device::cuda) return forward_cuda(q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, d);
 #endif
@@ -151,7 +151,7 @@ HsaGrads hsa_attention_backward(const Tensor& dout_in, const Tensor& q_in, const
                                 const HsaOut& fwd, double scale) {
   const char* op = "hsa_attention_backward";
   Device device;
-  cpu::HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
+  HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
   check_float(op, "dout", dout_in);
   check_shape(op, "dout", dout_in, q_in.shape());
 #ifdef HSA_WITH_CUDA

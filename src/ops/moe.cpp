@@ -14,8 +14,6 @@ namespace hsa::ops {
 
 namespace {
 
-using cpu::MoeDims;
-
 void require_cpu_or_cuda(const char* op, Device device) {
 #ifdef HSA_WITH_CUDA
   if (device == Device::cuda) return;

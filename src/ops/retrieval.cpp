@@ -15,13 +15,13 @@ namespace hsa::ops {
 
 namespace {
 
-cpu::RetrievalDims check_inputs(const char* op, const Tensor& qr, const Tensor& landmarks, const RetrievalParams& p) {
+RetrievalDims check_inputs(const char* op, const Tensor& qr, const Tensor& landmarks, const RetrievalParams& p) {
   check_float(op, "qr", qr);
   check_float(op, "landmarks", landmarks);
   check_ndim(op, "qr", qr, 4);
   check_ndim(op, "landmarks", landmarks, 4);
   check_same_dtype(op, "qr", qr, "landmarks", landmarks);
-  cpu::RetrievalDims d;
+  RetrievalDims d;
   d.batch = qr.dim(0);
   d.seq_len = qr.dim(1);
   d.heads = qr.dim(2);
@@ -69,7 +69,7 @@ Tensor device_f32(const Tensor& t) {
 
 RetrievalOut retrieval_forward(const Tensor& qr_in, const Tensor& landmarks_in, const RetrievalParams& p) {
   const char* op = "retrieval_forward";
-  cpu::RetrievalDims d = check_inputs(op, qr_in, landmarks_in, p);
+  RetrievalDims d = check_inputs(op, qr_in, landmarks_in, p);
   const Device device = common_device(op, {{"qr", &qr_in}, {"landmarks", &landmarks_in}});
 #ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
@@ -99,7 +99,7 @@ RetrievalOut retrieval_forward(const Tensor& qr_in, const Tensor& landmarks_in, 
 RetrievalGrads retrieval_backward(const Tensor& dweights_in, const Tensor& qr_in, const Tensor& landmarks_in,
                                   const RetrievalOut& fwd, const RetrievalParams& p) {
   const char* op = "retrieval_backward";
-  cpu::RetrievalDims d = check_inputs(op, qr_in, landmarks_in, p);
+  RetrievalDims d = check_inputs(op, qr_in, landmarks_in, p);
   Shape out_shape{d.batch, d.seq_len, d.heads, d.topk};
   check_float(op, "dweights", dweights_in);
   check_shape(op, "dweights", dweights_in, out_shape);

@@ -12,7 +12,7 @@ namespace hsa::ops {
 
 namespace {
 
-cpu::SwaDims check_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const SwaParams& p) {
+SwaDims check_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const SwaParams& p) {
   check_float(op, "q", q);
   check_float(op, "k", k);
   check_float(op, "v", v);
@@ -36,7 +36,7 @@ cpu::SwaDims check_inputs(const char* op, const Tensor& q, const Tensor& k, cons
 
 #ifdef HSA_WITH_CUDA
 // The CUDA kernels compute f32 and bf16 (f32 accumulation) in their storage dtype, with head dims 32, 64, 128.
-void check_cuda_inputs(const char* op, const Tensor& q, const cpu::SwaDims& d) {
+void check_cuda_inputs(const char* op, const Tensor& q, const SwaDims& d) {
   HSA_CHECK(q.dtype() == DType::f32 || q.dtype() == DType::bf16, "{}: no cuda kernel for dtype {} ('q' {}; f32 or bf16)",
             op, dtype_name(q.dtype()), shape_str(q.shape()));
   HSA_CHECK(d.head_dim == 32 || d.head_dim == 64 || d.head_dim == 128,
@@ -56,7 +56,7 @@ void dispatch_cuda(DType dtype, Fn&& fn) {
 
 SwaOut swa_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const SwaParams& p) {
   const char* op = "swa_forward";
-  const cpu::SwaDims d = check_inputs(op, q_in, k_in, v_in, p);
+  const SwaDims d = check_inputs(op, q_in, k_in, v_in, p);
   const Device device = common_device(op, {{"q", &q_in}, {"k", &k_in}, {"v", &v_in}});
 #ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
@@ -84,7 +84,7 @@ SwaOut swa_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, c
 SwaGrads swa_backward(const Tensor& dout_in, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
                       const SwaOut& fwd, const SwaParams& p) {
   const char* op = "swa_backward";
-  const cpu::SwaDims d = check_inputs(op, q_in, k_in, v_in, p);
+  const SwaDims d = check_inputs(op, q_in, k_in, v_in, p);
   check_float(op, "dout", dout_in);
   check_shape(op, "dout", dout_in, q_in.shape());
   check_float(op, "fwd.out", fwd.out);
