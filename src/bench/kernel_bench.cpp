@@ -1,38 +1,14 @@
 #include "bench/kernel_bench.h"
 
-#include <hsa/error.h>
-
-#ifndef HSA_WITH_CUDA
-
-namespace hsa::bench {
-
-namespace {
-[[noreturn]] void no_cuda() {
-  fail("bench kernels: this hsa was built without the CUDA backend (nvcc not found, or -DHSA_CUDA=OFF); "
-       "configure with CUDA on a machine with nvcc (tools/gpu-check does) to benchmark the kernels");
-}
-}  // namespace
-
-bool kernel_bench_available() { return false; }
-std::string kernel_bench_device() { no_cuda(); }
-std::vector<Measurement> run_kernel_bench(const KernelBenchOptions&, const std::optional<DevicePeak>&,
-                                          const KernelBenchCallbacks&) {
-  no_cuda();
-}
-
-}  // namespace hsa::bench
-
-#else  // HSA_WITH_CUDA
-
 #include "cuda/hsa_attention.h"
 #include "cuda/retrieval.h"
 #include "cuda/runtime.h"
 #include "cuda/swa_attention.h"
 
+#include <hsa/error.h>
 #include <hsa/random.h>
 #include <hsa/tensor.h>
 
-#include <cuda_runtime.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -253,45 +229,16 @@ struct Buffers {
   }
 };
 
-class Event {
- public:
-  Event() { HSA_CUDA_CHECK(cudaEventCreate(&e_)); }
-  ~Event() { cudaEventDestroy(e_); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  cudaEvent_t get() const { return e_; }
-
- private:
-  cudaEvent_t e_ = nullptr;
-};
-
-// One warm-up call (first-call kernel attributes, scratch pool growth), then `repeats` calls each between two events
-// on the legacy default stream, which orders them after and before the work of every other blocking stream.
-std::vector<float> time_calls(const std::function<void()>& call, int repeats) {
-  call();
-  cuda::synchronize();
-  Event start, stop;
-  std::vector<float> ms;
-  for (int r = 0; r < repeats; ++r) {
-    HSA_CUDA_CHECK(cudaEventRecord(start.get(), nullptr));
-    call();
-    HSA_CUDA_CHECK(cudaEventRecord(stop.get(), nullptr));
-    HSA_CUDA_CHECK(cudaEventSynchronize(stop.get()));
-    float elapsed = 0;
-    HSA_CUDA_CHECK(cudaEventElapsedTime(&elapsed, start.get(), stop.get()));
-    ms.push_back(elapsed);
-  }
-  cuda::synchronize();  // throws if a kernel failed
-  return ms;
-}
-
 bool is_swa(Kernel k) { return k == Kernel::swa_fwd || k == Kernel::swa_fwd_bwd; }
 
 }  // namespace
 
-bool kernel_bench_available() { return true; }
+bool kernel_bench_available() { return cuda::built_with_cuda(); }
 
 std::string kernel_bench_device() {
+  HSA_CHECK(cuda::built_with_cuda(),
+            "bench kernels: this hsa was built without the CUDA backend (nvcc not found, or -DHSA_CUDA=OFF); "
+            "configure with CUDA on a machine with nvcc (tools/gpu-check does) to benchmark the kernels");
   HSA_CHECK(cuda::device_count() > 0, "bench kernels: no CUDA device is visible (hsa was built with CUDA, but "
                                       "cudaGetDeviceCount finds no GPU)");
   return cuda::device_description();
@@ -342,7 +289,7 @@ std::vector<Measurement> run_kernel_bench(const KernelBenchOptions& o, const std
                     "swa forward does not match the definition: relative error {:.2e} on checked rows (limit {})",
                     *buffers->swa_check, kCheckTolerance);
         }
-        Measurement m = measured(k, shape, time_calls([&] { buffers->run(k); }, o.repeats), peak);
+        Measurement m = measured(k, shape, cuda::time_calls_ms([&] { buffers->run(k); }, o.repeats), peak);
         if (is_swa(k)) m.check_rel_err = buffers->swa_check;
         emit(std::move(m));
       } catch (const Error& e) {
@@ -356,5 +303,3 @@ std::vector<Measurement> run_kernel_bench(const KernelBenchOptions& o, const std
 }
 
 }  // namespace hsa::bench
-
-#endif  // HSA_WITH_CUDA

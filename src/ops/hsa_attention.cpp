@@ -1,25 +1,15 @@
 #include "ops/hsa_attention.h"
 
 #include "cpu/hsa_attention.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
 #include "cuda/hsa_attention.h"
 #include "cuda/hsa_support.h"
-#endif
+#include "ops/dispatch.h"
 
 #include <cmath>
 
 namespace hsa::ops {
 
 namespace {
-
-void require_cpu_or_cuda(const char* op, Device device) {
-#ifdef HSA_WITH_CUDA
-  if (device == Device::cuda) return;
-#endif
-  require_cpu(op, device);
-}
 
 HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, const Tensor& mem_v,
                           const Tensor& indices, const Tensor& weights, double scale, Device* device) {
@@ -55,10 +45,7 @@ HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, const
   HSA_CHECK(std::isfinite(scale), "{}: scale must be finite, got {}", op, scale);
   *device = common_device(op, {{"q", &q}, {"mem_k", &mem_k}, {"mem_v", &mem_v}, {"indices", &indices},
                                 {"weights", &weights}});
-#ifdef HSA_WITH_CUDA
   if (*device == Device::cuda) cuda::hsa_attention_check_supported(op, q.dtype(), d);
-#endif
-  require_cpu_or_cuda(op, *device);
   return d;
 }
 
@@ -79,7 +66,6 @@ void check_indices(const char* op, const Tensor& indices, const HsaDims& d) {
     if (idx[f] < -1 || idx[f] >= d.chunks) fail_bad_index(op, f, idx[f], d);
 }
 
-#ifdef HSA_WITH_CUDA
 // A float tensor on the device as f32 (the kernels read weights in f32) or in `dtype`.
 Tensor device_as(const Tensor& t, DType dtype) {
   Tensor c = t.contiguous();
@@ -120,7 +106,6 @@ HsaGrads backward_cuda(const char* op, const Tensor& dout_in, const Tensor& q_in
   g.dweights = device_as(g.dweights, weights_in.dtype());
   return g;
 }
-#endif
 
 }  // namespace
 
@@ -129,9 +114,7 @@ HsaOut hsa_attention_forward(const Tensor& q_in, const Tensor& mem_k_in, const T
   const char* op = "hsa_attention_forward";
   Device device;
   HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) return forward_cuda(q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, d);
-#endif
   Tensor indices = indices_in.contiguous();
   check_indices(op, indices, d);
   Tensor q = to_compute(q_in), mem_k = to_compute(mem_k_in), mem_v = to_compute(mem_v_in);
@@ -154,13 +137,11 @@ HsaGrads hsa_attention_backward(const Tensor& dout_in, const Tensor& q_in, const
   HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
   check_float(op, "dout", dout_in);
   check_shape(op, "dout", dout_in, q_in.shape());
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     check_shape(op, "fwd.lse", fwd.lse, {d.batch, d.len, d.q_heads, d.topk});
     common_device(op, {{"q", &q_in}, {"dout", &dout_in}, {"fwd.lse", &fwd.lse}});
     return backward_cuda(op, dout_in, q_in, mem_k_in, mem_v_in, indices_in, weights_in, fwd, scale, d);
   }
-#endif
   Tensor indices = indices_in.contiguous();
   check_indices(op, indices, d);
   Tensor q = to_compute(q_in), mem_k = to_compute(mem_k_in), mem_v = to_compute(mem_v_in);

@@ -1,12 +1,9 @@
 #include "ops/retrieval.h"
 
 #include "cpu/retrieval.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
 #include "cuda/hsa_support.h"
 #include "cuda/retrieval.h"
-#endif
+#include "ops/dispatch.h"
 
 #include <cmath>
 #include <limits>
@@ -53,7 +50,6 @@ double effective_scale(const RetrievalParams& p, int64_t dim) {
   return p.scale != 0 ? p.scale : 1.0 / std::sqrt(double(dim));
 }
 
-#ifdef HSA_WITH_CUDA
 // A float tensor on the device, contiguous, in f32 (what the kernels read and write besides qr and landmarks).
 Tensor device_f32(const Tensor& t) {
   Tensor c = t.contiguous();
@@ -63,7 +59,6 @@ Tensor device_f32(const Tensor& t) {
   cuda::hsa_convert(c.dtype(), c.raw_data(), DType::f32, out.raw_data(), c.numel());
   return out;
 }
-#endif
 
 }  // namespace
 
@@ -71,7 +66,6 @@ RetrievalOut retrieval_forward(const Tensor& qr_in, const Tensor& landmarks_in, 
   const char* op = "retrieval_forward";
   RetrievalDims d = check_inputs(op, qr_in, landmarks_in, p);
   const Device device = common_device(op, {{"qr", &qr_in}, {"landmarks", &landmarks_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     cuda::retrieval_check_supported(op, qr_in.dtype(), d);
     Tensor qr = qr_in.contiguous(), landmarks = landmarks_in.contiguous();
@@ -83,7 +77,6 @@ RetrievalOut retrieval_forward(const Tensor& qr_in, const Tensor& landmarks_in, 
                             out.weights.data<float>(), out.scores.data<float>(), d, effective_scale(p, d.dim));
     return out;
   }
-#endif
   require_cpu(op, device);
   Tensor qr = to_compute(qr_in), landmarks = to_compute(landmarks_in);
   Shape out_shape{d.batch, d.seq_len, d.heads, d.topk};
@@ -117,7 +110,6 @@ RetrievalGrads retrieval_backward(const Tensor& dweights_in, const Tensor& qr_in
                                            {"fwd.indices", &fwd.indices},
                                            {"fwd.weights", &fwd.weights},
                                            {"fwd.scores", &fwd.scores}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     cuda::retrieval_check_supported(op, qr_in.dtype(), d);
     Tensor qr = qr_in.contiguous(), landmarks = landmarks_in.contiguous(), indices = fwd.indices.contiguous();
@@ -131,7 +123,6 @@ RetrievalGrads retrieval_backward(const Tensor& dweights_in, const Tensor& qr_in
                              grads.dqr.raw_data(), grads.dlandmarks.raw_data(), d, effective_scale(p, d.dim));
     return grads;
   }
-#endif
   require_cpu(op, device);
   Tensor qr = to_compute(qr_in), landmarks = to_compute(landmarks_in);
   Tensor dweights = to_compute(dweights_in).to(qr.dtype()), weights = to_compute(fwd.weights).to(qr.dtype()),

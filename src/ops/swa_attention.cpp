@@ -1,10 +1,8 @@
 #include "ops/swa_attention.h"
 
 #include "cpu/swa_attention.h"
-#include "ops/dispatch.h"
-#ifdef HSA_WITH_CUDA
 #include "cuda/swa_attention.h"
-#endif
+#include "ops/dispatch.h"
 
 #include <cmath>
 
@@ -34,7 +32,6 @@ SwaDims check_inputs(const char* op, const Tensor& q, const Tensor& k, const Ten
   return {batch, q.dim(1), k.dim(1), q_heads, kv_heads, dim, p.window, p.q_start, p.k_start};
 }
 
-#ifdef HSA_WITH_CUDA
 // The CUDA kernels compute f32 and bf16 (f32 accumulation) in their storage dtype, with head dims 32, 64, 128.
 void check_cuda_inputs(const char* op, const Tensor& q, const SwaDims& d) {
   HSA_CHECK(q.dtype() == DType::f32 || q.dtype() == DType::bf16, "{}: no cuda kernel for dtype {} ('q' {}; f32 or bf16)",
@@ -50,7 +47,6 @@ void dispatch_cuda(DType dtype, Fn&& fn) {
   else
     fn.template operator()<float>();
 }
-#endif
 
 }  // namespace
 
@@ -58,7 +54,6 @@ SwaOut swa_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, c
   const char* op = "swa_forward";
   const SwaDims d = check_inputs(op, q_in, k_in, v_in, p);
   const Device device = common_device(op, {{"q", &q_in}, {"k", &k_in}, {"v", &v_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     check_cuda_inputs(op, q_in, d);
     Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
@@ -70,7 +65,6 @@ SwaOut swa_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, c
     });
     return out;
   }
-#endif
   require_cpu(op, device);
   Tensor q = to_compute(q_in), k = to_compute(k_in), v = to_compute(v_in);
   SwaOut out{Tensor::empty(q.shape(), q.dtype()), Tensor::empty({d.batch, d.q_len, d.q_heads}, q.dtype())};
@@ -93,7 +87,6 @@ SwaGrads swa_backward(const Tensor& dout_in, const Tensor& q_in, const Tensor& k
   check_shape(op, "fwd.lse", fwd.lse, {d.batch, d.q_len, d.q_heads});
   const Device device = common_device(op, {{"q", &q_in}, {"k", &k_in}, {"v", &v_in}, {"dout", &dout_in},
                                            {"fwd.out", &fwd.out}, {"fwd.lse", &fwd.lse}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     // No dtype conversions on the device: everything comes in the dtype of q, lse in f32 (what swa_forward gives).
     check_cuda_inputs(op, q_in, d);
@@ -112,7 +105,6 @@ SwaGrads swa_backward(const Tensor& dout_in, const Tensor& q_in, const Tensor& k
     });
     return grads;
   }
-#endif
   require_cpu(op, device);
   Tensor q = to_compute(q_in), k = to_compute(k_in), v = to_compute(v_in);
   Tensor dout = to_compute(dout_in).to(q.dtype()), out = to_compute(fwd.out).to(q.dtype()),
