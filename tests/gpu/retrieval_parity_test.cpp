@@ -100,7 +100,7 @@ void run_case(const Case& c, DType dtype, uint64_t seed) {
   ops::RetrievalParams p{c.S, c.K, c.W, c.q_start, 0.0, c.weighting};
   ops::RetrievalOut ref = ops::retrieval_forward(qr, lm, p);
   Tensor qd = qr.to(Device::cuda), ld = lm.to(Device::cuda);
-  cpu::RetrievalDims d{c.B, c.L, c.C, c.H, c.dr, c.S, c.K, c.W, c.q_start,
+  RetrievalDims d{c.B, c.L, c.C, c.H, c.dr, c.S, c.K, c.W, c.q_start,
                        c.weighting == ops::ChunkWeighting::stick_breaking};
   const double scale = 1.0 / std::sqrt(double(c.dr));
   const Shape os{c.B, c.L, c.H, c.K};
@@ -372,7 +372,7 @@ TEST_F(RetrievalParity, HotChunkBackward) {
       ops::RetrievalParams p{64, K};
       ops::RetrievalOut fwd{idx, w, s};
       ops::RetrievalGrads ref = ops::retrieval_backward(dw, qr, lm, fwd, p);
-      cpu::RetrievalDims d{B, L, C, H, dr, 64, K, 0, 0, false};
+      RetrievalDims d{B, L, C, H, dr, 64, K, 0, 0, false};
       const double scale = 1.0 / std::sqrt(double(dr));
       Tensor qd = qr.to(Device::cuda), ld = lm.to(Device::cuda), id = idx.to(Device::cuda), wd = w.to(Device::cuda),
              sd = s.to(Device::cuda), dwd = dw.to(Device::cuda);
