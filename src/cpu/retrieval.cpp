@@ -17,8 +17,8 @@ namespace {
 // newcomer beats every kept chunk of equal score: ">=" below is the tie rule. NaN scores are never kept.
 // The entry gate (the K-th best score once K are kept) lives in a register: most chunks of a long row fail it.
 // Measured against a branch-free insert position and against a buffer compacted with nth_element, this plain
-// insertion walk was the fastest for K = 8 and K = 64 over 32..1024 chunks (about 0.3 us per row at C = 32,
-// K = 8; 10-15 us at C = 1024, K = 64, where it costs more than the row's scores: the place to improve).
+// insertion walk was the fastest for K = 8 and K = 64 over 32..1024 chunks (at C = 1024, K = 64 it costs more than
+// the row's scores: the place to improve).
 template <class T>
 int64_t offer_chunks(const T* __restrict row, int64_t c_begin, int64_t c_end, int64_t k, T* __restrict best_s,
                      int32_t* __restrict best_c, int64_t count) {

@@ -2,9 +2,8 @@
 //   q, out, dout, dq [B, Lq, HQ, D]; k, v, dk, dv [B, Lk, H, D]; lse, delta [B, Lq, HQ] f32.
 //
 // Versions: 1 and 2 (the WMMA kernels below; 2 blocks the WMMA fragments per warp) are the f32 path and the bf16
-// fallback; version 3, the bf16 register kernels (mma.sync, FlashAttention-2 style) further down, is the bf16 path:
-// base-100m shapes on an H200 ran the version-2 bf16 forward at 0.76 ms (~34 TFLOP/s), dq at 0.96 ms, dk/dv at
-// 1.78 ms per call.
+// fallback; version 3, the bf16 register kernels (mma.sync, FlashAttention-2 style) further down, is the bf16 path
+// (timings of both: docs/benchmarks.md).
 //
 // Design of versions 1-2 (correctness first):
 // - One block of 256 threads per tile. Tiles are staged in shared memory with padded rows (16 bytes of padding:
@@ -427,7 +426,7 @@ __global__ void __launch_bounds__(kThreads) swa_dkv_kernel(const T* __restrict__
 
 // ---- bf16 register kernels (FlashAttention-2 style): mma.sync m16n8k16, ldmatrix, cp.async ----
 // Why two sets of kernels: the WMMA kernels above keep their accumulators in shared memory and meet at a block
-// barrier for every product, which held the bf16 forward to ~34 TFLOP/s on an H200 (base-100m shapes). They stay
+// barrier for every product, which held the bf16 forward far below the tensor-core peak. They stay
 // as the f32 path (exact CUDA-core products, the 1e-5 parity) and as the bf16 fallback for shapes the kernels
 // below do not take (register_path). The kernels below keep scores, probabilities and accumulators in registers
 // (warp-tile helpers of cuda/mma_sync.cuh); the only block barriers are the two per tile of the cp.async pipeline.
