@@ -1,5 +1,5 @@
 #include "bench/kernel_work.h"
-#include "ops/shapes.h"
+#include "kernel/shapes.h"
 
 #include <hsa/error.h>
 

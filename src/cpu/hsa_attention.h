@@ -17,7 +17,7 @@
 //   contributions from K chunks per token: per-entry [G, D] results, summed per token in slot order afterwards.
 // Both orders are fixed by the shapes, so results do not depend on the thread count.
 #pragma once
-#include "ops/shapes.h"
+#include "kernel/shapes.h"
 
 #include <cstdint>
 

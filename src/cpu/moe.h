@@ -7,7 +7,7 @@
 // The work unit is an *entry*, one (token, expert) pair. Entries are grouped by expert so that each expert runs
 // dense GEMMs over the block of token rows that chose it, instead of N*k matrix-vector products.
 #pragma once
-#include "ops/shapes.h"
+#include "kernel/shapes.h"
 
 #include <cstdint>
 #include <vector>

@@ -3,7 +3,7 @@
 //   indices i32 [B, L, H, K]; weights, scores, dweights [B, L, H, K]
 // Semantics (visibility, slot order, weightings) are documented in ops/retrieval.h.
 #pragma once
-#include "ops/shapes.h"
+#include "kernel/shapes.h"
 
 #include <cstdint>
 

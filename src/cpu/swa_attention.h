@@ -3,7 +3,7 @@
 // Query row i (absolute position q_start + i) of head h sees key row j (position k_start + j) of KV head
 // h / (HQ / H) iff 0 <= (q_start + i) - (k_start + j) < window.
 #pragma once
-#include "ops/shapes.h"
+#include "kernel/shapes.h"
 
 #include <cstdint>
 

@@ -23,7 +23,7 @@
 // Supported on CUDA: D and S multiples of 16, S <= 64, D <= 256, G = HQ / H <= 32 (f32), <= 64 (bf16).
 // Only compiled in CUDA builds.
 #pragma once
-#include "ops/shapes.h"
+#include "kernel/shapes.h"
 
 #include <hsa/dtype.h>
 

@@ -17,7 +17,7 @@
 // slot order: no atomics, deterministic. Nothing in either call waits for the device.
 // Only compiled in CUDA builds.
 #pragma once
-#include "ops/shapes.h"
+#include "kernel/shapes.h"
 
 #include <hsa/dtype.h>
 

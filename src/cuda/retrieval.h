@@ -15,7 +15,7 @@
 // chunk added in order: deterministic, no atomics, and a chunk that every token chose is spread over many blocks.
 // Only compiled in CUDA builds.
 #pragma once
-#include "ops/shapes.h"
+#include "kernel/shapes.h"
 
 #include <hsa/dtype.h>
 

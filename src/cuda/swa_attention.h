@@ -1,11 +1,11 @@
 // CUDA causal sliding-window attention with GQA, forward and backward (flash-attention style).
 //   q, out, dout, dq [B, Lq, HQ, D]; k, v, dk, dv [B, Lk, H, D]; lse, delta [B, Lq, HQ] (f32); all contiguous,
 //   on the device. T = float or hsa::bf16 (bf16 storage, f32 accumulation); D in {32, 64, 128}.
-// Semantics are those of ops/swa_attention.h (SwaDims in ops/shapes.h): query row i (position q_start + i) of head h sees key row j
-// (position k_start + j) of KV head h / (HQ / H) iff 0 <= (q_start + i) - (k_start + j) < window; a row that sees
-// no key gets out = 0 and lse = -inf. Kernels run asynchronously on the default stream.
+// Semantics are those of ops/swa_attention.h (SwaDims in kernel/shapes.h): query row i (position q_start + i) of
+// head h sees key row j (position k_start + j) of KV head h / (HQ / H) iff 0 <= (q_start + i) - (k_start + j) <
+// window; a row that sees no key gets out = 0 and lse = -inf. Kernels run asynchronously on the default stream.
 #pragma once
-#include "ops/shapes.h"
+#include "kernel/shapes.h"
 
 namespace hsa::cuda {
 

@@ -1,7 +1,7 @@
 #include "model/flops.h"
 
 #include "model/param_spec.h"
-#include "ops/shapes.h"
+#include "kernel/shapes.h"
 
 #include <algorithm>
 
