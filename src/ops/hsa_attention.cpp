@@ -2,7 +2,6 @@
 
 #include "cpu/hsa_attention.h"
 #include "cuda/hsa_attention.h"
-#include "cuda/hsa_support.h"
 #include "ops/dispatch.h"
 
 #include <cmath>
@@ -66,22 +65,12 @@ void check_indices(const char* op, const Tensor& indices, const HsaDims& d) {
     if (idx[f] < -1 || idx[f] >= d.chunks) fail_bad_index(op, f, idx[f], d);
 }
 
-// A float tensor on the device as f32 (the kernels read weights in f32) or in `dtype`.
-Tensor device_as(const Tensor& t, DType dtype) {
-  Tensor c = t.contiguous();
-  if (c.dtype() == dtype) return c;
-  HSA_CHECK(c.dtype() != DType::f64 && dtype != DType::f64, "hsa cuda: f64 tensors have no cuda kernel ({} -> {})",
-            dtype_name(c.dtype()), dtype_name(dtype));
-  Tensor out = Tensor::empty(c.shape(), dtype, Device::cuda);
-  cuda::hsa_convert(c.dtype(), c.raw_data(), dtype, out.raw_data(), c.numel());
-  return out;
-}
-
 HsaOut forward_cuda(const Tensor& q_in, const Tensor& mem_k_in, const Tensor& mem_v_in,
                     const Tensor& indices_in, const Tensor& weights_in, double scale, const HsaDims& d) {
   const DType dt = q_in.dtype();
   Tensor q = q_in.contiguous(), mem_k = mem_k_in.contiguous(), mem_v = mem_v_in.contiguous();
-  Tensor indices = indices_in.contiguous(), weights = device_as(weights_in, DType::f32);
+  // The kernels read the chunk weights in f32, whatever their dtype.
+  Tensor indices = indices_in.contiguous(), weights = weights_in.contiguous().to(DType::f32);
   HsaOut out{Tensor::empty(q.shape(), dt, Device::cuda),
              Tensor::empty({d.batch, d.len, d.q_heads, d.topk}, DType::f32, Device::cuda)};
   cuda::hsa_attention_forward(dt, q.raw_data(), mem_k.raw_data(), mem_v.raw_data(), indices.data<int32_t>(),
@@ -95,15 +84,15 @@ HsaGrads backward_cuda(const char* op, const Tensor& dout_in, const Tensor& q_in
   const DType dt = q_in.dtype();
   check_dtype(op, "fwd.lse", fwd.lse, DType::f32);
   Tensor q = q_in.contiguous(), mem_k = mem_k_in.contiguous(), mem_v = mem_v_in.contiguous();
-  Tensor indices = indices_in.contiguous(), weights = device_as(weights_in, DType::f32);
-  Tensor dout = device_as(dout_in, dt), lse = fwd.lse.contiguous();
+  Tensor indices = indices_in.contiguous(), weights = weights_in.contiguous().to(DType::f32);
+  Tensor dout = dout_in.contiguous().to(dt), lse = fwd.lse.contiguous();
   HsaGrads g{Tensor::empty(q.shape(), dt, Device::cuda), Tensor::empty(mem_k.shape(), dt, Device::cuda),
              Tensor::empty(mem_v.shape(), dt, Device::cuda),
              Tensor::empty(weights.shape(), DType::f32, Device::cuda)};
   cuda::hsa_attention_backward(dt, dout.raw_data(), q.raw_data(), mem_k.raw_data(), mem_v.raw_data(),
                                indices.data<int32_t>(), weights.data<float>(), lse.data<float>(), scale, d,
                                g.dq.raw_data(), g.dmem_k.raw_data(), g.dmem_v.raw_data(), g.dweights.data<float>());
-  g.dweights = device_as(g.dweights, weights_in.dtype());
+  g.dweights = g.dweights.to(weights_in.dtype());
   return g;
 }
 

@@ -1,7 +1,6 @@
 #include "ops/retrieval.h"
 
 #include "cpu/retrieval.h"
-#include "cuda/hsa_support.h"
 #include "cuda/retrieval.h"
 #include "ops/dispatch.h"
 
@@ -48,16 +47,6 @@ RetrievalDims check_inputs(const char* op, const Tensor& qr, const Tensor& landm
 
 double effective_scale(const RetrievalParams& p, int64_t dim) {
   return p.scale != 0 ? p.scale : 1.0 / std::sqrt(double(dim));
-}
-
-// A float tensor on the device, contiguous, in f32 (what the kernels read and write besides qr and landmarks).
-Tensor device_f32(const Tensor& t) {
-  Tensor c = t.contiguous();
-  if (c.dtype() == DType::f32) return c;
-  HSA_CHECK(c.dtype() == DType::bf16, "retrieval: f64 tensors have no cuda kernel");
-  Tensor out = Tensor::empty(c.shape(), DType::f32, Device::cuda);
-  cuda::hsa_convert(c.dtype(), c.raw_data(), DType::f32, out.raw_data(), c.numel());
-  return out;
 }
 
 }  // namespace
@@ -113,7 +102,9 @@ RetrievalGrads retrieval_backward(const Tensor& dweights_in, const Tensor& qr_in
   if (device == Device::cuda) {
     cuda::retrieval_check_supported(op, qr_in.dtype(), d);
     Tensor qr = qr_in.contiguous(), landmarks = landmarks_in.contiguous(), indices = fwd.indices.contiguous();
-    Tensor dweights = device_f32(dweights_in), weights = device_f32(fwd.weights), scores = device_f32(fwd.scores);
+    // The kernels read and write everything besides qr and landmarks in f32.
+    Tensor dweights = dweights_in.contiguous().to(DType::f32), weights = fwd.weights.contiguous().to(DType::f32),
+           scores = fwd.scores.contiguous().to(DType::f32);
     RetrievalGrads grads{Tensor::empty(qr.shape(), qr.dtype(), Device::cuda),
                          Tensor::empty(landmarks.shape(), qr.dtype(), Device::cuda)};
     // Indices are validated on the device (never read on the host, nothing waits): a bad one throws at the next
