@@ -117,15 +117,14 @@ void decode_impl(const T* q, const T* k, const T* v, const int32_t* indices, con
                      float(scale)};
   const size_t kv_bytes = (size_t(2 * d.S * kv_pitch<T>(d.D)) * sizeof(T) + 15) / 16 * 16;
   const size_t smem = kv_bytes + size_t(d.G * d.D + d.G * d.S) * sizeof(float);
-  check_cuda(cudaFuncSetAttribute(hsa_decode_slot_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  int(smem)),
-             "cudaFuncSetAttribute");
+  HSA_CUDA_CHECK(cudaFuncSetAttribute(hsa_decode_slot_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      int(smem)));
   Scratch part(size_t(rows * d.K * d.G * d.D) * sizeof(float));
   hsa_decode_slot_kernel<T><<<dim3(unsigned(rows), unsigned(d.K)), kThreads, smem, stream()>>>(
       q, k, v, indices, weights, d, part.as<float>(), lse, input_error_record(), error_code);
-  check_cuda(cudaGetLastError(), "hsa_decode_slot_kernel");
+  check_launch("hsa_decode_slot_kernel");
   hsa_decode_sum_kernel<T><<<unsigned(rows), 256, 0, stream()>>>(part.as<float>(), d.K, d.G * d.D, out);
-  check_cuda(cudaGetLastError(), "hsa_decode_sum_kernel");
+  check_launch("hsa_decode_sum_kernel");
 }
 
 }  // namespace

@@ -245,10 +245,9 @@ void forward_impl(const T* qr, const T* lm, int32_t* indices, float* weights, fl
   const int64_t blocks = p.B * p.H * p.tiles;
   if (blocks == 0) return;
   const size_t smem = fwd_smem(p);
-  check_cuda(cudaFuncSetAttribute(retrieval_fwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-             "cudaFuncSetAttribute");
+  HSA_CUDA_CHECK(cudaFuncSetAttribute(retrieval_fwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   retrieval_fwd_kernel<T><<<unsigned(blocks), kRows, smem, stream()>>>(qr, lm, indices, weights, scores, p);
-  check_cuda(cudaGetLastError(), "retrieval_fwd_kernel");
+  check_launch("retrieval_fwd_kernel");
 }
 
 template <class T>
@@ -263,7 +262,7 @@ void backward_impl(const float* dweights, const T* qr, const T* lm, const int32_
   if (rows > 0) {
     retrieval_bwd_rows<T><<<unsigned(ceil_div(rows * 32, 256)), 256, 0, stream()>>>(
         dweights, lm, indices, weights, scores, dsc.as<float>(), dqr, p, scale);
-    check_cuda(cudaGetLastError(), "retrieval_bwd_rows");
+    check_launch("retrieval_bwd_rows");
   }
   if (items > 0) {
     // Block numbers from the split plan (every item gets its split 0, a hot one several); the partial slot of a
@@ -272,11 +271,11 @@ void backward_impl(const float* dweights, const T* qr, const T* lm, const int32_
     Scratch part(size_t(plan.blocks * p.dr) * 4);
     retrieval_bwd_landmarks<T><<<unsigned(plan.blocks), kLmWarps * 32, 0, stream()>>>(
         dsc.as<float>(), qr, rt.flat, rt.begin, plan.block_item, dlm, part.as<float>(), p);
-    check_cuda(cudaGetLastError(), "retrieval_bwd_landmarks");
+    check_launch("retrieval_bwd_landmarks");
     // Items with one split return at once (their block wrote dlandmarks).
     retrieval_bwd_landmarks_finish<T><<<unsigned(ceil_div(items * p.dr, 256)), 256, 0, stream()>>>(
         rt.begin, part.as<float>(), dlm, p);
-    check_cuda(cudaGetLastError(), "retrieval_bwd_landmarks_finish");
+    check_launch("retrieval_bwd_landmarks_finish");
   }
 }
 
