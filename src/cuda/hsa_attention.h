@@ -21,7 +21,7 @@
 // grid is a host-known upper bound; each block looks its (chunk, split) up on the device, surplus blocks exit.
 // A few query tokens (decoding) take cuda/hsa_decode.h instead of the grouping.
 // Supported on CUDA: D and S multiples of 16, S <= 64, D <= 256, G = HQ / H <= 32 (f32), <= 64 (bf16).
-// Only compiled in CUDA builds.
+// Without CUDA, src/cuda_stub/ defines these entry points to throw.
 #pragma once
 #include "kernel/shapes.h"
 

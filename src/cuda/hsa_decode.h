@@ -3,7 +3,7 @@
 // to read each chunk's K/V once for many tokens; with one token there is nothing to share, so here one block per
 // (b, t, KV head, slot) stages its chunk's K/V in shared memory once for the G query heads and writes the slot's
 // weighted output, and a second kernel sums the slots in order: no sort, no per-entry routing. Same semantics as hsa_attention_forward
-// (cuda/hsa_attention.h), which dispatches here. Only compiled in CUDA builds.
+// (cuda/hsa_attention.h), which dispatches here.
 #pragma once
 #include "cuda/hsa_attention.h"
 

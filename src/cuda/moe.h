@@ -15,7 +15,7 @@
 // one launch per GEMM kind for all experts, grid sized from N*k); shared experts run cuBLASLt GEMMs over x itself.
 // Every (token, slot) result lands in its own row of a per-entry buffer and a per-token kernel sums the rows in
 // slot order: no atomics, deterministic. Nothing in either call waits for the device.
-// Only compiled in CUDA builds.
+// Without CUDA, src/cuda_stub/ defines these entry points to throw.
 #pragma once
 #include "kernel/shapes.h"
 

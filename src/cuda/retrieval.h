@@ -13,7 +13,7 @@
 // Backward: per row the score gradients and dqr; dlandmarks through the chunk-major grouping (stable sort by chunk):
 // blocks of 256 entries of a chunk, 8 warps of 32 consecutive entries each, then the warps and the blocks of a
 // chunk added in order: deterministic, no atomics, and a chunk that every token chose is spread over many blocks.
-// Only compiled in CUDA builds.
+// Without CUDA, src/cuda_stub/ defines these entry points to throw.
 #pragma once
 #include "kernel/shapes.h"
 

@@ -3,6 +3,7 @@
 // hsa fails with one clear message the moment anything asks for the GPU (docs/architecture.md §5.4). Nothing can
 // reach them with real device memory: device_malloc is the first to throw.
 #include "cuda/adamw.h"
+#include "cuda/block_attention.h"
 #include "cuda/chunk_pool.h"
 #include "cuda/copy.h"
 #include "cuda/cross_entropy.h"
@@ -78,9 +79,16 @@ void hsa_decode_forward(DType, const void*, const void*, const void*, const int3
   no_cuda("hsa_decode_forward");
 }
 void retrieval_check_supported(const char*, DType, const RetrievalDims&) { no_cuda("retrieval"); }
-void retrieval_forward(DType, const void*, const void*, int32_t*, float*, float*, const RetrievalDims&, double) {
+const char* retrieval_kernel_name(RetrievalKernel) { no_cuda("retrieval_kernel_name"); }
+RetrievalKernel retrieval_kernel_for(DType, const void*, const void*, const RetrievalDims&) {
+  no_cuda("retrieval_kernel_for");
+}
+void retrieval_forward(DType, const void*, const void*, int32_t*, float*, float*, const RetrievalDims&, double,
+                       RetrievalKernel) {
   no_cuda("retrieval_forward");
 }
+bool block_attention_supported(const BlockAttentionDims&) { no_cuda("block_attention_supported"); }
+std::string block_attention_limits() { no_cuda("block_attention_limits"); }
 void retrieval_backward(DType, const float*, const void*, const void*, const int32_t*, const float*, const float*,
                         void*, void*, const RetrievalDims&, double) {
   no_cuda("retrieval_backward");
@@ -97,6 +105,15 @@ void retrieval_backward(DType, const float*, const void*, const void*, const int
   }                                                                                                                 \
   template <> void chunk_mean_backward<T>(const T*, T*, int64_t, int64_t, int64_t, int64_t) {                       \
     no_cuda("chunk_mean_backward");                                                                                 \
+  }                                                                                                                 \
+  template <>                                                                                                       \
+  void block_attention_forward<T>(const T*, const T*, const T*, T*, float*, const BlockAttentionDims&, double) {    \
+    no_cuda("block_attention_forward");                                                                             \
+  }                                                                                                                 \
+  template <>                                                                                                       \
+  void block_attention_backward<T>(const T*, const T*, const T*, const T*, const T*, const float*, T*, T*, T*,      \
+                                   const BlockAttentionDims&, double) {                                             \
+    no_cuda("block_attention_backward");                                                                            \
   }                                                                                                                 \
   template <>                                                                                                       \
   CrossEntropySums cross_entropy_forward<T>(const T*, const int32_t*, float*, int64_t, int64_t, int32_t) {          \

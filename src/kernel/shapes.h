@@ -1,7 +1,7 @@
-// The sizes the attention, retrieval and MoE kernels take, and the index rules that every implementation of them
-// must agree on, in one place (docs/architecture.md §4.3): the ops fill these structs, the CPU and CUDA kernels
-// read them, and the benchmarks and FLOP counts apply the same rules. Plain C++ with no dependencies; the rules
-// are HSA_HOST_DEVICE so CUDA kernels call this very code.
+// The sizes the attention (HSA, sliding-window, block), retrieval and MoE kernels take, and the index rules that
+// every implementation of them must agree on, in one place (docs/architecture.md §4.3): the ops fill these structs,
+// the CPU and CUDA kernels read them, and the benchmarks and FLOP counts apply the same rules. Plain C++ with no
+// dependencies; the rules are HSA_HOST_DEVICE so CUDA kernels call this very code.
 #pragma once
 #include <cstdint>
 
@@ -32,6 +32,11 @@ struct SwaDims {
   int64_t batch, q_len, k_len, q_heads, kv_heads, head_dim;
   int64_t window;  // >= 1
   int64_t q_start, k_start;
+};
+
+// Full attention inside independent blocks, the chunk encoder's (ops/block_attention.h): N, T, H, D.
+struct BlockAttentionDims {
+  int64_t blocks, block_len, heads, head_dim;
 };
 
 // Mixture of experts (ops/moe.h): N tokens, width dm, E routed experts of width F, top-k, NS shared experts of

@@ -1,6 +1,7 @@
 #include "ops/swa_attention.h"
 
 #include "cpu/swa_attention.h"
+#include "cuda/dtype_dispatch.h"
 #include "cuda/swa_attention.h"
 #include "ops/dispatch.h"
 
@@ -40,14 +41,6 @@ void check_cuda_inputs(const char* op, const Tensor& q, const SwaDims& d) {
             "{}: no cuda kernel for head dim D = {} ('q' {}; 32, 64 or 128)", op, d.head_dim, shape_str(q.shape()));
 }
 
-template <class Fn>
-void dispatch_cuda(DType dtype, Fn&& fn) {
-  if (dtype == DType::bf16)
-    fn.template operator()<bf16>();
-  else
-    fn.template operator()<float>();
-}
-
 }  // namespace
 
 SwaOut swa_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const SwaParams& p) {
@@ -59,7 +52,7 @@ SwaOut swa_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, c
     Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
     SwaOut out{Tensor::empty(q.shape(), q.dtype(), Device::cuda),
                Tensor::empty({d.batch, d.q_len, d.q_heads}, DType::f32, Device::cuda)};
-    dispatch_cuda(q.dtype(), [&]<class T>() {
+    cuda::dispatch_storage(op, q.dtype(), [&]<class T>() {
       cuda::swa_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.out.data<T>(), out.lse.data<float>(), d,
                            p.scale);
     });
@@ -98,7 +91,7 @@ SwaGrads swa_backward(const Tensor& dout_in, const Tensor& q_in, const Tensor& k
     Tensor delta = Tensor::empty({d.batch, d.q_len, d.q_heads}, DType::f32, Device::cuda);
     SwaGrads grads{Tensor::empty(q.shape(), q.dtype(), Device::cuda), Tensor::empty(k.shape(), q.dtype(), Device::cuda),
                    Tensor::empty(v.shape(), q.dtype(), Device::cuda)};
-    dispatch_cuda(q.dtype(), [&]<class T>() {
+    cuda::dispatch_storage(op, q.dtype(), [&]<class T>() {
       cuda::swa_backward<T>(dout.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<float>(),
                             delta.data<float>(), grads.dq.data<T>(), grads.dk.data<T>(), grads.dv.data<T>(), d,
                             p.scale);
