@@ -145,7 +145,7 @@ Work kernel_work(Kernel kernel, const KernelShape& s) {
       return {3.5 * swa_fwd_flops, 6 * q_tensor + 6 * swa_kv_tensor + 8 * L * double(s.q_heads)};
     case Kernel::retrieval_decode:  // token L-1: its qr row against every visible landmark
     case Kernel::retrieval_decode_scalar: {
-      const double visible = double(std::min((s.len - 1) / s.chunk_size, s.chunks()));
+      const double visible = double(visible_chunks(s.len - 1, s.chunk_size, 0, s.chunks()));
       return {2.0 * double(s.retrieval_dim) * double(s.kv_heads) * visible,
               (1 + double(s.chunks())) * double(s.kv_heads * s.retrieval_dim) * e + 12 * double(s.kv_heads * s.topk)};
     }
