@@ -248,8 +248,8 @@ void launch(const bf16_t* qr, const bf16_t* lm, int32_t* indices, float* weights
   }
   using Layout = MmaLayout<D>;
   const size_t smem = Layout::total(d.topk);
-  check_cuda(cudaFuncSetAttribute(retrieval_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-             "cudaFuncSetAttribute");
+  HSA_CUDA_CHECK(
+      cudaFuncSetAttribute(retrieval_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const int64_t n_part = splits > 1 ? d.batch * d.seq_len * d.heads * splits * d.topk : 0;
   Scratch part(size_t(std::max<int64_t>(n_part, 1)) * 8);
   float* part_s = part.as<float>();
@@ -257,7 +257,7 @@ void launch(const bf16_t* qr, const bf16_t* lm, int32_t* indices, float* weights
   retrieval_mma_kernel<D><<<unsigned(blocks * splits), kThreads, smem, stream()>>>(
       qr, lm, indices, weights, scores, d, scale, row_tiles, int(Layout::tiles_at(d.topk)), splits, split_chunks,
       part_s, part_c);
-  check_cuda(cudaGetLastError(), "retrieval_mma_kernel");
+  check_launch("retrieval_mma_kernel");
   if (splits > 1) retrieval_merge_partials(part_s, part_c, splits, indices, weights, scores, d);
 }
 

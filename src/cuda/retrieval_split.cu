@@ -195,13 +195,12 @@ void retrieval_split_forward(const T* qr, const T* lm, int32_t* indices, float* 
   int32_t* part_c = reinterpret_cast<int32_t*>(part_s + n_cand);
   if (splits > 0) {
     const size_t smem = size_t(d.seq_len) * size_t(d.dim + kSplitChunks + 1) * 4;
-    check_cuda(cudaFuncSetAttribute(retrieval_split_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(smem)),
-               "cudaFuncSetAttribute");
+    HSA_CUDA_CHECK(
+        cudaFuncSetAttribute(retrieval_split_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     const bool packed = d.dim % kPack<T> == 0 && packs_aligned<kPack<T>>(lm);
     retrieval_split_kernel<T><<<unsigned(d.batch * d.heads * splits), kSplitThreads, smem, stream()>>>(
         qr, lm, part_s, part_c, d, scale, splits, packed);
-    check_cuda(cudaGetLastError(), "retrieval_split_kernel");
+    check_launch("retrieval_split_kernel");
   }
   retrieval_merge_partials(part_s, part_c, splits, indices, weights, scores, d);
 }
@@ -211,11 +210,11 @@ void retrieval_merge_partials(const float* part_s, const int32_t* part_c, int64_
   const int64_t rows = d.batch * d.seq_len * d.heads;
   if (rows == 0) return;
   const size_t smem = size_t(kMergeWarps) * 32 * size_t(d.topk) * 8;
-  check_cuda(cudaFuncSetAttribute(retrieval_merge_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-             "cudaFuncSetAttribute");
+  HSA_CUDA_CHECK(
+      cudaFuncSetAttribute(retrieval_merge_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   retrieval_merge_kernel<<<unsigned(ceil_div(rows, kMergeWarps)), kMergeWarps * 32, smem, stream()>>>(
       part_s, part_c, indices, weights, scores, d, splits);
-  check_cuda(cudaGetLastError(), "retrieval_merge_kernel");
+  check_launch("retrieval_merge_kernel");
 }
 
 template void retrieval_split_forward<float>(const float*, const float*, int32_t*, float*, float*,
