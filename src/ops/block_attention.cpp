@@ -12,7 +12,7 @@ namespace hsa::ops {
 namespace {
 
 BlockAttentionDims check_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
-                                     double scale) {
+                               double scale) {
   check_float(op, "q", q);
   check_float(op, "k", k);
   check_float(op, "v", v);

@@ -11,7 +11,7 @@ namespace hsa::ops {
 namespace {
 
 HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, const Tensor& mem_v,
-                          const Tensor& indices, const Tensor& weights, double scale, Device* device) {
+                     const Tensor& indices, const Tensor& weights, double scale, Device* device) {
   check_float(op, "q", q);
   check_ndim(op, "q", q, 4);
   check_float(op, "mem_k", mem_k);
