@@ -1,38 +1,14 @@
 #include "bench/kernel_bench.h"
 
-#include <hsa/error.h>
-
-#ifndef HSA_WITH_CUDA
-
-namespace hsa::bench {
-
-namespace {
-[[noreturn]] void no_cuda() {
-  fail("bench kernels: this hsa was built without the CUDA backend (nvcc not found, or -DHSA_CUDA=OFF); "
-       "configure with CUDA on a machine with nvcc (tools/gpu-check does) to benchmark the kernels");
-}
-}  // namespace
-
-bool kernel_bench_available() { return false; }
-std::string kernel_bench_device() { no_cuda(); }
-std::vector<Measurement> run_kernel_bench(const KernelBenchOptions&, const std::optional<DevicePeak>&,
-                                          const KernelBenchCallbacks&) {
-  no_cuda();
-}
-
-}  // namespace hsa::bench
-
-#else  // HSA_WITH_CUDA
-
 #include "cuda/hsa_attention.h"
 #include "cuda/retrieval.h"
 #include "cuda/runtime.h"
 #include "cuda/swa_attention.h"
 
+#include <hsa/error.h>
 #include <hsa/random.h>
 #include <hsa/tensor.h>
 
-#include <cuda_runtime.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -83,7 +59,7 @@ Tensor causal_indices_on_device(const KernelShape& s, uint64_t seed) {
   std::vector<int32_t> pick;
   for (int64_t t = 0; t < s.len; ++t)
     for (int64_t h = 0; h < s.kv_heads; ++h) {
-      const int64_t complete = std::min(t / s.chunk_size, s.chunks()), n = std::min(s.topk, complete);
+      const int64_t complete = visible_chunks(t, s.chunk_size, 0, s.chunks()), n = std::min(s.topk, complete);
       pick.clear();
       while (int64_t(pick.size()) < n) {
         const auto c = int32_t(rng.below(uint64_t(complete)));
@@ -151,10 +127,10 @@ struct Buffers {
   }
 
   double scale() const { return 1.0 / std::sqrt(double(s.head_dim)); }
-  cpu::HsaDims hsa_dims() const {
+  HsaDims hsa_dims() const {
     return {1, s.len, s.q_heads, s.kv_heads, s.head_dim, s.chunks(), s.chunk_size, s.topk};
   }
-  cpu::SwaDims swa_dims() const { return {1, s.len, s.len, s.q_heads, s.kv_heads, s.head_dim, s.window, 0, 0}; }
+  SwaDims swa_dims() const { return {1, s.len, s.len, s.q_heads, s.kv_heads, s.head_dim, s.window, 0, 0}; }
 
   // Bad chunk indices (none here) would throw at the timing loop's cuda::synchronize().
   void hsa_forward() {
@@ -164,7 +140,7 @@ struct Buffers {
   // The last token alone, against the whole memory: its rows of q, indices, weights, out and lse.
   void hsa_decode() {
     const int64_t t = s.len - 1, q_row = t * s.q_heads * s.head_dim, slot_row = t * s.kv_heads * s.topk;
-    cpu::HsaDims d = hsa_dims();
+    HsaDims d = hsa_dims();
     d.len = 1;
     cuda::hsa_attention_forward(DType::bf16, q.data<bf16>() + q_row, mem_k.raw_data(), mem_v.raw_data(),
                                 idx.data<int32_t>() + slot_row, w.data<float>() + slot_row, scale(), d,
@@ -177,7 +153,7 @@ struct Buffers {
   }
   // All rows (the kernel the op picks, or the scalar one), or the last token alone against every landmark.
   void retrieval(cuda::RetrievalKernel kernel, bool decode) {
-    cpu::RetrievalDims d{1, s.len, s.chunks(), s.kv_heads, s.retrieval_dim, s.chunk_size, s.topk, 0, 0, false};
+    RetrievalDims d{1, s.len, s.chunks(), s.kv_heads, s.retrieval_dim, s.chunk_size, s.topk, 0, 0, false};
     int64_t row = 0;
     if (decode) d.seq_len = 1, d.q_start = s.len - 1, row = s.len - 1;
     const int64_t q_off = row * s.kv_heads * s.retrieval_dim, slot_off = row * s.kv_heads * s.topk;
@@ -253,45 +229,16 @@ struct Buffers {
   }
 };
 
-class Event {
- public:
-  Event() { HSA_CUDA_CHECK(cudaEventCreate(&e_)); }
-  ~Event() { cudaEventDestroy(e_); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  cudaEvent_t get() const { return e_; }
-
- private:
-  cudaEvent_t e_ = nullptr;
-};
-
-// One warm-up call (first-call kernel attributes, scratch pool growth), then `repeats` calls each between two events
-// on the legacy default stream, which orders them after and before the work of every other blocking stream.
-std::vector<float> time_calls(const std::function<void()>& call, int repeats) {
-  call();
-  cuda::synchronize();
-  Event start, stop;
-  std::vector<float> ms;
-  for (int r = 0; r < repeats; ++r) {
-    HSA_CUDA_CHECK(cudaEventRecord(start.get(), nullptr));
-    call();
-    HSA_CUDA_CHECK(cudaEventRecord(stop.get(), nullptr));
-    HSA_CUDA_CHECK(cudaEventSynchronize(stop.get()));
-    float elapsed = 0;
-    HSA_CUDA_CHECK(cudaEventElapsedTime(&elapsed, start.get(), stop.get()));
-    ms.push_back(elapsed);
-  }
-  cuda::synchronize();  // throws if a kernel failed
-  return ms;
-}
-
 bool is_swa(Kernel k) { return k == Kernel::swa_fwd || k == Kernel::swa_fwd_bwd; }
 
 }  // namespace
 
-bool kernel_bench_available() { return true; }
+bool kernel_bench_available() { return cuda::built_with_cuda(); }
 
 std::string kernel_bench_device() {
+  HSA_CHECK(cuda::built_with_cuda(),
+            "bench kernels: this hsa was built without the CUDA backend (nvcc not found, or -DHSA_CUDA=OFF); "
+            "configure with CUDA on a machine with nvcc (tools/gpu-check does) to benchmark the kernels");
   HSA_CHECK(cuda::device_count() > 0, "bench kernels: no CUDA device is visible (hsa was built with CUDA, but "
                                       "cudaGetDeviceCount finds no GPU)");
   return cuda::device_description();
@@ -342,7 +289,7 @@ std::vector<Measurement> run_kernel_bench(const KernelBenchOptions& o, const std
                     "swa forward does not match the definition: relative error {:.2e} on checked rows (limit {})",
                     *buffers->swa_check, kCheckTolerance);
         }
-        Measurement m = measured(k, shape, time_calls([&] { buffers->run(k); }, o.repeats), peak);
+        Measurement m = measured(k, shape, cuda::time_calls_ms([&] { buffers->run(k); }, o.repeats), peak);
         if (is_swa(k)) m.check_rel_err = buffers->swa_check;
         emit(std::move(m));
       } catch (const Error& e) {
@@ -356,5 +303,3 @@ std::vector<Measurement> run_kernel_bench(const KernelBenchOptions& o, const std
 }
 
 }  // namespace hsa::bench
-
-#endif  // HSA_WITH_CUDA

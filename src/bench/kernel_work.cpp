@@ -1,4 +1,5 @@
 #include "bench/kernel_work.h"
+#include "kernel/shapes.h"
 
 #include <hsa/error.h>
 
@@ -98,13 +99,13 @@ std::string length_label(int64_t len) {
 
 int64_t filled_slots(const KernelShape& s) {
   int64_t per_head = 0;
-  for (int64_t t = 0; t < s.len; ++t) per_head += std::min(s.topk, std::min(t / s.chunk_size, s.chunks()));
+  for (int64_t t = 0; t < s.len; ++t) per_head += std::min(s.topk, visible_chunks(t, s.chunk_size, 0, s.chunks()));
   return per_head * s.kv_heads;
 }
 
 int64_t retrieval_pairs(const KernelShape& s) {
   int64_t per_head = 0;
-  for (int64_t t = 0; t < s.len; ++t) per_head += std::min(t / s.chunk_size, s.chunks());
+  for (int64_t t = 0; t < s.len; ++t) per_head += visible_chunks(t, s.chunk_size, 0, s.chunks());
   return per_head * s.kv_heads;
 }
 
@@ -144,12 +145,12 @@ Work kernel_work(Kernel kernel, const KernelShape& s) {
       return {3.5 * swa_fwd_flops, 6 * q_tensor + 6 * swa_kv_tensor + 8 * L * double(s.q_heads)};
     case Kernel::retrieval_decode:  // token L-1: its qr row against every visible landmark
     case Kernel::retrieval_decode_scalar: {
-      const double visible = double(std::min((s.len - 1) / s.chunk_size, s.chunks()));
+      const double visible = double(visible_chunks(s.len - 1, s.chunk_size, 0, s.chunks()));
       return {2.0 * double(s.retrieval_dim) * double(s.kv_heads) * visible,
               (1 + double(s.chunks())) * double(s.kv_heads * s.retrieval_dim) * e + 12 * double(s.kv_heads * s.topk)};
     }
     case Kernel::hsa_decode: {  // token L-1: reads its q, the K/V rows of its chunks, idx, w; writes out, lse
-      const double filled = double(std::min(s.topk, std::min((s.len - 1) / s.chunk_size, s.chunks())));
+      const double filled = double(std::min(s.topk, visible_chunks(s.len - 1, s.chunk_size, 0, s.chunks())));
       const double rows = filled * double(s.kv_heads * s.chunk_size * s.head_dim);  // K (or V) elements read
       return {4.0 * rows * double(s.group()),
               2 * rows * e + 2 * double(s.q_heads * s.head_dim) * e + 8 * double(s.kv_heads * s.topk) +

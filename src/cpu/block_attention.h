@@ -3,13 +3,11 @@
 // Row i of block n, head h, attends to every row j of the same block and head:
 //   out[n, i, h] = sum_j softmax_j(scale * q[n, i, h] . k[n, j, h]) v[n, j, h].
 #pragma once
+#include "kernel/shapes.h"
+
 #include <cstdint>
 
 namespace hsa::cpu {
-
-struct BlockAttentionDims {
-  int64_t blocks, block_len, heads, head_dim;  // N, T, H, D
-};
 
 // lse = log sum_j exp(scale * q . k_j), kept so the backward can recompute the probabilities.
 template <class T>

@@ -17,14 +17,11 @@
 //   contributions from K chunks per token: per-entry [G, D] results, summed per token in slot order afterwards.
 // Both orders are fixed by the shapes, so results do not depend on the thread count.
 #pragma once
+#include "kernel/shapes.h"
+
 #include <cstdint>
 
 namespace hsa::cpu {
-
-struct HsaDims {
-  int64_t batch = 0, len = 0, q_heads = 0, kv_heads = 0, head_dim = 0, chunks = 0, chunk_size = 0, topk = 0;
-  int64_t group() const { return q_heads / kv_heads; }  // G: query heads per KV head
-};
 
 // Writes out and lse (every element).
 template <class T>

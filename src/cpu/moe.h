@@ -7,19 +7,12 @@
 // The work unit is an *entry*, one (token, expert) pair. Entries are grouped by expert so that each expert runs
 // dense GEMMs over the block of token rows that chose it, instead of N*k matrix-vector products.
 #pragma once
+#include "kernel/shapes.h"
+
 #include <cstdint>
 #include <vector>
 
 namespace hsa::cpu {
-
-// The op's sizes (ops/moe.h names): N tokens, width dm, E routed experts of width F, top-k, NS shared experts of
-// width Fs. Shared by the CPU and CUDA kernels.
-struct MoeDims {
-  int64_t n = 0, dm = 0, num_experts = 0, ffn = 0, topk = 0, num_shared = 0, ffn_shared = 0;
-  int64_t entries() const { return n * topk; }  // routed (token, expert) pairs
-  // Length of each saved pre-activation buffer: the routed entries' rows of F, then NS * N rows of Fs.
-  int64_t act_elements() const { return n * topk * ffn + num_shared * n * ffn_shared; }
-};
 
 // One expert's weights and, in backward, where its gradients go (overwritten). ffn = F of this expert.
 template <class T>

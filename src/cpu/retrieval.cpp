@@ -17,8 +17,8 @@ namespace {
 // newcomer beats every kept chunk of equal score: ">=" below is the tie rule. NaN scores are never kept.
 // The entry gate (the K-th best score once K are kept) lives in a register: most chunks of a long row fail it.
 // Measured against a branch-free insert position and against a buffer compacted with nth_element, this plain
-// insertion walk was the fastest for K = 8 and K = 64 over 32..1024 chunks (about 0.3 us per row at C = 32,
-// K = 8; 10-15 us at C = 1024, K = 64, where it costs more than the row's scores: the place to improve).
+// insertion walk was the fastest for K = 8 and K = 64 over 32..1024 chunks (at C = 1024, K = 64 it costs more than
+// the row's scores: the place to improve).
 template <class T>
 int64_t offer_chunks(const T* __restrict row, int64_t c_begin, int64_t c_end, int64_t k, T* __restrict best_s,
                      int32_t* __restrict best_c, int64_t count) {
@@ -59,7 +59,7 @@ void retrieval_forward(const T* qr, const T* landmarks, int32_t* indices, T* wei
   const int64_t row_stride = H * dr;  // qr and landmarks rows of one head are H*dr apart
   const int64_t tiles = (L + kRetrievalTileRows - 1) / kRetrievalTileRows;
   const int64_t tasks = d.batch * tiles * H;
-  const int64_t work = d.batch * L * H * dr * retrieval_visible_chunks(d.q_start + L - 1, d);
+  const int64_t work = d.batch * L * H * dr * visible_chunks(d.q_start + L - 1, d);
   BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
 #pragma omp parallel if (tasks > 1 && work >= kParallelMinWork)
   {
@@ -74,14 +74,14 @@ void retrieval_forward(const T* qr, const T* landmarks, int32_t* indices, T* wei
       int64_t h = task % H, tile_idx = tiles - 1 - (task / H) % tiles, b = task / (H * tiles);
       int64_t t0 = tile_idx * kRetrievalTileRows, t1 = std::min(L, t0 + kRetrievalTileRows), m = t1 - t0;
       // Visibility only grows with position, so the tile's last row sees the most chunks.
-      int64_t n_max = retrieval_visible_chunks(d.q_start + t1 - 1, d);
+      int64_t n_max = visible_chunks(d.q_start + t1 - 1, d);
       std::fill(count.begin(), count.end(), 0);
       for (int64_t c0 = 0; c0 < n_max; c0 += kRetrievalTileChunks) {
         int64_t c1 = std::min(n_max, c0 + kRetrievalTileChunks), ld = c1 - c0;
         gemm<T>(false, true, m, ld, dr, T(scale), qr + ((b * L + t0) * H + h) * dr, row_stride,
                 landmarks + ((b * C + c0) * H + h) * dr, row_stride, T(0), tile.data(), ld);
         for (int64_t t = t0; t < t1; ++t) {
-          int64_t nv = retrieval_visible_chunks(d.q_start + t, d), row = t - t0;
+          int64_t nv = visible_chunks(d.q_start + t, d), row = t - t0;
           count[row] = offer_chunks(tile.data() + row * ld, c0, std::min(c1, nv), K, best_s.data() + row * K,
                                     best_c.data() + row * K, count[row]);
         }

@@ -3,31 +3,11 @@
 //   indices i32 [B, L, H, K]; weights, scores, dweights [B, L, H, K]
 // Semantics (visibility, slot order, weightings) are documented in ops/retrieval.h.
 #pragma once
-#include <algorithm>
+#include "kernel/shapes.h"
+
 #include <cstdint>
 
 namespace hsa::cpu {
-
-struct RetrievalDims {
-  int64_t batch = 0, seq_len = 0, chunks = 0, heads = 0, dim = 0;  // B, L, C, H, dr
-  int64_t chunk_size = 0, topk = 0, window = 0, q_start = 0;       // S, K, W, absolute position of row 0
-  bool stick_breaking = false;                                      // else softmax
-};
-
-// Number of chunks visible from absolute position pos: they are the prefix [0, n). Complete: (c+1)*S <= pos;
-// outside the window (W > 0): c*S <= pos - W; and c < C. The one visibility rule: the CUDA kernels call it too
-// (host and device; plain comparisons rather than std::min so nvcc needs no relaxed constexpr).
-#ifdef __CUDACC__
-__host__ __device__
-#endif
-inline int64_t retrieval_visible_chunks(int64_t pos, const RetrievalDims& d) {
-  int64_t n = pos / d.chunk_size;
-  if (d.window > 0) {
-    const int64_t outside = pos < d.window ? 0 : (pos - d.window) / d.chunk_size + 1;
-    n = n < outside ? n : outside;
-  }
-  return n < 0 ? 0 : n > d.chunks ? d.chunks : n;
-}
 
 // Work per task: one (b, h) pair and a tile of up to kRetrievalTileRows query rows. Their scores come from GEMMs
 // over blocks of up to kRetrievalTileChunks visible chunks into a per-thread [rows, chunks] buffer, and each row

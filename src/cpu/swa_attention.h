@@ -3,15 +3,11 @@
 // Query row i (absolute position q_start + i) of head h sees key row j (position k_start + j) of KV head
 // h / (HQ / H) iff 0 <= (q_start + i) - (k_start + j) < window.
 #pragma once
+#include "kernel/shapes.h"
+
 #include <cstdint>
 
 namespace hsa::cpu {
-
-struct SwaDims {
-  int64_t batch, q_len, k_len, q_heads, kv_heads, head_dim;
-  int64_t window;  // >= 1
-  int64_t q_start, k_start;
-};
 
 // out = softmax(scale * q k^T + mask) v; lse = log sum exp of the visible scaled scores (-inf, and out = 0, for a
 // row that sees no key).

@@ -16,22 +16,22 @@ constexpr int kWarps = 4, kThreads = 32 * kWarps;
 // Shared memory a thread block may use (opt-in above 48 KiB): below the per-block limit of every GPU from sm_80 on.
 constexpr size_t kMaxSharedBytes = 160 * 1024;
 
-size_t forward_shared_floats(const cpu::BlockAttentionDims& d) {
+size_t forward_shared_floats(const BlockAttentionDims& d) {
   return size_t(2 * d.block_len * (d.head_dim + 1) + kWarps * (d.head_dim + d.block_len));
 }
 // Keys and values, the block's probabilities P and dS (T x T each), and per warp a query row and its dout row.
-size_t backward_shared_floats(const cpu::BlockAttentionDims& d) {
+size_t backward_shared_floats(const BlockAttentionDims& d) {
   return size_t(2 * d.block_len * (d.head_dim + 1) + 2 * d.block_len * d.block_len + kWarps * 2 * d.head_dim);
 }
 
 // Offset of row t of block n, head h, in a [N, T, H, D] tensor.
-__device__ __forceinline__ int64_t row_offset(const cpu::BlockAttentionDims& d, int64_t n, int64_t t, int64_t h) {
+__device__ __forceinline__ int64_t row_offset(const BlockAttentionDims& d, int64_t n, int64_t t, int64_t h) {
   return ((n * d.block_len + t) * d.heads + h) * d.head_dim;
 }
 
 // All T rows of head h of block n into dst [T, D + 1] as f32.
 template <class T>
-__device__ void load_block(const T* x, float* dst, const cpu::BlockAttentionDims& d, int64_t n, int64_t h) {
+__device__ void load_block(const T* x, float* dst, const BlockAttentionDims& d, int64_t n, int64_t h) {
   const int64_t dim = d.head_dim, ld = dim + 1;
   for (int64_t e = threadIdx.x; e < d.block_len * dim; e += blockDim.x) {
     const int64_t t = e / dim, c = e % dim;
@@ -52,7 +52,7 @@ __device__ __forceinline__ float dot(const float* a, const float* b, int64_t n) 
 
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    block_attention_forward_kernel(const T* q, const T* k, const T* v, T* out, float* lse, cpu::BlockAttentionDims d,
+    block_attention_forward_kernel(const T* q, const T* k, const T* v, T* out, float* lse, BlockAttentionDims d,
                                    float scale) {
   extern __shared__ float smem[];
   const int64_t len = d.block_len, dim = d.head_dim, ld = dim + 1;
@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(kThreads)
 template <class T>
 __global__ void __launch_bounds__(kThreads)
     block_attention_backward_kernel(const T* dout, const T* q, const T* k, const T* v, const T* out, const float* lse,
-                                    T* dq, T* dk, T* dv, cpu::BlockAttentionDims d, float scale) {
+                                    T* dq, T* dk, T* dv, BlockAttentionDims d, float scale) {
   extern __shared__ float smem[];
   const int64_t len = d.block_len, dim = d.head_dim, ld = dim + 1;
   const int64_t n = blockIdx.x / d.heads, h = blockIdx.x % d.heads;
@@ -153,7 +153,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-unsigned grid_of(const cpu::BlockAttentionDims& d) {
+unsigned grid_of(const BlockAttentionDims& d) {
   const int64_t blocks = d.blocks * d.heads;
   HSA_CHECK(blocks <= 0x7fffffff, "block_attention: {} blocks x {} heads exceed the CUDA grid", d.blocks, d.heads);
   return unsigned(blocks);
@@ -161,7 +161,7 @@ unsigned grid_of(const cpu::BlockAttentionDims& d) {
 
 }  // namespace
 
-bool block_attention_supported(const cpu::BlockAttentionDims& d) {
+bool block_attention_supported(const BlockAttentionDims& d) {
   return d.block_len >= 1 && d.head_dim >= 1 && sizeof(float) * backward_shared_floats(d) <= kMaxSharedBytes;
 }
 
@@ -172,7 +172,7 @@ std::string block_attention_limits() {
 }
 
 template <class T>
-void block_attention_forward(const T* q, const T* k, const T* v, T* out, float* lse, const cpu::BlockAttentionDims& d,
+void block_attention_forward(const T* q, const T* k, const T* v, T* out, float* lse, const BlockAttentionDims& d,
                              double scale) {
   if (d.blocks * d.heads == 0 || d.head_dim == 0) return;
   HSA_CHECK(block_attention_supported(d), "block_attention_forward: T = {}, D = {} not supported ({})", d.block_len,
@@ -186,7 +186,7 @@ void block_attention_forward(const T* q, const T* k, const T* v, T* out, float* 
 
 template <class T>
 void block_attention_backward(const T* dout, const T* q, const T* k, const T* v, const T* out, const float* lse, T* dq,
-                              T* dk, T* dv, const cpu::BlockAttentionDims& d, double scale) {
+                              T* dk, T* dv, const BlockAttentionDims& d, double scale) {
   if (d.blocks * d.heads == 0 || d.head_dim == 0) return;
   HSA_CHECK(block_attention_supported(d), "block_attention_backward: T = {}, D = {} not supported ({})", d.block_len,
             d.head_dim, block_attention_limits());
@@ -199,13 +199,13 @@ void block_attention_backward(const T* dout, const T* q, const T* k, const T* v,
 }
 
 template void block_attention_forward<float>(const float*, const float*, const float*, float*, float*,
-                                             const cpu::BlockAttentionDims&, double);
+                                             const BlockAttentionDims&, double);
 template void block_attention_forward<bf16>(const bf16*, const bf16*, const bf16*, bf16*, float*,
-                                            const cpu::BlockAttentionDims&, double);
+                                            const BlockAttentionDims&, double);
 template void block_attention_backward<float>(const float*, const float*, const float*, const float*, const float*,
-                                              const float*, float*, float*, float*, const cpu::BlockAttentionDims&,
+                                              const float*, float*, float*, float*, const BlockAttentionDims&,
                                               double);
 template void block_attention_backward<bf16>(const bf16*, const bf16*, const bf16*, const bf16*, const bf16*,
-                                             const float*, bf16*, bf16*, bf16*, const cpu::BlockAttentionDims&, double);
+                                             const float*, bf16*, bf16*, bf16*, const BlockAttentionDims&, double);
 
 }  // namespace hsa::cuda

@@ -26,7 +26,7 @@
 //   f32:  64 x 64 x 16 tiles, 3 stages, 256 threads in 16 x 16, each owning 4 x 4 elements (rows ty + 16 i, cols
 //         tx + 16 j), plain fmaf: the same f32 products the CPU's sgemm sums, in another order. 26-30 KiB.
 // Version 1: 2 stages, 40 KiB static shared memory, 161 registers (1 block per SM), no split of the k grouping,
-// per-element bf16 stores: 45-130 TFLOP/s on an H200 (ncu, base-100m step, 31 ms of grouped GEMMs per step).
+// per-element bf16 stores (its ncu profile is in docs/results.md).
 // Version 2 (this): the above. Not yet tried: 16-byte C stores through shared memory, one tile plan per routing
 // (tile_plan_kernel runs per grouped_gemm_rows call), 128 x 64 tiles for narrow outputs.
 #include "cuda/grouped_gemm.h"

@@ -7,7 +7,7 @@
 // m16n8k16), f32 accumulation, bf16 out. beta = 0 never reads C (it may hold anything, NaN included).
 // Any sizes and row strides; operands whose base, row stride (and group stride) are multiples of 16 bytes load
 // through cp.async, the others through a per-element path. Design notes in grouped_gemm.cu.
-// Only compiled in CUDA builds; device pointers.
+// Device pointers. Without CUDA, src/cuda_stub/ defines these entry points to throw.
 #pragma once
 #include <hsa/dtype.h>
 

@@ -869,7 +869,7 @@ void reduce_slots(const T* part, const int32_t* entry_of, int64_t rows, const Di
   const unsigned threads = unsigned(std::clamp<int64_t>(ceil_div(vectors, int64_t(32)) * 32, 32, 256));
   reduce_slots_kernel<T><<<unsigned(rows), threads, 0, stream()>>>(part, entry_of, d.G, d.D, d.K, out, lse,
                                                                     dweights);
-  check_cuda(cudaGetLastError(), "reduce_slots_kernel");
+  check_launch("reduce_slots_kernel");
 }
 
 // Carves 128-byte aligned regions.
@@ -883,7 +883,7 @@ struct Carver {
 };
 
 template <class T>
-Dims make_dims(const cpu::HsaDims& hd, double scale) {
+Dims make_dims(const HsaDims& hd, double scale) {
   Dims d{hd.len, hd.q_heads, hd.kv_heads, hd.group(), hd.head_dim, hd.chunk_size, hd.topk, hd.chunks, float(scale)};
   d.rows = tile_rows<T>();
   d.ept = int(d.rows / d.G);
@@ -939,10 +939,9 @@ bool mma_fwd_fits(const Dims& d) {
 template <int D>
 void launch_fwd_mma(const MmaFwdArgs& a, dim3 grid) {
   const size_t smem = mma_fwd_smem(a.d.S, D);
-  check_cuda(cudaFuncSetAttribute(hsa_fwd_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-             "cudaFuncSetAttribute");
+  HSA_CUDA_CHECK(cudaFuncSetAttribute(hsa_fwd_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   hsa_fwd_mma_kernel<D><<<grid, kMmaThreads, smem, stream()>>>(a);
-  check_cuda(cudaGetLastError(), "hsa_fwd_mma_kernel");
+  check_launch("hsa_fwd_mma_kernel");
 }
 
 // D is a template parameter of the register kernel (it sizes the output accumulators): one instance per D that
@@ -971,7 +970,7 @@ void launch_fwd_mma_any_d(const MmaFwdArgs& a, dim3 grid) {
 
 template <class T>
 void forward_impl(const T* q, const T* mem_k, const T* mem_v, const int32_t* indices, const float* weights,
-                  double scale, const cpu::HsaDims& hd, T* out, float* lse, int error_code) {
+                  double scale, const HsaDims& hd, T* out, float* lse, int error_code) {
   const Dims d = make_dims<T>(hd, scale);
   Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C, error_code);
   const int64_t rows = hd.batch * d.L * d.H;
@@ -999,10 +998,9 @@ void forward_impl(const T* q, const T* mem_k, const T* mem_v, const int32_t* ind
     a.q = q, a.k = mem_k, a.v = mem_v, a.flat = rt.flat, a.begin = rt.begin, a.block_item = plan.block_item;
     a.weights = weights, a.part = part.as<T>(), a.lse = lse;
     if (plan.blocks > 0) {
-      check_cuda(cudaFuncSetAttribute(hsa_fwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-                 "cudaFuncSetAttribute");
+      HSA_CUDA_CHECK(cudaFuncSetAttribute(hsa_fwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
       hsa_fwd_kernel<T><<<unsigned(plan.blocks), kThreads, smem, stream()>>>(a);
-      check_cuda(cudaGetLastError(), "hsa_fwd_kernel");
+      check_launch("hsa_fwd_kernel");
     }
   }
   reduce_slots<T>(part.as<T>(), rt.entry_of, rows, d, out, lse, nullptr);
@@ -1011,10 +1009,9 @@ void forward_impl(const T* q, const T* mem_k, const T* mem_v, const int32_t* ind
 template <int D>
 void launch_bwd_mma(const MmaBwdArgs& a, int64_t blocks) {
   const size_t smem = mma_bwd_smem(D, a.d.S);
-  check_cuda(cudaFuncSetAttribute(hsa_bwd_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-             "cudaFuncSetAttribute");
+  HSA_CUDA_CHECK(cudaFuncSetAttribute(hsa_bwd_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   hsa_bwd_mma_kernel<D><<<unsigned(blocks), unsigned(a.d.S / 16 * 32), smem, stream()>>>(a);
-  check_cuda(cudaGetLastError(), "hsa_bwd_mma_kernel");
+  check_launch("hsa_bwd_mma_kernel");
 }
 
 // The bf16 fast path (hsa_bwd_mma_kernel): plans the splits on the device (the grid and the partial scratch are
@@ -1057,12 +1054,12 @@ void backward_mma(const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_
   const unsigned ranges = unsigned(ceil_div(d.S * d.D, 256));
   bwd_mma_finish_kernel<<<dim3(unsigned(rt.items), ranges), 256, 0, stream()>>>(
       dkv.as<float>(), rt.begin, int(per_block), a.part_mul, a.part_add, d, dmem_k, dmem_v);
-  check_cuda(cudaGetLastError(), "bwd_mma_finish_kernel");
+  check_launch("bwd_mma_finish_kernel");
 }
 
 template <class T>
 void backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem_v, const int32_t* indices,
-                   const float* weights, const float* lse, double scale, const cpu::HsaDims& hd, T* dq, T* dmem_k,
+                   const float* weights, const float* lse, double scale, const HsaDims& hd, T* dq, T* dmem_k,
                    T* dmem_v, float* dweights, int error_code) {
   const Dims d = make_dims<T>(hd, scale);
   Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C, error_code);
@@ -1080,10 +1077,9 @@ void backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem_v, co
       const size_t smem = bwd_layout<T>(d, &a);
       a.q = q, a.k = mem_k, a.v = mem_v, a.dout = dout, a.flat = rt.flat, a.begin = rt.begin, a.weights = weights;
       a.lse = lse, a.dq_part = part.as<T>(), a.dk = dmem_k, a.dv = dmem_v, a.dweights = dweights;
-      check_cuda(cudaFuncSetAttribute(hsa_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-                 "cudaFuncSetAttribute");
+      HSA_CUDA_CHECK(cudaFuncSetAttribute(hsa_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
       hsa_bwd_kernel<T><<<unsigned(rt.items), kThreads, smem, stream()>>>(a);
-      check_cuda(cudaGetLastError(), "hsa_bwd_kernel");
+      check_launch("hsa_bwd_kernel");
     }
   }
   const int64_t rows = hd.batch * d.L * d.H;
@@ -1094,7 +1090,7 @@ void backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem_v, co
 
 }  // namespace
 
-void hsa_attention_check_supported(const char* op, DType dtype, const cpu::HsaDims& hd) {
+void hsa_attention_check_supported(const char* op, DType dtype, const HsaDims& hd) {
   HSA_CHECK(dtype == DType::f32 || dtype == DType::bf16, "{}: the cuda kernels take f32 or bf16, got {}", op,
             dtype_name(dtype));
   HSA_CHECK(hd.head_dim % 16 == 0 && hd.head_dim <= 256,
@@ -1113,7 +1109,7 @@ void hsa_attention_check_supported(const char* op, DType dtype, const cpu::HsaDi
 }
 
 void hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v, const int32_t* indices,
-                           const float* weights, double scale, const cpu::HsaDims& d, void* out, float* lse) {
+                           const float* weights, double scale, const HsaDims& d, void* out, float* lse) {
   if (use_decode_path(d)) return hsa_decode_forward(dtype, q, mem_k, mem_v, indices, weights, scale, d, out, lse);
   static const int code = index_error_code("hsa_attention_forward", "indices");
   if (dtype == DType::bf16)
@@ -1126,7 +1122,7 @@ void hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const 
 
 void hsa_attention_backward(DType dtype, const void* dout, const void* q, const void* mem_k, const void* mem_v,
                             const int32_t* indices, const float* weights, const float* lse, double scale,
-                            const cpu::HsaDims& d, void* dq, void* dmem_k, void* dmem_v, float* dweights) {
+                            const HsaDims& d, void* dq, void* dmem_k, void* dmem_v, float* dweights) {
   using B16 = __nv_bfloat16;
   static const int code = index_error_code("hsa_attention_backward", "indices");
   if (dtype == DType::bf16)

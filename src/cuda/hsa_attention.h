@@ -21,9 +21,9 @@
 // grid is a host-known upper bound; each block looks its (chunk, split) up on the device, surplus blocks exit.
 // A few query tokens (decoding) take cuda/hsa_decode.h instead of the grouping.
 // Supported on CUDA: D and S multiples of 16, S <= 64, D <= 256, G = HQ / H <= 32 (f32), <= 64 (bf16).
-// Only compiled in CUDA builds.
+// Without CUDA, src/cuda_stub/ defines these entry points to throw.
 #pragma once
-#include "cpu/hsa_attention.h"
+#include "kernel/shapes.h"
 
 #include <hsa/dtype.h>
 
@@ -32,7 +32,7 @@
 namespace hsa::cuda {
 
 // Throws (naming `op`) when the shapes are outside what the kernels support.
-void hsa_attention_check_supported(const char* op, DType dtype, const cpu::HsaDims& d);
+void hsa_attention_check_supported(const char* op, DType dtype, const HsaDims& d);
 
 // Both calls only queue work on stream(): nothing waits for the device. An index outside [-1, C) is skipped (as an
 // empty slot, so no kernel reads outside the memory) and the one at the lowest flat position is reported through
@@ -42,11 +42,11 @@ void hsa_attention_check_supported(const char* op, DType dtype, const cpu::HsaDi
 
 // Writes out and lse (every element).
 void hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v, const int32_t* indices,
-                           const float* weights, double scale, const cpu::HsaDims& d, void* out, float* lse);
+                           const float* weights, double scale, const HsaDims& d, void* out, float* lse);
 
 // Overwrites dq, dmem_k, dmem_v, dweights (zeros for empty slots and for chunks no token selected).
 void hsa_attention_backward(DType dtype, const void* dout, const void* q, const void* mem_k, const void* mem_v,
                             const int32_t* indices, const float* weights, const float* lse, double scale,
-                            const cpu::HsaDims& d, void* dq, void* dmem_k, void* dmem_v, float* dweights);
+                            const HsaDims& d, void* dq, void* dmem_k, void* dmem_v, float* dweights);
 
 }  // namespace hsa::cuda

@@ -110,28 +110,27 @@ __global__ void hsa_decode_sum_kernel(const float* __restrict part, int64_t K, i
 
 template <class T>
 void decode_impl(const T* q, const T* k, const T* v, const int32_t* indices, const float* weights, double scale,
-                 const cpu::HsaDims& hd, T* out, float* lse, int error_code) {
+                 const HsaDims& hd, T* out, float* lse, int error_code) {
   const int64_t rows = hd.batch * hd.len * hd.kv_heads;
   if (rows == 0) return;
   const DecodeDims d{hd.len, hd.q_heads, hd.kv_heads, hd.group(), hd.head_dim, hd.chunk_size, hd.topk, hd.chunks,
                      float(scale)};
   const size_t kv_bytes = (size_t(2 * d.S * kv_pitch<T>(d.D)) * sizeof(T) + 15) / 16 * 16;
   const size_t smem = kv_bytes + size_t(d.G * d.D + d.G * d.S) * sizeof(float);
-  check_cuda(cudaFuncSetAttribute(hsa_decode_slot_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  int(smem)),
-             "cudaFuncSetAttribute");
+  HSA_CUDA_CHECK(cudaFuncSetAttribute(hsa_decode_slot_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      int(smem)));
   Scratch part(size_t(rows * d.K * d.G * d.D) * sizeof(float));
   hsa_decode_slot_kernel<T><<<dim3(unsigned(rows), unsigned(d.K)), kThreads, smem, stream()>>>(
       q, k, v, indices, weights, d, part.as<float>(), lse, input_error_record(), error_code);
-  check_cuda(cudaGetLastError(), "hsa_decode_slot_kernel");
+  check_launch("hsa_decode_slot_kernel");
   hsa_decode_sum_kernel<T><<<unsigned(rows), 256, 0, stream()>>>(part.as<float>(), d.K, d.G * d.D, out);
-  check_cuda(cudaGetLastError(), "hsa_decode_sum_kernel");
+  check_launch("hsa_decode_sum_kernel");
 }
 
 }  // namespace
 
 void hsa_decode_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v, const int32_t* indices,
-                        const float* weights, double scale, const cpu::HsaDims& d, void* out, float* lse) {
+                        const float* weights, double scale, const HsaDims& d, void* out, float* lse) {
   using B16 = __nv_bfloat16;
   static const int code = index_error_code("hsa_attention_forward", "indices");  // the op that dispatches here
   if (dtype == DType::bf16)

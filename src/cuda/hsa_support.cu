@@ -103,7 +103,7 @@ size_t align_up(size_t x) { return (x + 255) & ~size_t(255); }
 
 Scratch::Scratch(size_t bytes) {
   configure_pool_once();
-  check_cuda(cudaMallocAsync(&p_, bytes == 0 ? 256 : bytes, stream()), "cudaMallocAsync");
+  HSA_CUDA_CHECK(cudaMallocAsync(&p_, bytes == 0 ? 256 : bytes, stream()));
 }
 
 Scratch::~Scratch() {
@@ -113,9 +113,8 @@ Scratch::~Scratch() {
 int max_smem_optin() {
   static int bytes = [] {
     int device = 0, value = 0;
-    check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-    check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
-               "cudaDeviceGetAttribute");
+    HSA_CUDA_CHECK(cudaGetDevice(&device));
+    HSA_CUDA_CHECK(cudaDeviceGetAttribute(&value, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     return value;
   }();
   return bytes;
@@ -124,8 +123,8 @@ int max_smem_optin() {
 int sm_count() {
   static int count = [] {
     int device = 0, value = 0;
-    check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-    check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+    HSA_CUDA_CHECK(cudaGetDevice(&device));
+    HSA_CUDA_CHECK(cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device));
     return value;
   }();
   return count;
@@ -141,9 +140,9 @@ Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, i
   rt.items = items;
   const int bits = end_bit_for(uint64_t(items));
   size_t sort_bytes = 0;
-  check_cuda(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, (const uint32_t*)nullptr, (uint32_t*)nullptr,
-                                             (const int32_t*)nullptr, (int32_t*)nullptr, int(n), 0, bits, stream()),
-             "cub::DeviceRadixSort (size query)");
+  HSA_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, (const uint32_t*)nullptr, (uint32_t*)nullptr,
+                                                 (const int32_t*)nullptr, (int32_t*)nullptr, int(n), 0, bits,
+                                                 stream()));
   // One allocation: keys in/out, values in, flat (values out), entry_of, begin, bad-index positions, sort temp.
   const size_t o_keys = 0, o_keys_out = o_keys + align_up(n * 4), o_vals = o_keys_out + align_up(n * 4),
                o_flat = o_vals + align_up(n * 4), o_entry = o_flat + align_up(n * 4),
@@ -158,19 +157,18 @@ Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, i
   rt.entry_of = reinterpret_cast<int32_t*>(base + o_entry);
   rt.begin = reinterpret_cast<int32_t*>(base + o_begin);
   auto* bad = reinterpret_cast<BadIndices*>(base + o_bad);
-  check_cuda(cudaMemsetAsync(bad, 0xff, sizeof(BadIndices), stream()), "cudaMemsetAsync");
+  HSA_CUDA_CHECK(cudaMemsetAsync(bad, 0xff, sizeof(BadIndices), stream()));
   const int threads = 256;
   if (n > 0) {
     routing_keys<<<unsigned(ceil_div(n, threads)), threads, 0, stream()>>>(indices, n, L, H, K, C, keys, vals, bad);
-    check_cuda(cudaGetLastError(), "routing_keys");
-    check_cuda(cub::DeviceRadixSort::SortPairs(base + o_temp, sort_bytes, keys, keys_out, vals, rt.flat, int(n), 0,
-                                               bits, stream()),
-               "cub::DeviceRadixSort");
+    check_launch("routing_keys");
+    HSA_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(base + o_temp, sort_bytes, keys, keys_out, vals, rt.flat, int(n), 0,
+                                                   bits, stream()));
   }
   routing_begin<<<unsigned(ceil_div(n + 1, threads)), threads, 0, stream()>>>(
       keys_out, n, items, rt.begin, rt.entry_of, rt.flat, indices, bad, C, report_last, input_error_record(),
       error_code);
-  check_cuda(cudaGetLastError(), "routing_begin");
+  check_launch("routing_begin");
   return rt;
 }
 
@@ -192,7 +190,7 @@ SplitPlan plan_splits(const Routing& rt, int64_t unit, int64_t per_block) {
     const int threads = 256;
     plan_splits_kernel<<<unsigned(ceil_div(plan.blocks, threads)), threads, 0, stream()>>>(
         rt.begin, rt.items, unit, per_block, plan.blocks, plan.block_item);
-    check_cuda(cudaGetLastError(), "plan_splits_kernel");
+    check_launch("plan_splits_kernel");
   }
   return plan;
 }
@@ -200,14 +198,12 @@ SplitPlan plan_splits(const Routing& rt, int64_t unit, int64_t per_block) {
 }  // namespace detail
 
 void hsa_convert(DType src_dtype, const void* src, DType dst_dtype, void* dst, int64_t n) {
-  using detail::check_cuda;
   auto ok = [](DType t) { return t == DType::f32 || t == DType::bf16; };
   HSA_CHECK(ok(src_dtype) && ok(dst_dtype), "hsa_convert: only f32 and bf16 on cuda, got {} -> {}",
             dtype_name(src_dtype), dtype_name(dst_dtype));
   if (n == 0) return;
   if (src_dtype == dst_dtype) {
-    check_cuda(cudaMemcpyAsync(dst, src, size_t(n) * dtype_size(src_dtype), cudaMemcpyDeviceToDevice, stream()),
-               "cudaMemcpyAsync");
+    HSA_CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(n) * dtype_size(src_dtype), cudaMemcpyDeviceToDevice, stream()));
     return;
   }
   // The tensor copy kernel (16-byte packs). It runs on the runtime's stream, a blocking stream: ordered with the

@@ -16,10 +16,6 @@
 
 namespace hsa::cuda::detail {
 
-inline void check_cuda(cudaError_t status, const char* what) {
-  HSA_CHECK(status == cudaSuccess, "CUDA error in {}: {}", what, cudaGetErrorString(status));
-}
-
 // Scratch memory from the stream-ordered pool (cudaMallocAsync on stream()): freed without a device
 // synchronisation and reused by the next call, so per-call temporaries cost no cudaMalloc.
 class Scratch {

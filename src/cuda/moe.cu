@@ -323,7 +323,7 @@ class Routing {
   // probs may be null (backward: no probability sums). aux_loss (forward, with probs): the device double that
   // receives aux_coef * E * sum_e f_e P_e. An expert id outside [0, E) is recorded for the next synchronize() (it
   // throws there); until then its entry is in no expert's rows and every kernel stays in bounds.
-  Routing(const int32_t* experts, const float* probs, const cpu::MoeDims& d, int error_code, double aux_coef,
+  Routing(const int32_t* experts, const float* probs, const MoeDims& d, int error_code, double aux_coef,
           double* aux_loss)
       : stats_(2 * d.num_experts), order_(d.entries()), pos_of_(d.entries()), offsets_(d.num_experts + 1) {
     const int64_t entries = d.entries(), ne = d.num_experts;
@@ -375,7 +375,7 @@ template <class T> struct SharedJob {
 };
 
 template <class T>
-std::vector<SharedJob<T>> shared_jobs(const cpu::MoeDims& d, const MoeDeviceWeights<T>& w,
+std::vector<SharedJob<T>> shared_jobs(const MoeDims& d, const MoeDeviceWeights<T>& w,
                                       const MoeDeviceGrads<T>* dw) {
   std::vector<SharedJob<T>> jobs;
   const int64_t stride = d.ffn_shared * d.dm;
@@ -392,7 +392,7 @@ std::vector<SharedJob<T>> shared_jobs(const cpu::MoeDims& d, const MoeDeviceWeig
   return jobs;
 }
 
-void check_sizes(const cpu::MoeDims& d) {
+void check_sizes(const MoeDims& d) {
   const int64_t rows = d.entries() + d.num_shared * d.n;
   HSA_CHECK(rows < INT32_MAX, "moe cuda: N*k + NS*N = {} entry rows (N = {}, k = {}, NS = {}) exceed 2^31 - 1", rows,
             d.n, d.topk, d.num_shared);
@@ -401,7 +401,7 @@ void check_sizes(const cpu::MoeDims& d) {
 }  // namespace
 
 template <class T>
-void moe_forward(const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d, double aux_coef, T* y, float* probs,
+void moe_forward(const T* x, const MoeDeviceWeights<T>& w, const MoeDims& d, double aux_coef, T* y, float* probs,
                  int32_t* experts, float* gates, T* act_gate, T* act_up, double* aux_loss) {
   // The router's own ids are always in range; the statistics kernel checks them anyway.
   static const int code = input_error_code("moe_forward: the router picked an expert outside [0, E)");
@@ -438,7 +438,7 @@ void moe_forward(const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d
 }
 
 template <class T>
-void moe_backward(const T* dy, double aux_scale, const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d,
+void moe_backward(const T* dy, double aux_scale, const T* x, const MoeDeviceWeights<T>& w, const MoeDims& d,
                   const float* probs, const int32_t* experts, const float* gates, const T* act_gate, const T* act_up,
                   T* dx, const MoeDeviceGrads<T>& dw) {
   static const int code = input_error_code("moe_backward: 'fwd.experts' holds an expert id outside [0, E)");
@@ -507,9 +507,9 @@ void moe_backward(const T* dy, double aux_scale, const T* x, const MoeDeviceWeig
 }
 
 #define HSA_MOE_INSTANTIATE(T)                                                                                        \
-  template void moe_forward<T>(const T*, const MoeDeviceWeights<T>&, const cpu::MoeDims&, double, T*, float*,       \
+  template void moe_forward<T>(const T*, const MoeDeviceWeights<T>&, const MoeDims&, double, T*, float*,       \
                                int32_t*, float*, T*, T*, double*);                                                    \
-  template void moe_backward<T>(const T*, double, const T*, const MoeDeviceWeights<T>&, const cpu::MoeDims&,          \
+  template void moe_backward<T>(const T*, double, const T*, const MoeDeviceWeights<T>&, const MoeDims&,          \
                                 const float*, const int32_t*, const float*, const T*, const T*, T*,                   \
                                 const MoeDeviceGrads<T>&);
 HSA_MOE_INSTANTIATE(float)

@@ -15,9 +15,9 @@
 // one launch per GEMM kind for all experts, grid sized from N*k); shared experts run cuBLASLt GEMMs over x itself.
 // Every (token, slot) result lands in its own row of a per-entry buffer and a per-token kernel sums the rows in
 // slot order: no atomics, deterministic. Nothing in either call waits for the device.
-// Only compiled in CUDA builds.
+// Without CUDA, src/cuda_stub/ defines these entry points to throw.
 #pragma once
-#include "cpu/moe.h"
+#include "kernel/shapes.h"
 
 #include <hsa/dtype.h>
 
@@ -48,14 +48,14 @@ template <class T> struct MoeDeviceGrads {
 // Writes y, probs, experts, gates, act_gate, act_up (every element) and *aux_loss (one device double) =
 // aux_coef * E * sum_e f_e P_e (aux_coef * cpu::moe_load_balance_loss).
 template <class T>
-void moe_forward(const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d, double aux_coef, T* y,
+void moe_forward(const T* x, const MoeDeviceWeights<T>& w, const MoeDims& d, double aux_coef, T* y,
                  float* probs, int32_t* experts, float* gates, T* act_gate, T* act_up, double* aux_loss);
 
 // Overwrites dx and every gradient in dw (zeros for an expert no token chose). aux_scale = dloss/daux * coef.
 // experts is validated on the device: an id outside [0, E) is recorded through input_error_record() and throws at
 // the next synchronize(); until then no kernel indexes memory with it (the outputs of that call are garbage).
 template <class T>
-void moe_backward(const T* dy, double aux_scale, const T* x, const MoeDeviceWeights<T>& w, const cpu::MoeDims& d,
+void moe_backward(const T* dy, double aux_scale, const T* x, const MoeDeviceWeights<T>& w, const MoeDims& d,
                   const float* probs, const int32_t* experts, const float* gates, const T* act_gate, const T* act_up,
                   T* dx, const MoeDeviceGrads<T>& dw);
 

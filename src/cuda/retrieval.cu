@@ -24,11 +24,11 @@ struct Params {
   float scale;
   int dr4, ldq;  // dr rounded up to 4 (zero padded), shared row stride
   int64_t tiles;
-  cpu::RetrievalDims dims;  // the same dims, for the visibility rule
+  RetrievalDims dims;  // the same dims, for the visibility rule
 };
 
 __device__ __forceinline__ int64_t visible_chunks(int64_t pos, const Params& p) {
-  return cpu::retrieval_visible_chunks(pos, p.dims);
+  return hsa::visible_chunks(pos, p.dims);
 }
 
 template <class T>
@@ -226,7 +226,7 @@ __global__ void retrieval_bwd_landmarks_finish(const int32_t* __restrict begin, 
   dlm[((b * p.C + c) * p.H + h) * p.dr + x] = from_f32<T>(total);
 }
 
-Params make_params(const cpu::RetrievalDims& d, double scale) {
+Params make_params(const RetrievalDims& d, double scale) {
   Params p{d.batch, d.seq_len, d.chunks, d.heads, d.dim, d.topk, d.chunk_size, d.window, d.q_start,
            d.stick_breaking, float(scale)};
   p.dims = d;
@@ -240,20 +240,19 @@ size_t fwd_smem(const Params& p) { return (size_t(kRows + kTileC) * p.ldq + size
 
 template <class T>
 void forward_impl(const T* qr, const T* lm, int32_t* indices, float* weights, float* scores,
-                  const cpu::RetrievalDims& d, double scale) {
+                  const RetrievalDims& d, double scale) {
   const Params p = make_params(d, scale);
   const int64_t blocks = p.B * p.H * p.tiles;
   if (blocks == 0) return;
   const size_t smem = fwd_smem(p);
-  check_cuda(cudaFuncSetAttribute(retrieval_fwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-             "cudaFuncSetAttribute");
+  HSA_CUDA_CHECK(cudaFuncSetAttribute(retrieval_fwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   retrieval_fwd_kernel<T><<<unsigned(blocks), kRows, smem, stream()>>>(qr, lm, indices, weights, scores, p);
-  check_cuda(cudaGetLastError(), "retrieval_fwd_kernel");
+  check_launch("retrieval_fwd_kernel");
 }
 
 template <class T>
 void backward_impl(const float* dweights, const T* qr, const T* lm, const int32_t* indices, const float* weights,
-                   const float* scores, T* dqr, T* dlm, const cpu::RetrievalDims& d, double scale) {
+                   const float* scores, T* dqr, T* dlm, const RetrievalDims& d, double scale) {
   const Params p = make_params(d, scale);
   // The highest bad flat position is reported, as the CPU backward does.
   static const int code = index_error_code("retrieval_backward", "fwd.indices");
@@ -263,7 +262,7 @@ void backward_impl(const float* dweights, const T* qr, const T* lm, const int32_
   if (rows > 0) {
     retrieval_bwd_rows<T><<<unsigned(ceil_div(rows * 32, 256)), 256, 0, stream()>>>(
         dweights, lm, indices, weights, scores, dsc.as<float>(), dqr, p, scale);
-    check_cuda(cudaGetLastError(), "retrieval_bwd_rows");
+    check_launch("retrieval_bwd_rows");
   }
   if (items > 0) {
     // Block numbers from the split plan (every item gets its split 0, a hot one several); the partial slot of a
@@ -272,11 +271,11 @@ void backward_impl(const float* dweights, const T* qr, const T* lm, const int32_
     Scratch part(size_t(plan.blocks * p.dr) * 4);
     retrieval_bwd_landmarks<T><<<unsigned(plan.blocks), kLmWarps * 32, 0, stream()>>>(
         dsc.as<float>(), qr, rt.flat, rt.begin, plan.block_item, dlm, part.as<float>(), p);
-    check_cuda(cudaGetLastError(), "retrieval_bwd_landmarks");
+    check_launch("retrieval_bwd_landmarks");
     // Items with one split return at once (their block wrote dlandmarks).
     retrieval_bwd_landmarks_finish<T><<<unsigned(ceil_div(items * p.dr, 256)), 256, 0, stream()>>>(
         rt.begin, part.as<float>(), dlm, p);
-    check_cuda(cudaGetLastError(), "retrieval_bwd_landmarks_finish");
+    check_launch("retrieval_bwd_landmarks_finish");
   }
 }
 
@@ -284,7 +283,7 @@ void backward_impl(const float* dweights, const T* qr, const T* lm, const int32_
 
 namespace {
 
-bool split_fits(const cpu::RetrievalDims& d) {
+bool split_fits(const RetrievalDims& d) {
   return d.seq_len <= kRetrievalSplitMaxRows && int64_t(retrieval_split_smem(d)) <= max_smem_optin();
 }
 
@@ -301,7 +300,7 @@ bool scalar_forced() {
   return forced;
 }
 
-bool mma_applies(DType dtype, const void* qr, const void* landmarks, const cpu::RetrievalDims& d) {
+bool mma_applies(DType dtype, const void* qr, const void* landmarks, const RetrievalDims& d) {
   const size_t smem = retrieval_mma_smem(d);
   return dtype == DType::bf16 && smem > 0 && int64_t(smem) <= max_smem_optin() && aligned16(qr) &&
          aligned16(landmarks);
@@ -320,14 +319,14 @@ const char* retrieval_kernel_name(RetrievalKernel kernel) {
 }
 
 RetrievalKernel retrieval_kernel_for(DType dtype, const void* qr, const void* landmarks,
-                                     const cpu::RetrievalDims& d) {
+                                     const RetrievalDims& d) {
   if (scalar_forced()) return RetrievalKernel::scalar;
   if (split_fits(d)) return RetrievalKernel::split;
   if (mma_applies(dtype, qr, landmarks, d)) return RetrievalKernel::mma;
   return RetrievalKernel::scalar;
 }
 
-void retrieval_check_supported(const char* op, DType dtype, const cpu::RetrievalDims& d) {
+void retrieval_check_supported(const char* op, DType dtype, const RetrievalDims& d) {
   HSA_CHECK(dtype == DType::f32 || dtype == DType::bf16, "{}: the cuda kernels take f32 or bf16, got {}", op,
             dtype_name(dtype));
   if (!scalar_forced() && split_fits(d)) return;  // what automatic runs for these few rows
@@ -339,7 +338,7 @@ void retrieval_check_supported(const char* op, DType dtype, const cpu::Retrieval
 }
 
 void retrieval_forward(DType dtype, const void* qr, const void* landmarks, int32_t* indices, float* weights,
-                       float* scores, const cpu::RetrievalDims& d, double scale, RetrievalKernel kernel) {
+                       float* scores, const RetrievalDims& d, double scale, RetrievalKernel kernel) {
   if (kernel == RetrievalKernel::automatic) kernel = retrieval_kernel_for(dtype, qr, landmarks, d);
   const bool bf16 = dtype == DType::bf16;
   const auto* qb = static_cast<const __nv_bfloat16*>(qr);
@@ -370,7 +369,7 @@ void retrieval_forward(DType dtype, const void* qr, const void* landmarks, int32
 
 void retrieval_backward(DType dtype, const float* dweights, const void* qr, const void* landmarks,
                         const int32_t* indices, const float* weights, const float* scores, void* dqr,
-                        void* dlandmarks, const cpu::RetrievalDims& d, double scale) {
+                        void* dlandmarks, const RetrievalDims& d, double scale) {
   if (dtype == DType::bf16)
     return backward_impl(dweights, static_cast<const __nv_bfloat16*>(qr),
                          static_cast<const __nv_bfloat16*>(landmarks), indices, weights, scores,

@@ -13,9 +13,9 @@
 // Backward: per row the score gradients and dqr; dlandmarks through the chunk-major grouping (stable sort by chunk):
 // blocks of 256 entries of a chunk, 8 warps of 32 consecutive entries each, then the warps and the blocks of a
 // chunk added in order: deterministic, no atomics, and a chunk that every token chose is spread over many blocks.
-// Only compiled in CUDA builds.
+// Without CUDA, src/cuda_stub/ defines these entry points to throw.
 #pragma once
-#include "cpu/retrieval.h"
+#include "kernel/shapes.h"
 
 #include <hsa/dtype.h>
 
@@ -24,7 +24,7 @@
 namespace hsa::cuda {
 
 // Throws (naming `op`) when the shapes are outside what the kernels support (dr and K bounded by shared memory).
-void retrieval_check_supported(const char* op, DType dtype, const cpu::RetrievalDims& d);
+void retrieval_check_supported(const char* op, DType dtype, const RetrievalDims& d);
 
 // The forward kernels (see above). automatic: split for at most kRetrievalSplitMaxRows query rows, else mma where
 // it applies (bf16, dr a multiple of 8 and at most 128, 16-byte aligned qr and landmarks, K small enough for its
@@ -36,11 +36,11 @@ const char* retrieval_kernel_name(RetrievalKernel kernel);  // "automatic", "sca
 // What automatic runs for these inputs. The environment variable HSA_RETRIEVAL_KERNEL=scalar makes it the scalar
 // kernel everywhere (read once; to compare whole runs with the first kernel); unset or "automatic": as above.
 RetrievalKernel retrieval_kernel_for(DType dtype, const void* qr, const void* landmarks,
-                                     const cpu::RetrievalDims& d);
+                                     const RetrievalDims& d);
 
 // Throws (naming the kernel) when an explicitly requested kernel does not take these inputs.
 void retrieval_forward(DType dtype, const void* qr, const void* landmarks, int32_t* indices, float* weights,
-                       float* scores, const cpu::RetrievalDims& d, double scale,
+                       float* scores, const RetrievalDims& d, double scale,
                        RetrievalKernel kernel = RetrievalKernel::automatic);
 
 // Queues the backward without waiting for the device. An index outside [-1, C) is skipped (as an empty slot) and
@@ -48,6 +48,6 @@ void retrieval_forward(DType dtype, const void* qr, const void* landmarks, int32
 // (cuda/runtime.h): it throws at the next cuda::synchronize(); the outputs are then unspecified.
 void retrieval_backward(DType dtype, const float* dweights, const void* qr, const void* landmarks,
                         const int32_t* indices, const float* weights, const float* scores, void* dqr,
-                        void* dlandmarks, const cpu::RetrievalDims& d, double scale);
+                        void* dlandmarks, const RetrievalDims& d, double scale);
 
 }  // namespace hsa::cuda

@@ -83,7 +83,7 @@ __device__ __forceinline__ void offer(float s, int32_t c, float* ls, int32_t* lc
 template <int D>
 __global__ void __launch_bounds__(kThreads, D <= 64 ? 3 : 2)
     retrieval_mma_kernel(const bf16_t* __restrict__ qr, const bf16_t* __restrict__ lm, int32_t* __restrict__ indices,
-                         float* __restrict__ weights, float* __restrict__ scores, cpu::RetrievalDims d, float scale,
+                         float* __restrict__ weights, float* __restrict__ scores, RetrievalDims d, float scale,
                          int64_t row_tiles, int tiles_at, int64_t splits, int64_t split_chunks,
                          float* __restrict__ part_s, int32_t* __restrict__ part_c) {
   using Layout = MmaLayout<D>;
@@ -103,7 +103,7 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 3 : 2)
   const int64_t rows_end = std::min(d.seq_len, t0 + kRows);  // valid rows [t0, rows_end)
   // This block's chunks [c_begin, c_end): its split of those the last row (which sees the most) sees.
   const int64_t c_begin = split * split_chunks;
-  const int64_t c_end = std::min(cpu::retrieval_visible_chunks(d.q_start + rows_end - 1, d), c_begin + split_chunks);
+  const int64_t c_end = std::min(hsa::visible_chunks(d.q_start + rows_end - 1, d), c_begin + split_chunks);
   const int tiles = c_end > c_begin ? int((c_end - c_begin + kTile - 1) / kTile) : 0;
   const int64_t stride = d.heads * d.dim;  // between the rows of one head, in qr and in landmarks
   const bf16_t* q_base = qr + (b * d.seq_len * d.heads + h) * d.dim;    // row t at q_base + t * stride
@@ -111,7 +111,7 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 3 : 2)
 
   // This lane's rows rs = 2 m + u: block row 32 warp + 16 m + 8 u + gid. Chunks it takes: [c_begin, nv) (nv is 0
   // past L, and at most c_end).
-  auto visible = [&](int64_t t) { return int(std::min(cpu::retrieval_visible_chunks(d.q_start + t, d), c_end)); };
+  auto visible = [&](int64_t t) { return int(std::min(hsa::visible_chunks(d.q_start + t, d), c_end)); };
   int nv[kLaneRows];
   float gate[kLaneRows];
 #pragma unroll
@@ -235,10 +235,10 @@ constexpr int64_t kMinSplitChunks = 512;
 
 template <int D>
 void launch(const bf16_t* qr, const bf16_t* lm, int32_t* indices, float* weights, float* scores,
-            const cpu::RetrievalDims& d, float scale) {
+            const RetrievalDims& d, float scale) {
   const int64_t row_tiles = ceil_div(d.seq_len, kRows), blocks = row_tiles * d.batch * d.heads;
   if (blocks == 0) return;
-  const int64_t n_all = cpu::retrieval_visible_chunks(d.q_start + d.seq_len - 1, d);  // the most any row sees
+  const int64_t n_all = hsa::visible_chunks(d.q_start + d.seq_len - 1, d);  // the most any row sees
   const int64_t want = 2 * int64_t(sm_count());
   int64_t splits = 1, split_chunks = std::max<int64_t>(n_all, 1);
   if (blocks < want && n_all >= 2 * kMinSplitChunks) {
@@ -248,8 +248,8 @@ void launch(const bf16_t* qr, const bf16_t* lm, int32_t* indices, float* weights
   }
   using Layout = MmaLayout<D>;
   const size_t smem = Layout::total(d.topk);
-  check_cuda(cudaFuncSetAttribute(retrieval_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-             "cudaFuncSetAttribute");
+  HSA_CUDA_CHECK(
+      cudaFuncSetAttribute(retrieval_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const int64_t n_part = splits > 1 ? d.batch * d.seq_len * d.heads * splits * d.topk : 0;
   Scratch part(size_t(std::max<int64_t>(n_part, 1)) * 8);
   float* part_s = part.as<float>();
@@ -257,19 +257,19 @@ void launch(const bf16_t* qr, const bf16_t* lm, int32_t* indices, float* weights
   retrieval_mma_kernel<D><<<unsigned(blocks * splits), kThreads, smem, stream()>>>(
       qr, lm, indices, weights, scores, d, scale, row_tiles, int(Layout::tiles_at(d.topk)), splits, split_chunks,
       part_s, part_c);
-  check_cuda(cudaGetLastError(), "retrieval_mma_kernel");
+  check_launch("retrieval_mma_kernel");
   if (splits > 1) retrieval_merge_partials(part_s, part_c, splits, indices, weights, scores, d);
 }
 
 }  // namespace
 
-size_t retrieval_mma_smem(const cpu::RetrievalDims& d) {
+size_t retrieval_mma_smem(const RetrievalDims& d) {
   if (d.dim % 8 != 0 || d.dim > 128 || d.dim < 1) return 0;
   return d.dim <= 64 ? MmaLayout<64>::total(d.topk) : MmaLayout<128>::total(d.topk);
 }
 
 void retrieval_mma_forward(const bf16_t* qr, const bf16_t* landmarks, int32_t* indices, float* weights,
-                           float* scores, const cpu::RetrievalDims& d, float scale) {
+                           float* scores, const RetrievalDims& d, float scale) {
   if (d.dim <= 64) launch<64>(qr, landmarks, indices, weights, scores, d, scale);
   else launch<128>(qr, landmarks, indices, weights, scores, d, scale);
 }

@@ -5,7 +5,6 @@
 //   retrieval_split.cu  few query rows (decode): the chunks split over blocks, then a merge per row
 // Semantics (visibility, tie rule, slot order, weightings) as in ops/retrieval.h.
 #pragma once
-#include "cpu/retrieval.h"
 #include "cuda/hsa_support.cuh"
 #include "cuda/retrieval.h"
 
@@ -71,19 +70,19 @@ __device__ __forceinline__ void retrieval_finish_row(int32_t* oc, float* os, flo
 
 // Shared memory of the tensor-core kernel for these dims, or 0 when it does not take them (bf16 only; dr a multiple
 // of 8 and at most 128). The caller also checks max_smem_optin() and that qr and landmarks are 16-byte aligned.
-size_t retrieval_mma_smem(const cpu::RetrievalDims& d);
+size_t retrieval_mma_smem(const RetrievalDims& d);
 void retrieval_mma_forward(const __nv_bfloat16* qr, const __nv_bfloat16* landmarks, int32_t* indices,
-                           float* weights, float* scores, const cpu::RetrievalDims& d, float scale);
+                           float* weights, float* scores, const RetrievalDims& d, float scale);
 
 // Partial lists: part_s, part_c [B, L, H, splits, K], each the best K of one row over one range of chunks, in the
 // selection order, chunk -1 after the last. Merges every row's lists into the outputs (one warp per row).
 void retrieval_merge_partials(const float* part_s, const int32_t* part_c, int64_t splits, int32_t* indices,
-                              float* weights, float* scores, const cpu::RetrievalDims& d);
+                              float* weights, float* scores, const RetrievalDims& d);
 
 // The split kernel takes at most kRetrievalSplitMaxRows query rows (cuda/retrieval.h); its shared memory.
-size_t retrieval_split_smem(const cpu::RetrievalDims& d);
+size_t retrieval_split_smem(const RetrievalDims& d);
 template <class T>
 void retrieval_split_forward(const T* qr, const T* landmarks, int32_t* indices, float* weights, float* scores,
-                             const cpu::RetrievalDims& d, float scale);
+                             const RetrievalDims& d, float scale);
 
 }  // namespace hsa::cuda::detail

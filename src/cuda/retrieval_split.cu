@@ -55,7 +55,7 @@ __device__ __forceinline__ void load16(const __nv_bfloat16* p, float (&v)[8]) {
 template <class T>
 __global__ void __launch_bounds__(kSplitThreads)
     retrieval_split_kernel(const T* __restrict__ qr, const T* __restrict__ lm, float* __restrict__ part_s,
-                           int32_t* __restrict__ part_c, cpu::RetrievalDims d, float scale, int64_t splits,
+                           int32_t* __restrict__ part_c, RetrievalDims d, float scale, int64_t splits,
                            bool packed) {
   extern __shared__ __align__(16) float sm[];
   const int L = int(d.seq_len), dr = int(d.dim), K = int(d.topk);
@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(kSplitThreads)
   const T* q_base = qr + (b * d.seq_len * d.heads + h) * d.dim;
   const T* l_base = lm + (b * d.chunks * d.heads + h) * d.dim;
   for (int i = threadIdx.x; i < L * dr; i += kSplitThreads) qs[i] = to_f32(q_base[(i / dr) * stride + i % dr]);
-  for (int t = threadIdx.x; t < L; t += kSplitThreads) nvs[t] = int(cpu::retrieval_visible_chunks(d.q_start + t, d));
+  for (int t = threadIdx.x; t < L; t += kSplitThreads) nvs[t] = int(hsa::visible_chunks(d.q_start + t, d));
   __syncthreads();
 
   const int64_t c_first = split * kSplitChunks, c = c_first + threadIdx.x;
@@ -135,7 +135,7 @@ __global__ void __launch_bounds__(kSplitThreads)
 __global__ void __launch_bounds__(kMergeWarps * 32)
     retrieval_merge_kernel(const float* __restrict__ part_s, const int32_t* __restrict__ part_c,
                            int32_t* __restrict__ indices, float* __restrict__ weights, float* __restrict__ scores,
-                           cpu::RetrievalDims d, int64_t splits) {
+                           RetrievalDims d, int64_t splits) {
   extern __shared__ __align__(16) float msm[];
   const int K = int(d.topk), warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t row = int64_t(blockIdx.x) * kMergeWarps + warp;
@@ -177,7 +177,7 @@ __global__ void __launch_bounds__(kMergeWarps * 32)
 
 }  // namespace
 
-size_t retrieval_split_smem(const cpu::RetrievalDims& d) {
+size_t retrieval_split_smem(const RetrievalDims& d) {
   const size_t split = size_t(d.seq_len) * size_t(d.dim + kSplitChunks + 1) * 4;
   const size_t merge = size_t(kMergeWarps) * 32 * size_t(d.topk) * 8;
   return std::max(split, merge);
@@ -185,42 +185,41 @@ size_t retrieval_split_smem(const cpu::RetrievalDims& d) {
 
 template <class T>
 void retrieval_split_forward(const T* qr, const T* lm, int32_t* indices, float* weights, float* scores,
-                             const cpu::RetrievalDims& d, float scale) {
+                             const RetrievalDims& d, float scale) {
   const int64_t rows = d.batch * d.seq_len * d.heads;
   if (rows == 0) return;
-  const int64_t n_max = cpu::retrieval_visible_chunks(d.q_start + d.seq_len - 1, d);
+  const int64_t n_max = hsa::visible_chunks(d.q_start + d.seq_len - 1, d);
   const int64_t splits = ceil_div(n_max, kSplitChunks), n_cand = rows * splits * d.topk;
   Scratch part(size_t(std::max<int64_t>(n_cand, 1)) * 8);
   float* part_s = part.as<float>();
   int32_t* part_c = reinterpret_cast<int32_t*>(part_s + n_cand);
   if (splits > 0) {
     const size_t smem = size_t(d.seq_len) * size_t(d.dim + kSplitChunks + 1) * 4;
-    check_cuda(cudaFuncSetAttribute(retrieval_split_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(smem)),
-               "cudaFuncSetAttribute");
+    HSA_CUDA_CHECK(
+        cudaFuncSetAttribute(retrieval_split_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     const bool packed = d.dim % kPack<T> == 0 && packs_aligned<kPack<T>>(lm);
     retrieval_split_kernel<T><<<unsigned(d.batch * d.heads * splits), kSplitThreads, smem, stream()>>>(
         qr, lm, part_s, part_c, d, scale, splits, packed);
-    check_cuda(cudaGetLastError(), "retrieval_split_kernel");
+    check_launch("retrieval_split_kernel");
   }
   retrieval_merge_partials(part_s, part_c, splits, indices, weights, scores, d);
 }
 
 void retrieval_merge_partials(const float* part_s, const int32_t* part_c, int64_t splits, int32_t* indices,
-                              float* weights, float* scores, const cpu::RetrievalDims& d) {
+                              float* weights, float* scores, const RetrievalDims& d) {
   const int64_t rows = d.batch * d.seq_len * d.heads;
   if (rows == 0) return;
   const size_t smem = size_t(kMergeWarps) * 32 * size_t(d.topk) * 8;
-  check_cuda(cudaFuncSetAttribute(retrieval_merge_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-             "cudaFuncSetAttribute");
+  HSA_CUDA_CHECK(
+      cudaFuncSetAttribute(retrieval_merge_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   retrieval_merge_kernel<<<unsigned(ceil_div(rows, kMergeWarps)), kMergeWarps * 32, smem, stream()>>>(
       part_s, part_c, indices, weights, scores, d, splits);
-  check_cuda(cudaGetLastError(), "retrieval_merge_kernel");
+  check_launch("retrieval_merge_kernel");
 }
 
 template void retrieval_split_forward<float>(const float*, const float*, int32_t*, float*, float*,
-                                             const cpu::RetrievalDims&, float);
+                                             const RetrievalDims&, float);
 template void retrieval_split_forward<__nv_bfloat16>(const __nv_bfloat16*, const __nv_bfloat16*, int32_t*, float*,
-                                                     float*, const cpu::RetrievalDims&, float);
+                                                     float*, const RetrievalDims&, float);
 
 }  // namespace hsa::cuda::detail

@@ -21,6 +21,8 @@ void check_launch(const char* kernel) {
   HSA_CHECK(status == cudaSuccess, "CUDA kernel launch failed: {}: {}", kernel, cudaGetErrorString(status));
 }
 
+bool built_with_cuda() { return true; }
+
 int device_count() {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess) {
@@ -249,6 +251,38 @@ void synchronize() {
 }
 
 void check_input_errors() { synchronize(); }
+
+namespace {
+class Event {
+ public:
+  Event() { HSA_CUDA_CHECK(cudaEventCreate(&e_)); }
+  ~Event() { cudaEventDestroy(e_); }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  cudaEvent_t get() const { return e_; }
+
+ private:
+  cudaEvent_t e_ = nullptr;
+};
+}  // namespace
+
+std::vector<float> time_calls_ms(const std::function<void()>& call, int repeats) {
+  call();  // warm-up: first-call kernel attributes, scratch pool growth
+  synchronize();
+  Event start, stop;
+  std::vector<float> ms;
+  for (int r = 0; r < repeats; ++r) {
+    HSA_CUDA_CHECK(cudaEventRecord(start.get(), nullptr));
+    call();
+    HSA_CUDA_CHECK(cudaEventRecord(stop.get(), nullptr));
+    HSA_CUDA_CHECK(cudaEventSynchronize(stop.get()));
+    float elapsed = 0;
+    HSA_CUDA_CHECK(cudaEventElapsedTime(&elapsed, start.get(), stop.get()));
+    ms.push_back(elapsed);
+  }
+  synchronize();  // throws if a kernel failed
+  return ms;
+}
 
 const char* device_description() {
   static std::string description;

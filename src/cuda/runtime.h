@@ -1,6 +1,7 @@
 // The CUDA runtime behind hsa: device memory through a caching allocator, copies, the one stream
-// every kernel runs on, and error checks. Only compiled in CUDA builds. A plain C++ header, so the ops'
-// .cpp files can include it; kernels (.cu) include cuda/kernel_util.cuh for the device-side helpers.
+// every kernel runs on, event timing, and error checks. A plain C++ header, so the ops' .cpp files can include it;
+// kernels (.cu) include cuda/kernel_util.cuh for the device-side helpers. Declared in every build: without CUDA,
+// src/cuda_stub/ defines these (and every other cuda/*.h entry point) to throw (docs/architecture.md §5.4).
 //
 // Ordering model: every kernel, memset and copy goes on stream(), in issue order, and nothing waits for the
 // device except device->host copies and synchronize(). A freed block goes back to the cache at once: the next
@@ -8,12 +9,15 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <vector>
 
 struct CUstream_st;  // cudaStream_t is CUstream_st*
 
 namespace hsa::cuda {
 
-int device_count();  // 0 when there is no driver or no GPU; never throws
+bool built_with_cuda();  // false only in a build without CUDA, where every other entry point but device_count throws
+int device_count();      // 0 when there is no driver or no GPU (or no CUDA in the build); never throws
 void* device_malloc(size_t bytes);  // through the caching allocator; never returns null (throws)
 void device_free(void* p);          // returns the block to the cache (null is ignored)
 // Host<->device or device<->device copy queued on stream(). Device->host waits for it (and everything queued
@@ -23,6 +27,11 @@ void zero(void* p, size_t bytes);  // cudaMemsetAsync on stream()
 // Waits for stream() to drain, then throws if a kernel failed or reported invalid input (see input_error_*).
 void synchronize();
 const char* device_description();  // "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)"
+
+// One warm-up call, then `repeats` calls of `call`, each timed between two CUDA events on the legacy default
+// stream (which orders them after and before the work of every blocking stream); milliseconds per call. Throws if
+// a kernel failed.
+std::vector<float> time_calls_ms(const std::function<void()>& call, int repeats);
 
 // The one stream every hsa kernel runs on. A blocking stream: work that others put on the legacy default
 // stream stays ordered with it.

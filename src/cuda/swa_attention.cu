@@ -2,9 +2,8 @@
 //   q, out, dout, dq [B, Lq, HQ, D]; k, v, dk, dv [B, Lk, H, D]; lse, delta [B, Lq, HQ] f32.
 //
 // Versions: 1 and 2 (the WMMA kernels below; 2 blocks the WMMA fragments per warp) are the f32 path and the bf16
-// fallback; version 3, the bf16 register kernels (mma.sync, FlashAttention-2 style) further down, is the bf16 path:
-// base-100m shapes on an H200 ran the version-2 bf16 forward at 0.76 ms (~34 TFLOP/s), dq at 0.96 ms, dk/dv at
-// 1.78 ms per call.
+// fallback; version 3, the bf16 register kernels (mma.sync, FlashAttention-2 style) further down, is the bf16 path
+// (timings of both: docs/benchmarks.md).
 //
 // Design of versions 1-2 (correctness first):
 // - One block of 256 threads per tile. Tiles are staged in shared memory with padded rows (16 bytes of padding:
@@ -427,7 +426,7 @@ __global__ void __launch_bounds__(kThreads) swa_dkv_kernel(const T* __restrict__
 
 // ---- bf16 register kernels (FlashAttention-2 style): mma.sync m16n8k16, ldmatrix, cp.async ----
 // Why two sets of kernels: the WMMA kernels above keep their accumulators in shared memory and meet at a block
-// barrier for every product, which held the bf16 forward to ~34 TFLOP/s on an H200 (base-100m shapes). They stay
+// barrier for every product, which held the bf16 forward far below the tensor-core peak. They stay
 // as the f32 path (exact CUDA-core products, the 1e-5 parity) and as the bf16 fallback for shapes the kernels
 // below do not take (register_path). The kernels below keep scores, probabilities and accumulators in registers
 // (warp-tile helpers of cuda/mma_sync.cuh); the only block barriers are the two per tile of the cp.async pipeline.
@@ -837,7 +836,7 @@ void allow_smem(Kernel kernel, size_t bytes) {
             cudaGetErrorString(status));
 }
 
-Dims device_dims(const cpu::SwaDims& s) {
+Dims device_dims(const SwaDims& s) {
   HSA_CHECK(s.q_len < (1LL << 31) && s.k_len < (1LL << 31) && s.batch < 65536 && s.q_heads < 65536,
             "swa_attention (cuda): dimensions too large (B = {}, Lq = {}, Lk = {}, HQ = {})", s.batch, s.q_len,
             s.k_len, s.q_heads);
@@ -935,7 +934,7 @@ void backward_impl(const T* dout, const T* q, const T* k, const T* v, const T* o
 }  // namespace
 
 template <class T>
-void swa_forward(const T* q, const T* k, const T* v, T* out, float* lse, const cpu::SwaDims& s, double scale) {
+void swa_forward(const T* q, const T* k, const T* v, T* out, float* lse, const SwaDims& s, double scale) {
   if (s.batch == 0 || s.q_len == 0 || s.q_heads == 0) return;
   const Dims d = device_dims(s);
   switch (s.head_dim) {
@@ -948,7 +947,7 @@ void swa_forward(const T* q, const T* k, const T* v, T* out, float* lse, const c
 
 template <class T>
 void swa_backward(const T* dout, const T* q, const T* k, const T* v, const T* out, const float* lse, float* delta,
-                  T* dq, T* dk, T* dv, const cpu::SwaDims& s, double scale) {
+                  T* dq, T* dk, T* dv, const SwaDims& s, double scale) {
   if (s.batch == 0 || s.q_heads == 0) return;
   if (s.q_len == 0) {  // nothing sees the keys
     const size_t bytes = size_t(s.batch * s.k_len * s.kv_heads * s.head_dim) * sizeof(T);
@@ -972,12 +971,12 @@ void swa_backward(const T* dout, const T* q, const T* k, const T* v, const T* ou
 #undef HSA_SWA_BACKWARD
 }
 
-template void swa_forward<float>(const float*, const float*, const float*, float*, float*, const cpu::SwaDims&,
+template void swa_forward<float>(const float*, const float*, const float*, float*, float*, const SwaDims&,
                                  double);
-template void swa_forward<bf16>(const bf16*, const bf16*, const bf16*, bf16*, float*, const cpu::SwaDims&, double);
+template void swa_forward<bf16>(const bf16*, const bf16*, const bf16*, bf16*, float*, const SwaDims&, double);
 template void swa_backward<float>(const float*, const float*, const float*, const float*, const float*, const float*,
-                                  float*, float*, float*, float*, const cpu::SwaDims&, double);
+                                  float*, float*, float*, float*, const SwaDims&, double);
 template void swa_backward<bf16>(const bf16*, const bf16*, const bf16*, const bf16*, const bf16*, const float*,
-                                 float*, bf16*, bf16*, bf16*, const cpu::SwaDims&, double);
+                                 float*, bf16*, bf16*, bf16*, const SwaDims&, double);
 
 }  // namespace hsa::cuda

@@ -1,6 +1,7 @@
 #include "model/flops.h"
 
 #include "model/param_spec.h"
+#include "kernel/shapes.h"
 
 #include <algorithm>
 
@@ -37,7 +38,8 @@ TrainingFlops training_flops_per_token(const ModelConfig& c, int64_t seq_len) {
   if (c.num_upper_groups > 0) {
     double slots = 0, chunks = 0;  // mean filled slots and complete earlier chunks per position
     for (int64_t t = 0; t < seq_len; ++t) {
-      const int64_t complete = t / c.chunk_size;
+      // As if without hsa_window_mask (an upper bound); the chunks that exist never limit a training sequence.
+      const int64_t complete = visible_chunks(t, c.chunk_size, 0, seq_len / c.chunk_size);
       slots += double(std::min(complete, c.chunk_topk));
       chunks += double(complete);
     }

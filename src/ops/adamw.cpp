@@ -1,12 +1,9 @@
 #include "ops/adamw.h"
 
 #include "cpu/adamw.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
-#include "cuda/dtype_dispatch.h"
 #include "cuda/adamw.h"
-#endif
+#include "cuda/dtype_dispatch.h"
+#include "ops/dispatch.h"
 
 #include <cmath>
 
@@ -35,7 +32,6 @@ void adamw_step(Tensor& param, const Tensor& grad_in, Tensor& m, Tensor& v, int6
   HSA_CHECK(std::isfinite(cfg.weight_decay) && cfg.weight_decay >= 0, "{}: weight_decay must be >= 0, got {}", op,
             cfg.weight_decay);
   Device device = common_device(op, {{"param", &param}, {"grad", &grad_in}, {"m", &m}, {"v", &v}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     check_dtype(op, "param", param, DType::f32);  // f64 masters are a CPU-only (gradcheck) feature
     Tensor grad = grad_in.contiguous();
@@ -45,7 +41,6 @@ void adamw_step(Tensor& param, const Tensor& grad_in, Tensor& m, Tensor& v, int6
     });
     return;
   }
-#endif
   require_cpu(op, device);
   Tensor grad = to_compute(grad_in).to(param.dtype());
   dispatch_float(op, param.dtype(), [&]<class T>() {

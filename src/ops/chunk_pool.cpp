@@ -1,12 +1,9 @@
 #include "ops/chunk_pool.h"
 
 #include "cpu/chunk_pool.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
-#include "cuda/dtype_dispatch.h"
 #include "cuda/chunk_pool.h"
-#endif
+#include "cuda/dtype_dispatch.h"
+#include "ops/dispatch.h"
 
 namespace hsa::ops {
 
@@ -16,7 +13,6 @@ Tensor chunk_mean_forward(const Tensor& x_in, int64_t chunk_size) {
   check_ndim(op, "x", x_in, 3);
   HSA_CHECK(chunk_size > 0, "{}: chunk_size must be positive, got {}", op, chunk_size);
   Device device = common_device(op, {{"x", &x_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     Tensor x = x_in.contiguous();
     int64_t batch = x.dim(0), seq_len = x.dim(1), dim = x.dim(2), chunks = seq_len / chunk_size;
@@ -26,7 +22,6 @@ Tensor chunk_mean_forward(const Tensor& x_in, int64_t chunk_size) {
     });
     return pooled;
   }
-#endif
   require_cpu(op, device);
   Tensor x = to_compute(x_in);
   int64_t batch = x.dim(0), seq_len = x.dim(1), dim = x.dim(2), chunks = seq_len / chunk_size;
@@ -48,7 +43,6 @@ Tensor chunk_mean_backward(const Tensor& dpooled_in, int64_t seq_len, int64_t ch
             "{}: 'dpooled' has shape {}, expected {} chunks (seq_len {} / chunk_size {}, complete chunks only)", op,
             shape_str(dpooled_in.shape()), chunks, seq_len, chunk_size);
   Device device = common_device(op, {{"dpooled", &dpooled_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     Tensor dpooled = dpooled_in.contiguous();
     Tensor dx = Tensor::empty({batch, seq_len, dim}, dpooled.dtype(), Device::cuda);
@@ -57,7 +51,6 @@ Tensor chunk_mean_backward(const Tensor& dpooled_in, int64_t seq_len, int64_t ch
     });
     return dx;
   }
-#endif
   require_cpu(op, device);
   Tensor dpooled = to_compute(dpooled_in);
   Tensor dx = Tensor::empty({batch, seq_len, dim}, dpooled.dtype());

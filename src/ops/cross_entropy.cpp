@@ -1,12 +1,9 @@
 #include "ops/cross_entropy.h"
 
 #include "cpu/cross_entropy.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
-#include "cuda/dtype_dispatch.h"
 #include "cuda/cross_entropy.h"
-#endif
+#include "cuda/dtype_dispatch.h"
+#include "ops/dispatch.h"
 
 #include <cmath>
 #include <vector>
@@ -42,7 +39,6 @@ CrossEntropyOut cross_entropy_forward(const Tensor& logits_in, const Tensor& tar
   const char* op = "cross_entropy_forward";
   check_inputs(op, logits_in, targets_in);
   Device device = common_device(op, {{"logits", &logits_in}, {"targets", &targets_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     // Targets are checked on the device; the loss comes back to the host, so a bad target throws here.
     Tensor logits = logits_in.contiguous(), targets = targets_in.contiguous();
@@ -56,7 +52,6 @@ CrossEntropyOut cross_entropy_forward(const Tensor& logits_in, const Tensor& tar
     out.loss = sums.count > 0 ? sums.total / double(sums.count) : 0.0;
     return out;
   }
-#endif
   require_cpu(op, device);
   Tensor targets = targets_in.contiguous();
   int64_t n = logits_in.dim(0), v = logits_in.dim(1);
@@ -83,7 +78,6 @@ Tensor cross_entropy_backward(double dloss, const Tensor& logits_in, const Tenso
   check_shape(op, "lse", lse_in, {logits_in.dim(0)});
   HSA_CHECK(std::isfinite(dloss), "{}: dloss must be finite, got {}", op, dloss);
   Device device = common_device(op, {{"logits", &logits_in}, {"targets", &targets_in}, {"lse", &lse_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     check_dtype(op, "lse", lse_in, DType::f32);  // what cross_entropy_forward returns on cuda
     Tensor logits = logits_in.contiguous(), targets = targets_in.contiguous(), lse = lse_in.contiguous();
@@ -95,7 +89,6 @@ Tensor cross_entropy_backward(double dloss, const Tensor& logits_in, const Tenso
     });
     return dlogits;
   }
-#endif
   require_cpu(op, device);
   Tensor targets = targets_in.contiguous();
   int64_t n = logits_in.dim(0), v = logits_in.dim(1);

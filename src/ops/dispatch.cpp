@@ -1,5 +1,6 @@
 #include "ops/dispatch.h"
 
+
 namespace hsa::ops {
 
 Tensor to_compute(const Tensor& t) {

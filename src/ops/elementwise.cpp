@@ -1,12 +1,9 @@
 #include "ops/elementwise.h"
 
 #include "cpu/elementwise.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
 #include "cuda/dtype_dispatch.h"
 #include "cuda/elementwise.h"
-#endif
+#include "ops/dispatch.h"
 
 namespace hsa::ops {
 
@@ -23,7 +20,6 @@ Tensor add(const Tensor& a_in, const Tensor& b_in) {
   const char* op = "add";
   check_pair(op, "a", a_in, "b", b_in);
   Device device = common_device(op, {{"a", &a_in}, {"b", &b_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     Tensor a = a_in.contiguous(), b = b_in.contiguous();
     Tensor out = Tensor::empty(a.shape(), a.dtype(), Device::cuda);
@@ -32,7 +28,6 @@ Tensor add(const Tensor& a_in, const Tensor& b_in) {
     });
     return out;
   }
-#endif
   require_cpu(op, device);
   Tensor a = to_compute(a_in), b = to_compute(b_in);
   Tensor out = Tensor::empty(a.shape(), a.dtype());
@@ -44,7 +39,6 @@ void add_(Tensor& dst, const Tensor& src_in, double alpha) {
   const char* op = "add_";
   check_pair(op, "dst", dst, "src", src_in);
   Device device = common_device(op, {{"dst", &dst}, {"src", &src_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     // In place in dst's storage dtype (bf16 is read, updated in f32 and rounded, per element; f64 in f64); a
     // strided dst (a view) is walked through its strides.
@@ -63,7 +57,6 @@ void add_(Tensor& dst, const Tensor& src_in, double alpha) {
     });
     return;
   }
-#endif
   require_cpu(op, device);
   Tensor src = to_compute(src_in);
   // f32/f64 contiguous: update in place. Otherwise (bf16, strided view) to_compute makes a fresh contiguous copy
@@ -80,14 +73,12 @@ Tensor scale(const Tensor& x_in, double s) {
   const char* op = "scale";
   check_float(op, "x", x_in);
   Device device = common_device(op, {{"x", &x_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     Tensor x = x_in.contiguous();
     Tensor out = Tensor::empty(x.shape(), x.dtype(), Device::cuda);
     cuda::dispatch_storage(op, x.dtype(), [&]<class T>() { cuda::scale<T>(x.data<T>(), float(s), out.data<T>(), x.numel()); });
     return out;
   }
-#endif
   require_cpu(op, device);
   Tensor x = to_compute(x_in);
   Tensor out = Tensor::empty(x.shape(), x.dtype());
@@ -104,7 +95,6 @@ double sum_of_squares(const std::vector<Tensor>& xs) {
     HSA_CHECK(x.device() == device, "{}: tensors on {} and {}; all must be on one device", op, device_name(device),
               device_name(x.device()));
   }
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     // One launch per storage dtype over all its tensors (a training step has hundreds of gradients).
     for (const Tensor& x : xs)
@@ -127,7 +117,6 @@ double sum_of_squares(const std::vector<Tensor>& xs) {
     }
     return acc.to(Device::cpu).item();
   }
-#endif
   require_cpu(op, device);
   double total = 0;
   for (const Tensor& x_in : xs) {

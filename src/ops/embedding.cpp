@@ -1,12 +1,9 @@
 #include "ops/embedding.h"
 
 #include "cpu/embedding.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
 #include "cuda/dtype_dispatch.h"
 #include "cuda/embedding.h"
-#endif
+#include "ops/dispatch.h"
 
 namespace hsa::ops {
 
@@ -38,7 +35,6 @@ Tensor embedding_forward(const Tensor& table_in, const Tensor& ids_in) {
   check_ndim(op, "table", table_in, 2);
   check_dtype(op, "ids", ids_in, DType::i32);
   Device device = common_device(op, {{"table", &table_in}, {"ids", &ids_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     // ids live on the device: the kernel checks them and a bad one throws at the next cuda::synchronize().
     Tensor ids = ids_in.contiguous(), table = table_in.contiguous();
@@ -51,7 +47,6 @@ Tensor embedding_forward(const Tensor& table_in, const Tensor& ids_in) {
     });
     return y;
   }
-#endif
   require_cpu(op, device);
   Tensor ids = ids_in.contiguous();
   int64_t vocab_size = table_in.dim(0), dm = table_in.dim(1);
@@ -81,7 +76,6 @@ Tensor embedding_backward(const Tensor& dy_in, const Tensor& ids_in, int64_t voc
             "{}: 'dy' has shape {}, expected ids' shape {} plus a trailing dm axis", op, shape_str(dy_in.shape()),
             shape_str(ids_in.shape()));
   Device device = common_device(op, {{"dy", &dy_in}, {"ids", &ids_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     Tensor ids = ids_in.contiguous(), dy = dy_in.contiguous();
     int64_t dm = dy.dim(-1);
@@ -91,7 +85,6 @@ Tensor embedding_backward(const Tensor& dy_in, const Tensor& ids_in, int64_t voc
     });
     return dtable;
   }
-#endif
   require_cpu(op, device);
   Tensor ids = ids_in.contiguous();
   check_ids(op, ids, vocab_size);

@@ -1,12 +1,8 @@
 #include "ops/hsa_attention.h"
 
 #include "cpu/hsa_attention.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
 #include "cuda/hsa_attention.h"
-#include "cuda/hsa_support.h"
-#endif
+#include "ops/dispatch.h"
 
 #include <cmath>
 
@@ -14,20 +10,13 @@ namespace hsa::ops {
 
 namespace {
 
-void require_cpu_or_cuda(const char* op, Device device) {
-#ifdef HSA_WITH_CUDA
-  if (device == Device::cuda) return;
-#endif
-  require_cpu(op, device);
-}
-
-cpu::HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, const Tensor& mem_v,
-                          const Tensor& indices, const Tensor& weights, double scale, Device* device) {
+HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, const Tensor& mem_v,
+                     const Tensor& indices, const Tensor& weights, double scale, Device* device) {
   check_float(op, "q", q);
   check_ndim(op, "q", q, 4);
   check_float(op, "mem_k", mem_k);
   check_ndim(op, "mem_k", mem_k, 5);
-  cpu::HsaDims d;
+  HsaDims d;
   d.batch = q.dim(0);
   d.len = q.dim(1);
   d.q_heads = q.dim(2);
@@ -55,14 +44,11 @@ cpu::HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, 
   HSA_CHECK(std::isfinite(scale), "{}: scale must be finite, got {}", op, scale);
   *device = common_device(op, {{"q", &q}, {"mem_k", &mem_k}, {"mem_v", &mem_v}, {"indices", &indices},
                                 {"weights", &weights}});
-#ifdef HSA_WITH_CUDA
   if (*device == Device::cuda) cuda::hsa_attention_check_supported(op, q.dtype(), d);
-#endif
-  require_cpu_or_cuda(op, *device);
   return d;
 }
 
-[[noreturn]] void fail_bad_index(const char* op, int64_t f, int32_t value, const cpu::HsaDims& d) {
+[[noreturn]] void fail_bad_index(const char* op, int64_t f, int32_t value, const HsaDims& d) {
   fail("{}: 'indices'[b={}, t={}, r={}, i={}] = {} is outside [-1, C = {}) (C from 'mem_k' {})", op,
        f / (d.topk * d.kv_heads * d.len), (f / (d.topk * d.kv_heads)) % d.len, (f / d.topk) % d.kv_heads, f % d.topk,
        value, d.chunks,
@@ -72,30 +58,19 @@ cpu::HsaDims check_inputs(const char* op, const Tensor& q, const Tensor& mem_k, 
 // Every index in [-1, C): reported with its position, since a bad one would read outside the memory. (The CUDA
 // path validates on the device instead, without waiting for it: the kernels skip a bad index and report it through
 // the deferred input-error record, so it throws at the next cuda::synchronize() with its value and flat index.)
-void check_indices(const char* op, const Tensor& indices, const cpu::HsaDims& d) {
+void check_indices(const char* op, const Tensor& indices, const HsaDims& d) {
   const int32_t* idx = indices.data<int32_t>();
   const int64_t n = indices.numel();
   for (int64_t f = 0; f < n; ++f)
     if (idx[f] < -1 || idx[f] >= d.chunks) fail_bad_index(op, f, idx[f], d);
 }
 
-#ifdef HSA_WITH_CUDA
-// A float tensor on the device as f32 (the kernels read weights in f32) or in `dtype`.
-Tensor device_as(const Tensor& t, DType dtype) {
-  Tensor c = t.contiguous();
-  if (c.dtype() == dtype) return c;
-  HSA_CHECK(c.dtype() != DType::f64 && dtype != DType::f64, "hsa cuda: f64 tensors have no cuda kernel ({} -> {})",
-            dtype_name(c.dtype()), dtype_name(dtype));
-  Tensor out = Tensor::empty(c.shape(), dtype, Device::cuda);
-  cuda::hsa_convert(c.dtype(), c.raw_data(), dtype, out.raw_data(), c.numel());
-  return out;
-}
-
 HsaOut forward_cuda(const Tensor& q_in, const Tensor& mem_k_in, const Tensor& mem_v_in,
-                    const Tensor& indices_in, const Tensor& weights_in, double scale, const cpu::HsaDims& d) {
+                    const Tensor& indices_in, const Tensor& weights_in, double scale, const HsaDims& d) {
   const DType dt = q_in.dtype();
   Tensor q = q_in.contiguous(), mem_k = mem_k_in.contiguous(), mem_v = mem_v_in.contiguous();
-  Tensor indices = indices_in.contiguous(), weights = device_as(weights_in, DType::f32);
+  // The kernels read the chunk weights in f32, whatever their dtype.
+  Tensor indices = indices_in.contiguous(), weights = weights_in.contiguous().to(DType::f32);
   HsaOut out{Tensor::empty(q.shape(), dt, Device::cuda),
              Tensor::empty({d.batch, d.len, d.q_heads, d.topk}, DType::f32, Device::cuda)};
   cuda::hsa_attention_forward(dt, q.raw_data(), mem_k.raw_data(), mem_v.raw_data(), indices.data<int32_t>(),
@@ -105,22 +80,21 @@ HsaOut forward_cuda(const Tensor& q_in, const Tensor& mem_k_in, const Tensor& me
 
 HsaGrads backward_cuda(const char* op, const Tensor& dout_in, const Tensor& q_in, const Tensor& mem_k_in,
                        const Tensor& mem_v_in, const Tensor& indices_in, const Tensor& weights_in, const HsaOut& fwd,
-                       double scale, const cpu::HsaDims& d) {
+                       double scale, const HsaDims& d) {
   const DType dt = q_in.dtype();
   check_dtype(op, "fwd.lse", fwd.lse, DType::f32);
   Tensor q = q_in.contiguous(), mem_k = mem_k_in.contiguous(), mem_v = mem_v_in.contiguous();
-  Tensor indices = indices_in.contiguous(), weights = device_as(weights_in, DType::f32);
-  Tensor dout = device_as(dout_in, dt), lse = fwd.lse.contiguous();
+  Tensor indices = indices_in.contiguous(), weights = weights_in.contiguous().to(DType::f32);
+  Tensor dout = dout_in.contiguous().to(dt), lse = fwd.lse.contiguous();
   HsaGrads g{Tensor::empty(q.shape(), dt, Device::cuda), Tensor::empty(mem_k.shape(), dt, Device::cuda),
              Tensor::empty(mem_v.shape(), dt, Device::cuda),
              Tensor::empty(weights.shape(), DType::f32, Device::cuda)};
   cuda::hsa_attention_backward(dt, dout.raw_data(), q.raw_data(), mem_k.raw_data(), mem_v.raw_data(),
                                indices.data<int32_t>(), weights.data<float>(), lse.data<float>(), scale, d,
                                g.dq.raw_data(), g.dmem_k.raw_data(), g.dmem_v.raw_data(), g.dweights.data<float>());
-  g.dweights = device_as(g.dweights, weights_in.dtype());
+  g.dweights = g.dweights.to(weights_in.dtype());
   return g;
 }
-#endif
 
 }  // namespace
 
@@ -128,10 +102,8 @@ HsaOut hsa_attention_forward(const Tensor& q_in, const Tensor& mem_k_in, const T
                              const Tensor& indices_in, const Tensor& weights_in, double scale) {
   const char* op = "hsa_attention_forward";
   Device device;
-  cpu::HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
-#ifdef HSA_WITH_CUDA
+  HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
   if (device == Device::cuda) return forward_cuda(q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, d);
-#endif
   Tensor indices = indices_in.contiguous();
   check_indices(op, indices, d);
   Tensor q = to_compute(q_in), mem_k = to_compute(mem_k_in), mem_v = to_compute(mem_v_in);
@@ -151,16 +123,14 @@ HsaGrads hsa_attention_backward(const Tensor& dout_in, const Tensor& q_in, const
                                 const HsaOut& fwd, double scale) {
   const char* op = "hsa_attention_backward";
   Device device;
-  cpu::HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
+  HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
   check_float(op, "dout", dout_in);
   check_shape(op, "dout", dout_in, q_in.shape());
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     check_shape(op, "fwd.lse", fwd.lse, {d.batch, d.len, d.q_heads, d.topk});
     common_device(op, {{"q", &q_in}, {"dout", &dout_in}, {"fwd.lse", &fwd.lse}});
     return backward_cuda(op, dout_in, q_in, mem_k_in, mem_v_in, indices_in, weights_in, fwd, scale, d);
   }
-#endif
   Tensor indices = indices_in.contiguous();
   check_indices(op, indices, d);
   Tensor q = to_compute(q_in), mem_k = to_compute(mem_k_in), mem_v = to_compute(mem_v_in);

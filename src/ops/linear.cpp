@@ -1,12 +1,9 @@
 #include "ops/linear.h"
 
 #include "cpu/linear.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
 #include "cuda/dtype_dispatch.h"
 #include "cuda/linear.h"
-#endif
+#include "ops/dispatch.h"
 
 namespace hsa::ops {
 
@@ -32,7 +29,6 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in) {
   const char* op = "linear_forward";
   check_inputs(op, x_in, w_in);
   Device device = common_device(op, {{"x", &x_in}, {"w", &w_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     Tensor x = x_in.contiguous(), w = w_in.contiguous();
     int64_t in = w.dim(1), out = w.dim(0), rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
@@ -42,7 +38,6 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in) {
     });
     return y;
   }
-#endif
   require_cpu(op, device);
   Tensor x = to_compute(x_in), w = to_compute(w_in);
   int64_t in = w.dim(1), out = w.dim(0), rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
@@ -59,7 +54,6 @@ LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
   check_shape(op, "dy", dy_in, out_shape(x_in, w_in));
   check_same_dtype(op, "x", x_in, "dy", dy_in);
   Device device = common_device(op, {{"dy", &dy_in}, {"x", &x_in}, {"w", &w_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     Tensor dy = dy_in.contiguous(), x = x_in.contiguous(), w = w_in.contiguous();
     int64_t in = w.dim(1), out = w.dim(0), rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
@@ -69,7 +63,6 @@ LinearGrads linear_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
     });
     return g;
   }
-#endif
   require_cpu(op, device);
   Tensor dy = to_compute(dy_in), x = to_compute(x_in), w = to_compute(w_in);
   int64_t in = w.dim(1), out = w.dim(0), rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));

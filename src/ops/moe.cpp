@@ -1,27 +1,15 @@
 #include "ops/moe.h"
 
 #include "cpu/moe.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
 #include "cuda/dtype_dispatch.h"
 #include "cuda/moe.h"
-#endif
+#include "ops/dispatch.h"
 
 #include <cmath>
 
 namespace hsa::ops {
 
 namespace {
-
-using cpu::MoeDims;
-
-void require_cpu_or_cuda(const char* op, Device device) {
-#ifdef HSA_WITH_CUDA
-  if (device == Device::cuda) return;
-#endif
-  require_cpu(op, device);
-}
 
 // Validates the inputs and returns the sizes; *device = where they all are.
 MoeDims check_inputs(const char* op, const Tensor& x, const MoeWeights& w, const MoeParams& p, Device* device) {
@@ -69,7 +57,6 @@ MoeDims check_inputs(const char* op, const Tensor& x, const MoeWeights& w, const
   if (shared == 3)  // x first, so a shared weight elsewhere is reported against x
     common_device(
         op, {{"x", &x}, {"shared_gate", &w.shared_gate}, {"shared_up", &w.shared_up}, {"shared_down", &w.shared_down}});
-  require_cpu_or_cuda(op, *device);
   return d;
 }
 
@@ -133,7 +120,6 @@ std::vector<cpu::MoeExpert<T>> expert_list(const MoeDims& d, const MoeWeights& w
   return list;
 }
 
-#ifdef HSA_WITH_CUDA
 MoeWeights contiguous_weights(const MoeWeights& w) {
   MoeWeights c{w.router.contiguous(), w.w_gate.contiguous(), w.w_up.contiguous(), w.w_down.contiguous(), {}, {}, {}};
   if (w.shared_gate.defined()) {
@@ -208,7 +194,6 @@ MoeGrads backward_cuda(const char* op, const MoeDims& d, const Tensor& dy_in, do
   });
   return g;
 }
-#endif
 
 }  // namespace
 
@@ -216,9 +201,7 @@ MoeOut moe_forward(const Tensor& x_in, const MoeWeights& w_in, const MoeParams& 
   const char* op = "moe_forward";
   Device device = Device::cpu;
   MoeDims d = check_inputs(op, x_in, w_in, p, &device);
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) return forward_cuda(op, d, x_in, w_in, p);
-#endif
   Tensor x = to_compute(x_in);
   MoeWeights w = weights_to_compute(w_in);
   DType ct = x.dtype();
@@ -252,9 +235,7 @@ MoeGrads moe_backward(const Tensor& dy_in, double daux, const Tensor& x_in, cons
   check_float(op, "dy", dy_in);
   HSA_CHECK(std::isfinite(daux), "{}: daux must be finite, got {}", op, daux);
   check_forward_state(op, fwd, d, x_in, dy_in, device);
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) return backward_cuda(op, d, dy_in, daux, x_in, w_in, p, fwd);
-#endif
   Tensor x = to_compute(x_in);
   DType ct = x.dtype();
   Tensor dy = to_compute(dy_in).to(ct);

@@ -1,12 +1,8 @@
 #include "ops/retrieval.h"
 
 #include "cpu/retrieval.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
-#include "cuda/hsa_support.h"
 #include "cuda/retrieval.h"
-#endif
+#include "ops/dispatch.h"
 
 #include <cmath>
 #include <limits>
@@ -15,13 +11,13 @@ namespace hsa::ops {
 
 namespace {
 
-cpu::RetrievalDims check_inputs(const char* op, const Tensor& qr, const Tensor& landmarks, const RetrievalParams& p) {
+RetrievalDims check_inputs(const char* op, const Tensor& qr, const Tensor& landmarks, const RetrievalParams& p) {
   check_float(op, "qr", qr);
   check_float(op, "landmarks", landmarks);
   check_ndim(op, "qr", qr, 4);
   check_ndim(op, "landmarks", landmarks, 4);
   check_same_dtype(op, "qr", qr, "landmarks", landmarks);
-  cpu::RetrievalDims d;
+  RetrievalDims d;
   d.batch = qr.dim(0);
   d.seq_len = qr.dim(1);
   d.heads = qr.dim(2);
@@ -53,25 +49,12 @@ double effective_scale(const RetrievalParams& p, int64_t dim) {
   return p.scale != 0 ? p.scale : 1.0 / std::sqrt(double(dim));
 }
 
-#ifdef HSA_WITH_CUDA
-// A float tensor on the device, contiguous, in f32 (what the kernels read and write besides qr and landmarks).
-Tensor device_f32(const Tensor& t) {
-  Tensor c = t.contiguous();
-  if (c.dtype() == DType::f32) return c;
-  HSA_CHECK(c.dtype() == DType::bf16, "retrieval: f64 tensors have no cuda kernel");
-  Tensor out = Tensor::empty(c.shape(), DType::f32, Device::cuda);
-  cuda::hsa_convert(c.dtype(), c.raw_data(), DType::f32, out.raw_data(), c.numel());
-  return out;
-}
-#endif
-
 }  // namespace
 
 RetrievalOut retrieval_forward(const Tensor& qr_in, const Tensor& landmarks_in, const RetrievalParams& p) {
   const char* op = "retrieval_forward";
-  cpu::RetrievalDims d = check_inputs(op, qr_in, landmarks_in, p);
+  RetrievalDims d = check_inputs(op, qr_in, landmarks_in, p);
   const Device device = common_device(op, {{"qr", &qr_in}, {"landmarks", &landmarks_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     cuda::retrieval_check_supported(op, qr_in.dtype(), d);
     Tensor qr = qr_in.contiguous(), landmarks = landmarks_in.contiguous();
@@ -83,7 +66,6 @@ RetrievalOut retrieval_forward(const Tensor& qr_in, const Tensor& landmarks_in, 
                             out.weights.data<float>(), out.scores.data<float>(), d, effective_scale(p, d.dim));
     return out;
   }
-#endif
   require_cpu(op, device);
   Tensor qr = to_compute(qr_in), landmarks = to_compute(landmarks_in);
   Shape out_shape{d.batch, d.seq_len, d.heads, d.topk};
@@ -99,7 +81,7 @@ RetrievalOut retrieval_forward(const Tensor& qr_in, const Tensor& landmarks_in, 
 RetrievalGrads retrieval_backward(const Tensor& dweights_in, const Tensor& qr_in, const Tensor& landmarks_in,
                                   const RetrievalOut& fwd, const RetrievalParams& p) {
   const char* op = "retrieval_backward";
-  cpu::RetrievalDims d = check_inputs(op, qr_in, landmarks_in, p);
+  RetrievalDims d = check_inputs(op, qr_in, landmarks_in, p);
   Shape out_shape{d.batch, d.seq_len, d.heads, d.topk};
   check_float(op, "dweights", dweights_in);
   check_shape(op, "dweights", dweights_in, out_shape);
@@ -117,11 +99,12 @@ RetrievalGrads retrieval_backward(const Tensor& dweights_in, const Tensor& qr_in
                                            {"fwd.indices", &fwd.indices},
                                            {"fwd.weights", &fwd.weights},
                                            {"fwd.scores", &fwd.scores}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     cuda::retrieval_check_supported(op, qr_in.dtype(), d);
     Tensor qr = qr_in.contiguous(), landmarks = landmarks_in.contiguous(), indices = fwd.indices.contiguous();
-    Tensor dweights = device_f32(dweights_in), weights = device_f32(fwd.weights), scores = device_f32(fwd.scores);
+    // The kernels read and write everything besides qr and landmarks in f32.
+    Tensor dweights = dweights_in.contiguous().to(DType::f32), weights = fwd.weights.contiguous().to(DType::f32),
+           scores = fwd.scores.contiguous().to(DType::f32);
     RetrievalGrads grads{Tensor::empty(qr.shape(), qr.dtype(), Device::cuda),
                          Tensor::empty(landmarks.shape(), qr.dtype(), Device::cuda)};
     // Indices are validated on the device (never read on the host, nothing waits): a bad one throws at the next
@@ -131,7 +114,6 @@ RetrievalGrads retrieval_backward(const Tensor& dweights_in, const Tensor& qr_in
                              grads.dqr.raw_data(), grads.dlandmarks.raw_data(), d, effective_scale(p, d.dim));
     return grads;
   }
-#endif
   require_cpu(op, device);
   Tensor qr = to_compute(qr_in), landmarks = to_compute(landmarks_in);
   Tensor dweights = to_compute(dweights_in).to(qr.dtype()), weights = to_compute(fwd.weights).to(qr.dtype()),

@@ -1,12 +1,9 @@
 #include "ops/rmsnorm.h"
 
 #include "cpu/rmsnorm.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
 #include "cuda/dtype_dispatch.h"
 #include "cuda/rmsnorm.h"
-#endif
+#include "ops/dispatch.h"
 
 namespace hsa::ops {
 
@@ -24,7 +21,6 @@ RmsNormOut rmsnorm_forward(const Tensor& x_in, const Tensor& weight_in, double e
   check_inputs(op, x_in, weight_in);
   HSA_CHECK(eps > 0, "{}: eps must be positive, got {}", op, eps);
   Device device = common_device(op, {{"x", &x_in}, {"weight", &weight_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     // bf16 storage, f32 math: y keeps x's dtype, rstd is f32 (the compute dtype), as on the CPU.
     Tensor x = x_in.contiguous(), weight = weight_in.contiguous();
@@ -37,7 +33,6 @@ RmsNormOut rmsnorm_forward(const Tensor& x_in, const Tensor& weight_in, double e
     });
     return out;
   }
-#endif
   require_cpu(op, device);
   Tensor x = to_compute(x_in), weight = to_compute(weight_in);
   int64_t dim = x.dim(-1), rows = x.numel() / std::max<int64_t>(dim, 1);
@@ -57,7 +52,6 @@ RmsNormGrads rmsnorm_backward(const Tensor& dy_in, const Tensor& x_in, const Ten
   check_shape(op, "dy", dy_in, x_in.shape());
   check_shape(op, "rstd", rstd_in, Shape(x_in.shape().begin(), x_in.shape().end() - 1));
   Device device = common_device(op, {{"dy", &dy_in}, {"x", &x_in}, {"weight", &weight_in}, {"rstd", &rstd_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     check_same_dtype(op, "x", x_in, "dy", dy_in);
     check_dtype(op, "rstd", rstd_in, DType::f32);  // what rmsnorm_forward returns on cuda
@@ -72,7 +66,6 @@ RmsNormGrads rmsnorm_backward(const Tensor& dy_in, const Tensor& x_in, const Ten
     });
     return grads;
   }
-#endif
   require_cpu(op, device);
   Tensor x = to_compute(x_in), weight = to_compute(weight_in), dy = to_compute(dy_in).to(x.dtype()),
          rstd = to_compute(rstd_in).to(x.dtype());

@@ -1,12 +1,9 @@
 #include "ops/rope.h"
 
 #include "cpu/rope.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
 #include "cuda/dtype_dispatch.h"
 #include "cuda/rope.h"
-#endif
+#include "ops/dispatch.h"
 
 #include <cmath>
 
@@ -22,7 +19,6 @@ Tensor rope_apply(const char* op, const char* name, const Tensor& x_in, int64_t 
   HSA_CHECK(position_offset >= 0, "{}: position_offset must be >= 0, got {}", op, position_offset);
   HSA_CHECK(std::isfinite(theta) && theta > 0, "{}: theta must be positive and finite, got {}", op, theta);
   Device device = common_device(op, {{name, &x_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     Tensor x = x_in.contiguous();
     Tensor y = Tensor::empty(x.shape(), x.dtype(), Device::cuda);
@@ -32,7 +28,6 @@ Tensor rope_apply(const char* op, const char* name, const Tensor& x_in, int64_t 
     });
     return y;
   }
-#endif
   require_cpu(op, device);
   Tensor x = to_compute(x_in);
   Tensor y = Tensor::empty(x.shape(), x.dtype());

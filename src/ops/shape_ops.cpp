@@ -1,5 +1,6 @@
 #include "ops/shape_ops.h"
 
+
 namespace hsa::ops {
 
 Tensor concat(const std::vector<Tensor>& parts, int axis) {

@@ -1,10 +1,9 @@
 #include "ops/swa_attention.h"
 
 #include "cpu/swa_attention.h"
-#include "ops/dispatch.h"
-#ifdef HSA_WITH_CUDA
+#include "cuda/dtype_dispatch.h"
 #include "cuda/swa_attention.h"
-#endif
+#include "ops/dispatch.h"
 
 #include <cmath>
 
@@ -12,7 +11,7 @@ namespace hsa::ops {
 
 namespace {
 
-cpu::SwaDims check_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const SwaParams& p) {
+SwaDims check_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const SwaParams& p) {
   check_float(op, "q", q);
   check_float(op, "k", k);
   check_float(op, "v", v);
@@ -34,43 +33,31 @@ cpu::SwaDims check_inputs(const char* op, const Tensor& q, const Tensor& k, cons
   return {batch, q.dim(1), k.dim(1), q_heads, kv_heads, dim, p.window, p.q_start, p.k_start};
 }
 
-#ifdef HSA_WITH_CUDA
 // The CUDA kernels compute f32 and bf16 (f32 accumulation) in their storage dtype, with head dims 32, 64, 128.
-void check_cuda_inputs(const char* op, const Tensor& q, const cpu::SwaDims& d) {
+void check_cuda_inputs(const char* op, const Tensor& q, const SwaDims& d) {
   HSA_CHECK(q.dtype() == DType::f32 || q.dtype() == DType::bf16, "{}: no cuda kernel for dtype {} ('q' {}; f32 or bf16)",
             op, dtype_name(q.dtype()), shape_str(q.shape()));
   HSA_CHECK(d.head_dim == 32 || d.head_dim == 64 || d.head_dim == 128,
             "{}: no cuda kernel for head dim D = {} ('q' {}; 32, 64 or 128)", op, d.head_dim, shape_str(q.shape()));
 }
 
-template <class Fn>
-void dispatch_cuda(DType dtype, Fn&& fn) {
-  if (dtype == DType::bf16)
-    fn.template operator()<bf16>();
-  else
-    fn.template operator()<float>();
-}
-#endif
-
 }  // namespace
 
 SwaOut swa_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const SwaParams& p) {
   const char* op = "swa_forward";
-  const cpu::SwaDims d = check_inputs(op, q_in, k_in, v_in, p);
+  const SwaDims d = check_inputs(op, q_in, k_in, v_in, p);
   const Device device = common_device(op, {{"q", &q_in}, {"k", &k_in}, {"v", &v_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     check_cuda_inputs(op, q_in, d);
     Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
     SwaOut out{Tensor::empty(q.shape(), q.dtype(), Device::cuda),
                Tensor::empty({d.batch, d.q_len, d.q_heads}, DType::f32, Device::cuda)};
-    dispatch_cuda(q.dtype(), [&]<class T>() {
+    cuda::dispatch_storage(op, q.dtype(), [&]<class T>() {
       cuda::swa_forward<T>(q.data<T>(), k.data<T>(), v.data<T>(), out.out.data<T>(), out.lse.data<float>(), d,
                            p.scale);
     });
     return out;
   }
-#endif
   require_cpu(op, device);
   Tensor q = to_compute(q_in), k = to_compute(k_in), v = to_compute(v_in);
   SwaOut out{Tensor::empty(q.shape(), q.dtype()), Tensor::empty({d.batch, d.q_len, d.q_heads}, q.dtype())};
@@ -84,7 +71,7 @@ SwaOut swa_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, c
 SwaGrads swa_backward(const Tensor& dout_in, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
                       const SwaOut& fwd, const SwaParams& p) {
   const char* op = "swa_backward";
-  const cpu::SwaDims d = check_inputs(op, q_in, k_in, v_in, p);
+  const SwaDims d = check_inputs(op, q_in, k_in, v_in, p);
   check_float(op, "dout", dout_in);
   check_shape(op, "dout", dout_in, q_in.shape());
   check_float(op, "fwd.out", fwd.out);
@@ -93,7 +80,6 @@ SwaGrads swa_backward(const Tensor& dout_in, const Tensor& q_in, const Tensor& k
   check_shape(op, "fwd.lse", fwd.lse, {d.batch, d.q_len, d.q_heads});
   const Device device = common_device(op, {{"q", &q_in}, {"k", &k_in}, {"v", &v_in}, {"dout", &dout_in},
                                            {"fwd.out", &fwd.out}, {"fwd.lse", &fwd.lse}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     // No dtype conversions on the device: everything comes in the dtype of q, lse in f32 (what swa_forward gives).
     check_cuda_inputs(op, q_in, d);
@@ -105,14 +91,13 @@ SwaGrads swa_backward(const Tensor& dout_in, const Tensor& q_in, const Tensor& k
     Tensor delta = Tensor::empty({d.batch, d.q_len, d.q_heads}, DType::f32, Device::cuda);
     SwaGrads grads{Tensor::empty(q.shape(), q.dtype(), Device::cuda), Tensor::empty(k.shape(), q.dtype(), Device::cuda),
                    Tensor::empty(v.shape(), q.dtype(), Device::cuda)};
-    dispatch_cuda(q.dtype(), [&]<class T>() {
+    cuda::dispatch_storage(op, q.dtype(), [&]<class T>() {
       cuda::swa_backward<T>(dout.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(), lse.data<float>(),
                             delta.data<float>(), grads.dq.data<T>(), grads.dk.data<T>(), grads.dv.data<T>(), d,
                             p.scale);
     });
     return grads;
   }
-#endif
   require_cpu(op, device);
   Tensor q = to_compute(q_in), k = to_compute(k_in), v = to_compute(v_in);
   Tensor dout = to_compute(dout_in).to(q.dtype()), out = to_compute(fwd.out).to(q.dtype()),

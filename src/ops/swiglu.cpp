@@ -1,12 +1,9 @@
 #include "ops/swiglu.h"
 
 #include "cpu/swiglu.h"
-#include "ops/dispatch.h"
-
-#ifdef HSA_WITH_CUDA
 #include "cuda/dtype_dispatch.h"
 #include "cuda/swiglu.h"
-#endif
+#include "ops/dispatch.h"
 
 namespace hsa::ops {
 
@@ -16,7 +13,6 @@ Tensor swiglu_forward(const Tensor& gate_in, const Tensor& up_in) {
   check_shape(op, "up", up_in, gate_in.shape());
   check_same_dtype(op, "gate", gate_in, "up", up_in);
   Device device = common_device(op, {{"gate", &gate_in}, {"up", &up_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     Tensor gate = gate_in.contiguous(), up = up_in.contiguous();
     Tensor out = Tensor::empty(gate.shape(), gate.dtype(), Device::cuda);
@@ -25,7 +21,6 @@ Tensor swiglu_forward(const Tensor& gate_in, const Tensor& up_in) {
     });
     return out;
   }
-#endif
   require_cpu(op, device);
   Tensor gate = to_compute(gate_in), up = to_compute(up_in);
   Tensor out = Tensor::empty(gate.shape(), gate.dtype());
@@ -43,7 +38,6 @@ SwigluGrads swiglu_backward(const Tensor& dout_in, const Tensor& gate_in, const 
   check_same_dtype(op, "gate", gate_in, "up", up_in);
   check_same_dtype(op, "gate", gate_in, "dout", dout_in);
   Device device = common_device(op, {{"dout", &dout_in}, {"gate", &gate_in}, {"up", &up_in}});
-#ifdef HSA_WITH_CUDA
   if (device == Device::cuda) {
     Tensor dout = dout_in.contiguous(), gate = gate_in.contiguous(), up = up_in.contiguous();
     SwigluGrads g{Tensor::empty(gate.shape(), gate.dtype(), Device::cuda),
@@ -54,7 +48,6 @@ SwigluGrads swiglu_backward(const Tensor& dout_in, const Tensor& gate_in, const 
     });
     return g;
   }
-#endif
   require_cpu(op, device);
   Tensor dout = to_compute(dout_in), gate = to_compute(gate_in), up = to_compute(up_in);
   SwigluGrads g{Tensor::empty(gate.shape(), gate.dtype()), Tensor::empty(gate.shape(), gate.dtype())};

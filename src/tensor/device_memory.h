@@ -1,4 +1,5 @@
-// Raw memory on either device; the CUDA half exists only in CUDA builds and fails clearly otherwise.
+// Raw memory on either device. The CUDA half calls cuda/runtime.h, whose entry points throw a clear error in a
+// build without CUDA (docs/architecture.md §5.4).
 #pragma once
 #include <hsa/dtype.h>
 

@@ -81,7 +81,7 @@ TEST_P(BlockAttentionParity, ForwardBackwardMatchCpuOnPoisonedOutputs) {
   Tensor qd = gpu(q), kd = gpu(k), vd = gpu(v), dd = gpu(dout);
   Tensor out = nan_tensor(shape, dtype), lse = nan_tensor({c.blocks, c.len, c.heads}, DType::f32);
   Tensor dq = nan_tensor(shape, dtype), dk = nan_tensor(shape, dtype), dv = nan_tensor(shape, dtype);
-  const cpu::BlockAttentionDims dims{c.blocks, c.len, c.heads, c.dim};
+  const BlockAttentionDims dims{c.blocks, c.len, c.heads, c.dim};
   auto run = [&]<class T>() {
     cuda::block_attention_forward<T>(qd.data<T>(), kd.data<T>(), vd.data<T>(), out.data<T>(), lse.data<float>(), dims,
                                      scale);

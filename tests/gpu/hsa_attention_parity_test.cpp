@@ -85,7 +85,7 @@ void run_case(const Case& c, DType dtype, uint64_t seed) {
 
   Tensor qd = q.to(Device::cuda), kd = k.to(Device::cuda), vd = v.to(Device::cuda), wd = w.to(Device::cuda),
          dd = dout.to(Device::cuda), id = idx.to(Device::cuda);
-  cpu::HsaDims d{c.B, c.L, c.HQ, c.H, c.D, c.C, c.S, c.K};
+  HsaDims d{c.B, c.L, c.HQ, c.H, c.D, c.C, c.S, c.K};
   // Kernel level, outputs poisoned.
   ops::HsaOut out{poisoned(q.shape(), dtype), poisoned({c.B, c.L, c.HQ, c.K}, DType::f32)};
   cuda::hsa_attention_forward(dtype, qd.raw_data(), kd.raw_data(), vd.raw_data(), id.data<int32_t>(),
@@ -198,7 +198,7 @@ void run_bad_index_case(int64_t L, DType dtype) {
 
   // check_input_errors() reports it too; a later call with good indices is not blamed.
   cuda::hsa_attention_forward(dtype, qd.raw_data(), kd.raw_data(), vd.raw_data(), id.data<int32_t>(),
-                              wd.data<float>(), scale, cpu::HsaDims{1, L, 2, 1, 32, 3, 16, 2}, out.out.raw_data(),
+                              wd.data<float>(), scale, HsaDims{1, L, 2, 1, 32, 3, 16, 2}, out.out.raw_data(),
                               out.lse.data<float>());
   EXPECT_THROW(cuda::check_input_errors(), Error);
   ops::hsa_attention_forward(qd, kd, vd, skipped.to(Device::cuda), wd, scale);

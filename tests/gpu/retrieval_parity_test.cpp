@@ -29,7 +29,7 @@ namespace {
 using cuda::RetrievalKernel;
 
 // The kernels that take these inputs (automatic's choice among them).
-std::vector<RetrievalKernel> kernels_for(DType dtype, const cpu::RetrievalDims& d) {
+std::vector<RetrievalKernel> kernels_for(DType dtype, const RetrievalDims& d) {
   std::vector<RetrievalKernel> ks{RetrievalKernel::scalar};
   if (dtype == DType::bf16 && d.dim % 8 == 0 && d.dim <= 128) ks.push_back(RetrievalKernel::mma);
   if (d.seq_len <= cuda::kRetrievalSplitMaxRows) ks.push_back(RetrievalKernel::split);
@@ -42,7 +42,7 @@ struct DeviceOut {
 
 // One forward on poisoned outputs (indices -7, weights and scores NaN), back on the host.
 DeviceOut forward_on(RetrievalKernel kernel, DType dtype, const Tensor& qd, const Tensor& ld,
-                     const cpu::RetrievalDims& d, double scale) {
+                     const RetrievalDims& d, double scale) {
   const Shape os{d.batch, d.seq_len, d.heads, d.topk};
   Tensor idx = Tensor::full(os, -7, DType::i32).to(Device::cuda);
   Tensor w = Tensor::full(os, std::numeric_limits<double>::quiet_NaN(), DType::f32).to(Device::cuda);
@@ -100,7 +100,7 @@ void run_case(const Case& c, DType dtype, uint64_t seed) {
   ops::RetrievalParams p{c.S, c.K, c.W, c.q_start, 0.0, c.weighting};
   ops::RetrievalOut ref = ops::retrieval_forward(qr, lm, p);
   Tensor qd = qr.to(Device::cuda), ld = lm.to(Device::cuda);
-  cpu::RetrievalDims d{c.B, c.L, c.C, c.H, c.dr, c.S, c.K, c.W, c.q_start,
+  RetrievalDims d{c.B, c.L, c.C, c.H, c.dr, c.S, c.K, c.W, c.q_start,
                        c.weighting == ops::ChunkWeighting::stick_breaking};
   const double scale = 1.0 / std::sqrt(double(c.dr));
   const Shape os{c.B, c.L, c.H, c.K};
@@ -210,7 +210,7 @@ TEST_F(RetrievalParity, ForcedTiesMatchCpuBitForBit) {
         Tensor qr = ternary({c.B, c.L, c.H, c.dr}, dtype), lm = ternary({c.B, c.C, c.H, c.dr}, dtype);
         ops::RetrievalParams p{c.S, c.K, c.W, c.q_start, 0.125, weighting};
         ops::RetrievalOut ref = ops::retrieval_forward(qr, lm, p);
-        cpu::RetrievalDims d{c.B, c.L, c.C, c.H, c.dr, c.S, c.K, c.W, c.q_start, sb};
+        RetrievalDims d{c.B, c.L, c.C, c.H, c.dr, c.S, c.K, c.W, c.q_start, sb};
         Tensor qd = qr.to(Device::cuda), ld = lm.to(Device::cuda);
         for (RetrievalKernel k : kernels_for(dtype, d)) {
           SCOPED_TRACE(cuda::retrieval_kernel_name(k));
@@ -229,7 +229,7 @@ TEST_F(RetrievalParity, SplitMatchesScalarBitForBit) {
     for (int64_t L : {int64_t(1), int64_t(7), int64_t(16)}) {
       SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " L=" << L);
       const int64_t B = 2, H = 2, dr = 128, C = 2100, S = 8;
-      cpu::RetrievalDims d{B, L, C, H, dr, S, 8, 0, 16500, L == 7};
+      RetrievalDims d{B, L, C, H, dr, S, 8, 0, 16500, L == 7};
       Tensor qd = randn({B, L, H, dr}, 70 + L, 1.0, dtype).to(Device::cuda);
       Tensor ld = randn({B, C, H, dr}, 71 + L, 1.0, dtype).to(Device::cuda);
       const DeviceOut a = forward_on(RetrievalKernel::split, dtype, qd, ld, d, 0.088);
@@ -244,16 +244,16 @@ TEST_F(RetrievalParity, SplitMatchesScalarBitForBit) {
 // qr or landmarks not 16-byte aligned); an explicit kernel that does not take the inputs throws naming itself.
 TEST_F(RetrievalParity, KernelChoiceAndRefusals) {
   using hsa::testing::gpu_misaligned;
-  cpu::RetrievalDims d{1, 40, 12, 1, 64, 4, 4, 0, 0, false};
+  RetrievalDims d{1, 40, 12, 1, 64, 4, 4, 0, 0, false};
   Tensor q = randn({1, 40, 1, 64}, 5, 1.0, DType::bf16), l = randn({1, 12, 1, 64}, 6, 1.0, DType::bf16);
   Tensor qd = q.to(Device::cuda), ld = l.to(Device::cuda), qm = gpu_misaligned(q);
   EXPECT_EQ(cuda::retrieval_kernel_for(DType::bf16, qd.raw_data(), ld.raw_data(), d), RetrievalKernel::mma);
   EXPECT_EQ(cuda::retrieval_kernel_for(DType::bf16, qm.raw_data(), ld.raw_data(), d), RetrievalKernel::scalar);
   EXPECT_EQ(cuda::retrieval_kernel_for(DType::f32, qd.raw_data(), ld.raw_data(), d), RetrievalKernel::scalar);
-  cpu::RetrievalDims few = d;
+  RetrievalDims few = d;
   few.seq_len = 16;
   EXPECT_EQ(cuda::retrieval_kernel_for(DType::bf16, qd.raw_data(), ld.raw_data(), few), RetrievalKernel::split);
-  cpu::RetrievalDims odd = d;
+  RetrievalDims odd = d;
   odd.dim = 60;
   EXPECT_EQ(cuda::retrieval_kernel_for(DType::bf16, qd.raw_data(), ld.raw_data(), odd), RetrievalKernel::scalar);
   odd.dim = 136;
@@ -265,7 +265,7 @@ TEST_F(RetrievalParity, KernelChoiceAndRefusals) {
   const Shape os{1, 40, 1, 4};
   Tensor idx = Tensor::empty(os, DType::i32, Device::cuda), w = Tensor::empty(os, DType::f32, Device::cuda),
          s = Tensor::empty(os, DType::f32, Device::cuda);
-  auto call = [&](const Tensor& qq, DType dtype, const cpu::RetrievalDims& dd, RetrievalKernel k) {
+  auto call = [&](const Tensor& qq, DType dtype, const RetrievalDims& dd, RetrievalKernel k) {
     cuda::retrieval_forward(dtype, qq.raw_data(), ld.raw_data(), idx.data<int32_t>(), w.data<float>(),
                             s.data<float>(), dd, 0.125, k);
   };
@@ -372,7 +372,7 @@ TEST_F(RetrievalParity, HotChunkBackward) {
       ops::RetrievalParams p{64, K};
       ops::RetrievalOut fwd{idx, w, s};
       ops::RetrievalGrads ref = ops::retrieval_backward(dw, qr, lm, fwd, p);
-      cpu::RetrievalDims d{B, L, C, H, dr, 64, K, 0, 0, false};
+      RetrievalDims d{B, L, C, H, dr, 64, K, 0, 0, false};
       const double scale = 1.0 / std::sqrt(double(dr));
       Tensor qd = qr.to(Device::cuda), ld = lm.to(Device::cuda), id = idx.to(Device::cuda), wd = w.to(Device::cuda),
              sd = s.to(Device::cuda), dwd = dw.to(Device::cuda);

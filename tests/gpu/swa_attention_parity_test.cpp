@@ -129,7 +129,7 @@ TEST_P(SwaParity, ForwardBackwardMatchCpuOnPoisonedOutputs) {
   Tensor out = nan_tensor(qs, dtype), lse = nan_tensor({c.batch, c.q_len, c.q_heads}, DType::f32);
   Tensor delta = nan_tensor({c.batch, c.q_len, c.q_heads}, DType::f32);
   Tensor dq = nan_tensor(qs, dtype), dk = nan_tensor(ks, dtype), dv = nan_tensor(ks, dtype);
-  const cpu::SwaDims dims{c.batch, c.q_len, c.k_len, c.q_heads, c.kv_heads, c.dim, c.window, c.q_start, c.k_start};
+  const SwaDims dims{c.batch, c.q_len, c.k_len, c.q_heads, c.kv_heads, c.dim, c.window, c.q_start, c.k_start};
   auto run = [&]<class T>() {
     cuda::swa_forward<T>(qd.data<T>(), kd.data<T>(), vd.data<T>(), out.data<T>(), lse.data<float>(), dims, p.scale);
     cuda::swa_backward<T>(dd.data<T>(), qd.data<T>(), kd.data<T>(), vd.data<T>(), out.data<T>(), lse.data<float>(),

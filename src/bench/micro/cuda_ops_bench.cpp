@@ -1,15 +1,10 @@
-// GPU ceilings and simple-op throughput (CUDA builds only; skipped without a GPU): cuBLASLt GEMM through
+// GPU ceilings and simple-op throughput (skipped without a GPU or a CUDA build): cuBLASLt GEMM through
 // cuda::gemm (f32 exact and bf16 with f32 accumulation) and the memory-bound ops at a training-step size,
 // reported as GB/s of bytes read + written. Each timed iteration ends in cuda::synchronize().
 //   build/hsa_bench --benchmark_filter='BM_cuda' (tools/gpu-check --bench-filter BM_cuda on the device machine)
 //
-// Measured at commit 35f0e43 (one run, NVIDIA H100 80GB HBM3, `tools/gpu-check --bench-filter BM_cuda`):
-//   gemm f32 (COMPUTE_32F, no TF32)  1024: 0.070 ms (30.6 TFLOP/s)   4096: 2.76 ms (49.8 TFLOP/s)
-//   gemm bf16 (f32 accumulation)     1024: 0.019 ms (115 TFLOP/s)    4096: 0.212 ms (648 TFLOP/s)
-//   rmsnorm fwd+bwd [8192, 2048] bf16: 0.206 ms (1140 GB/s as counted); swiglu fwd 46M bf16: 0.228 ms (1216 GB/s);
-//   cross-entropy fwd+bwd [4096, 32000] bf16: 0.812 ms (1615 GB/s as counted; includes the host read of the loss).
-//   The memory-bound kernels are plain grid-stride loops (no vector loads): ~35-50% of the H100's ~3.3 TB/s.
-#ifdef HSA_WITH_CUDA
+// Recorded timings: docs/benchmarks.md and bench/results/.
+// The memory-bound kernels are plain grid-stride loops (no vector loads).
 #include "cuda/gemm.h"
 #include "cuda/runtime.h"
 #include "ops/cross_entropy.h"
@@ -96,4 +91,3 @@ void BM_cuda_cross_entropy(benchmark::State& state) {
 BENCHMARK(BM_cuda_cross_entropy)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
-#endif

@@ -5,17 +5,7 @@
 // scores and adds dout V^T, dV, dK and dQ: 10*S*D more, so forward+backward counts 14*S*D.
 //   build/hsa_bench --benchmark_filter='sgemm/1024|hsa' --benchmark_repetitions=3
 //
-// Measured at commit 6ef860a (2 threads, AMD EPYC Zen 4 dev box shared with other jobs, load average ~5 during the
-// run, so sgemm itself ran at 77 rather than ~190 GFLOP/s; medians of 3, bench/results/hsa_attention_cpu.json):
-//   sgemm/1024 76.7 GFLOP/s; forward 68.1 ms = 58.6 GFLOP/s (76% of sgemm in the same run), 60k tokens/s;
-//   forward+backward 274 ms = 51.1 GFLOP/s (67%), 15k tokens/s.
-// Single-threaded on a quieter moment the forward ran at 68 GFLOP/s: its score and output GEMMs are ~65% of the
-// time and run in OpenBLAS's small-matrix kernel at ~100 GFLOP/s; the rest is the softmax (AVX-512 exp) and the
-// gathers. Earlier versions (same machine, single thread, CPU time per forward, noisy): ~145 ms with one work
-// item per (b, r, chunk) and a per-entry [entries, G, D] buffer reduced afterwards (its page faults and DRAM round
-// trip cost more than the GEMMs; a vectorised exp barely helped there); 70 ms by token blocks that own their
-// output rows; 53 ms with K pre-transposed (the untransposed GEMM takes OpenBLAS's small-matrix path) and 128-row
-// tiles.
+// Recorded timings: docs/benchmarks.md and bench/results/.
 #include "ops/hsa_attention.h"
 
 #include <hsa/random.h>

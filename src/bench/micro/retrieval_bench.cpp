@@ -4,14 +4,7 @@
 // 32-row tiles (the top-K scan and weights are O(C + K^2) per row on top of that).
 //   build/hsa_bench --benchmark_filter='BM_retrieval|BM_sgemm' --benchmark_min_time=1 --benchmark_repetitions=3
 //
-// Measured at commit cb490ad on the shared 2-core AMD EPYC dev box under heavy load (load average 7.5 on 2 cores:
-// real time is dominated by waiting for descheduled threads, so CPU time is the steadier number; medians of 3):
-//   OMP_NUM_THREADS=1: forward L=4096 softmax 7.2 ms real / 3.3 ms CPU (~565k queries/s by real time), stick-breaking
-//     7.6 / 3.7 ms; backward L=4096 2.4 / 0.94 ms. L=65536 (C=1024): forward 645 / 256 ms, backward 187 / 75 ms.
-//     sgemm 256 in the same run: 50 GFLOP/s.
-//   2 threads (default): forward L=4096 39.7 ms real / 6.2 ms CPU, L=65536 455 / 134 ms; backward L=4096 43.6 / 8.7,
-//     L=65536 206 / 50 ms (sgemm 1024 only 22 GFLOP/s in that run: the box was oversubscribed, so take these as
-//     upper bounds, not as the op's speed).
+// Recorded timings: docs/benchmarks.md and bench/results/.
 // Where the time goes (perf, 1 thread, L=4096): ~60% the per-row top-K insertion walk, ~20% the score GEMMs. At
 // L=65536 with K=8 the kernel's own code (mostly the walk) is ~33% of samples and the GEMMs ~29%; a faster selection is the next lever.
 #include "ops/retrieval.h"

@@ -4,19 +4,7 @@
 // the dq, dk, dv products); forward+backward counts both. Compare GFLOP/s with BM_sgemm from the same run.
 //   build/hsa_bench --benchmark_filter='BM_swa|BM_sgemm' --benchmark_min_time=1 --benchmark_repetitions=5
 //
-// Measured at commit d4383f6 (medians of 5, real time; GFLOP/s as counted above):
-//   16 threads, Intel Xeon (the device machine, OMP_NUM_THREADS=16, pthreads OpenBLAS):
-//                        forward             backward            forward+backward
-//     L=4096 W=512       4.73 ms (852)       14.8 ms (679)       20.8 ms (678)
-//     L=1024 W=1024      1.33 ms (811)       3.35 ms (803)       4.70 ms (800)
-//     sgemm 256/512/1024: 395/797/1079 GFLOP/s. With OMP_PROC_BIND=close OMP_PLACES=cores: forward 4.60 / 1.21 ms,
-//     forward+backward 18.0 / 4.70 ms. 8 threads: forward 7.70 / 1.93 ms, forward+backward 27.4 / 6.91 ms.
-//     1 thread: forward L=4096 62 ms (65 GFLOP/s), backward 129 ms (78), sgemm 256: 101 GFLOP/s.
-//   The kernels from main at a3e24c2 in the same environment: forward 432 / 174 ms, forward+backward 673 / 291 ms
-//   (their GEMMs inside parallel regions hit the pthreads-OpenBLAS contention that cpu::BlasSerialScope avoids,
-//   and their backward parallelises over (batch, KV head) only: 2 tasks here).
-//   2 threads, AMD EPYC (shared dev box, load ~6 on 2 cores: very noisy): forward 105 / 36.9 ms, forward+backward
-//   335 / 110 ms, at ~80% of the sgemm 1024 rate of the same run (49 GFLOP/s while loaded; ~200 when idle).
+// Recorded timings: docs/benchmarks.md and bench/results/.
 // Single-thread profile (perf): ~75% of the forward in sgemm, ~13% in the vectorised exp; the backward is ~85% GEMM.
 #include "ops/swa_attention.h"
 

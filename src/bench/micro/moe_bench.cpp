@@ -4,14 +4,9 @@
 // and twice that backward.
 //   build/hsa_bench --benchmark_filter='BM_moe|BM_sgemm' --benchmark_min_time=1 --benchmark_repetitions=3
 //
-// Measured at commit 116c812 (medians of 3; GFLOP/s of the op next to plain sgemm in the same run):
-//   2 threads, AMD EPYC (shared dev box, noisy: +-20%):   forward 41.2 ms (118 GFLOP/s, 99k tokens/s),
-//     forward+backward 152 ms (96 GFLOP/s, 27k tokens/s); sgemm 256/512/1024: 123/143/165 GFLOP/s.
-//   16 threads, Intel Xeon (the device machine's CPU, OMP_NUM_THREADS=16): forward 22.4 ms (217 GFLOP/s,
-//     183k tokens/s), forward+backward 65.5 ms (222 GFLOP/s, 63k tokens/s); sgemm 256/512/1024: 171/212/223.
-//     With OMP_NUM_THREADS=8: forward 37.7 ms, forward+backward 102 ms; sgemm 1024: 118 GFLOP/s.
-// So the grouped experts run at the BLAS ceiling of this size on 16 threads; on 2 threads the rest is mostly
-// the scalar exp in cpu::swiglu (about 13% of the forward in perf) and the gathers/scatters.
+// Recorded timings: docs/benchmarks.md and bench/results/.
+// On 16 threads the grouped experts reach the BLAS ceiling of this size; on 2 threads the rest is mostly the
+// scalar exp in cpu::swiglu and the gathers/scatters.
 #include "ops/moe.h"
 
 #include <hsa/random.h>
@@ -103,8 +98,6 @@ BENCHMARK(BM_moe_forward_backward)->Unit(benchmark::kMillisecond)->UseRealTime()
 // first 256 tokens of y against the CPU op on those tokens (the op is per token, apart from the aux loss). Each
 // timed iteration ends in cuda::synchronize().
 //   build/hsa_bench --benchmark_filter='BM_cuda_moe' (tools/gpu-check --bench-filter BM_cuda_moe)
-// Not measured yet (written without a GPU).
-#ifdef HSA_WITH_CUDA
 #include "cuda/runtime.h"
 
 namespace {
@@ -177,4 +170,3 @@ void BM_cuda_moe_forward_backward(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_cuda_moe_forward_backward)->Unit(benchmark::kMillisecond)->UseRealTime();
-#endif
