@@ -1,11 +1,18 @@
 // hsa train: train a model from a config on synthetic tasks or a token shard.
 #include "cli/command.h"
 #include "cli/validators.h"
+#include "text/tasks.h"
 #include "train/trainer.h"
 
 #include <fmt/format.h>
 
 namespace {
+
+std::vector<std::string> task_names() {
+  std::vector<std::string> names;
+  for (hsa::TaskKind kind : hsa::all_task_kinds()) names.push_back(hsa::task_kind_name(kind));
+  return names;
+}
 
 hsa::cli::Command train_command("train", "train a model (a token shard, synthetic retrieval tasks, or a mixture)", [](CLI::App& app) {
   auto o = std::make_shared<hsa::TrainOptions>();
@@ -23,16 +30,19 @@ hsa::cli::Command train_command("train", "train a model (a token shard, syntheti
                "are left in place)");
   app.add_option("--task", o->tasks,
                  "synthetic task(s): passkey, multikey_niah, variable_tracking, and with --phrasings train also "
-                 "kv_lookup, multi_value, multi_query");
+                 "kv_lookup, multi_value, multi_query")
+      ->check(CLI::IsMember(task_names()));
   app.add_option("--data", o->data_path, "token shard of natural text (from `hsa data build`)");
   app.add_option("--tokenizer", o->tokenizer_path,
                  "tokenizer.json the --data shard was built with: recorded in the config, copied into every checkpoint")
       ->check(CLI::ExistingFile);
-  app.add_option("--filler", o->filler_path, "text corpus for task haystacks (default: built-in generator)");
+  app.add_option("--filler", o->filler_path, "text corpus for task haystacks (default: built-in generator)")
+      ->check(CLI::ExistingFile);
   app.add_flag("--answer-only", o->answer_only_loss, "tasks: learn only the answer tokens");
   app.add_option("--task-share", o->task_share,
                  "with --data and --task: the share of rows that are task samples, in (0, 1) (default 0.2); "
-                 "the rest are language-model windows of the shard");
+                 "the rest are language-model windows of the shard")
+      ->check(hsa::cli::number_that("in (0, 1)", [](double v) { return v > 0 && v < 1; }));
   app.add_option("--answer-weight", o->answer_weight,
                  "task rows learn every token, the answer tokens weighted this much (ignored with --answer-only)")
       ->capture_default_str();
