@@ -116,7 +116,19 @@ int run_build(const BuildOptions& o) {
 
 std::string megabytes(int64_t bytes) { return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6); }
 
-int run_filler(const hsa::data::FillerCorpusOptions& o) {
+// The fixed file names a command writes into its --out folder: files already there are someone's work (an
+// earlier run, or a user's own file of that name) and are replaced only with --force.
+void refuse_existing_outputs(const char* command, const std::filesystem::path& dir,
+                             std::initializer_list<const char*> names, bool force) {
+  if (force) return;
+  for (const char* name : names)
+    if (std::filesystem::exists(dir / name))
+      hsa::fail_argument("data {}: '{}' exists; give --force to replace it (or another --out)", command,
+                         (dir / name).string());
+}
+
+int run_filler(const hsa::data::FillerCorpusOptions& o, bool force) {
+  refuse_existing_outputs("filler", o.out_dir, {"filler-train.txt", "filler-eval.txt", "filler-manifest.json"}, force);
   hsa::data::FillerCorpusReport r = hsa::data::prepare_filler_corpus(o);
   for (const hsa::data::FillerSourceReport& s : r.sources) {
     if (s.source.dir.empty())
@@ -131,7 +143,8 @@ int run_filler(const hsa::data::FillerCorpusOptions& o) {
   return 0;
 }
 
-int run_corpus(const hsa::data::LmCorpusOptions& o) {
+int run_corpus(const hsa::data::LmCorpusOptions& o, bool force) {
+  refuse_existing_outputs("corpus", o.out_dir, {"lm-train.txt", "lm-eval.txt", "manifest.json"}, force);
   fmt::print("{:<18} {:>8} {:>9} {:>9} {:>7}  {}\n", "source", "docs", "size", "eval", "seconds", "packages");
   hsa::data::LmCorpusReport r = hsa::data::prepare_lm_corpus(o, [](const hsa::data::LmSourceReport& s) {
     std::vector<std::string> packages;
@@ -220,6 +233,8 @@ hsa::cli::Command data_command("data", "token shards, synthetic task samples, na
   filler_cmd->add_option("--eval-percent", filler->eval_percent, "share of documents for evaluation (1-99)")
       ->capture_default_str();
   filler_cmd->add_option("--root", filler->root, "folder the packages are installed under")->capture_default_str();
+  auto force = std::make_shared<bool>(false);
+  filler_cmd->add_flag("--force", *force, "replace filler-train.txt, filler-eval.txt and filler-manifest.json in --out");
   filler_cmd->footer(
       "\nLines that hold a task phrase ('pass key', 'special magic', 'magic number', 'VAR ', ...) or 5+ "
       "consecutive digits are dropped, so the synthetic tasks' needles and answers never occur in the filler.\n"
@@ -234,6 +249,7 @@ hsa::cli::Command data_command("data", "token shards, synthetic task samples, na
   corpus_cmd->add_option("--eval-percent", corpus->eval_percent, "share of documents for evaluation (1-99)")
       ->capture_default_str();
   corpus_cmd->add_option("--root", corpus->root, "folder the packages are installed under")->capture_default_str();
+  corpus_cmd->add_flag("--force", *force, "replace lm-train.txt, lm-eval.txt and manifest.json in --out");
   corpus_cmd->footer(
       "\nEach document is written as its text (one paragraph per line) followed by a line holding only "
       "<|endoftext|>, the tokenizer's end-of-text token, so documents are separated by it after tokenization.\n"
@@ -243,11 +259,11 @@ hsa::cli::Command data_command("data", "token shards, synthetic task samples, na
       "and rules. tools/prepare-data installs the packages and runs this, then trains the tokenizer and "
       "writes the token shards.\n");
 
-  return [build, sample, filler, corpus, build_cmd, sample_cmd, filler_cmd, corpus_cmd] {
+  return [build, sample, filler, corpus, force, build_cmd, sample_cmd, filler_cmd, corpus_cmd] {
     if (build_cmd->parsed()) return run_build(*build);
     if (sample_cmd->parsed()) return run_sample(*sample);
-    if (filler_cmd->parsed()) return run_filler(*filler);
-    if (corpus_cmd->parsed()) return run_corpus(*corpus);
+    if (filler_cmd->parsed()) return run_filler(*filler, *force);
+    if (corpus_cmd->parsed()) return run_corpus(*corpus, *force);
     throw hsa::Error("data: give a subcommand: build, sample, filler or corpus");
   };
 });

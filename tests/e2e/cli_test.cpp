@@ -167,6 +167,20 @@ TEST(Cli, DataBuildDoesNotOverwriteItsInput) {
   EXPECT_EQ(hsa_cli("data build -i " + (d / "corpus.txt") + " -o " + (d / "c.tok") + " --force").code, 0);
 }
 
+// `data filler` and `data corpus` write fixed names into --out: a file of that name already there is kept.
+TEST(Cli, DataFillerAndCorpusKeepExistingFilesWithoutForce) {
+  Dir d("filler");
+  std::ofstream(d / "filler-eval.txt") << "my own notes\n";
+  std::ofstream(d / "manifest.json") << "{}\n";
+  for (const std::string command : {"filler", "corpus"}) {
+    CliRun r = hsa_cli("data " + command + " -o " + d.path.string() + " --root " + (d / "no-packages"));
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_TRUE(has(r.output, "--force")) << r.output;
+  }
+  EXPECT_EQ(read_text(d / "filler-eval.txt"), "my own notes\n");
+  EXPECT_EQ(read_text(d / "manifest.json"), "{}\n");
+}
+
 TEST(Cli, RulerKeepsEverySampleWhenTheDiskFillsAndResumesWithoutRedoingThem) {
   Dir d("ruler");
   const std::string args = "ruler -m " + kModel + " --tasks niah_single_1 --lengths 512 -n 6 --max-new-tokens 8 -o " +
