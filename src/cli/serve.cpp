@@ -5,11 +5,10 @@
 #include "cli/placement_options.h"
 
 #ifdef HSA_WITH_HTTPLIB
-#include "model/param_spec.h"
+#include "model/memory_plan.h"
 #include "model/placement.h"
 #include "serve/engine.h"
 #include "serve/openai_api.h"
-#include "tensor/device_memory.h"
 #include "train/trainer.h"
 #include "util/file_util.h"
 #include "util/progress.h"
@@ -65,16 +64,13 @@ struct Server {
   int64_t started = std::time(nullptr);
 };
 
-// Positions one request may hold: what the memory left after the weights and the state cache allows, shared by
-// the slots (the chunk memory grows by doubling, so up to twice the final size is reserved).
+// Positions one request may hold: the memory plan's (the one `hsa generate` refuses beyond), after the weights and
+// the state cache, shared by the slots; capped by --max-prompt-tokens.
 int64_t plan_max_positions(const hsa::Checkpoint& ck, const hsa::Placement& place, const ServeOptions& o) {
-  double weights = 0;
-  for (const auto& [name, t] : ck.params) weights += double(t.numel()) * double(hsa::dtype_size(place.dtype));
-  double per_token = 2.0 * hsa::state_bytes_per_token(ck.config, place.dtype);
-  double available = 0.9 * double(hsa::free_memory_bytes(place.device)) - weights - double(o.cache_bytes);
-  HSA_CHECK(available > 0, "serve: the weights ({:.0f} MiB) and --state-cache-bytes ({:.0f} MiB) leave no memory",
-            weights / 1048576.0, double(o.cache_bytes) / 1048576.0);
-  auto positions = static_cast<int64_t>(available / per_token / o.parallel);
+  hsa::MemoryPlan plan = hsa::plan_memory(ck, place);
+  int64_t positions = plan.max_positions(double(o.cache_bytes), o.parallel);
+  HSA_CHECK(positions > 0, "serve: the weights ({:.0f} MiB) and --state-cache-bytes ({:.0f} MiB) leave no memory",
+            plan.weight_bytes / 1048576.0, double(o.cache_bytes) / 1048576.0);
   return o.max_prompt_tokens > 0 ? std::min(positions, o.max_prompt_tokens) : positions;
 }
 
