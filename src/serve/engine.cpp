@@ -198,6 +198,10 @@ void Engine::run(Slot& slot, Job& job) {
       }
       unlock_compute();
       metrics_.prefill_tokens += len;
+      // Within the prompt's last snapshot interval, keep the windows at every segment boundary too: a follow-up
+      // that changes only the end of this prompt (another question about the same document) then resumes at most
+      // one segment before it diverges, instead of up to an interval.
+      if (n - (pos + len) < options_.snapshot_interval) session.keep_windows();
       if (job.callbacks.progress) job.callbacks.progress(pos + len, n);
     }
     result.prefill_s = seconds_since(t0);
