@@ -270,7 +270,7 @@ httplib::Server::Handler guarded(Server& s, std::function<void(const httplib::Re
 }
 
 #ifdef __GLIBC__
-constexpr int kMmapThreshold = 256 * 1024;
+constexpr int kMmapThreshold = 512 * 1024;
 #endif
 
 int run_serve(const ServeOptions& o) {
@@ -290,12 +290,13 @@ int run_serve(const ServeOptions& o) {
     HSA_CHECK(std::filesystem::is_directory(o.slot_save_path), "serve: --slot-save-path {} is not a directory",
               o.slot_save_path);
 #ifdef __GLIBC__
-  // Blocks of 256 KiB and more (large tensors) get their own mappings, returned to the system when freed. (glibc
+  // Blocks of 512 KiB and more (large tensors) get their own mappings, returned to the system when freed. (glibc
   // otherwise raises this threshold after the first large free, and long-lived cached states then pin the heap's
   // pages between them: the resident size would creep up with the number of requests served.) Not lower: every
-  // mapped block costs two system calls and a page fault per 4 KiB, and a decode step allocates its new SWA
-  // windows (32.5 KiB per layer for the tiny model): at 32 KiB the server decoded 40% slower than `hsa generate`.
-  // Idle trimming (the engine's janitor) returns what the heap frees; docs/serve.md has the load test's memory.
+  // mapped block costs two system calls and a page fault per 4 KiB, and a decode step allocates temporaries of its
+  // own (for the tiny model, new SWA windows of 32.5 KiB and six blocks of 308 KiB per token); with 32 or 256 KiB
+  // the server decoded 40% or 25% slower than `hsa generate`. Idle trimming (the engine's janitor) returns what
+  // the heap frees; docs/serve.md has the load test's memory.
   mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
   mallopt(M_ARENA_MAX, 2);  // many connection threads: few arenas, less memory held between them
 #endif
