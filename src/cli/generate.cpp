@@ -2,13 +2,12 @@
 #include "cli/command.h"
 #include "cli/placement_options.h"
 #include "cli/validators.h"
+#include "model/memory_plan.h"
 #include "model/placement.h"
 #include "infer/sampler.h"
 #include "infer/session.h"
 #include "infer/state_file.h"
 #include "model/checkpoint.h"
-#include "model/param_spec.h"
-#include "tensor/device_memory.h"
 #include "util/progress.h"
 #include "text/tokenizer.h"
 #include "train/trainer.h"
@@ -32,23 +31,18 @@ struct GenerateOptions {
   std::string save_state, load_state;  // state files (infer/state_file.h)
 };
 
-// docs/architecture.md §8: say what the run will hold before it starts, and refuse a context that cannot fit.
-void check_memory_plan(const hsa::Checkpoint& ck, const hsa::Placement& place, int64_t positions, bool quiet) {
-  double weights = 0;
-  for (const auto& [name, t] : ck.params) weights += double(t.numel()) * double(hsa::dtype_size(place.dtype));
-  // The chunk memory grows by doubling: up to twice the final size is reserved during the run.
-  double state = 2.0 * hsa::state_bytes_per_token(ck.config, place.dtype) * double(positions);
-  double available = double(hsa::free_memory_bytes(place.device));
+// Say what the run will hold before it starts, and refuse a context that cannot fit (docs/architecture.md).
+void check_memory_plan(const hsa::MemoryPlan& plan, const hsa::Placement& place, int64_t positions, bool quiet) {
   if (!quiet)
     fmt::print(stderr,
                "memory plan ({}, {}): weights {:.1f} MiB, chunk memory up to {:.1f} MiB for {} positions, {:.0f} MiB "
                "free\n",
-               place.description, hsa::dtype_name(place.dtype), weights / 1048576.0, state / 1048576.0, positions,
-               available / 1048576.0);
-  HSA_CHECK(available <= 0 || weights + state < 0.9 * available,
+               place.description, hsa::dtype_name(place.dtype), plan.weight_bytes / 1048576.0,
+               plan.bytes_per_position * double(positions) / 1048576.0, positions, plan.free_bytes / 1048576.0);
+  HSA_CHECK(positions <= plan.max_positions(),
             "generate: a context of {} positions needs about {:.0f} MiB (weights + chunk memory) but only {:.0f} MiB "
             "of memory is free; shorten the prompt or --max-new-tokens",
-            positions, (weights + state) / 1048576.0, available / 1048576.0);
+            positions, plan.bytes_for(positions) / 1048576.0, plan.free_bytes / 1048576.0);
 }
 
 int run_generate(const GenerateOptions& o) {
@@ -64,7 +58,8 @@ int run_generate(const GenerateOptions& o) {
   hsa::Placement place = hsa::resolve_placement(o.device, o.dtype);
   const std::unique_ptr<hsa::Tokenizer> tok = hsa::load_tokenizer(ck.config.tokenizer, dir);
   std::vector<int32_t> ids = tok->encode(prompt, true);
-  check_memory_plan(ck, place, static_cast<int64_t>(ids.size()) + o.max_new_tokens, o.quiet);
+  check_memory_plan(hsa::plan_memory(ck, place), place, static_cast<int64_t>(ids.size()) + o.max_new_tokens,
+                    o.quiet);
   hsa::Model model = hsa::place_model(ck, place);
   hsa::Session session(model);
   auto t0 = std::chrono::steady_clock::now();

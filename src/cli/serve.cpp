@@ -5,11 +5,10 @@
 #include "cli/placement_options.h"
 
 #ifdef HSA_WITH_HTTPLIB
-#include "model/param_spec.h"
+#include "model/memory_plan.h"
 #include "model/placement.h"
 #include "serve/engine.h"
 #include "serve/openai_api.h"
-#include "tensor/device_memory.h"
 #include "train/trainer.h"
 #include "util/file_util.h"
 #include "util/progress.h"
@@ -65,16 +64,13 @@ struct Server {
   int64_t started = std::time(nullptr);
 };
 
-// Positions one request may hold: what the memory left after the weights and the state cache allows, shared by
-// the slots (the chunk memory grows by doubling, so up to twice the final size is reserved).
+// Positions one request may hold: the memory plan's (the one `hsa generate` refuses beyond), after the weights and
+// the state cache, shared by the slots; capped by --max-prompt-tokens.
 int64_t plan_max_positions(const hsa::Checkpoint& ck, const hsa::Placement& place, const ServeOptions& o) {
-  double weights = 0;
-  for (const auto& [name, t] : ck.params) weights += double(t.numel()) * double(hsa::dtype_size(place.dtype));
-  double per_token = 2.0 * hsa::state_bytes_per_token(ck.config, place.dtype);
-  double available = 0.9 * double(hsa::free_memory_bytes(place.device)) - weights - double(o.cache_bytes);
-  HSA_CHECK(available > 0, "serve: the weights ({:.0f} MiB) and --state-cache-bytes ({:.0f} MiB) leave no memory",
-            weights / 1048576.0, double(o.cache_bytes) / 1048576.0);
-  auto positions = static_cast<int64_t>(available / per_token / o.parallel);
+  hsa::MemoryPlan plan = hsa::plan_memory(ck, place);
+  int64_t positions = plan.max_positions(double(o.cache_bytes), o.parallel);
+  HSA_CHECK(positions > 0, "serve: the weights ({:.0f} MiB) and --state-cache-bytes ({:.0f} MiB) leave no memory",
+            plan.weight_bytes / 1048576.0, double(o.cache_bytes) / 1048576.0);
   return o.max_prompt_tokens > 0 ? std::min(positions, o.max_prompt_tokens) : positions;
 }
 
@@ -107,17 +103,33 @@ std::string metrics_text(Server& s) {
   return out;
 }
 
-// Events of one streamed response, from the slot thread to the connection's thread.
+// Events of one streamed response, from the slot thread to the connection's thread. Text is queued raw and
+// formatted by the connection's thread, pieces that arrived together in one chunk: the slot thread spends no JSON
+// work per token, and a reader that falls behind gets fewer, larger chunks instead of a write per token.
 struct EventQueue {
+  struct Event {
+    bool text;         // raw generated text (else a formatted event)
+    std::string data;
+  };
   std::mutex mutex;
   std::condition_variable cv;
-  std::deque<std::string> events;
+  std::deque<Event> events;
   bool finished = false;
   void push(std::string event, bool last = false) {
     {
       std::lock_guard lock(mutex);
-      events.push_back(std::move(event));
+      events.push_back({false, std::move(event)});
       finished = finished || last;
+    }
+    cv.notify_one();
+  }
+  void push_text(const std::string& text) {
+    {
+      std::lock_guard lock(mutex);
+      if (!events.empty() && events.back().text)
+        events.back().data += text;
+      else
+        events.push_back({true, text});
     }
     cv.notify_one();
   }
@@ -160,9 +172,7 @@ void handle_generation(Server& s, const httplib::Request& req, httplib::Response
   cb.progress = [events, parsed, id, created](int64_t done, int64_t total) {
     events->push(sse(hsa::progress_chunk(*parsed, id, created, done, total)));
   };
-  cb.text = [events, parsed, id, created](const std::string& text) {
-    events->push(sse(hsa::stream_chunk(*parsed, id, created, text, nullptr)));
-  };
+  cb.text = [events](const std::string& text) { events->push_text(text); };
   cb.done = [events, parsed, id, created](const hsa::GenerationResult& r) {
     if (r.finish_reason == "stop" || r.finish_reason == "length")
       events->push(sse(hsa::stream_chunk(*parsed, id, created, "", &r)));
@@ -179,8 +189,8 @@ void handle_generation(Server& s, const httplib::Request& req, httplib::Response
   res.set_header("Connection", "close");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [events, job, keepalive](size_t, httplib::DataSink& sink) {
-        std::deque<std::string> batch;
+      [events, job, keepalive, parsed, id, created](size_t, httplib::DataSink& sink) {
+        std::deque<EventQueue::Event> batch;
         bool finished;
         {
           std::unique_lock lock(events->mutex);
@@ -188,12 +198,14 @@ void handle_generation(Server& s, const httplib::Request& req, httplib::Response
           batch.swap(events->events);
           finished = events->finished;
         }
-        if (batch.empty() && !finished) batch.push_back(": keep-alive\n\n");
-        for (const std::string& e : batch)
-          if (!sink.write(e.data(), e.size())) {  // the client has gone: stop generating for it
-            job->cancel();
-            return false;
-          }
+        std::string out;
+        for (const EventQueue::Event& e : batch)
+          out += e.text ? sse(hsa::stream_chunk(*parsed, id, created, e.data, nullptr)) : e.data;
+        if (batch.empty() && !finished) out = ": keep-alive\n\n";
+        if (!out.empty() && !sink.write(out.data(), out.size())) {  // the client has gone: stop generating for it
+          job->cancel();
+          return false;
+        }
         if (finished) sink.done();
         return true;
       },
@@ -257,6 +269,10 @@ httplib::Server::Handler guarded(Server& s, std::function<void(const httplib::Re
   };
 }
 
+#ifdef __GLIBC__
+constexpr int kMmapThreshold = 512 * 1024;
+#endif
+
 int run_serve(const ServeOptions& o) {
   if (o.snapshot_interval % o.segment != 0) {
     std::fprintf(stderr, "hsa: serve: --segment %lld must divide --snapshot-interval %lld\n",
@@ -274,10 +290,14 @@ int run_serve(const ServeOptions& o) {
     HSA_CHECK(std::filesystem::is_directory(o.slot_save_path), "serve: --slot-save-path {} is not a directory",
               o.slot_save_path);
 #ifdef __GLIBC__
-  // Blocks of 32 KiB and more (tensors) get their own mappings, returned to the system when freed. (glibc otherwise raises
-  // this threshold after the first large free, and long-lived cached states then pin the heap's pages between
-  // them: the resident size would creep up with the number of requests served.)
-  mallopt(M_MMAP_THRESHOLD, 32 * 1024);
+  // Blocks of 512 KiB and more (large tensors) get their own mappings, returned to the system when freed. (glibc
+  // otherwise raises this threshold after the first large free, and long-lived cached states then pin the heap's
+  // pages between them: the resident size would creep up with the number of requests served.) Not lower: every
+  // mapped block costs two system calls and a page fault per 4 KiB, and a decode step allocates temporaries of its
+  // own (for the tiny model, new SWA windows of 32.5 KiB and six blocks of 308 KiB per token); with 32 or 256 KiB
+  // the server decoded 40% or 25% slower than `hsa generate`. Idle trimming (the engine's janitor) returns what
+  // the heap frees; docs/serve.md has the load test's memory.
+  mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
   mallopt(M_ARENA_MAX, 2);  // many connection threads: few arenas, less memory held between them
 #endif
   // Signals go to one thread that waits for them (blocked here, before any thread starts, so all inherit it).

@@ -67,6 +67,12 @@ Tensor Session::prefill(std::span<const int32_t> tokens, int64_t segment,
 
 Tensor Session::step(int32_t token) { return feed(std::span<const int32_t>(&token, 1)).select(0, 0).contiguous(); }
 
+bool Session::keep_windows() {
+  if (state_.position == 0 || state_.position % model_.config().chunk_size != 0) return false;
+  windows_[state_.position] = state_.kv;
+  return true;
+}
+
 SavedState Session::save(const Tensor& logits) const { return SavedState{tokens_, state_, logits, windows_}; }
 
 Tensor Session::restore(const SavedState& saved, int64_t position) {

@@ -48,6 +48,10 @@ class Session {
   size_t state_bytes() const { return state_.bytes(); }
   const std::vector<int32_t>& tokens() const { return tokens_; }
 
+  // Keeps the SWA windows at the current position as a resume point (as the snapshot interval does), when it is a
+  // multiple of the chunk size (no pending rows); returns whether it did. Costs no copy.
+  bool keep_windows();
+
   // The current state, with `logits` (the last prediction) and the windows kept so far.
   SavedState save(const Tensor& logits) const;
   // Continues from `saved` cut back to `position` (tokens.size(), or a key of its windows); returns the logits

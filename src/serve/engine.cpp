@@ -10,7 +10,7 @@
 
 namespace hsa {
 
-size_t complete_utf8_prefix(const std::string& text) {
+size_t complete_utf8_prefix(std::string_view text) {
   size_t n = text.size();
   // Look back over at most 3 continuation bytes for a lead byte whose sequence is not complete yet.
   for (size_t back = 1; back <= std::min<size_t>(4, n); ++back) {
@@ -108,15 +108,20 @@ void Engine::shutdown(double grace_s) {
 void Engine::lock_compute() {
   std::unique_lock lock(compute_mutex_);
   uint64_t ticket = next_ticket_++;
+  if (serving_ == ticket) return;  // uncontended: the common case of one request decoding
+  ++compute_waiters_;
   compute_cv_.wait(lock, [&] { return serving_ == ticket; });
+  --compute_waiters_;
 }
 
 void Engine::unlock_compute() {
+  bool waiters;
   {
     std::lock_guard lock(compute_mutex_);
     ++serving_;
+    waiters = compute_waiters_ > 0;
   }
-  compute_cv_.notify_all();
+  if (waiters) compute_cv_.notify_all();  // no wake-up (a system call) per decode step when nobody waits
 }
 
 void Engine::slot_loop(Slot& slot) {
@@ -193,6 +198,10 @@ void Engine::run(Slot& slot, Job& job) {
       }
       unlock_compute();
       metrics_.prefill_tokens += len;
+      // Within the prompt's last snapshot interval, keep the windows at every segment boundary too: a follow-up
+      // that changes only the end of this prompt (another question about the same document) then resumes at most
+      // one segment before it diverges, instead of up to an interval.
+      if (n - (pos + len) < options_.snapshot_interval) session.keep_windows();
       if (job.callbacks.progress) job.callbacks.progress(pos + len, n);
     }
     result.prefill_s = seconds_since(t0);
@@ -228,11 +237,14 @@ void Engine::run(Slot& slot, Job& job) {
         result.finish_reason = "stop";
         break;
       }
-      // Emit what can no longer become part of a stop string, in whole characters.
-      size_t safe = text.size() - std::min(text.size() - emitted, max_stop > 0 ? max_stop - 1 : 0);
-      safe = emitted + complete_utf8_prefix(text.substr(emitted, safe - emitted));
-      if (safe > emitted && job.callbacks.text) job.callbacks.text(text.substr(emitted, safe - emitted));
-      emitted = safe;
+      // Emit what can no longer become part of a stop string, in whole characters (only the text not emitted yet
+      // is looked at: the work per token does not grow with the completion).
+      if (job.callbacks.text) {
+        size_t safe = text.size() - std::min(text.size() - emitted, max_stop > 0 ? max_stop - 1 : 0);
+        safe = emitted + complete_utf8_prefix(std::string_view(text).substr(emitted, safe - emitted));
+        if (safe > emitted) job.callbacks.text(text.substr(emitted, safe - emitted));
+        emitted = safe;
+      }
       if (result.completion_tokens >= req.max_tokens) {  // no need to feed the last token
         result.finish_reason = "length";
         break;
@@ -248,7 +260,7 @@ void Engine::run(Slot& slot, Job& job) {
     }
     if (result.finish_reason == "stop" || result.finish_reason == "length")
       if (text.size() > emitted && job.callbacks.text) job.callbacks.text(text.substr(emitted));
-    result.text = text;
+    result.text = std::move(text);
     result.decode_s = seconds_since(t1);
     metrics_.decode_us += static_cast<int64_t>(result.decode_s * 1e6);
     metrics_.generated_tokens += result.completion_tokens;

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -128,9 +129,10 @@ class Engine {
   std::mutex compute_mutex_;
   std::condition_variable compute_cv_;
   uint64_t next_ticket_ = 0, serving_ = 0;
+  int compute_waiters_ = 0;  // threads blocked in lock_compute (guarded by compute_mutex_)
 };
 
 // The longest prefix of `text` that is whole UTF-8 characters (a multi-byte character may arrive token by token).
-size_t complete_utf8_prefix(const std::string& text);
+size_t complete_utf8_prefix(std::string_view text);
 
 }  // namespace hsa

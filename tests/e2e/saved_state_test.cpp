@@ -129,3 +129,36 @@ TEST(SavedState, DamagedOrForeignFilesAreRefused) {
   EXPECT_TRUE(has(e5, "tokenizer")) << e5;
   EXPECT_TRUE(has(error_of([&] { load_state_file(dir.file("missing.state"), fp, f.model); }), "missing.state"));
 }
+
+TEST(SavedState, KeptWindowsAreResumePointsToo) {
+  Fixture f;
+  int64_t interval = 4 * f.S, segment = f.S;
+  std::vector<int32_t> ids = random_tokens(9 * f.S + 3, 5, 260);
+  Session full(f.model, interval);
+  Tensor fresh;
+  for (int64_t pos = 0; pos < static_cast<int64_t>(ids.size());) {
+    int64_t len = std::min<int64_t>(segment, static_cast<int64_t>(ids.size()) - pos);
+    fresh = full.prefill(std::span<const int32_t>(ids).subspan(pos, len), segment);
+    pos += len;
+    // What the server does in a prompt's last interval (a chunk-aligned position only).
+    if (static_cast<int64_t>(ids.size()) - pos < interval) EXPECT_EQ(full.keep_windows(), pos % f.S == 0) << pos;
+  }
+  SavedState saved = full.save(fresh);
+  // Snapshots at the interval (4S, 8S) and the kept segment boundaries of the last interval (6S..9S).
+  std::vector<int64_t> kept;
+  for (const auto& [p, layers] : saved.windows) kept.push_back(p);
+  EXPECT_EQ(kept, (std::vector<int64_t>{4 * f.S, 6 * f.S, 7 * f.S, 8 * f.S, 9 * f.S}));
+  EXPECT_EQ(saved.best_resume_point(9 * f.S + 1), 9 * f.S);
+  EXPECT_EQ(saved.best_resume_point(7 * f.S + 5), 7 * f.S);
+  // Resuming from a kept position computes what the full prefill did.
+  for (int64_t cut : {7 * f.S, 9 * f.S}) {
+    Session resumed(f.model, interval);
+    EXPECT_FALSE(resumed.restore(saved, cut).defined());
+    expect_equal(resumed.prefill(std::span<const int32_t>(ids).subspan(cut), segment), fresh);
+  }
+  // Not at a chunk boundary (pending rows) or at position 0: nothing kept.
+  Session odd(f.model, interval);
+  EXPECT_FALSE(odd.keep_windows());
+  odd.prefill(std::span<const int32_t>(ids).subspan(0, 3), segment);
+  EXPECT_FALSE(odd.keep_windows());
+}

@@ -30,3 +30,16 @@ TEST(Sampler, BadOptionsAreErrors) {
   EXPECT_THROW(sample_token(logits, {-1.0, 1.0}, rng), Error);
   EXPECT_THROW(sample_token(logits, {1.0, 0.0}, rng), Error);
 }
+
+TEST(Sampler, GreedyReadsF32InPlaceAndAgreesWithOtherDtypes) {
+  Rng rng(1);
+  // Ties go to the first maximum whatever path reads the logits (f32 in place, bf16 through doubles).
+  Tensor f32 = Tensor::from_values({0.5, 2.0, -1.0, 2.0, 1.0}, {5});
+  Tensor bf16 = Tensor::from_values({0.5, 2.0, -1.0, 2.0, 1.0}, {5}, DType::bf16);
+  EXPECT_EQ(sample_token(f32, {}, rng), 1);
+  EXPECT_EQ(sample_token(bf16, {}, rng), 1);
+  // A strided row (not contiguous) takes the general path and gives the same answer.
+  Tensor rows = Tensor::from_values({0, 9, 0, 1, 3, 2}, {3, 2});
+  EXPECT_EQ(sample_token(rows.select(1, 0), {}, rng), 2);
+  EXPECT_EQ(sample_token(rows.select(1, 1), {}, rng), 0);
+}

@@ -1,0 +1,33 @@
+// The memory plan of an inference run: what the weights and the chunk memory of a context will hold on the
+// device, against what is free there. `hsa generate` refuses a context beyond it and `hsa serve` derives its
+// prompt limit from it, through the same function (max_positions), so the two always agree.
+#pragma once
+#include "model/checkpoint.h"
+#include "model/placement.h"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace hsa {
+
+struct MemoryPlan {
+  double weight_bytes = 0;        // every parameter in the placement's dtype
+  double bytes_per_position = 0;  // reserved per context position: twice the state per token, since the chunk
+                                  // memory grows by doubling and holds up to twice its final size while it grows
+  double free_bytes = 0;          // on the device when planned; 0 when unknown (then nothing is refused)
+  static constexpr double kUsable = 0.9;  // fraction of the free memory a run may plan to fill
+
+  // The most context positions each of `sessions` concurrent sessions may hold once the weights and
+  // `reserved_bytes` (the server's state cache) are placed: 0 when nothing is left, INT64_MAX when the free
+  // memory is unknown, or when the model keeps no state per token and the rest fits.
+  int64_t max_positions(double reserved_bytes = 0, int sessions = 1) const;
+  // Weights plus the chunk memory reserved for `positions`.
+  double bytes_for(int64_t positions) const { return weight_bytes + bytes_per_position * double(positions); }
+};
+
+// The plan for `checkpoint` placed as `placement`, with `free_bytes` free on its device.
+MemoryPlan plan_memory(const Checkpoint& checkpoint, const Placement& placement, size_t free_bytes);
+// The same with the device's free memory now (free_memory_bytes).
+MemoryPlan plan_memory(const Checkpoint& checkpoint, const Placement& placement);
+
+}  // namespace hsa
