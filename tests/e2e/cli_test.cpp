@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 using namespace hsa;
 namespace fs = std::filesystem;
@@ -39,7 +40,7 @@ bool has(const std::string& s, const std::string& part) { return s.find(part) !=
 
 struct Dir {
   fs::path path;
-  explicit Dir(const std::string& name) : path(fs::temp_directory_path() / ("hsa_cli_" + name)) {
+  explicit Dir(const std::string& name) : path(fs::temp_directory_path() / ("hsa_cli_" + name + "_" + std::to_string(::getpid()))) {
     fs::remove_all(path);
     fs::create_directories(path);
   }

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -95,7 +97,7 @@ TEST(Model, ChunkEncoderChangesLogitsOnlyAfterTheFirstChunk) {
 TEST(Model, SaveLoadGivesIdenticalLogits) {
   ModelConfig config = ModelConfig::from_file(repo_path("configs/micro.json"));
   Model model(config, init_parameters(config, 11, DType::f32));
-  auto dir = std::filesystem::temp_directory_path() / "hsa_model_roundtrip";
+  auto dir = std::filesystem::temp_directory_path() / ("hsa_model_roundtrip_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   save_checkpoint(dir.string(), config, model.params(), {{"note", "test"}});
   Checkpoint ck = load_checkpoint(dir.string());
@@ -128,7 +130,7 @@ TEST(Model, SaveLoadWithChunkEncoderGivesIdenticalLogits) {
   ModelConfig config = ModelConfig::from_file(repo_path("configs/micro.json"));
   config.chunk_encoder_layers = 2;
   Model model(config, init_parameters(config, 12, DType::f32));
-  auto dir = std::filesystem::temp_directory_path() / "hsa_model_encoder_roundtrip";
+  auto dir = std::filesystem::temp_directory_path() / ("hsa_model_encoder_roundtrip_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   save_checkpoint(dir.string(), config, model.params(), {});
   Checkpoint ck = load_checkpoint(dir.string());
@@ -143,7 +145,7 @@ TEST(Model, SaveLoadWithChunkEncoderGivesIdenticalLogits) {
 // The shipped model exported in 1 MiB shards is the unsharded export, bit for bit and logit for logit.
 TEST(Model, ShardedExportGivesIdenticalTensorsAndLogits) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / "hsa_model_sharded";
+  const fs::path dir = fs::temp_directory_path() / ("hsa_model_sharded_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   const std::string whole = (dir / "whole").string(), sharded = (dir / "sharded").string();
   export_checkpoint(repo_path("models/passkey-tiny"), whole, DType::bf16);

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 using namespace hsa;
 using hsa::testing::error_of;
@@ -23,7 +24,7 @@ namespace {
 
 struct Dirs {
   fs::path root;
-  explicit Dirs(const std::string& name) : root(fs::temp_directory_path() / ("hsa_safety_" + name)) {
+  explicit Dirs(const std::string& name) : root(fs::temp_directory_path() / ("hsa_safety_" + name + "_" + std::to_string(::getpid()))) {
     fs::remove_all(root);
     fs::create_directories(root);
   }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <unistd.h>
 
 using namespace hsa;
 
@@ -32,7 +33,7 @@ TrainOptions micro_passkey(const std::string& out) {
 }
 
 std::string fresh_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / name;
+  auto dir = std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   return dir.string();
 }
