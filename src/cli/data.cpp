@@ -52,6 +52,15 @@ std::string read_file(const std::string& path) {
   return std::move(text).str();
 }
 
+// Outputs already there are someone's work (an earlier run, or a user's own file of that name): a command
+// replaces them only with --force.
+void refuse_existing_outputs(const char* command, std::initializer_list<std::filesystem::path> outputs, bool force) {
+  if (force) return;
+  for (const std::filesystem::path& path : outputs)
+    if (std::filesystem::exists(path))
+      hsa::fail_argument("data {}: the output '{}' exists; give --force to replace it", command, path.string());
+}
+
 // Each document becomes bos + its tokens, so document boundaries stay visible to the model (for our BPE
 // tokenizers bos is <|endoftext|>, the usual separator). The text streams through in pieces cut where the
 // tokenizer would cut anyway (text/text_chunks.h), so memory stays bounded whatever the input size.
@@ -61,8 +70,7 @@ int run_build(const BuildOptions& o) {
   for (const std::string& path : o.inputs)
     if (std::filesystem::equivalent(path, o.output, ec))
       hsa::fail_argument("data build: the output '{}' is the input '{}'", o.output, path);
-  if (std::filesystem::exists(o.output) && !o.force)
-    hsa::fail_argument("data build: the output '{}' exists; give --force to replace it", o.output);
+  refuse_existing_outputs("build", {o.output}, o.force);
   std::unique_ptr<hsa::Tokenizer> tok = hsa::load_tokenizer(o.tokenizer, "");
   hsa::TokenShardWriter writer(o.output, tok->vocab_size() <= 65536 ? 2 : 4);
   HSA_CHECK(tok->bos_id() >= 0, "data build: tokenizer {} has no bos token to start documents with", o.tokenizer);
@@ -116,19 +124,10 @@ int run_build(const BuildOptions& o) {
 
 std::string megabytes(int64_t bytes) { return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6); }
 
-// The fixed file names a command writes into its --out folder: files already there are someone's work (an
-// earlier run, or a user's own file of that name) and are replaced only with --force.
-void refuse_existing_outputs(const char* command, const std::filesystem::path& dir,
-                             std::initializer_list<const char*> names, bool force) {
-  if (force) return;
-  for (const char* name : names)
-    if (std::filesystem::exists(dir / name))
-      hsa::fail_argument("data {}: '{}' exists; give --force to replace it (or another --out)", command,
-                         (dir / name).string());
-}
-
 int run_filler(const hsa::data::FillerCorpusOptions& o, bool force) {
-  refuse_existing_outputs("filler", o.out_dir, {"filler-train.txt", "filler-eval.txt", "filler-manifest.json"}, force);
+  refuse_existing_outputs("filler",
+                          {o.out_dir / "filler-train.txt", o.out_dir / "filler-eval.txt", o.out_dir / "filler-manifest.json"},
+                          force);
   hsa::data::FillerCorpusReport r = hsa::data::prepare_filler_corpus(o);
   for (const hsa::data::FillerSourceReport& s : r.sources) {
     if (s.source.dir.empty())
@@ -144,7 +143,8 @@ int run_filler(const hsa::data::FillerCorpusOptions& o, bool force) {
 }
 
 int run_corpus(const hsa::data::LmCorpusOptions& o, bool force) {
-  refuse_existing_outputs("corpus", o.out_dir, {"lm-train.txt", "lm-eval.txt", "manifest.json"}, force);
+  refuse_existing_outputs("corpus", {o.out_dir / "lm-train.txt", o.out_dir / "lm-eval.txt", o.out_dir / "manifest.json"},
+                          force);
   fmt::print("{:<18} {:>8} {:>9} {:>9} {:>7}  {}\n", "source", "docs", "size", "eval", "seconds", "packages");
   hsa::data::LmCorpusReport r = hsa::data::prepare_lm_corpus(o, [](const hsa::data::LmSourceReport& s) {
     std::vector<std::string> packages;
