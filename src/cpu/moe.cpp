@@ -24,6 +24,12 @@ constexpr int64_t kWeightCols = 64;
 
 struct Tile {
   int64_t expert, begin, end;
+
+  int64_t rows() const { return end - begin; }
+  // Offset of the tile's first row in the activation layout, whose rows have the expert's ffn width.
+  int64_t act_begin(const MoeRouting& r, int64_t ffn) const {
+    return r.act_begin[expert] + (begin - r.begin[expert]) * ffn;
+  }
 };
 
 std::vector<Tile> make_tiles(const MoeRouting& r) {
@@ -178,8 +184,7 @@ void moe_experts_forward(const T* x, const std::vector<MoeExpert<T>>& experts, c
     for (size_t ti = 0; ti < tiles.size(); ++ti) {
       const Tile& tile = tiles[ti];
       const MoeExpert<T>& ex = experts[tile.expert];
-      const int64_t rows = tile.end - tile.begin, f = ex.ffn;
-      const int64_t act = r.act_begin[tile.expert] + (tile.begin - r.begin[tile.expert]) * f;
+      const int64_t rows = tile.rows(), f = ex.ffn, act = tile.act_begin(r, f);
       T* g = act_gate + act;
       T* u = act_up + act;
       gather_rows(x, r.token.data() + tile.begin, rows, dm, xg.get());
@@ -233,8 +238,7 @@ void moe_experts_backward(const T* dy, const T* x, const std::vector<MoeExpert<T
     for (size_t ti = 0; ti < tiles.size(); ++ti) {
       const Tile& tile = tiles[ti];
       const MoeExpert<T>& ex = experts[tile.expert];
-      const int64_t rows = tile.end - tile.begin, f = ex.ffn;
-      const int64_t act = r.act_begin[tile.expert] + (tile.begin - r.begin[tile.expert]) * f;
+      const int64_t rows = tile.rows(), f = ex.ffn, act = tile.act_begin(r, f);
       T* xt = xg.get() + tile.begin * dm;
       T* dyt = dyg.get() + tile.begin * dm;
       gather_rows(x, r.token.data() + tile.begin, rows, dm, xt);
