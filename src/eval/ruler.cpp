@@ -1,5 +1,6 @@
 #include "eval/ruler.h"
 
+#include "text/random_text.h"
 #include "text/tasks.h"
 #include "text/token_fit.h"
 #include "text/tokenizer.h"
@@ -47,28 +48,21 @@ template <class F> std::string draw_unique(std::set<std::string>& used, Rng& rng
 }
 
 std::string word_key(Rng& rng, int parts) {
-  std::string s(kKeyA[rng.below(std::size(kKeyA))]);
+  std::string s(pick_word(kKeyA, rng));
   s += "-";
-  s += kKeyB[rng.below(std::size(kKeyB))];
+  s += pick_word(kKeyB, rng);
   if (parts > 2) {
     s += "-";
-    s += kKeyB[rng.below(std::size(kKeyB))];
+    s += pick_word(kKeyB, rng);
   }
   return s;
 }
 
-std::string digits(Rng& rng, int count) {
-  std::string s(1, static_cast<char>('1' + rng.below(9)));
-  for (int i = 1; i < count; ++i) s.push_back(static_cast<char>('0' + rng.below(10)));
-  return s;
-}
-
 std::string uuid(Rng& rng) {
-  constexpr std::string_view kHex = "0123456789abcdef";
   std::string s;
   for (int group : {8, 4, 4, 4, 12}) {
     if (!s.empty()) s.push_back('-');
-    for (int i = 0; i < group; ++i) s.push_back(kHex[rng.below(16)]);
+    s += random_hex(rng, group);
   }
   return s;
 }
@@ -171,7 +165,7 @@ RulerSample make_niah(RulerTask task, int64_t length_tokens, Rng& rng, const Fil
     case RulerTask::niah_single_3: {
       const bool uuids = task == RulerTask::niah_single_3;
       std::string key = draw_unique(used, rng, [](Rng& r) { return word_key(r, 2); });
-      std::string value = uuids ? uuid(rng) : digits(rng, 7);
+      std::string value = uuids ? uuid(rng) : random_digits(rng, 7);
       s.expected = {value};
       s.prompt = assemble(task, length_tokens, niah_header(uuids), {number_needle(key, value, uuids)},
                           single_question(key, uuids),
@@ -187,7 +181,7 @@ RulerSample make_niah(RulerTask task, int64_t length_tokens, Rng& rng, const Fil
           return word_key(q, used.size() < 1000 ? 2 : 3);  // pairs run out beyond ~1500 keys
         });
       };
-      auto value_of = [&](Rng& r) { return uuids ? uuid(r) : digits(r, 7); };
+      auto value_of = [&](Rng& r) { return uuids ? uuid(r) : random_digits(r, 7); };
       std::string key = key_of(rng);
       std::string value = value_of(rng);
       s.expected = {value};
@@ -203,7 +197,7 @@ RulerSample make_niah(RulerTask task, int64_t length_tokens, Rng& rng, const Fil
       std::vector<std::string> needles;
       std::set<std::string> values;
       for (int i = 0; i < 4; ++i) {
-        s.expected.push_back(draw_unique(values, rng, [](Rng& r) { return digits(r, 7); }));
+        s.expected.push_back(draw_unique(values, rng, [](Rng& r) { return random_digits(r, 7); }));
         needles.push_back(number_needle(key, s.expected.back(), false));
       }
       std::string question = fmt::format(
@@ -218,7 +212,7 @@ RulerSample make_niah(RulerTask task, int64_t length_tokens, Rng& rng, const Fil
       std::vector<std::string> keys, needles;
       for (int i = 0; i < 4; ++i) {
         keys.push_back(draw_unique(used, rng, [](Rng& r) { return word_key(r, 2); }));
-        s.expected.push_back(digits(rng, 7));
+        s.expected.push_back(random_digits(rng, 7));
         needles.push_back(number_needle(keys.back(), s.expected.back(), false));
       }
       // Needles in random order, so the question order does not give the context order away.
@@ -246,7 +240,7 @@ RulerSample make_vt(int64_t length_tokens, Rng& rng) {
       for (int j = 0; j < 5; ++j) n.push_back(static_cast<char>('A' + r.below(26)));
       return n;
     }));
-  const std::string value = digits(rng, 5);
+  const std::string value = random_digits(rng, 5);
   std::vector<std::string> needles{fmt::format("VAR {} = {}. ", names[0], value)};
   for (size_t i = 1; i < names.size(); ++i) needles.push_back(fmt::format("VAR {} = VAR {}. ", names[i], names[i - 1]));
   const std::string header = "Memorize and track the chain(s) of variable assignment hidden in the following text.\n";

@@ -1,5 +1,7 @@
 #include "text/filler.h"
 
+#include "text/random_text.h"
+
 #include <hsa/error.h>
 
 #include <array>
@@ -51,8 +53,6 @@ constexpr std::string_view kNames[] = {
 constexpr std::string_view kPrepositions[] = {"near", "behind", "beside", "inside", "across", "beyond", "under",
                                               "above", "around", "toward"};
 
-template <class T, size_t N> std::string_view pick(const T (&words)[N], Rng& rng) { return words[rng.below(N)]; }
-
 std::string capitalised(std::string_view s) {
   std::string out(s);
   if (!out.empty() && out[0] >= 'a' && out[0] <= 'z') out[0] = static_cast<char>(out[0] - 'a' + 'A');
@@ -62,44 +62,45 @@ std::string capitalised(std::string_view s) {
 // One sentence, ending in '.', without surrounding whitespace.
 std::string sentence(Rng& rng) {
   std::string s;
-  auto noun = [&] { return std::string(pick(kNouns, rng)); };
-  auto adj = [&] { return std::string(pick(kAdjectives, rng)); };
+  auto noun = [&] { return std::string(pick_word(kNouns, rng)); };
+  auto adj = [&] { return std::string(pick_word(kAdjectives, rng)); };
   switch (rng.below(10)) {
-    case 0: s = "The " + adj() + " " + noun() + " " + std::string(pick(kVerbs, rng)) + " the " + noun(); break;
+    case 0: s = "The " + adj() + " " + noun() + " " + std::string(pick_word(kVerbs, rng)) + " the " + noun(); break;
     case 1:
-      s = std::string(pick(kNames, rng)) + " " + std::string(pick(kVerbs, rng)) + " a " + adj() + " " + noun() + " " +
-          std::string(pick(kPrepositions, rng)) + " the " + noun();
+      s = std::string(pick_word(kNames, rng)) + " " + std::string(pick_word(kVerbs, rng)) + " a " + adj() + " " +
+          noun() + " " + std::string(pick_word(kPrepositions, rng)) + " the " + noun();
       break;
     case 2:
-      s = "In the " + adj() + " " + noun() + ", the " + noun() + " " + std::string(pick(kIntransitive, rng)) + " " +
-          std::string(pick(kAdverbs, rng));
+      s = "In the " + adj() + " " + noun() + ", the " + noun() + " " + std::string(pick_word(kIntransitive, rng)) +
+          " " + std::string(pick_word(kAdverbs, rng));
       break;
     case 3:
-      s = "A " + noun() + " and a " + noun() + " " + std::string(pick(kIntransitive, rng)) + " " +
-          std::string(pick(kPrepositions, rng)) + " the " + adj() + " " + noun();
+      s = "A " + noun() + " and a " + noun() + " " + std::string(pick_word(kIntransitive, rng)) + " " +
+          std::string(pick_word(kPrepositions, rng)) + " the " + adj() + " " + noun();
       break;
     case 4:
-      s = "It was a " + adj() + " " + noun() + ", and " + std::string(pick(kNames, rng)) + " " +
-          std::string(pick(kIntransitive, rng)) + " " + std::string(pick(kAdverbs, rng));
+      s = "It was a " + adj() + " " + noun() + ", and " + std::string(pick_word(kNames, rng)) + " " +
+          std::string(pick_word(kIntransitive, rng)) + " " + std::string(pick_word(kAdverbs, rng));
       break;
     case 5:
-      s = "Nobody knew why the " + noun() + " " + std::string(pick(kVerbs, rng)) + " the " + noun() + " " +
-          std::string(pick(kPrepositions, rng)) + " the " + noun();
+      s = "Nobody knew why the " + noun() + " " + std::string(pick_word(kVerbs, rng)) + " the " + noun() + " " +
+          std::string(pick_word(kPrepositions, rng)) + " the " + noun();
       break;
     case 6:
-      s = capitalised(pick(kAdverbs, rng)) + ", " + std::string(pick(kNames, rng)) + " " +
-          std::string(pick(kVerbs, rng)) + " the " + adj() + " " + noun();
+      s = capitalised(pick_word(kAdverbs, rng)) + ", " + std::string(pick_word(kNames, rng)) + " " +
+          std::string(pick_word(kVerbs, rng)) + " the " + adj() + " " + noun();
       break;
     case 7:
       s = "The " + noun() + " was " + adj() + ", but the " + noun() + " was " + adj();
       break;
     case 8:
-      s = std::string(pick(kNames, rng)) + " and " + std::string(pick(kNames, rng)) + " " +
-          std::string(pick(kIntransitive, rng)) + " until the " + noun() + " " + std::string(pick(kIntransitive, rng));
+      s = std::string(pick_word(kNames, rng)) + " and " + std::string(pick_word(kNames, rng)) + " " +
+          std::string(pick_word(kIntransitive, rng)) + " until the " + noun() + " " +
+          std::string(pick_word(kIntransitive, rng));
       break;
     default:
-      s = "Later that " + noun() + ", the " + adj() + " " + noun() + " " + std::string(pick(kIntransitive, rng)) +
-          " " + std::string(pick(kPrepositions, rng)) + " the " + noun();
+      s = "Later that " + noun() + ", the " + adj() + " " + noun() + " " + std::string(pick_word(kIntransitive, rng)) +
+          " " + std::string(pick_word(kPrepositions, rng)) + " the " + noun();
       break;
   }
   s += '.';

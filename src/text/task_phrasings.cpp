@@ -1,5 +1,7 @@
 #include "text/task_phrasings.h"
 
+#include "text/random_text.h"
+
 #include <hsa/error.h>
 
 #include <iterator>
@@ -25,32 +27,8 @@ constexpr std::string_view kValueWords[] = {
     "crimson", "turquoise", "mustard", "lavender", "scarlet", "indigo", "maroon", "teal",  "beige", "charcoal",
     "apricot", "plum",      "mango",   "papaya",   "kiwi",    "lychee", "fig",    "guava", "melon", "cherry",
 };
-// The byte-level multikey task's keys (text/tasks.cpp draws them itself; listed here as eval-only).
-constexpr std::string_view kLegacyKeyWords[] = {
-    "amber",   "falcon",  "lantern", "meadow",  "pepper",  "quartz",  "saffron", "tundra",  "velvet",  "walnut",
-    "cobalt",  "dolphin", "emerald", "glacier", "harvest", "ivory",   "jasmine", "kettle",  "lagoon",  "marble",
-    "nectar",  "orchid",  "pebble",  "quill",   "raven",   "sapphire", "thistle", "umbrella", "violet", "willow",
-    "yarrow",  "zephyr",  "anchor",  "breeze",  "cactus",  "dune",    "ember",   "fern",    "granite", "hazel",
-};
 constexpr std::string_view kPairA[] = {"brisk", "dusky", "eager", "jolly", "mellow", "nimble", "rustic", "witty"};
 constexpr std::string_view kPairB[] = {"badger", "comet", "ferret", "gecko", "jackal", "koala", "lemur", "otter"};
-
-template <size_t N> std::string_view pick_from(const std::string_view (&words)[N], Rng& rng) {
-  return words[rng.below(N)];
-}
-
-std::string digits(Rng& rng, int count) {
-  std::string s(1, static_cast<char>('1' + rng.below(9)));  // no leading zero: reads as a number
-  for (int i = 1; i < count; ++i) s.push_back(static_cast<char>('0' + rng.below(10)));
-  return s;
-}
-
-std::string hex(Rng& rng, int count) {
-  constexpr std::string_view kHex = "0123456789abcdef";
-  std::string s;
-  for (int i = 0; i < count; ++i) s.push_back(kHex[rng.below(16)]);
-  return s;
-}
 
 PhrasingPool make_train_pool() {
   PhrasingPool p;
@@ -185,32 +163,46 @@ std::string_view pick(const std::vector<std::string_view>& options, Rng& rng) {
   return options[rng.below(options.size())];
 }
 
+std::span<const std::string_view> legacy_key_words() {
+  static constexpr std::string_view kWords[] = {
+      "amber",   "falcon",  "lantern", "meadow",  "pepper",  "quartz",  "saffron", "tundra",  "velvet",  "walnut",
+      "cobalt",  "dolphin", "emerald", "glacier", "harvest", "ivory",   "jasmine", "kettle",  "lagoon",  "marble",
+      "nectar",  "orchid",  "pebble",  "quill",   "raven",   "sapphire", "thistle", "umbrella", "violet", "willow",
+      "yarrow",  "zephyr",  "anchor",  "breeze",  "cactus",  "dune",    "ember",   "fern",    "granite", "hazel",
+  };
+  return kWords;
+}
+
 std::string random_key(KeyKind kind, Rng& rng) {
   switch (kind) {
-    case KeyKind::word: return std::string(pick_from(kTrainKeyWords, rng));
-    case KeyKind::person_name: return std::string(pick_from(kTrainNames, rng));
+    case KeyKind::word: return std::string(pick_word(kTrainKeyWords, rng));
+    case KeyKind::person_name: return std::string(pick_word(kTrainNames, rng));
     case KeyKind::code: {
       std::string s;
       for (int i = 0; i < 2; ++i) s.push_back(static_cast<char>('A' + rng.below(26)));
       return s + std::to_string(10 + rng.below(90));
     }
-    case KeyKind::legacy_word: return std::string(pick_from(kLegacyKeyWords, rng));
-    case KeyKind::word_pair: return std::string(pick_from(kPairA, rng)) + "-" + std::string(pick_from(kPairB, rng));
+    case KeyKind::legacy_word: {
+      const std::span<const std::string_view> words = legacy_key_words();
+      return std::string(words[rng.below(words.size())]);
+    }
+    case KeyKind::word_pair: return std::string(pick_word(kPairA, rng)) + "-" + std::string(pick_word(kPairB, rng));
     case KeyKind::uuid:
-      return hex(rng, 8) + "-" + hex(rng, 4) + "-" + hex(rng, 4) + "-" + hex(rng, 4) + "-" + hex(rng, 12);
+      return random_hex(rng, 8) + "-" + random_hex(rng, 4) + "-" + random_hex(rng, 4) + "-" + random_hex(rng, 4) +
+             "-" + random_hex(rng, 12);
   }
   fail("random_key: invalid KeyKind {}", static_cast<int>(kind));
 }
 
 std::string random_value(ValueKind kind, Rng& rng) {
   switch (kind) {
-    case ValueKind::digits4: return digits(rng, 4);
-    case ValueKind::digits5: return digits(rng, 5);
-    case ValueKind::digits6: return digits(rng, 6);
-    case ValueKind::digits8: return digits(rng, 8);
-    case ValueKind::word: return std::string(pick_from(kValueWords, rng));
-    case ValueKind::hex6: return hex(rng, 6);
-    case ValueKind::digits7: return digits(rng, 7);
+    case ValueKind::digits4: return random_digits(rng, 4);
+    case ValueKind::digits5: return random_digits(rng, 5);
+    case ValueKind::digits6: return random_digits(rng, 6);
+    case ValueKind::digits8: return random_digits(rng, 8);
+    case ValueKind::word: return std::string(pick_word(kValueWords, rng));
+    case ValueKind::hex6: return random_hex(rng, 6);
+    case ValueKind::digits7: return random_digits(rng, 7);
     case ValueKind::uuid: return random_key(KeyKind::uuid, rng);
   }
   fail("random_value: invalid ValueKind {}", static_cast<int>(kind));

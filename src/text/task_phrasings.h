@@ -12,6 +12,7 @@
 #pragma once
 #include <hsa/random.h>
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +53,10 @@ struct PhrasingPool {
 
 // The pool of `phrasings` (train or eval; legacy has no pool: its tasks are hard-coded in text/tasks.cpp).
 const PhrasingPool& phrasing_pool(Phrasings phrasings);
+
+// The legacy multikey_niah task's key words (text/tasks.cpp), also the eval-only KeyKind::legacy_word: distinct
+// from one another and never produced by the built-in filler in the "for <word> is" position.
+std::span<const std::string_view> legacy_key_words();
 
 // Text that only the eval pool, the legacy tasks and RULER use: a training sample never contains any of it.
 const std::vector<std::string_view>& reserved_eval_fragments();

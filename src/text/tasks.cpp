@@ -1,5 +1,6 @@
 #include "text/tasks.h"
 
+#include "text/random_text.h"
 #include "text/token_fit.h"
 #include "text/tokenizer.h"
 
@@ -10,22 +11,6 @@
 
 namespace hsa {
 namespace {
-
-// Keys for multikey_niah: distinct from one another and never produced by the built-in filler's templates
-// in the "for <word> is" position.
-constexpr std::string_view kKeyWords[] = {
-    "amber",   "falcon",  "lantern", "meadow",  "pepper",  "quartz",  "saffron", "tundra",  "velvet",  "walnut",
-    "cobalt",  "dolphin", "emerald", "glacier", "harvest", "ivory",   "jasmine", "kettle",  "lagoon",  "marble",
-    "nectar",  "orchid",  "pebble",  "quill",   "raven",   "sapphire", "thistle", "umbrella", "violet", "willow",
-    "yarrow",  "zephyr",  "anchor",  "breeze",  "cactus",  "dune",    "ember",   "fern",    "granite", "hazel",
-};
-
-std::string random_digits(Rng& rng, int count) {
-  std::string s;
-  s.push_back(static_cast<char>('1' + rng.below(9)));  // no leading zero: reads as a number
-  for (int i = 1; i < count; ++i) s.push_back(static_cast<char>('0' + rng.below(10)));
-  return s;
-}
 
 std::string random_var_name(Rng& rng) {
   std::string s;
@@ -79,10 +64,10 @@ Layout make_layout(TaskKind kind, int64_t budget, Rng& rng, const Tokenizer& tok
       break;
     }
     case TaskKind::multikey_niah: {
-      constexpr size_t kNumKeyWords = std::size(kKeyWords);
+      const std::span<const std::string_view> key_words = legacy_key_words();
       const size_t wanted = 3 + rng.below(4);  // 3..6
-      std::vector<std::string_view> words(std::begin(kKeyWords), std::end(kKeyWords));
-      for (size_t i = 0; i < wanted; ++i) std::swap(words[i], words[i + rng.below(kNumKeyWords - i)]);
+      std::vector<std::string_view> words(key_words.begin(), key_words.end());
+      for (size_t i = 0; i < wanted; ++i) std::swap(words[i], words[i + rng.below(key_words.size() - i)]);
       std::vector<std::string> digits;
       for (size_t i = 0; i < wanted; ++i) digits.push_back(random_digits(rng, 7));
       const size_t asked = rng.below(wanted);
