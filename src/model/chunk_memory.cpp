@@ -89,6 +89,50 @@ namespace {
 // by an embedding gather (one kernel whatever n), and the embedding backward sums the n row gradients back.
 Tensor cls_ids(int64_t n, Device device) { return Tensor::zeros({n, 1}, DType::i32, device); }
 
+// The memory's keys and values projected from x [B, n, dm] (k_proj, v_proj, then k_norm with hsa_qk_norm), each
+// [B, n, H, D]; k_raw and k_rstd are what the backward needs.
+struct KvProjection {
+  Tensor k, v, k_raw, k_rstd;
+};
+
+KvProjection project_kv(const LayerContext& ctx, const Tensor& x) {
+  const ModelConfig& c = ctx.config;
+  const int64_t B = x.dim(0), n = x.dim(1), H = c.num_key_value_heads, D = c.head_dim;
+  KvProjection kv;
+  kv.k_raw = ops::linear_forward(x, ctx.param("k_proj.weight")).view({B, n, H, D});
+  kv.v = ops::linear_forward(x, ctx.param("v_proj.weight")).view({B, n, H, D});
+  kv.k = kv.k_raw;
+  if (c.hsa_qk_norm) {
+    auto kn = ops::rmsnorm_forward(kv.k_raw, ctx.param("k_norm.weight"), c.rms_norm_eps);
+    kv.k = kn.y;
+    kv.k_rstd = kn.rstd;
+  }
+  return kv;
+}
+
+// The backward of project_kv from dk, dv [B, n, H, D]: adds the parameter gradients, and the gradient into x to dx
+// (the k part first, then the v part; dx starts as the k part when undefined).
+void project_kv_backward(const LayerContext& ctx, const Tensor& x, const Tensor& k_raw, const Tensor& k_rstd,
+                         Tensor dk, const Tensor& dv, TensorMap& param_grads, Tensor& dx) {
+  const ModelConfig& c = ctx.config;
+  const int64_t B = x.dim(0), n = x.dim(1), HD = c.num_key_value_heads * c.head_dim;
+  if (c.hsa_qk_norm) {
+    auto kn = ops::rmsnorm_backward(dk, k_raw, ctx.param("k_norm.weight"), k_rstd);
+    accumulate_grad(param_grads, ctx.name("k_norm.weight"), kn.dweight);
+    dk = kn.dx;
+  }
+  auto kg = ops::linear_backward(dk.view({B, n, HD}), x, ctx.param("k_proj.weight"));
+  auto vg = ops::linear_backward(dv.view({B, n, HD}), x, ctx.param("v_proj.weight"));
+  accumulate_grad(param_grads, ctx.name("k_proj.weight"), kg.dw);
+  accumulate_grad(param_grads, ctx.name("v_proj.weight"), vg.dw);
+  if (dx.defined()) {
+    ops::add_(dx, kg.dx);
+  } else {
+    dx = kg.dx;
+  }
+  ops::add_(dx, vg.dx);
+}
+
 // The chunk-encoder path of memory_build_forward: normalised states wait until their chunk completes; every
 // complete chunk then runs through the encoder with its [CLS] row appended. Keys and values are projected from the
 // token outputs, the landmark from the normed [CLS] output.
@@ -108,20 +152,13 @@ void build_with_encoder(const LayerContext& ctx, const Tensor& h, const ops::Rms
     Tensor y = chunk_encoder_forward(ctx, ops::concat({tokens_in, cls_in}, 1), cache ? &cache->encoder : nullptr);
     Tensor tokens = ops::slice_copy(y, 1, 0, S).view({B, chunks * S, dm});
     Tensor cls_out = ops::slice_copy(y, 1, S, S + 1).view({B, chunks, dm});
-    Tensor k_raw = ops::linear_forward(tokens, ctx.param("k_proj.weight")).view({B, chunks * S, H, D});
-    Tensor v = ops::linear_forward(tokens, ctx.param("v_proj.weight")).view({B, chunks * S, H, D});
-    Tensor k = k_raw, k_rstd;
-    if (c.hsa_qk_norm) {
-      auto kn = ops::rmsnorm_forward(k_raw, ctx.param("k_norm.weight"), c.rms_norm_eps);
-      k = kn.y;
-      k_rstd = kn.rstd;
-    }
+    const KvProjection kv = project_kv(ctx, tokens);
     auto lmk_norm = ops::rmsnorm_forward(cls_out, ctx.param("lmk_norm.weight"), c.rms_norm_eps);
     Tensor lmk = ops::linear_forward(lmk_norm.y, ctx.param("landmark_proj.weight"))
                      .view({B, chunks, H, c.retrieval_dim / H});
-    state.memory.append(k.view({B, chunks, S, H, D}), v.view({B, chunks, S, H, D}), lmk);
+    state.memory.append(kv.k.view({B, chunks, S, H, D}), kv.v.view({B, chunks, S, H, D}), lmk);
     if (cache) {
-      cache->tokens = tokens, cache->k_raw = k_raw, cache->k_rstd = k_rstd;
+      cache->tokens = tokens, cache->k_raw = kv.k_raw, cache->k_rstd = kv.k_rstd;
       cache->cls_out = cls_out, cache->cls_rstd = lmk_norm.rstd, cache->pooled = lmk_norm.y;
       cache->num_chunks = chunks;
     }
@@ -140,19 +177,9 @@ Tensor backward_with_encoder(const LayerContext& ctx, const MemoryBuildCache& ca
   accumulate_grad(param_grads, ctx.name("landmark_proj.weight"), lg.dw);
   auto ng = ops::rmsnorm_backward(lg.dx, cache.cls_out, ctx.param("lmk_norm.weight"), cache.cls_rstd);
   accumulate_grad(param_grads, ctx.name("lmk_norm.weight"), ng.dweight);
-  Tensor dk = grads.dmem_k.contiguous().view({B, C * S, H, D});
-  Tensor dv = grads.dmem_v.contiguous().view({B, C * S, H * D});
-  if (c.hsa_qk_norm) {
-    auto kn = ops::rmsnorm_backward(dk, cache.k_raw, ctx.param("k_norm.weight"), cache.k_rstd);
-    accumulate_grad(param_grads, ctx.name("k_norm.weight"), kn.dweight);
-    dk = kn.dx;
-  }
-  auto kg = ops::linear_backward(dk.view({B, C * S, H * D}), cache.tokens, ctx.param("k_proj.weight"));
-  auto vg = ops::linear_backward(dv, cache.tokens, ctx.param("v_proj.weight"));
-  accumulate_grad(param_grads, ctx.name("k_proj.weight"), kg.dw);
-  accumulate_grad(param_grads, ctx.name("v_proj.weight"), vg.dw);
-  Tensor dtokens = kg.dx;
-  ops::add_(dtokens, vg.dx);
+  Tensor dtokens;
+  project_kv_backward(ctx, cache.tokens, cache.k_raw, cache.k_rstd, grads.dmem_k.contiguous().view({B, C * S, H, D}),
+                      grads.dmem_v.contiguous().view({B, C * S, H, D}), param_grads, dtokens);
   Tensor dy = ops::concat({dtokens.view({N, S, dm}), ng.dx.view({N, 1, dm})}, 1);
   Tensor dx = chunk_encoder_backward(ctx, cache.encoder, dy, param_grads);
   Tensor dcls = ops::embedding_backward(ops::slice_copy(dx, 1, S, S + 1), cls_ids(N, dx.device()), 1);
@@ -168,28 +195,21 @@ Tensor backward_with_encoder(const LayerContext& ctx, const MemoryBuildCache& ca
 
 void memory_build_forward(const LayerContext& ctx, const Tensor& h, MemoryState& state, MemoryBuildCache* cache) {
   const ModelConfig& c = ctx.config;
-  int64_t B = h.dim(0), n = h.dim(1), H = c.num_key_value_heads, D = c.head_dim, S = c.chunk_size;
+  int64_t B = h.dim(0), H = c.num_key_value_heads, D = c.head_dim, S = c.chunk_size;
   int64_t dr_head = c.retrieval_dim / H;
   if (cache)
     HSA_CHECK(state.pending() == 0 && state.memory.num_chunks() == 0,
               "memory_build_forward: training needs a fresh memory state");
   auto norm = ops::rmsnorm_forward(h, ctx.param("norm.weight"), c.rms_norm_eps);
   if (c.chunk_encoder_layers > 0) return build_with_encoder(ctx, h, norm, state, cache);
-  Tensor k_raw = ops::linear_forward(norm.y, ctx.param("k_proj.weight")).view({B, n, H, D});
-  Tensor v = ops::linear_forward(norm.y, ctx.param("v_proj.weight")).view({B, n, H, D});
-  Tensor k = k_raw, k_rstd;
-  if (c.hsa_qk_norm) {
-    auto kn = ops::rmsnorm_forward(k_raw, ctx.param("k_norm.weight"), c.rms_norm_eps);
-    k = kn.y;
-    k_rstd = kn.rstd;
-  }
+  const KvProjection kv = project_kv(ctx, norm.y);
   if (cache) {
     *cache = MemoryBuildCache{};
-    cache->h = h, cache->hn = norm.y, cache->hn_rstd = norm.rstd, cache->k_raw = k_raw, cache->k_rstd = k_rstd;
+    cache->h = h, cache->hn = norm.y, cache->hn_rstd = norm.rstd, cache->k_raw = kv.k_raw, cache->k_rstd = kv.k_rstd;
   }
   Tensor all_hn = ops::concat({state.pending_hn, norm.y}, 1);
-  Tensor all_k = ops::concat({state.pending_k, k}, 1);
-  Tensor all_v = ops::concat({state.pending_v, v}, 1);
+  Tensor all_k = ops::concat({state.pending_k, kv.k}, 1);
+  Tensor all_v = ops::concat({state.pending_v, kv.v}, 1);
   int64_t total = all_hn.dim(1), chunks = total / S;
   if (chunks > 0) {
     Tensor pooled = ops::chunk_mean_forward(all_hn, S);
@@ -221,17 +241,7 @@ Tensor memory_build_backward(const LayerContext& ctx, const MemoryBuildCache& ca
   // Keys and values: rows of the complete chunks; the tail tokens feed no chunk yet.
   Tensor dk = ops::pad_slice(grads.dmem_k.contiguous().view({B, C * S, H, D}), {B, L, H, D}, 1, 0);
   Tensor dv = ops::pad_slice(grads.dmem_v.contiguous().view({B, C * S, H, D}), {B, L, H, D}, 1, 0);
-  if (c.hsa_qk_norm) {
-    auto kn = ops::rmsnorm_backward(dk, cache.k_raw, ctx.param("k_norm.weight"), cache.k_rstd);
-    accumulate_grad(param_grads, ctx.name("k_norm.weight"), kn.dweight);
-    dk = kn.dx;
-  }
-  auto kg = ops::linear_backward(dk.view({B, L, H * D}), cache.hn, ctx.param("k_proj.weight"));
-  auto vg = ops::linear_backward(dv.view({B, L, H * D}), cache.hn, ctx.param("v_proj.weight"));
-  accumulate_grad(param_grads, ctx.name("k_proj.weight"), kg.dw);
-  accumulate_grad(param_grads, ctx.name("v_proj.weight"), vg.dw);
-  ops::add_(dhn, kg.dx);
-  ops::add_(dhn, vg.dx);
+  project_kv_backward(ctx, cache.hn, cache.k_raw, cache.k_rstd, dk, dv, param_grads, dhn);
   auto ng = ops::rmsnorm_backward(dhn, cache.h, ctx.param("norm.weight"), cache.hn_rstd);
   accumulate_grad(param_grads, ctx.name("norm.weight"), ng.dweight);
   return ng.dx;
