@@ -51,6 +51,14 @@ struct TrainOptions {
   // the gradients' dtype: empty = f32 on the cpu, bf16 on cuda.
   std::string device = "cpu";
   std::string dtype;
+  // Data parallelism: one process per device, started by torchrun, srun or mpirun (dist/launch_env.h reads
+  // their variables). `batch` is per process, so the global batch is batch x processes; each process draws its
+  // own rows of it (train/batches.h RankRows), gradients are averaged over processes (dist/grad_sync.h), and
+  // rank 0 alone writes the log and the checkpoints. `dist` picks the backend (dist/communicator.h): auto, none,
+  // tcp (cpu) or nccl (cuda; also at one process, to run the real path). Not part of the saved recipe, except
+  // the number of processes: a resume must use as many.
+  std::string dist = "auto";
+  double dist_timeout_s = 300;  // how long the rendezvous waits for every process to arrive
 };
 
 struct TrainResult {

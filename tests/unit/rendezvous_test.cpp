@@ -3,36 +3,20 @@
 #include "dist/rendezvous.h"
 
 #include "common/error_text.h"
+#include "common/free_port.h"
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <functional>
 #include <thread>
 #include <vector>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 namespace hsa::dist {
 namespace {
 
+using hsa::testing::free_port;
 using hsa::testing::has;
 using std::chrono::milliseconds;
-
-// A port nobody listens on now (the kernel's pick, released again).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 LaunchEnv env_of(int rank, int world, int port) {
   LaunchEnv e;

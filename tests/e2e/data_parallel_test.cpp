@@ -1,0 +1,158 @@
+// Data-parallel training on the CPU: two `hsa train` processes started the way torchrun starts them (RANK,
+// WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), meeting over loopback with the tcp backend, train like one
+// process with twice the batch; rank 0 alone writes; a resume on another number of processes and a refusal on
+// rank 0 end both processes with a message.
+#include "model/checkpoint.h"
+
+#include "common/free_port.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+using namespace hsa;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Dir {
+  fs::path path;
+  explicit Dir(const std::string& name)
+      : path(fs::temp_directory_path() / ("hsa_dp_" + name + "_" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~Dir() { fs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// The micro model with every layer dense: the MoE load-balancing loss is a function of a process's whole
+// batch, so with experts two half batches do not add up to the full one exactly (each process balances its
+// own rows, as in other data-parallel trainers), and the router's weights drift apart.
+std::string dense_micro_config(const Dir& dir) {
+  nlohmann::json c = nlohmann::json::parse(read_text(HSA_SOURCE_DIR "/configs/micro.json"));
+  c["first_k_dense_layers"] = 3;  // all three layers
+  const std::string path = dir / "dense-micro.json";
+  std::ofstream(path) << c.dump(2);
+  return path;
+}
+
+// Every token a target and weighted alike, so each process's mean loss is half the global mean's terms.
+std::string recipe(const std::string& config, const std::string& out, int batch) {
+  return "train -c '" + config + "' -o '" + out + "' --task passkey --phrasings legacy --answer-weight 1 -b " +
+         std::to_string(batch) + " -L 96 -s 4 --lr 1e-2 --warmup 1 --eval-every 0 --save-every 0 --seed 5 -q";
+}
+
+struct Launch {
+  std::vector<int> codes;
+  std::vector<std::string> outputs;
+};
+
+// `args` on `world` processes at once, torchrun's variables set for each; waits for all of them.
+Launch launch(const Dir& dir, int world, const std::string& args) {
+  const int port = hsa::testing::free_port();
+  std::string script;
+  for (int r = 0; r < world; ++r)
+    script += "(OMP_NUM_THREADS=1 RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) +
+              " LOCAL_RANK=" + std::to_string(r) + " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
+              " '" HSA_CLI_PATH "' " + args + " --dist-timeout 60 > '" + dir / ("out" + std::to_string(r)) +
+              "' 2>&1; echo $? > '" + dir / ("rc" + std::to_string(r)) + "') & ";
+  script += "wait\n";
+  std::ofstream(dir / "launch.sh") << script;
+  EXPECT_EQ(std::system(("bash '" + dir / "launch.sh" + "'").c_str()), 0);
+  Launch l;
+  for (int r = 0; r < world; ++r) {
+    const std::string rc = read_text(dir / ("rc" + std::to_string(r)));
+    l.codes.push_back(rc.empty() ? -1 : std::atoi(rc.c_str()));
+    l.outputs.push_back(read_text(dir / ("out" + std::to_string(r))));
+  }
+  return l;
+}
+
+int run_single(const Dir& dir, const std::string& args) {
+  const std::string command = "OMP_NUM_THREADS=1 '" HSA_CLI_PATH "' " + args + " > '" + dir / "single" + "' 2>&1";
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::vector<double> logged_losses(const std::string& run) {
+  std::vector<double> losses;
+  std::ifstream in(run + "/train_log.jsonl");
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) losses.push_back(nlohmann::json::parse(line).at("loss").get<double>());
+  return losses;
+}
+
+}  // namespace
+
+TEST(DataParallel, TwoProcessesMatchOneWithTwiceTheBatch) {
+  Dir dir("match");
+  const std::string config = dense_micro_config(dir);
+  ASSERT_EQ(run_single(dir, recipe(config, dir / "one", 4)), 0) << read_text(dir / "single");
+  Launch two = launch(dir, 2, recipe(config, dir / "two", 2));
+  for (int r = 0; r < 2; ++r) ASSERT_EQ(two.codes[size_t(r)], 0) << "rank " << r << ":\n" << two.outputs[size_t(r)];
+
+  // Rank 0 logged each step once (the loss is the mean over both processes); rank 1 wrote nothing of its own.
+  const std::vector<double> one_loss = logged_losses(dir / "one"), two_loss = logged_losses(dir / "two");
+  ASSERT_EQ(one_loss.size(), 4u);
+  ASSERT_EQ(two_loss.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(two_loss[i], one_loss[i], 1e-4 * one_loss[i]) << "step " << i + 1;
+  EXPECT_EQ(nlohmann::json::parse(read_text(dir / "two/train_options.json")).at("world_size"), 2);
+
+  // After 4 updates the weights agree: the averaged gradients were the full batch's.
+  Checkpoint a = load_checkpoint(dir / "one/checkpoints/step-000004");
+  Checkpoint b = load_checkpoint(dir / "two/checkpoints/step-000004");
+  ASSERT_EQ(a.params.size(), b.params.size());
+  // AdamW's first steps move each weight by about lr x sign(gradient): a gradient that is zero up to rounding
+  // (a token no row holds) may get another sign in the other summation order and move that weight 2 lr apart.
+  // So: nearly every weight agrees closely, and the mean difference is far below one step.
+  int64_t total = 0, apart = 0;
+  double sum_diff = 0;
+  for (const auto& [name, t] : a.params) {
+    std::vector<double> x = t.to_vector(), y = b.params.at(name).to_vector();
+    ASSERT_EQ(x.size(), y.size()) << name;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double d = std::abs(x[i] - y[i]);
+      sum_diff += d;
+      apart += d > 1e-4;
+      ++total;
+    }
+  }
+  std::printf("weights: %lld of %lld differ by > 1e-4, mean difference %.3g\n", (long long)apart, (long long)total,
+              sum_diff / double(total));
+  EXPECT_LE(double(apart), 0.001 * double(total));
+  EXPECT_LT(sum_diff / double(total), 1e-6);
+  EXPECT_GT(std::abs(a.params.begin()->second.to_vector()[0]), 0.0);
+
+  // The run was trained on 2 processes: one process may not resume it (exit 2, naming both counts).
+  EXPECT_EQ(run_single(dir, "train --resume -o '" + dir / "two" + "' -s 6 -q"), 2);
+  EXPECT_TRUE(has(read_text(dir / "single"), "was trained on 2 processes and this launch has 1")) << read_text(dir / "single");
+}
+
+TEST(DataParallel, RankZerosRefusalEndsEveryProcess) {
+  Dir dir("refusal");
+  const std::string config = dense_micro_config(dir);
+  ASSERT_EQ(run_single(dir, recipe(config, dir / "run", 2)), 0) << read_text(dir / "single");
+  // A fresh run over an existing one: rank 0 refuses (exit 2); rank 1 learns of it and stops (exit 1).
+  Launch two = launch(dir, 2, recipe(config, dir / "run", 1));
+  EXPECT_EQ(two.codes[0], 2) << two.outputs[0];
+  EXPECT_TRUE(has(two.outputs[0], "already holds a run")) << two.outputs[0];
+  EXPECT_EQ(two.codes[1], 1) << two.outputs[1];
+  EXPECT_TRUE(has(two.outputs[1], "1 of 2 processes could not set up the run")) << two.outputs[1];
+}
