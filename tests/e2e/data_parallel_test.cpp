@@ -4,7 +4,7 @@
 // rank 0 end both processes with a message.
 #include "model/checkpoint.h"
 
-#include "common/free_port.h"
+#include "common/launch_ranks.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -34,10 +34,7 @@ struct Dir {
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+std::string read_text(const std::string& path) { return hsa::testing::read_whole_file(path); }
 
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
@@ -58,30 +55,14 @@ std::string recipe(const std::string& config, const std::string& out, int batch)
          std::to_string(batch) + " -L 96 -s 4 --lr 1e-2 --warmup 1 --eval-every 0 --save-every 0 --seed 5 -q";
 }
 
-struct Launch {
-  std::vector<int> codes;
-  std::vector<std::string> outputs;
-};
-
-// `args` on `world` processes at once, torchrun's variables set for each; waits for all of them.
-Launch launch(const Dir& dir, int world, const std::string& args) {
-  const int port = hsa::testing::free_port();
-  std::string script;
-  for (int r = 0; r < world; ++r)
-    script += "(OMP_NUM_THREADS=1 RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) +
-              " LOCAL_RANK=" + std::to_string(r) + " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
-              " '" HSA_CLI_PATH "' " + args + " --dist-timeout 60 > '" + dir / ("out" + std::to_string(r)) +
-              "' 2>&1; echo $? > '" + dir / ("rc" + std::to_string(r)) + "') & ";
-  script += "wait\n";
-  std::ofstream(dir / "launch.sh") << script;
-  EXPECT_EQ(std::system(("bash '" + dir / "launch.sh" + "'").c_str()), 0);
-  Launch l;
-  for (int r = 0; r < world; ++r) {
-    const std::string rc = read_text(dir / ("rc" + std::to_string(r)));
-    l.codes.push_back(rc.empty() ? -1 : std::atoi(rc.c_str()));
-    l.outputs.push_back(read_text(dir / ("out" + std::to_string(r))));
-  }
-  return l;
+// `args` of `hsa` on `world` processes at once (torchrun's variables set for each); waits for all of them.
+hsa::testing::RankRuns launch(const Dir& dir, int world, const std::string& args) {
+  hsa::testing::RankRuns runs =
+      hsa::testing::launch_ranks(dir.path, world, "'" HSA_CLI_PATH "' " + args + " --dist-timeout 60", "OMP_NUM_THREADS=1");
+  EXPECT_EQ(runs.codes.size(), size_t(world)) << "the launch script failed";
+  runs.codes.resize(size_t(world), -1);
+  runs.outputs.resize(size_t(world));
+  return runs;
 }
 
 int run_single(const Dir& dir, const std::string& args) {
@@ -105,7 +86,7 @@ TEST(DataParallel, TwoProcessesMatchOneWithTwiceTheBatch) {
   Dir dir("match");
   const std::string config = dense_micro_config(dir);
   ASSERT_EQ(run_single(dir, recipe(config, dir / "one", 4)), 0) << read_text(dir / "single");
-  Launch two = launch(dir, 2, recipe(config, dir / "two", 2));
+  hsa::testing::RankRuns two = launch(dir, 2, recipe(config, dir / "two", 2));
   for (int r = 0; r < 2; ++r) ASSERT_EQ(two.codes[size_t(r)], 0) << "rank " << r << ":\n" << two.outputs[size_t(r)];
 
   // Rank 0 logged each step once (the loss is the mean over both processes); rank 1 wrote nothing of its own.
@@ -150,7 +131,7 @@ TEST(DataParallel, RankZerosRefusalEndsEveryProcess) {
   const std::string config = dense_micro_config(dir);
   ASSERT_EQ(run_single(dir, recipe(config, dir / "run", 2)), 0) << read_text(dir / "single");
   // A fresh run over an existing one: rank 0 refuses (exit 2); rank 1 learns of it and stops (exit 1).
-  Launch two = launch(dir, 2, recipe(config, dir / "run", 1));
+  hsa::testing::RankRuns two = launch(dir, 2, recipe(config, dir / "run", 1));
   EXPECT_EQ(two.codes[0], 2) << two.outputs[0];
   EXPECT_TRUE(has(two.outputs[0], "already holds a run")) << two.outputs[0];
   EXPECT_EQ(two.codes[1], 1) << two.outputs[1];
