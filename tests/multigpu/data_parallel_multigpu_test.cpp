@@ -24,6 +24,12 @@ namespace {
 
 bool is_worker() { return std::getenv("HSA_MULTIGPU_WORKER") != nullptr; }
 
+// The `hsa` command: HSA_CLI when set (a build carried to another machine), else the one built beside this test.
+std::string hsa_cli() {
+  const char* env = std::getenv("HSA_CLI");
+  return env && *env ? env : HSA_CLI_PATH;
+}
+
 #define HSA_REQUIRE_GPUS(n)                                                                                  \
   do {                                                                                                       \
     if (is_worker()) GTEST_SKIP() << "a worker runs only MultiGpuWorker.*";                                 \
@@ -108,7 +114,7 @@ TEST(MultiGpu, TwoGpusTrainLikeOneWithTwiceTheBatch) {
   HSA_REQUIRE_GPUS(2);
   TempDir tmp;
   auto args = [&](const std::string& out, int batch, const char* dist) {
-    return "'" HSA_CLI_PATH "' train -c '" HSA_SOURCE_DIR "/configs/tiny.json' -o '" + tmp.file(out.c_str()) +
+    return "'" + hsa_cli() + "' train -c '" HSA_SOURCE_DIR "/configs/tiny.json' -o '" + tmp.file(out.c_str()) +
            "' --task passkey --phrasings legacy --answer-weight 1 -b " + std::to_string(batch) +
            " -L 256 -s 30 --lr 3e-3 --warmup 5 --eval-every 0 --save-every 0 --seed 3 -q --device cuda --dist " +
            dist;
