@@ -74,6 +74,9 @@ hsa::cli::Command train_command("train", "train a model (a token shard, syntheti
   app.add_option("--dist-timeout", o->dist_timeout_s,
                  "seconds rank 0 waits for every process to connect (and they for rank 0)")
       ->capture_default_str();
+  app.add_flag("--zero1", o->zero1,
+               "shard the optimizer state over the processes (ZeRO stage 1: reduce-scatter of the gradients, "
+               "all-gather of the updated weights); the same checkpoints");
   app.add_flag("-q,--quiet", o->quiet, "no progress output");
   app.footer(
       "Several GPUs (data parallel): start one `hsa train` per GPU with any launcher; --batch is per process\n"
@@ -85,6 +88,7 @@ hsa::cli::Command train_command("train", "train a model (a token shard, syntheti
       "Resume with as many processes as the run started with.");
   return [o] {
     hsa::TrainResult r = hsa::train(*o);
+    if (r.rank != 0) return 0;  // one summary per launch
     fmt::print("trained to step {}: final loss {:.4f}, {:.0f} tokens/s, checkpoint {}\n", r.final_step,
                r.losses.empty() ? 0.0 : r.losses.back(), r.tokens_per_second, r.checkpoint);
     return 0;

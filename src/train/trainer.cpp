@@ -2,6 +2,7 @@
 
 #include "dist/communicator.h"
 #include "dist/grad_sync.h"
+#include "dist/sharded_adamw.h"
 #include "model/placement.h"
 #include "model/checkpoint.h"
 #include "util/file_util.h"
@@ -181,7 +182,7 @@ bool all_finite(const TensorMap& tensors) {
 // then removes `previous` (the checkpoint this run published before, or resumed from: never one it did not
 // write). A failed save removes its .tmp directory and leaves `latest` as it was.
 std::string save_train_checkpoint(const fs::path& out, const ModelConfig& config, const TensorMap& master,
-                                  const AdamW& adam, int64_t step, uint64_t data_position,
+                                  const TensorMap& optimizer_state, int64_t step, uint64_t data_position,
                                   const std::string& tokenizer_file, std::string& previous) {
   HSA_CHECK(all_finite(master),
             "train: the parameters hold non-finite values at step {}; not saving them (the last good checkpoint, "
@@ -194,7 +195,7 @@ std::string save_train_checkpoint(const fs::path& out, const ModelConfig& config
     std::map<std::string, std::string> meta{{"step", std::to_string(step)},
                                             {"data_position", std::to_string(data_position)}};
     save_checkpoint(tmp_dir.string(), config, master, meta, tokenizer_file);
-    save_safetensors((tmp_dir / "optimizer.safetensors").string(), adam.state(), meta);
+    save_safetensors((tmp_dir / "optimizer.safetensors").string(), optimizer_state, meta);
     fs::remove_all(final_dir);  // an orphan of an interrupted save of this run (a fresh run refuses a used --out)
     fs::rename(tmp_dir, final_dir);
     write_file_atomic((out / "latest").string(), name + "\n");
@@ -409,9 +410,11 @@ TrainResult train(const TrainOptions& given) {
   const Device device = place.device;
   ModelConfig config;
   TensorMap master;  // f32 parameters on the device: what AdamW updates and checkpoints hold
-  AdamW adam(ops::AdamWConfig{o.schedule.lr, 0.9, 0.95, 1e-8, o.weight_decay});
+  const ops::AdamWConfig adam_config{o.schedule.lr, 0.9, 0.95, 1e-8, o.weight_decay};
+  AdamW adam(adam_config);
   int64_t start_step = 0;
   TrainResult result;
+  result.rank = comm->rank();
   std::string tokenizer_file;  // where the config's tokenizer file is now ("" for bytes)
   std::string published;  // the checkpoint of this run that `latest` names: the only one a save may prune
   if (o.resume) {
@@ -461,12 +464,23 @@ TrainResult train(const TrainOptions& given) {
               "train: tokenizer {} has {} tokens but the model's vocab_size is {}", tokenizer_file, tok->vocab_size(),
               config.vocab_size);
   }
+  // ZeRO-1: the master moves into the sharded optimizer's flat buffer (before the model shares its tensors), which
+  // keeps this rank's slice of the state loaded above and nothing else.
+  std::unique_ptr<dist::ShardedAdamW> sharded;
+  if (o.zero1) {
+    sharded = std::make_unique<dist::ShardedAdamW>(*comm, adam_config, master);
+    sharded->load_state(adam.state(), adam.steps());
+    adam = AdamW(adam_config);
+  }
   // In f32 the model computes with the master tensors themselves; in bf16 with a copy refreshed every step.
   auto model = std::make_unique<Model>(config, convert(master, device, place.dtype));
   if (!quiet) fmt::print(stderr, "training on {}, computing in {}\n", place.description, dtype_name(place.dtype));
   if (!quiet && comm->backend() != "local")
     fmt::print(stderr, "data parallel: {} process{} ({}), global batch {} x {} = {} rows\n", world,
                world == 1 ? "" : "es", comm->backend(), o.batch, world, o.batch * world);
+  if (!quiet && sharded)
+    fmt::print(stderr, "ZeRO-1: each process keeps the optimizer state of {} of the parameters' elements\n",
+               sharded->shard_size());
 
   // A shard built with another tokenizer would index past the embedding: check a prefix of each shard.
   for (const TokenShard* shard : {data.shard.get(), data.eval_shard.get()}) {
@@ -506,12 +520,18 @@ TrainResult train(const TrainOptions& given) {
     }
     // Every rank takes part, whatever its loss: the mean loss (non-finite when any rank's is) then decides for
     // all ranks alike whether the step is skipped.
-    dist::average_gradients(*comm, grads);
+    if (!sharded) dist::average_gradients(*comm, grads);  // the sharded optimizer reduce-scatters them itself
     total.loss = dist::all_reduce_mean(*comm, total.loss);
     total.aux = dist::all_reduce_mean(*comm, total.aux);
     double lr = learning_rate(schedule, step);
     // A non-finite loss or gradient norm would poison the weights: skip the update, count it, stop past the limit.
-    double grad_norm = std::isfinite(total.loss) ? apply_update(*model, master, adam, grads, lr, o.clip) : NAN;
+    double grad_norm = NAN;
+    if (std::isfinite(total.loss) && sharded) {
+      grad_norm = sharded->step(grads, lr, o.clip);
+      if (std::isfinite(grad_norm)) refresh_compute_copy(*model, master);
+    } else if (std::isfinite(total.loss)) {
+      grad_norm = apply_update(*model, master, adam, grads, lr, o.clip);
+    }
     std::string skipped;
     if (!std::isfinite(total.loss) || !std::isfinite(grad_norm)) {
       ++nonfinite;
@@ -545,9 +565,10 @@ TrainResult train(const TrainOptions& given) {
     last_step = step;
     bool stopping = o.stop_after > 0 && step >= o.stop_after;
     if ((o.save_every > 0 && step % o.save_every == 0) || step == o.steps || stopping) {
+      const TensorMap optimizer_state = sharded ? sharded->state() : adam.state();  // sharded: a collective
       if (root)
-        result.checkpoint =
-            save_train_checkpoint(out, config, master, adam, step, source->position(), tokenizer_file, published);
+        result.checkpoint = save_train_checkpoint(out, config, master, optimizer_state, step, source->position(),
+                                                  tokenizer_file, published);
       else
         result.checkpoint = (out / fmt::format("checkpoints/step-{:06d}", step)).string();
     }

@@ -59,6 +59,8 @@ struct TrainOptions {
   // the number of processes: a resume must use as many.
   std::string dist = "auto";
   double dist_timeout_s = 300;  // how long the rendezvous waits for every process to arrive
+  bool zero1 = false;           // shard the optimizer state over the processes (dist/sharded_adamw.h); the
+                                // checkpoints are the same as without, so a run may switch on resume
 };
 
 struct TrainResult {
@@ -66,6 +68,7 @@ struct TrainResult {
   int64_t final_step = 0;
   double tokens_per_second = 0;
   std::string checkpoint;  // the last checkpoint directory written
+  int rank = 0;            // this process's rank in a data-parallel launch (only rank 0 writes)
 };
 
 // Takes the run directory's lock first (a second trainer on the same --out fails at once), refuses to start a

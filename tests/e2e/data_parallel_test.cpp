@@ -126,6 +126,56 @@ TEST(DataParallel, TwoProcessesMatchOneWithTwiceTheBatch) {
   EXPECT_TRUE(has(read_text(dir / "single"), "was trained on 2 processes and this launch has 1")) << read_text(dir / "single");
 }
 
+// Weights of two checkpoints: the number of elements more than 1e-4 apart, and the mean difference.
+std::pair<int64_t, double> weight_gap(const std::string& a_dir, const std::string& b_dir, int64_t* total_out) {
+  Checkpoint a = load_checkpoint(a_dir), b = load_checkpoint(b_dir);
+  int64_t total = 0, apart = 0;
+  double sum_diff = 0;
+  for (const auto& [name, t] : a.params) {
+    std::vector<double> x = t.to_vector(), y = b.params.at(name).to_vector();
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double d = std::abs(x[i] - y[i]);
+      sum_diff += d;
+      apart += d > 1e-4;
+      ++total;
+    }
+  }
+  *total_out = total;
+  return {apart, sum_diff / double(std::max<int64_t>(total, 1))};
+}
+
+// ZeRO-1 (--zero1): the sharded optimizer makes the update of plain data parallelism (to rounding: the gradient
+// norm is summed in slices), and a run stopped and resumed on as many processes continues exactly.
+TEST(DataParallel, Zero1MatchesPlainDataParallelAndResumesExactly) {
+  Dir dir("zero1");
+  const std::string config = dense_micro_config(dir);
+  auto ok = [](const hsa::testing::RankRuns& runs) {
+    for (size_t r = 0; r < runs.codes.size(); ++r)
+      if (runs.codes[r] != 0) return "rank " + std::to_string(r) + ":\n" + runs.outputs[r];
+    return std::string();
+  };
+  EXPECT_EQ(ok(launch(dir, 2, recipe(config, dir / "plain", 2))), "");
+  EXPECT_EQ(ok(launch(dir, 2, recipe(config, dir / "zero", 2) + " --zero1")), "");
+  const std::vector<double> plain = logged_losses(dir / "plain"), zero = logged_losses(dir / "zero");
+  ASSERT_EQ(plain.size(), 4u);
+  ASSERT_EQ(zero.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(zero[i], plain[i], 1e-5 * plain[i]) << "step " << i + 1;
+  int64_t total = 0;
+  auto [apart, mean_diff] = weight_gap(dir / "plain/checkpoints/step-000004", dir / "zero/checkpoints/step-000004", &total);
+  EXPECT_LE(double(apart), 0.001 * double(total));
+  EXPECT_LT(mean_diff, 1e-6);
+
+  EXPECT_EQ(ok(launch(dir, 2, recipe(config, dir / "resumed", 2) + " --zero1 --stop-after 2")), "");
+  EXPECT_EQ(ok(launch(dir, 2, "train --resume -o '" + dir / "resumed" + "' -s 4 -q --zero1")), "");
+  const std::vector<double> resumed = logged_losses(dir / "resumed");
+  ASSERT_EQ(resumed.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(resumed[i], zero[i]) << "step " << i + 1;
+  auto [resumed_apart, resumed_diff] =
+      weight_gap(dir / "zero/checkpoints/step-000004", dir / "resumed/checkpoints/step-000004", &total);
+  EXPECT_EQ(resumed_apart, 0);
+  EXPECT_EQ(resumed_diff, 0.0);
+}
+
 TEST(DataParallel, RankZerosRefusalEndsEveryProcess) {
   Dir dir("refusal");
   const std::string config = dense_micro_config(dir);

@@ -1,6 +1,7 @@
 // The NCCL backend at world size 1 on one GPU (the real path: NCCL initialised through the rendezvous, collectives
 // on hsa's stream): each collective is the identity, the gradient sync gives back the same gradients in f32,
-// and `hsa train --dist nccl` follows the loss curve of the same run without a backend. Several GPUs:
+// and `hsa train --dist nccl` (also with --zero1, the sharded optimizer) follows the loss curve of the same run
+// without a backend. Several GPUs:
 // tests/multigpu.
 #include "gpu/parity.h"
 #include "common/temp_dir.h"
@@ -71,10 +72,11 @@ TEST(Nccl, TrainingThroughNcclFollowsTheRunWithoutABackend) {
   HSA_REQUIRE_GPU();
   if (!dist::nccl_available()) GTEST_SKIP() << "built without NCCL";
   TempDir tmp;
-  auto run = [&](const std::string& backend) {
+  auto run = [&](const std::string& backend, bool zero1 = false) {
     TrainOptions o;
     o.config_path = std::string(HSA_SOURCE_DIR) + "/configs/tiny.json";
-    o.out_dir = tmp.file(backend.c_str());
+    o.out_dir = tmp.file((backend + (zero1 ? "-zero1" : "")).c_str());
+    o.zero1 = zero1;
     o.tasks = {"passkey"};
     o.batch = 4;
     o.seq_len = 256;
@@ -88,13 +90,21 @@ TEST(Nccl, TrainingThroughNcclFollowsTheRunWithoutABackend) {
     o.dist = backend;
     return train(o).losses;
   };
-  const std::vector<double> plain = run("none"), nccl = run("nccl");
+  const std::vector<double> plain = run("none"), nccl = run("nccl"), zero1 = run("nccl", true);
   ASSERT_EQ(plain.size(), nccl.size());
+  ASSERT_EQ(plain.size(), zero1.size());
   // The same computation (bf16 gradients converted to f32 exactly, divided by 1): only the GPU's own
   // run-to-run differences (atomics) separate the curves.
   double worst = 0;
-  for (size_t i = 0; i < plain.size(); ++i) worst = std::max(worst, std::abs(nccl[i] - plain[i]) / plain[i]);
-  std::printf("nccl vs none over %zu steps: worst relative loss gap %.3g\n", plain.size(), worst);
+  double worst_zero1 = 0;
+  for (size_t i = 0; i < plain.size(); ++i) {
+    worst = std::max(worst, std::abs(nccl[i] - plain[i]) / plain[i]);
+    worst_zero1 = std::max(worst_zero1, std::abs(zero1[i] - plain[i]) / plain[i]);
+  }
+  std::printf("over %zu steps, worst relative loss gap to no backend: nccl %.3g, nccl + zero1 %.3g\n", plain.size(),
+              worst, worst_zero1);
   EXPECT_LT(worst, 1e-2);
+  EXPECT_LT(worst_zero1, 1e-2);
   EXPECT_NEAR(nccl[0], plain[0], 1e-3 * plain[0]);
+  EXPECT_NEAR(zero1[0], plain[0], 1e-3 * plain[0]);
 }

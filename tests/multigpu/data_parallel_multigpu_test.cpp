@@ -1,7 +1,8 @@
 // Data parallelism on several GPUs of one host (ctest label multigpu; skipped with fewer than 2 GPUs):
 //   - NCCL collectives across every GPU (up to 8), one process each: this test binary starts copies of itself
 //     as the ranks (MultiGpuWorker.*, which skip unless HSA_MULTIGPU_WORKER is set);
-//   - `hsa train` on 2 GPUs x batch b follows 1 GPU x batch 2b within bf16 tolerance, and rank 0 alone logs.
+//   - `hsa train` on 2 GPUs x batch b follows 1 GPU x batch 2b within bf16 tolerance, and rank 0 alone logs;
+//     with --zero1 (sharded optimizer state) it follows the plain 2-GPU run.
 // The throughput of each is printed for the record (docs/results.md).
 #include "common/launch_ranks.h"
 #include "common/temp_dir.h"
@@ -113,7 +114,7 @@ TEST(MultiGpu, CollectivesAcrossEveryGpu) {
 TEST(MultiGpu, TwoGpusTrainLikeOneWithTwiceTheBatch) {
   HSA_REQUIRE_GPUS(2);
   TempDir tmp;
-  auto args = [&](const std::string& out, int batch, const char* dist) {
+  auto args = [&](const std::string& out, int batch, const std::string& dist) {
     return "'" + hsa_cli() + "' train -c '" HSA_SOURCE_DIR "/configs/tiny.json' -o '" + tmp.file(out.c_str()) +
            "' --task passkey --phrasings legacy --answer-weight 1 -b " + std::to_string(batch) +
            " -L 256 -s 30 --lr 3e-3 --warmup 5 --eval-every 0 --save-every 0 --seed 3 -q --device cuda --dist " +
@@ -125,7 +126,19 @@ TEST(MultiGpu, TwoGpusTrainLikeOneWithTwiceTheBatch) {
   ASSERT_EQ(two.codes.size(), 2u);
   for (int r = 0; r < 2; ++r) ASSERT_EQ(two.codes[size_t(r)], 0) << "rank " << r << ":\n" << two.outputs[size_t(r)];
 
-  const std::vector<LogLine> a = read_log(tmp.file("one")), b = read_log(tmp.file("two"));
+  RankRuns zero1 = launch_ranks(tmp.path, 2, args("zero1", 4, "nccl --zero1"));
+  ASSERT_EQ(zero1.codes.size(), 2u);
+  for (int r = 0; r < 2; ++r) ASSERT_EQ(zero1.codes[size_t(r)], 0) << "rank " << r << ":\n" << zero1.outputs[size_t(r)];
+
+  const std::vector<LogLine> a = read_log(tmp.file("one")), b = read_log(tmp.file("two")),
+                             z = read_log(tmp.file("zero1"));
+  ASSERT_EQ(z.size(), 30u);
+  // ZeRO-1 makes plain data parallelism's update (to rounding), so its curve stays on the 2-GPU one.
+  double worst_zero1 = 0;
+  for (size_t i = 0; i < 30; ++i) worst_zero1 = std::max(worst_zero1, std::abs(z[i].loss - b[i].loss) / b[i].loss);
+  std::printf("2 GPUs with --zero1 vs without: worst relative loss gap %.3g; tokens/s %.0f\n", worst_zero1,
+              z.back().tokens_per_s);
+  EXPECT_NEAR(z[0].loss, b[0].loss, 1e-2 * b[0].loss);
   ASSERT_EQ(a.size(), 30u);
   ASSERT_EQ(b.size(), 30u);  // rank 0 alone logged
   // bf16 compute, MoE routing and the tiny config's aux loss per process: the first step agrees closely, the
