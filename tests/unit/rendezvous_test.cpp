@@ -1,12 +1,16 @@
-// The TCP rendezvous and the tcp communicator, with one thread per rank on loopback.
+// The TCP rendezvous, the tcp communicator and the sharded optimizer, with one thread per rank on loopback.
 #include "dist/communicator.h"
 #include "dist/rendezvous.h"
+#include "dist/sharded_adamw.h"
+#include "ops/elementwise.h"
+#include "train/optimizer.h"
 
 #include "common/error_text.h"
 #include "common/free_port.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -166,6 +170,71 @@ TEST(Communicator, BackendChoiceErrors) {
   auto local = make_local_communicator(Device::cpu);
   EXPECT_TRUE(has(hsa::testing::error_of([&] { local->all_reduce_sum(wrong); }),
                   "all_reduce_sum: t must be a contiguous f32 tensor on cpu"));
+}
+
+// ZeRO-1 on 3 ranks (tcp): parameters of 7 + 5 + 4 elements padded to 18, so slices of 6 cut through
+// parameters; a 1-D parameter (no weight decay), clipping on. Each rank has other gradients; the sharded update
+// must equal AdamW on the mean gradients, and state() must equal AdamW's state, for three steps.
+TEST(ShardedAdamW, EqualsAdamWOnTheMeanGradients) {
+  const int world = 3, port = free_port();
+  auto params = [] {
+    TensorMap p;
+    p["a.weight"] = Tensor::from_values({0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7}, {7, 1});
+    p["b.norm"] = Tensor::from_values({1, 1.5, 0.5, -1, 2}, {5});
+    p["c.weight"] = Tensor::from_values({0.9, -0.8, 0.7, -0.6}, {2, 2});
+    return p;
+  };
+  auto grads_of = [&](int rank, int step) {
+    TensorMap g;
+    for (const auto& [name, t] : params()) {
+      std::vector<double> v(static_cast<size_t>(t.numel()));
+      for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(double(rank * 31 + step * 7 + int(i)) + double(name.size()));
+      g[name] = Tensor::from_values(v, t.shape());
+    }
+    return g;
+  };
+  const ops::AdamWConfig config{1e-2, 0.9, 0.95, 1e-8, 0.1};
+  const double clip = 1.0;  // the mean gradients' norm is above 1: clipping changes the update
+  // The reference: one AdamW on the mean of the three ranks' gradients.
+  TensorMap want = params();
+  AdamW adam(config);
+  std::vector<double> want_norms;
+  for (int step = 0; step < 3; ++step) {
+    TensorMap mean;
+    for (int r = 0; r < world; ++r)
+      for (const auto& [name, g] : grads_of(r, step)) {
+        if (!mean.count(name)) mean[name] = Tensor::zeros(g.shape());
+        ops::add_(mean[name], g, 1.0 / world);
+      }
+    want_norms.push_back(clip_grad_norm(mean, clip));
+    adam.step(want, mean, config.lr);
+  }
+  for (double norm : want_norms) EXPECT_GT(norm, clip);
+  std::vector<TensorMap> got(world), states(world);
+  std::vector<std::vector<double>> norms(world);
+  auto errors = run_ranks(world, [&](int r) {
+    auto comm = make_communicator("tcp", env_of(r, world, port), Device::cpu, milliseconds(10000));
+    TensorMap master = params();
+    ShardedAdamW sharded(*comm, config, master);
+    EXPECT_EQ(sharded.shard_size(), 6);
+    for (int step = 0; step < 3; ++step) norms[size_t(r)].push_back(sharded.step(grads_of(r, step), config.lr, clip));
+    got[size_t(r)] = master;
+    states[size_t(r)] = sharded.state();
+  });
+  const TensorMap want_state = adam.state();
+  for (int r = 0; r < world; ++r) {
+    ASSERT_EQ(errors[size_t(r)], "") << "rank " << r;
+    for (int step = 0; step < 3; ++step) EXPECT_NEAR(norms[size_t(r)][size_t(step)], want_norms[size_t(step)], 1e-5);
+    for (const auto& [name, t] : want) {
+      std::vector<double> w = t.to_vector(), g = got[size_t(r)].at(name).to_vector();
+      for (size_t i = 0; i < w.size(); ++i) EXPECT_NEAR(g[i], w[i], 1e-6) << "rank " << r << " " << name << " " << i;
+    }
+    ASSERT_EQ(states[size_t(r)].size(), want_state.size());
+    for (const auto& [name, t] : want_state) {
+      std::vector<double> w = t.to_vector(), g = states[size_t(r)].at(name).to_vector();
+      for (size_t i = 0; i < w.size(); ++i) EXPECT_NEAR(g[i], w[i], 1e-6) << "rank " << r << " " << name << " " << i;
+    }
+  }
 }
 
 }  // namespace
