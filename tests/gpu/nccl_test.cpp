@@ -13,13 +13,19 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 
 using namespace hsa;
 using namespace hsa::testing;
 
 namespace {
 
+// NVLink multicast stays off in NCCL (on shared machines a program using it can take the host's GPUs out of
+// service); one GPU never uses it, but the setting must hold wherever NCCL starts.
+void nvlink_multicast_off() { ::setenv("NCCL_NVLS_ENABLE", "0", 1); }
+
 std::unique_ptr<dist::Communicator> nccl_world_of_one() {
+  nvlink_multicast_off();
   dist::LaunchEnv env;  // world size 1: the rendezvous connects nothing, NCCL still makes a communicator
   return dist::make_communicator("nccl", env, Device::cuda, std::chrono::milliseconds(30000));
 }
@@ -71,6 +77,7 @@ TEST(Nccl, GradientSyncKeepsBf16GradientsAsF32AcrossBuckets) {
 TEST(Nccl, TrainingThroughNcclFollowsTheRunWithoutABackend) {
   HSA_REQUIRE_GPU();
   if (!dist::nccl_available()) GTEST_SKIP() << "built without NCCL";
+  nvlink_multicast_off();
   TempDir tmp;
   auto run = [&](const std::string& backend, bool zero1 = false) {
     TrainOptions o;

@@ -25,6 +25,10 @@ namespace {
 
 bool is_worker() { return std::getenv("HSA_MULTIGPU_WORKER") != nullptr; }
 
+// Every process these tests start runs with NVLink multicast off in NCCL: on shared machines a program using it
+// can take the host's GPUs out of service.
+const std::string kNcclEnv = "NCCL_NVLS_ENABLE=0";
+
 // The `hsa` command: HSA_CLI when set (a build carried to another machine), else the one built beside this test.
 std::string hsa_cli() {
   const char* env = std::getenv("HSA_CLI");
@@ -106,7 +110,7 @@ TEST(MultiGpu, CollectivesAcrossEveryGpu) {
   TempDir tmp;
   const int world = std::min(cuda::device_count(), 8);
   RankRuns runs = launch_ranks(tmp.path, world, "'/proc/" + std::to_string(::getpid()) + "/exe' "
-                               "--gtest_filter=MultiGpuWorker.Collectives", "HSA_MULTIGPU_WORKER=1");
+                               "--gtest_filter=MultiGpuWorker.Collectives", kNcclEnv + " HSA_MULTIGPU_WORKER=1");
   ASSERT_EQ(runs.codes.size(), size_t(world));
   for (int r = 0; r < world; ++r) EXPECT_EQ(runs.codes[size_t(r)], 0) << "rank " << r << ":\n" << runs.outputs[size_t(r)];
 }
@@ -120,13 +124,13 @@ TEST(MultiGpu, TwoGpusTrainLikeOneWithTwiceTheBatch) {
            " -L 256 -s 30 --lr 3e-3 --warmup 5 --eval-every 0 --save-every 0 --seed 3 -q --device cuda --dist " +
            dist;
   };
-  RankRuns one = launch_ranks(tmp.path, 1, args("one", 8, "none"));
+  RankRuns one = launch_ranks(tmp.path, 1, args("one", 8, "none"), kNcclEnv);
   ASSERT_EQ(one.codes, std::vector<int>{0}) << one.outputs.at(0);
-  RankRuns two = launch_ranks(tmp.path, 2, args("two", 4, "nccl"));
+  RankRuns two = launch_ranks(tmp.path, 2, args("two", 4, "nccl"), kNcclEnv);
   ASSERT_EQ(two.codes.size(), 2u);
   for (int r = 0; r < 2; ++r) ASSERT_EQ(two.codes[size_t(r)], 0) << "rank " << r << ":\n" << two.outputs[size_t(r)];
 
-  RankRuns zero1 = launch_ranks(tmp.path, 2, args("zero1", 4, "nccl --zero1"));
+  RankRuns zero1 = launch_ranks(tmp.path, 2, args("zero1", 4, "nccl --zero1"), kNcclEnv);
   ASSERT_EQ(zero1.codes.size(), 2u);
   for (int r = 0; r < 2; ++r) ASSERT_EQ(zero1.codes[size_t(r)], 0) << "rank " << r << ":\n" << zero1.outputs[size_t(r)];
 
