@@ -1,0 +1,126 @@
+#include "model/spilled_pages.h"
+
+#include "tensor/device_memory.h"
+
+#ifdef HSA_WITH_CUDA
+#include "cuda/page_copy.h"
+#endif
+
+#include <cstring>
+
+namespace hsa {
+
+namespace {
+// The disk tier grows by this many pages at a time (one posix_fallocate + mmap each).
+constexpr int64_t kPagesPerSegment = 64;
+}  // namespace
+
+SpilledPages::SpilledPages(const MemoryTiers& tiers, const Shape& page_shape, DType dtype, Device device)
+    : tiers_(tiers), page_shape_(page_shape), dtype_(dtype), device_(device) {
+  page_bytes_ = 2 * static_cast<size_t>(shape_numel(page_shape)) * dtype_size(dtype);
+  host_capacity_ = pages_in(tiers.host_budget, page_bytes_);
+}
+
+SpilledPages::~SpilledPages() {
+  for (char* b : host_blocks_) {
+#ifdef HSA_WITH_CUDA
+    if (device_ == Device::cuda) {
+      cuda::pinned_free(b);
+      continue;
+    }
+#endif
+    std::free(b);
+  }
+}
+
+char* SpilledPages::new_page() {
+  if (size() < host_capacity_) {
+    char* b = nullptr;
+#ifdef HSA_WITH_CUDA
+    if (device_ == Device::cuda) b = static_cast<char*>(cuda::pinned_alloc(page_bytes_));
+#endif
+    if (!b) b = static_cast<char*>(std::malloc(page_bytes_));
+    HSA_CHECK(b, "chunk memory: cannot allocate a {}-byte host page", page_bytes_);
+    host_blocks_.push_back(b);
+    return b;
+  }
+  HSA_CHECK(!tiers_.disk_dir.empty(),
+            "chunk memory: {} chunks exceed the memory budgets ({} bytes where the model runs, {} bytes of host "
+            "memory) and no disk directory was given (--disk-dir)",
+            size() + 1, tiers_.device_budget, tiers_.host_budget);
+  if (!disk_) disk_ = std::make_unique<ScratchFile>(tiers_.disk_dir, "--disk-dir", kPagesPerSegment * page_bytes_);
+  return disk_->at(static_cast<size_t>(disk_pages()) * page_bytes_, page_bytes_);
+}
+
+void SpilledPages::append(const Tensor& k, const Tensor& v) {
+  HSA_CHECK(k.shape() == page_shape_ && v.shape() == page_shape_ && k.dtype() == dtype_ && v.dtype() == dtype_,
+            "SpilledPages::append: expected two {} {} pages, got keys {} {} and values {} {}", shape_str(page_shape_),
+            dtype_name(dtype_), shape_str(k.shape()), dtype_name(k.dtype()), shape_str(v.shape()),
+            dtype_name(v.dtype()));
+  char* page = new_page();
+  Tensor kc = k.contiguous(), vc = v.contiguous();
+  const size_t half = page_bytes_ / 2;
+  copy_bytes(page, Device::cpu, kc.raw_data(), kc.device(), half);  // device->host waits for the producer
+  copy_bytes(page + half, Device::cpu, vc.raw_data(), vc.device(), half);
+  pages_.push_back(page);
+}
+
+void SpilledPages::append_copy(const SpilledPages& other, int64_t i) {
+  HSA_CHECK(other.page_bytes_ == page_bytes_ && i >= 0 && i < other.size(),
+            "SpilledPages::append_copy: page {} of {} ({} bytes each, want {})", i, other.size(), other.page_bytes_,
+            page_bytes_);
+  char* page = new_page();
+  std::memcpy(page, other.pages_[i], page_bytes_);
+  pages_.push_back(page);
+}
+
+// dst_here / src_here: the address is where the model runs (else in host memory); only cuda needs to know.
+void SpilledPages::copy(void* dst, bool dst_here, const void* src, bool src_here, size_t bytes) {
+#ifdef HSA_WITH_CUDA
+  if (device_ == Device::cuda) return cuda::side_copy(dst, dst_here, src, src_here, bytes);
+#endif
+  (void)dst_here, (void)src_here;
+  std::memcpy(dst, src, bytes);
+}
+
+void SpilledPages::fetch(int64_t i, void* k_dst, void* v_dst) {
+  HSA_CHECK(i >= 0 && i < size(), "SpilledPages::fetch: page {} of {}", i, size());
+  const size_t half = page_bytes_ / 2;
+  ++stats_.fetched;
+  if (tiers_.cache_pages > 0) {
+    if (!cache_.defined()) {
+      Shape shape{tiers_.cache_pages, 2};
+      shape.insert(shape.end(), page_shape_.begin(), page_shape_.end());
+      cache_ = Tensor::empty(shape, dtype_, device_);
+    }
+    auto it = cached_.find(i);
+    int64_t slot;
+    if (it != cached_.end()) {
+      ++stats_.cache_hits;
+      slot = it->second.first;
+      lru_.erase(it->second.second);
+    } else {
+      ++(i < host_capacity_ ? stats_.host_reads : stats_.disk_reads);
+      if (static_cast<int64_t>(cached_.size()) < tiers_.cache_pages) {
+        slot = static_cast<int64_t>(cached_.size());
+      } else {  // evict the least recently used page
+        int64_t victim = lru_.back();
+        lru_.pop_back();
+        slot = cached_.at(victim).first;
+        cached_.erase(victim);
+      }
+      copy(static_cast<char*>(cache_.raw_data()) + slot * page_bytes_, true, pages_[i], false, page_bytes_);
+    }
+    lru_.push_front(i);
+    cached_[i] = {slot, lru_.begin()};
+    const char* src = static_cast<const char*>(cache_.raw_data()) + slot * page_bytes_;
+    copy(k_dst, true, src, true, half);
+    copy(v_dst, true, src + half, true, half);
+    return;
+  }
+  ++(i < host_capacity_ ? stats_.host_reads : stats_.disk_reads);
+  copy(k_dst, true, pages_[i], false, half);
+  copy(v_dst, true, pages_[i] + half, false, half);
+}
+
+}  // namespace hsa
