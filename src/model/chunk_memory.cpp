@@ -142,22 +142,21 @@ void ChunkMemory::append(const Tensor& k, const Tensor& v, const Tensor& lmk) {
   }
   const int64_t none = std::numeric_limits<int64_t>::max();
   const int64_t res_used = std::min(chunks_, resident_cap_), res_needed = std::min(chunks_ + n, resident_cap_);
-  // Claim the tail [chunks_, chunks_ + n) of the shared buffers; another copy may have written there already.
+  // Claim the tail [chunks_, chunks_ + n) of the shared buffers and pages; another copy may have written there.
   int64_t expected = chunks_;
-  bool fits = k_.defined() && std::min(k_.dim(1), resident_cap_) >= res_needed;
-  bool owned = fits && written_ && written_->compare_exchange_strong(expected, chunks_ + n);
+  const bool owned = written_ && written_->compare_exchange_strong(expected, chunks_ + n);
+  if (res_needed > 0 && (!owned || !k_.defined() || k_.dim(1) < res_needed)) {
+    k_ = regrow(k_, k, res_used, res_needed, resident_cap_);
+    v_ = regrow(v_, v, res_used, res_needed, resident_cap_);
+  } else if (!k_.defined()) {  // a zero budget: an empty buffer still records the shape, dtype and device
+    Shape shape = k.shape();
+    shape[1] = 0;
+    k_ = Tensor::empty(shape, k.dtype(), k.device());
+    v_ = Tensor::empty(shape, v.dtype(), v.device());
+  }
+  if (!owned || !lmk_.defined() || lmk_.dim(1) < chunks_ + n) lmk_ = regrow(lmk_, lmk, chunks_, chunks_ + n, none);
   if (!owned) {
-    if (res_needed > 0) {
-      k_ = regrow(k_, k, res_used, res_needed, resident_cap_);
-      v_ = regrow(v_, v, res_used, res_needed, resident_cap_);
-    } else if (!k_.defined()) {  // a zero budget: keep an empty buffer for the shape, dtype and device
-      Shape shape = k.shape();
-      shape[1] = 0;
-      k_ = Tensor::empty(shape, k.dtype(), k.device());
-      v_ = Tensor::empty(shape, v.dtype(), v.device());
-    }
-    lmk_ = regrow(lmk_, lmk, chunks_, chunks_ + n, none);
-    if (spill_) {  // another copy may append to the shared pages: keep our own copies of ours
+    if (spill_) {  // another copy may append to the shared pages: keep copies of ours
       auto forked = std::make_shared<SpilledPages>(tiers_, Shape{k.dim(2), k.dim(3), k.dim(4)}, k.dtype(), k.device());
       for (int64_t i = 0; i < chunks_ - resident_cap_; ++i) forked->append_copy(*spill_, i);
       spill_ = std::move(forked);
