@@ -57,8 +57,11 @@ void expect_identical(const Generation& want, const Generation& got) {
   EXPECT_EQ(want.tokens, got.tokens);
 }
 
-Model tiny_model(const char* config, uint64_t seed) {
-  ModelConfig c = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/" + config);
+// configs/micro.json, with more KV heads or the chunk encoder when asked (small enough for a loaded machine).
+Model micro_model(uint64_t seed, int64_t kv_heads = 1, int64_t encoder_layers = 0) {
+  ModelConfig c = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json");
+  c.num_key_value_heads = kv_heads;
+  c.chunk_encoder_layers = encoder_layers;
   return Model(c, init_parameters(c, seed, DType::f32));
 }
 
@@ -69,17 +72,17 @@ size_t entries_in(const std::filesystem::path& dir) {
 }  // namespace
 
 TEST(TieredSession, DiskPagesGiveTheLogitsAndTokensOfTheResidentMemory) {
-  Model model = tiny_model("tiny.json", 11);
+  Model model = micro_model(11, 2);
   const ModelConfig& c = model.config();
   TempDir dir;
-  // 21 complete chunks and 13 tokens of a 22nd: the prompt ends inside a chunk.
-  std::vector<int32_t> prompt = random_tokens(21 * c.chunk_size + 13, 5, 260);
+  // 41 complete chunks and 5 tokens of a 42nd: the prompt ends inside a chunk.
+  std::vector<int32_t> prompt = random_tokens(41 * c.chunk_size + 5, 5, 260);
   MemoryTiers tiers;
   tiers.device_budget = 3 * page_bytes(c, DType::f32) + 5;  // 3 pages in RAM, the rest on disk
   tiers.disk_dir = dir.path.string();
   tiers.cache_pages = 2;
-  tiers.staging_pages = 9;  // a long segment selects more: it is cut into pieces
-  for (int64_t segment : {int64_t(1000), 3 * c.chunk_size, int64_t(45)}) {
+  tiers.staging_pages = 5;  // a long segment selects more: it is cut into pieces
+  for (int64_t segment : {int64_t(1000), 3 * c.chunk_size, int64_t(13)}) {
     SCOPED_TRACE(segment);
     Generation want = generate(model, prompt, segment, 12, nullptr);
     Generation got = generate(model, prompt, segment, 12, &tiers);
@@ -94,18 +97,19 @@ TEST(TieredSession, DiskPagesGiveTheLogitsAndTokensOfTheResidentMemory) {
   }
 }
 
-TEST(TieredSession, HostThenDiskTiersWithTheChunkEncoder) {
-  Model model = tiny_model("tiny-encoder.json", 12);
+TEST(TieredSession, HostThenDiskTiersWithTheChunkEncoderAndTwoHeads) {
+  // Two KV heads: a page holds both, so a chunk selected by both heads is fetched once.
+  Model model = micro_model(12, 2, 1);
   const ModelConfig& c = model.config();
   TempDir dir;
-  std::vector<int32_t> prompt = random_tokens(12 * c.chunk_size + 7, 6, 260);
+  std::vector<int32_t> prompt = random_tokens(9 * c.chunk_size + 7, 6, 260);
   MemoryTiers tiers;
   tiers.device_budget = 2 * page_bytes(c, DType::f32);
   tiers.host_budget = 4 * page_bytes(c, DType::f32);
   tiers.disk_dir = dir.path.string();
   tiers.cache_pages = 0;  // no cache: every spilled page is read from its tier
-  Generation want = generate(model, prompt, 2 * c.chunk_size, 20, nullptr);
-  Generation got = generate(model, prompt, 2 * c.chunk_size, 20, &tiers);
+  Generation want = generate(model, prompt, 2 * c.chunk_size, 8, nullptr);
+  Generation got = generate(model, prompt, 2 * c.chunk_size, 8, &tiers);
   expect_identical(want, got);
   EXPECT_EQ(got.usage.device_pages, 2);
   EXPECT_EQ(got.usage.host_pages, 4);
@@ -116,7 +120,7 @@ TEST(TieredSession, HostThenDiskTiersWithTheChunkEncoder) {
 }
 
 TEST(TieredSession, ZeroBudgetKeepsOnlyLandmarks) {
-  Model model = tiny_model("tiny.json", 13);
+  Model model = micro_model(13);
   TempDir dir;
   std::vector<int32_t> prompt = random_tokens(6 * model.config().chunk_size + 1, 7, 260);
   MemoryTiers tiers;
@@ -130,7 +134,7 @@ TEST(TieredSession, ZeroBudgetKeepsOnlyLandmarks) {
 }
 
 TEST(TieredSession, NoDiskDirectoryAndTooLittleMemoryFailsClearly) {
-  Model model = tiny_model("tiny.json", 14);
+  Model model = micro_model(14);
   MemoryTiers tiers;
   tiers.device_budget = page_bytes(model.config(), DType::f32);
   Session session(model);
@@ -141,7 +145,7 @@ TEST(TieredSession, NoDiskDirectoryAndTooLittleMemoryFailsClearly) {
 }
 
 TEST(TieredSession, BadDiskDirectoryIsOneLineAndTouchesNothing) {
-  Model model = tiny_model("tiny.json", 15);
+  Model model = micro_model(15);
   TempDir dir;
   const std::string file = dir.file("not-a-dir");
   std::ofstream(file) << "keep me";
@@ -162,7 +166,7 @@ TEST(TieredSession, BadDiskDirectoryIsOneLineAndTouchesNothing) {
 }
 
 TEST(TieredSession, ResumingFromAPrefixForksTheSpilledPages) {
-  Model model = tiny_model("tiny.json", 16);
+  Model model = micro_model(16);
   const int64_t S = model.config().chunk_size;
   TempDir dir;
   MemoryTiers tiers;
