@@ -91,6 +91,7 @@ Tensor Session::restore(const SavedState& saved, int64_t position) {
   tokens_.assign(saved.tokens.begin(), saved.tokens.begin() + position);
   if (position == n) {
     state_ = saved.state;
+    retier();
     return saved.logits;
   }
   auto it = saved.windows.find(position);
@@ -103,10 +104,23 @@ Tensor Session::restore(const SavedState& saved, int64_t position) {
   if (position > 0) {
     state_.memory.memory = saved.state.memory.memory;  // shares the buffers: the first chunks never change
     state_.memory.memory.truncate(position / S);
+    retier();
     state_.kv = it->second;
     state_.position = position;
   }
   return Tensor();
+}
+
+void Session::retier() {
+  ChunkMemory& m = state_.memory.memory;
+  const MemoryTiers& have = m.tiers();
+  if (have.enabled() == tiers_.enabled() && have.device_budget == tiers_.device_budget &&
+      have.host_budget == tiers_.host_budget && have.disk_dir == tiers_.disk_dir)
+    return;
+  ChunkMemory moved;  // e.g. a state loaded from a file: its pages go to this session's tiers
+  moved.set_tiers(tiers_);
+  if (m.num_chunks() > 0) moved.append(m.mem_k(), m.mem_v(), m.landmarks());
+  m = std::move(moved);
 }
 
 void Session::reset() {

@@ -71,6 +71,7 @@ class Session {
   MemoryTiers tiers_;
   std::vector<int32_t> tokens_;
   std::map<int64_t, std::vector<KvHistory>> windows_;
+  void retier();  // moves a restored chunk memory into this session's tiers when it has others
 };
 
 }  // namespace hsa
