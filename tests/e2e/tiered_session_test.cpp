@@ -194,3 +194,22 @@ TEST(TieredSession, ResumingFromAPrefixForksTheSpilledPages) {
   ref.prefill(a, 2 * S);
   EXPECT_EQ(max_abs_diff(again.step(7), ref.step(7)), 0.0);
 }
+
+TEST(TieredSession, ARestoredResidentStateMovesIntoTheSessionsTiers) {
+  Model model = micro_model(17, 2);
+  const int64_t S = model.config().chunk_size;
+  TempDir dir;
+  std::vector<int32_t> prompt = random_tokens(9 * S + 3, 12, 260);
+  Session resident(model);
+  Tensor logits = resident.prefill(prompt, 4 * S);
+  SavedState saved = resident.save(logits);  // what a state file holds: one resident memory
+  MemoryTiers tiers;
+  tiers.device_budget = page_bytes(model.config(), DType::f32);
+  tiers.disk_dir = dir.path.string();
+  Session tiered(model);
+  tiered.set_memory_tiers(tiers);
+  EXPECT_EQ(max_abs_diff(tiered.restore(saved, static_cast<int64_t>(prompt.size())), logits), 0.0);
+  EXPECT_EQ(tiered.memory_usage().device_pages, 1);
+  EXPECT_EQ(tiered.memory_usage().disk_pages, 8);
+  for (int32_t t : {5, 77, 201}) EXPECT_EQ(max_abs_diff(tiered.step(t), resident.step(t)), 0.0) << t;
+}

@@ -5,6 +5,7 @@
 #include "common/hsa_indices.h"
 #include "common/temp_dir.h"
 #include "model/chunk_memory.h"
+#include "model/placement.h"
 #include "model/tiered_attention.h"
 #include "util/scratch_file.h"
 
@@ -183,4 +184,34 @@ TEST(TieredAttention, CompactPiecesAreBitIdenticalToTheWholeMemory) {
     if (staging == 1000) EXPECT_EQ(attn.pieces(), 1);
     EXPECT_EQ(values(attn.forward(q, weights, 0.7)), values(want.out)) << staging;
   }
+}
+
+TEST(MemoryTiers, CudaDefaultBudgetLeavesRoomForWeightsAndActivations) {
+  ModelConfig c = tiny();
+  Placement gpu{Device::cuda, DType::bf16, "test GPU"};
+  const size_t page = page_bytes(c, DType::bf16), weights = 100u << 20;
+  const int64_t positions = 1 << 20, chunks = positions / c.chunk_size, segment = 4096;
+  // Plenty of memory: everything stays on the GPU, no tiers.
+  MemoryTiers roomy = choose_memory_tiers(c, gpu, TierRequest{}, weights, segment, positions, size_t(64) << 30);
+  EXPECT_FALSE(roomy.enabled());
+  // 384 MiB free: the pages get what is left after weights, activations, landmarks and the working set.
+  const size_t free = size_t(384) << 20;
+  MemoryTiers tight = choose_memory_tiers(c, gpu, TierRequest{}, weights, segment, positions, free);
+  ASSERT_TRUE(tight.enabled());
+  EXPECT_GT(tight.host_budget, 0u);
+  const size_t reserved = weights + activation_bytes_estimate(c, DType::bf16, segment) +
+                          2 * size_t(chunks) * landmark_bytes(c, DType::bf16) +
+                          size_t(tight.cache_pages + tight.staging_pages) * page;
+  EXPECT_LT(tight.device_budget + reserved, free);
+  EXPECT_GT(tight.device_budget, 0u);
+  EXPECT_LT(tight.device_budget, size_t(chunks) * page);
+  // A given budget is used as it is; on the cpu there is no default and no host tier.
+  TierRequest asked{12345, 0, "/tmp"};
+  EXPECT_EQ(choose_memory_tiers(c, gpu, asked, weights, segment, positions, free).device_budget, 12345u);
+  Placement cpu{Device::cpu, DType::f32, "cpu"};
+  EXPECT_FALSE(choose_memory_tiers(c, cpu, TierRequest{}, weights, segment, positions, free).enabled());
+  EXPECT_EQ(choose_memory_tiers(c, cpu, asked, weights, segment, positions, free).device_budget, 12345u);
+  TierRequest host_on_cpu{0, 1000, ""};
+  EXPECT_TRUE(has(error_of([&] { choose_memory_tiers(c, cpu, host_on_cpu, weights, segment, positions, free); }),
+                  "--host-budget is for --device cuda"));
 }
