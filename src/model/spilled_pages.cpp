@@ -11,7 +11,8 @@
 namespace hsa {
 
 namespace {
-// The disk tier grows by this many pages at a time (one posix_fallocate + mmap each).
+// The disk tier grows by this many pages at a time (one posix_fallocate + mmap each), and the host tier allocates
+// this many at a time (cudaHostAlloc is slow: one call per page would dominate a long prefill).
 constexpr int64_t kPagesPerSegment = 64;
 }  // namespace
 
@@ -35,14 +36,18 @@ SpilledPages::~SpilledPages() {
 
 char* SpilledPages::new_page() {
   if (size() < host_capacity_) {
-    char* b = nullptr;
+    const int64_t in_block = size() % kPagesPerSegment;
+    if (in_block == 0) {
+      const size_t bytes = static_cast<size_t>(std::min(kPagesPerSegment, host_capacity_ - size())) * page_bytes_;
+      char* b = nullptr;
 #ifdef HSA_WITH_CUDA
-    if (device_ == Device::cuda) b = static_cast<char*>(cuda::pinned_alloc(page_bytes_));
+      if (device_ == Device::cuda) b = static_cast<char*>(cuda::pinned_alloc(bytes));
 #endif
-    if (!b) b = static_cast<char*>(std::malloc(page_bytes_));
-    HSA_CHECK(b, "chunk memory: cannot allocate a {}-byte host page", page_bytes_);
-    host_blocks_.push_back(b);
-    return b;
+      if (!b) b = static_cast<char*>(std::malloc(bytes));
+      HSA_CHECK(b, "chunk memory: cannot allocate {} bytes of host memory for {} pages", bytes, bytes / page_bytes_);
+      host_blocks_.push_back(b);
+    }
+    return host_blocks_.back() + static_cast<size_t>(in_block) * page_bytes_;
   }
   HSA_CHECK(!tiers_.disk_dir.empty(),
             "chunk memory: {} chunks exceed the memory budgets ({} bytes where the model runs, {} bytes of host "

@@ -58,7 +58,7 @@ class SpilledPages {
   size_t page_bytes_;
   int64_t host_capacity_;
   std::vector<char*> pages_;      // host address of each page (host block or mapped file)
-  std::vector<char*> host_blocks_;  // host tier allocations, one per page
+  std::vector<char*> host_blocks_;  // host tier allocations, 64 pages each (the last may hold fewer)
   std::unique_ptr<ScratchFile> disk_;
   // LRU cache: slot tensor [cache_pages, 2, S, H, D] where the model runs; page -> slot; most recent first.
   Tensor cache_;
