@@ -1,6 +1,7 @@
 // Copies of chunk-memory pages for the tiered memory (docs/architecture.md "Chunk memory tiers"): pinned host
 // memory for the host tier, and a side stream on which the pages a segment selected travel to the GPU while the
-// main stream computes. Plain C++ header; only compiled in CUDA builds.
+// main stream computes. Plain C++ header, declared in every build (without CUDA, src/cuda_stub/no_cuda.cpp
+// defines each entry point to throw).
 //
 // Ordering: side_begin() makes the side stream wait for everything queued on stream() so far (the destination
 // buffers come from the stream-ordered caching allocator: a block handed out now may still be read by queued

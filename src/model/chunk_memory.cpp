@@ -69,13 +69,6 @@ TierUsage ChunkMemory::usage() const {
   return u;
 }
 
-void FetchedPages::wait() {
-#ifdef HSA_WITH_CUDA
-  cuda::wait_side(copied);
-  copied = {};
-#endif
-}
-
 FetchedPages ChunkMemory::fetch(std::vector<int32_t> chunks) const {
   HSA_CHECK(k_.defined() && k_.dim(0) == 1, "ChunkMemory::fetch: needs a memory of batch 1 with chunks, got {}",
             k_.defined() ? shape_str(k_.shape()) : "none");
@@ -84,11 +77,10 @@ FetchedPages ChunkMemory::fetch(std::vector<int32_t> chunks) const {
   shape[1] = static_cast<int64_t>(chunks.size());
   f.k = Tensor::empty(shape, k_.dtype(), k_.device());
   f.v = Tensor::empty(shape, v_.dtype(), v_.device());
-  const size_t half = static_cast<size_t>(k_.dim(2) * k_.dim(3) * k_.dim(4)) * dtype_size(k_.dtype());  // one chunk's keys
-  const bool on_device = k_.device() != Device::cpu;
-#ifdef HSA_WITH_CUDA
-  if (on_device) cuda::side_begin();
-#endif
+  // Bytes of one chunk's keys (from the shape: a zero budget leaves the buffers empty).
+  const size_t half = static_cast<size_t>(k_.dim(2) * k_.dim(3) * k_.dim(4)) * dtype_size(k_.dtype());
+  const Device device = k_.device();
+  side_copies_begin(device);
   char* kd = static_cast<char*>(f.k.raw_data());
   char* vd = static_cast<char*>(f.v.raw_data());
   const char* ks = static_cast<const char*>(k_.raw_data());
@@ -97,23 +89,13 @@ FetchedPages ChunkMemory::fetch(std::vector<int32_t> chunks) const {
     const int64_t c = chunks[u];
     HSA_CHECK(c >= 0 && c < chunks_, "ChunkMemory::fetch: chunk {} of {}", c, chunks_);
     if (c < resident_cap_) {
-#ifdef HSA_WITH_CUDA
-      if (on_device) {
-        cuda::side_copy(kd + u * half, true, ks + c * half, true, half);
-        cuda::side_copy(vd + u * half, true, vs + c * half, true, half);
-        continue;
-      }
-#endif
-      std::memcpy(kd + u * half, ks + c * half, half);
-      std::memcpy(vd + u * half, vs + c * half, half);
+      side_copy(device, kd + u * half, true, ks + c * half, true, half);
+      side_copy(device, vd + u * half, true, vs + c * half, true, half);
     } else {
       spill_->fetch(c - resident_cap_, kd + u * half, vd + u * half);
     }
   }
-  (void)on_device;
-#ifdef HSA_WITH_CUDA
-  if (on_device) f.copied = cuda::side_end();
-#endif
+  f.copied = side_copies_end(device);
   f.chunks = std::move(chunks);
   return f;
 }

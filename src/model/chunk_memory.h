@@ -18,10 +18,7 @@
 #include "model/layer_context.h"
 #include "model/memory_tiers.h"
 #include "model/spilled_pages.h"
-
-#ifdef HSA_WITH_CUDA
-#include "cuda/page_copy.h"
-#endif
+#include "tensor/device_memory.h"
 
 #include <atomic>
 #include <memory>
@@ -32,10 +29,8 @@ namespace hsa {
 struct FetchedPages {
   Tensor k, v;
   std::vector<int32_t> chunks;
-#ifdef HSA_WITH_CUDA
-  cuda::SideEvent copied;  // the side-stream copies; wait() orders the main stream after them
-#endif
-  void wait();  // before the first kernel that reads k or v (a no-op on the cpu)
+  SideCopies copied;  // wait() orders the compute stream after these copies
+  void wait() { wait_side_copies(copied); }  // before the first kernel that reads k or v
 };
 
 // Bytes and pages per tier, now.

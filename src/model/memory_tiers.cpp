@@ -46,7 +46,8 @@ std::string human_bytes(double bytes) {
 
 std::vector<std::string> describe_plan(const TierPlan& p, const std::string& device_name) {
   auto line = [&](const char* tier, int64_t pages) {
-    return fmt::format("  {:<22} {:>10} chunks  {:>12}", tier, pages, human_bytes(double(pages) * double(p.page_bytes)));
+    return fmt::format("  {:<22} {:>10} chunks  {:>12}", tier, pages,
+                       human_bytes(double(pages) * double(p.page_bytes)));
   };
   std::vector<std::string> out;
   out.push_back(fmt::format("  {:<22} {:>10} chunks  {:>12}  (always resident)", "landmarks (" + device_name + ")",

@@ -2,10 +2,6 @@
 
 #include "tensor/device_memory.h"
 
-#ifdef HSA_WITH_CUDA
-#include "cuda/page_copy.h"
-#endif
-
 #include <cstring>
 
 namespace hsa {
@@ -23,15 +19,7 @@ SpilledPages::SpilledPages(const MemoryTiers& tiers, const Shape& page_shape, DT
 }
 
 SpilledPages::~SpilledPages() {
-  for (char* b : host_blocks_) {
-#ifdef HSA_WITH_CUDA
-    if (device_ == Device::cuda) {
-      cuda::pinned_free(b);
-      continue;
-    }
-#endif
-    std::free(b);
-  }
+  for (char* b : host_blocks_) host_staging_free(device_, b);
 }
 
 char* SpilledPages::new_page() {
@@ -39,13 +27,7 @@ char* SpilledPages::new_page() {
     const int64_t in_block = size() % kPagesPerSegment;
     if (in_block == 0) {
       const size_t bytes = static_cast<size_t>(std::min(kPagesPerSegment, host_capacity_ - size())) * page_bytes_;
-      char* b = nullptr;
-#ifdef HSA_WITH_CUDA
-      if (device_ == Device::cuda) b = static_cast<char*>(cuda::pinned_alloc(bytes));
-#endif
-      if (!b) b = static_cast<char*>(std::malloc(bytes));
-      HSA_CHECK(b, "chunk memory: cannot allocate {} bytes of host memory for {} pages", bytes, bytes / page_bytes_);
-      host_blocks_.push_back(b);
+      host_blocks_.push_back(static_cast<char*>(host_staging_alloc(device_, bytes)));
     }
     return host_blocks_.back() + static_cast<size_t>(in_block) * page_bytes_;
   }
@@ -62,6 +44,7 @@ void SpilledPages::append(const Tensor& k, const Tensor& v) {
             "SpilledPages::append: expected two {} {} pages, got keys {} {} and values {} {}", shape_str(page_shape_),
             dtype_name(dtype_), shape_str(k.shape()), dtype_name(k.dtype()), shape_str(v.shape()),
             dtype_name(v.dtype()));
+  std::lock_guard<std::mutex> lock(mu_);
   char* page = new_page();
   Tensor kc = k.contiguous(), vc = v.contiguous();
   const size_t half = page_bytes_ / 2;
@@ -74,21 +57,14 @@ void SpilledPages::append_copy(const SpilledPages& other, int64_t i) {
   HSA_CHECK(other.page_bytes_ == page_bytes_ && i >= 0 && i < other.size(),
             "SpilledPages::append_copy: page {} of {} ({} bytes each, want {})", i, other.size(), other.page_bytes_,
             page_bytes_);
+  std::scoped_lock lock(mu_, other.mu_);
   char* page = new_page();
   std::memcpy(page, other.pages_[i], page_bytes_);
   pages_.push_back(page);
 }
 
-// dst_here / src_here: the address is where the model runs (else in host memory); only cuda needs to know.
-void SpilledPages::copy(void* dst, bool dst_here, const void* src, bool src_here, size_t bytes) {
-#ifdef HSA_WITH_CUDA
-  if (device_ == Device::cuda) return cuda::side_copy(dst, dst_here, src, src_here, bytes);
-#endif
-  (void)dst_here, (void)src_here;
-  std::memcpy(dst, src, bytes);
-}
-
 void SpilledPages::fetch(int64_t i, void* k_dst, void* v_dst) {
+  std::lock_guard<std::mutex> lock(mu_);
   HSA_CHECK(i >= 0 && i < size(), "SpilledPages::fetch: page {} of {}", i, size());
   const size_t half = page_bytes_ / 2;
   ++stats_.fetched;
@@ -114,18 +90,19 @@ void SpilledPages::fetch(int64_t i, void* k_dst, void* v_dst) {
         slot = cached_.at(victim).first;
         cached_.erase(victim);
       }
-      copy(static_cast<char*>(cache_.raw_data()) + slot * page_bytes_, true, pages_[i], false, page_bytes_);
+      char* slot_bytes = static_cast<char*>(cache_.raw_data()) + slot * page_bytes_;
+      side_copy(device_, slot_bytes, true, pages_[i], false, page_bytes_);
     }
     lru_.push_front(i);
     cached_[i] = {slot, lru_.begin()};
     const char* src = static_cast<const char*>(cache_.raw_data()) + slot * page_bytes_;
-    copy(k_dst, true, src, true, half);
-    copy(v_dst, true, src + half, true, half);
+    side_copy(device_, k_dst, true, src, true, half);
+    side_copy(device_, v_dst, true, src + half, true, half);
     return;
   }
   ++(i < host_capacity_ ? stats_.host_reads : stats_.disk_reads);
-  copy(k_dst, true, pages_[i], false, half);
-  copy(v_dst, true, pages_[i] + half, false, half);
+  side_copy(device_, k_dst, true, pages_[i], false, half);
+  side_copy(device_, v_dst, true, pages_[i] + half, false, half);
 }
 
 }  // namespace hsa

@@ -5,8 +5,9 @@
 //
 // Reads go through fetch(): the page is copied where the model runs, from a small LRU cache of recently used
 // pages when it is there (cache_pages of them), else from host memory or the mapped file (and then kept in the
-// cache). On cuda every copy goes on the side stream (cuda/page_copy.h); the caller orders the main stream after
-// them. A SpilledPages object is shared by the copies of a ChunkMemory; fetch() mutates only the cache.
+// cache). Every copy is a side copy (tensor/device_memory.h): the caller brackets fetches with
+// side_copies_begin/end and orders the compute stream after them. A SpilledPages object is shared by the copies
+// of a ChunkMemory (possibly on several threads): append and fetch hold a lock.
 #pragma once
 #include "model/memory_tiers.h"
 #include "util/scratch_file.h"
@@ -14,6 +15,7 @@
 #include <hsa/tensor.h>
 
 #include <list>
+#include <mutex>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -41,7 +43,10 @@ class SpilledPages {
   size_t page_bytes() const { return page_bytes_; }
   size_t bytes() const { return static_cast<size_t>(size()) * page_bytes_; }
   size_t cache_bytes() const { return cache_.defined() ? cache_.nbytes() : 0; }
-  const TierStats& stats() const { return stats_; }
+  TierStats stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
 
   // Appends one page from a chunk's keys and values ([S, H, D] each, on any device).
   void append(const Tensor& k, const Tensor& v);
@@ -65,8 +70,8 @@ class SpilledPages {
   std::list<int64_t> lru_;
   std::unordered_map<int64_t, std::pair<int64_t, std::list<int64_t>::iterator>> cached_;  // page -> (slot, lru pos)
   TierStats stats_;
+  mutable std::mutex mu_;
   char* new_page();
-  void copy(void* dst, bool dst_here, const void* src, bool src_here, size_t bytes);
 };
 
 }  // namespace hsa
