@@ -1,7 +1,7 @@
 // The chunk memory tier options shared by `hsa generate` and `hsa info` (model/memory_tiers.h,
 // docs/architecture.md "Chunk memory tiers"). Sizes take unit suffixes: 512M, 2G, 1GiB (powers of 1024).
 #pragma once
-#include "model/placement.h"
+#include "model/memory_plan.h"
 
 #include <CLI/CLI.hpp>
 

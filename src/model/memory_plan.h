@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace hsa {
 
@@ -39,5 +40,23 @@ MemoryPlan plan_memory(const Checkpoint& checkpoint, const Placement& placement)
 // The plan with the chunk memory laid out in `tiers` (the plain plan when the tiers are off).
 MemoryPlan plan_memory(const Checkpoint& checkpoint, const Placement& placement, size_t free_bytes,
                        const MemoryTiers& tiers);
+
+// What the user asked of the chunk memory tiers (--memory-budget, --host-budget, --disk-dir); 0 = not given.
+struct TierRequest {
+  size_t device_budget = 0;
+  size_t host_budget = 0;
+  std::string disk_dir;
+};
+
+// A rough upper bound on the activations of one prefill segment where the model runs (hidden states of a few
+// layers, attention and retrieval intermediates, the logits), so a default budget leaves room for them.
+size_t activation_bytes_estimate(const ModelConfig& config, DType dtype, int64_t segment);
+
+// The tiers for a run of `positions` positions. A given --memory-budget is used as it is. Without one, the cpu
+// keeps the whole memory in RAM (no tiers), and cuda takes as budget what the usable part of `free_bytes` leaves
+// after the weights, one segment's activations, the landmarks and the working set; the tiers stay off when the
+// whole memory fits in that. On cuda the host tier defaults to half the host's available memory.
+MemoryTiers choose_memory_tiers(const ModelConfig& config, const Placement& placement, const TierRequest& request,
+                                size_t weight_bytes, int64_t segment, int64_t positions, size_t free_bytes);
 
 }  // namespace hsa

@@ -5,7 +5,7 @@
 #include "common/hsa_indices.h"
 #include "common/temp_dir.h"
 #include "model/chunk_memory.h"
-#include "model/placement.h"
+#include "model/memory_plan.h"
 #include "model/tiered_attention.h"
 #include "util/scratch_file.h"
 
