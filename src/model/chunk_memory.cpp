@@ -9,22 +9,103 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace hsa {
 
-Tensor ChunkMemory::mem_k() const { return k_.defined() ? k_.slice(1, 0, chunks_) : Tensor(); }
-Tensor ChunkMemory::mem_v() const { return v_.defined() ? v_.slice(1, 0, chunks_) : Tensor(); }
 Tensor ChunkMemory::landmarks() const { return lmk_.defined() ? lmk_.slice(1, 0, chunks_) : Tensor(); }
 
+namespace {
+std::vector<int32_t> all_chunks(int64_t n) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int64_t c = 0; c < n; ++c) ids[static_cast<size_t>(c)] = static_cast<int32_t>(c);
+  return ids;
+}
+}  // namespace
+
+Tensor ChunkMemory::mem_k() const {
+  if (!k_.defined()) return Tensor();
+  if (fully_resident()) return k_.slice(1, 0, chunks_);
+  FetchedPages f = fetch(all_chunks(chunks_));
+  f.wait();
+  return f.k;
+}
+
+Tensor ChunkMemory::mem_v() const {
+  if (!v_.defined()) return Tensor();
+  if (fully_resident()) return v_.slice(1, 0, chunks_);
+  FetchedPages f = fetch(all_chunks(chunks_));
+  f.wait();
+  return f.v;
+}
+
 size_t ChunkMemory::bytes() const {
-  return (k_.defined() ? k_.nbytes() + v_.nbytes() + lmk_.nbytes() : 0);
+  size_t resident = k_.defined() ? k_.nbytes() + v_.nbytes() + lmk_.nbytes() : 0;
+  return resident + (spill_ ? spill_->bytes() : 0);
+}
+
+void ChunkMemory::set_tiers(const MemoryTiers& tiers) {
+  HSA_CHECK(chunks_ == 0 && !k_.defined(), "ChunkMemory::set_tiers: the memory already holds {} chunks", chunks_);
+  HSA_CHECK(tiers.staging_pages >= 1 && tiers.cache_pages >= 0,
+            "ChunkMemory::set_tiers: staging pages must be >= 1 (got {}) and cache pages >= 0 (got {})",
+            tiers.staging_pages, tiers.cache_pages);
+  tiers_ = tiers;
+}
+
+TierUsage ChunkMemory::usage() const {
+  TierUsage u;
+  u.device_pages = std::min(chunks_, resident_cap_);
+  u.device_bytes = k_.defined() ? k_.nbytes() + v_.nbytes() : 0;
+  u.landmark_bytes = lmk_.defined() ? lmk_.nbytes() : 0;
+  if (spill_ && chunks_ > resident_cap_) {
+    const int64_t spilled = chunks_ - resident_cap_;
+    u.host_pages = std::min(spilled, spill_->host_pages());
+    u.disk_pages = spilled - u.host_pages;
+    u.host_bytes = static_cast<size_t>(u.host_pages) * spill_->page_bytes();
+    u.disk_bytes = static_cast<size_t>(u.disk_pages) * spill_->page_bytes();
+    u.cache_bytes = spill_->cache_bytes();
+    u.stats = spill_->stats();
+  }
+  return u;
+}
+
+FetchedPages ChunkMemory::fetch(std::vector<int32_t> chunks) const {
+  HSA_CHECK(k_.defined() && k_.dim(0) == 1, "ChunkMemory::fetch: needs a memory of batch 1 with chunks, got {}",
+            k_.defined() ? shape_str(k_.shape()) : "none");
+  FetchedPages f;
+  Shape shape = k_.shape();
+  shape[1] = static_cast<int64_t>(chunks.size());
+  f.k = Tensor::empty(shape, k_.dtype(), k_.device());
+  f.v = Tensor::empty(shape, v_.dtype(), v_.device());
+  // Bytes of one chunk's keys (from the shape: a zero budget leaves the buffers empty).
+  const size_t half = static_cast<size_t>(k_.dim(2) * k_.dim(3) * k_.dim(4)) * dtype_size(k_.dtype());
+  const Device device = k_.device();
+  side_copies_begin(device);
+  char* kd = static_cast<char*>(f.k.raw_data());
+  char* vd = static_cast<char*>(f.v.raw_data());
+  const char* ks = static_cast<const char*>(k_.raw_data());
+  const char* vs = static_cast<const char*>(v_.raw_data());
+  for (size_t u = 0; u < chunks.size(); ++u) {
+    const int64_t c = chunks[u];
+    HSA_CHECK(c >= 0 && c < chunks_, "ChunkMemory::fetch: chunk {} of {}", c, chunks_);
+    if (c < resident_cap_) {
+      side_copy(device, kd + u * half, true, ks + c * half, true, half);
+      side_copy(device, vd + u * half, true, vs + c * half, true, half);
+    } else {
+      spill_->fetch(c - resident_cap_, kd + u * half, vd + u * half);
+    }
+  }
+  f.copied = side_copies_end(device);
+  f.chunks = std::move(chunks);
+  return f;
 }
 
 namespace {
-// A buffer like `like` (axis 1 = chunks) with room for `needed` chunks holding the first `used` of `buffer`.
-Tensor regrow(const Tensor& buffer, const Tensor& like, int64_t used, int64_t needed) {
+// A buffer like `like` (axis 1 = chunks) with room for `needed` chunks (at most `cap`) holding the first `used`
+// of `buffer`.
+Tensor regrow(const Tensor& buffer, const Tensor& like, int64_t used, int64_t needed, int64_t cap) {
   Shape shape = like.shape();
-  shape[1] = std::max<int64_t>(needed, buffer.defined() ? 2 * buffer.dim(1) : needed);
+  shape[1] = std::min(std::max<int64_t>(needed, buffer.defined() ? 2 * buffer.dim(1) : needed), cap);
   Tensor grown = Tensor::empty(shape, like.dtype(), like.device());
   if (used > 0) {
     Tensor dst = grown.slice(1, 0, used);
@@ -37,20 +118,47 @@ Tensor regrow(const Tensor& buffer, const Tensor& like, int64_t used, int64_t ne
 void ChunkMemory::append(const Tensor& k, const Tensor& v, const Tensor& lmk) {
   int64_t n = k.dim(1);
   if (n == 0) return;
-  // Claim the tail [chunks_, chunks_ + n) of the shared buffers; another copy may have written there already.
+  if (tiers_.enabled() && !k_.defined()) {
+    HSA_CHECK(k.dim(0) == 1, "ChunkMemory: memory tiers need batch 1, got keys of shape {}", shape_str(k.shape()));
+    resident_cap_ = pages_in(tiers_.device_budget, 2 * k.nbytes() / static_cast<size_t>(n));
+  }
+  const int64_t none = std::numeric_limits<int64_t>::max();
+  const int64_t res_used = std::min(chunks_, resident_cap_), res_needed = std::min(chunks_ + n, resident_cap_);
+  // Claim the tail [chunks_, chunks_ + n) of the shared buffers and pages; another copy may have written there.
   int64_t expected = chunks_;
-  bool fits = k_.defined() && k_.dim(1) >= chunks_ + n;
-  bool owned = fits && written_ && written_->compare_exchange_strong(expected, chunks_ + n);
+  const bool owned = written_ && written_->compare_exchange_strong(expected, chunks_ + n);
+  if (res_needed > 0 && (!owned || !k_.defined() || k_.dim(1) < res_needed)) {
+    k_ = regrow(k_, k, res_used, res_needed, resident_cap_);
+    v_ = regrow(v_, v, res_used, res_needed, resident_cap_);
+  } else if (!k_.defined()) {  // a zero budget: an empty buffer still records the shape, dtype and device
+    Shape shape = k.shape();
+    shape[1] = 0;
+    k_ = Tensor::empty(shape, k.dtype(), k.device());
+    v_ = Tensor::empty(shape, v.dtype(), v.device());
+  }
+  if (!owned || !lmk_.defined() || lmk_.dim(1) < chunks_ + n) lmk_ = regrow(lmk_, lmk, chunks_, chunks_ + n, none);
   if (!owned) {
-    k_ = regrow(k_, k, chunks_, chunks_ + n);
-    v_ = regrow(v_, v, chunks_, chunks_ + n);
-    lmk_ = regrow(lmk_, lmk, chunks_, chunks_ + n);
+    if (spill_) {  // another copy may append to the shared pages: keep copies of ours
+      auto forked = std::make_shared<SpilledPages>(tiers_, Shape{k.dim(2), k.dim(3), k.dim(4)}, k.dtype(), k.device());
+      for (int64_t i = 0; i < chunks_ - resident_cap_; ++i) forked->append_copy(*spill_, i);
+      spill_ = std::move(forked);
+    }
     written_ = std::make_shared<std::atomic<int64_t>>(chunks_ + n);
   }
-  Tensor dk = k_.slice(1, chunks_, chunks_ + n), dv = v_.slice(1, chunks_, chunks_ + n),
-         dl = lmk_.slice(1, chunks_, chunks_ + n);
-  dk.copy_from(k);
-  dv.copy_from(v);
+  const int64_t r = res_needed - res_used;  // chunks whose pages stay resident
+  if (r > 0) {
+    Tensor dk = k_.slice(1, chunks_, chunks_ + r), dv = v_.slice(1, chunks_, chunks_ + r);
+    dk.copy_from(k.slice(1, 0, r));
+    dv.copy_from(v.slice(1, 0, r));
+  }
+  for (int64_t j = r; j < n; ++j) {
+    if (!spill_)
+      spill_ = std::make_shared<SpilledPages>(tiers_, Shape{k.dim(2), k.dim(3), k.dim(4)}, k.dtype(), k.device());
+    HSA_CHECK(spill_->size() == chunks_ + j - resident_cap_, "ChunkMemory: spilled pages hold {}, expected {}",
+              spill_->size(), chunks_ + j - resident_cap_);
+    spill_->append(k.select(0, 0).select(0, j), v.select(0, 0).select(0, j));
+  }
+  Tensor dl = lmk_.slice(1, chunks_, chunks_ + n);
   dl.copy_from(lmk);
   chunks_ += n;
 }
