@@ -3,6 +3,7 @@
 #include "cuda/hsa_decode.h"
 #include "cuda/hsa_support.cuh"
 #include "cuda/mma_sync.cuh"
+#include "cuda/tile_mm.cuh"
 
 #include <mma.h>
 
@@ -16,55 +17,11 @@ namespace {
 
 using namespace detail;
 
-constexpr int kThreads = 256, kWarps = kThreads / 32;
+constexpr int kThreads = kTileThreads, kWarps = kThreads / 32;
 
 // Tile of query rows per step: 64 for bf16 (tensor cores, 4 row tiles of 16), 32 for f32 (the f32 buffers are
 // twice as large and the whole backward must fit the 227 KB of shared memory at S = 64, D = 128).
 template <class T> constexpr int tile_rows() { return sizeof(T) == 2 ? 64 : 32; }
-// Shared-memory row padding: 16 bytes, which keeps WMMA pointers 32-byte aligned on 16-row boundaries and moves
-// consecutive rows to different banks.
-template <class T> constexpr int pad() { return int(16 / sizeof(T)); }
-
-// ---- block-level GEMM on shared memory: C[M, N] (f32, ldc) = (acc ? C : 0) + A[M, K] B[K, N] ----
-// A(m, k) = A_ROW ? A[m * lda + k] : A[k * lda + m];  B(k, n) = B_ROW ? B[k * ldb + n] : B[n * ldb + k].
-// bf16: WMMA 16x16x16 tiles, f32 accumulation, output tiles spread over the warps. M, N, K multiples of 16.
-template <bool A_ROW, bool B_ROW>
-__device__ void block_mm(const __nv_bfloat16* A, int lda, const __nv_bfloat16* B, int ldb, float* C, int ldc, int M,
-                         int N, int K, bool acc) {
-  using namespace nvcuda;
-  using LA = std::conditional_t<A_ROW, wmma::row_major, wmma::col_major>;
-  using LB = std::conditional_t<B_ROW, wmma::row_major, wmma::col_major>;
-  const int warp = threadIdx.x / 32, tn = N / 16, tiles = (M / 16) * tn;
-  for (int tile = warp; tile < tiles; tile += kWarps) {
-    const int m0 = (tile / tn) * 16, n0 = (tile % tn) * 16;
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
-    if (acc)
-      wmma::load_matrix_sync(c, C + m0 * ldc + n0, ldc, wmma::mem_row_major);
-    else
-      wmma::fill_fragment(c, 0.0f);
-    for (int k0 = 0; k0 < K; k0 += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, LA> a;
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, LB> b;
-      wmma::load_matrix_sync(a, A_ROW ? A + m0 * lda + k0 : A + k0 * lda + m0, lda);
-      wmma::load_matrix_sync(b, B_ROW ? B + k0 * ldb + n0 : B + n0 * ldb + k0, ldb);
-      wmma::mma_sync(c, a, b, c);
-    }
-    wmma::store_matrix_sync(C + m0 * ldc + n0, c, ldc, wmma::mem_row_major);
-  }
-}
-
-// f32: CUDA cores, one output element per thread step, full f32 precision (no TF32).
-template <bool A_ROW, bool B_ROW>
-__device__ void block_mm(const float* A, int lda, const float* B, int ldb, float* C, int ldc, int M, int N, int K,
-                         bool acc) {
-  for (int idx = threadIdx.x; idx < M * N; idx += kThreads) {
-    const int m = idx / N, n = idx % N;
-    float s = 0;
-    for (int k = 0; k < K; ++k) s += (A_ROW ? A[m * lda + k] : A[k * lda + m]) * (B_ROW ? B[k * ldb + n] : B[n * ldb + k]);
-    C[m * ldc + n] = acc ? C[m * ldc + n] + s : s;
-  }
-}
-
 // rows x D elements from global rows `stride` elements apart into shared memory rows ld apart (16-byte vectors).
 template <class T>
 __device__ void load_rows(const T* __restrict src, int64_t stride, T* dst, int ld, int rows, int D) {
@@ -141,7 +98,7 @@ __global__ void __launch_bounds__(kThreads) hsa_fwd_kernel(FwdArgs<T> a) {
     const int e0 = e_begin + tile * d.ept, m = min(d.ept, e_end - e0) * int(d.G);
     gather_tile(a.q, a.flat, e0, m, b, r, d, Qs);
     __syncthreads();
-    block_mm<true, false>(Qs, d.ldd, Ks, d.ldd, Sc, d.lfs, d.rows, int(d.S), int(d.D), false);  // Q K^T
+    tile_mm_any<false, true>(Sc, d.lfs, Qs, d.ldd, Ks, d.ldd, d.rows, int(d.S), int(d.D), false);  // Q K^T
     __syncthreads();
     for (int row = warp; row < d.rows; row += kWarps) {
       T* prow = Ps + row * d.lds;
@@ -170,7 +127,7 @@ __global__ void __launch_bounds__(kThreads) hsa_fwd_kernel(FwdArgs<T> a) {
       if (lane == 0) a.lse[((b * d.L + t) * d.HQ + r * d.G + g) * d.K + i] = mx + logf(sum);
     }
     __syncthreads();
-    block_mm<true, true>(Ps, d.lds, Vs, d.ldd, Os, d.lfd, d.rows, int(d.D), int(d.S), false);  // (w P) V
+    tile_mm_any<false, false>(Os, d.lfd, Ps, d.lds, Vs, d.ldd, d.rows, int(d.D), int(d.S), false);  // (w P) V
     __syncthreads();
     // Row `row` of the tile is entry e0 + row / G, head row % G: scratch row e0 * G + row.
     T* dst = a.part + int64_t(e0) * d.G * d.D;
@@ -431,8 +388,8 @@ __global__ void __launch_bounds__(kThreads) hsa_bwd_kernel(BwdArgs<T> a) {
     gather_tile(a.q, a.flat, e0, m, b, r, d, Qs);
     gather_tile(a.dout, a.flat, e0, m, b, r, d, dOs);
     __syncthreads();
-    block_mm<true, false>(Qs, d.ldd, Ks, d.ldd, Sc, d.lfs, d.rows, S, D, false);   // Q K^T
-    block_mm<true, false>(dOs, d.ldd, Vs, d.ldd, dP, d.lfs, d.rows, S, D, false);  // dout V^T
+    tile_mm_any<false, true>(Sc, d.lfs, Qs, d.ldd, Ks, d.ldd, d.rows, S, D, false);   // Q K^T
+    tile_mm_any<false, true>(dP, d.lfs, dOs, d.ldd, Vs, d.ldd, d.rows, S, D, false);  // dout V^T
     __syncthreads();
     for (int row = warp; row < d.rows; row += kWarps) {
       T *wp = wPs + row * d.lds, *ds = dSs + row * d.lds;
@@ -465,9 +422,9 @@ __global__ void __launch_bounds__(kThreads) hsa_bwd_kernel(BwdArgs<T> a) {
       for (int g = 0; g < d.G; ++g) dw += rowdot[threadIdx.x * d.G + g];
       a.dweights[a.flat[e0 + threadIdx.x]] = dw;
     }
-    block_mm<true, true>(dSs, d.lds, Ks, d.ldd, dQs, d.lfd, d.rows, D, S, false);  // dQ = dS K
-    block_mm<false, true>(wPs, d.lds, dOs, d.ldd, dVs, d.lfd, S, D, d.rows, true);  // dV += (wP)^T dout
-    block_mm<false, true>(dSs, d.lds, Qs, d.ldd, dKs, d.lfd, S, D, d.rows, true);   // dK += dS^T Q
+    tile_mm_any<false, false>(dQs, d.lfd, dSs, d.lds, Ks, d.ldd, d.rows, D, S, false);  // dQ = dS K
+    tile_mm_any<true, false>(dVs, d.lfd, wPs, d.lds, dOs, d.ldd, S, D, d.rows, true);  // dV += (wP)^T dout
+    tile_mm_any<true, false>(dKs, d.lfd, dSs, d.lds, Qs, d.ldd, S, D, d.rows, true);   // dK += dS^T Q
     __syncthreads();
     T* dst = a.dq_part + int64_t(e0) * d.G * D;
     for (int idx = threadIdx.x; idx < m * D; idx += kThreads) dst[idx] = from_f32<T>(dQs[(idx / D) * d.lfd + idx % D]);

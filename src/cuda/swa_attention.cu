@@ -9,7 +9,7 @@
 // - One block of 256 threads per tile. Tiles are staged in shared memory with padded rows (16 bytes of padding:
 //   keeps rows 16-byte aligned for vector loads and WMMA, and shifts banks). Rows past the end of a tensor are
 //   zero-filled, so padded products are finite and masked entries are selected away, never multiplied by 0.
-// - Products between shared-memory tiles go through one helper, mm(): WMMA bf16 m16n16k16 with f32
+// - Products between shared-memory tiles go through tile_mm (cuda/tile_mm.cuh): WMMA bf16 m16n16k16 with f32
 //   accumulators for bf16, plain register-blocked FMAs for f32 (TF32 would miss the 1e-5 parity with the CPU).
 //   Accumulators live in shared memory between tiles because WMMA's fragment layout is opaque, and the online
 //   softmax has to rescale whole rows of the output accumulator.
@@ -23,6 +23,7 @@
 #include "cuda/hsa_support.cuh"
 #include "cuda/kernel_util.cuh"
 #include "cuda/mma_sync.cuh"
+#include "cuda/tile_mm.cuh"
 
 #include <hsa/dtype.h>
 #include <hsa/error.h>
@@ -42,7 +43,7 @@ namespace {
 
 using namespace detail;
 using bf16_t = __nv_bfloat16;
-constexpr int kThreads = 256;  // 16 x 16 for the FMA product, 8 warps for WMMA and the softmax rows
+constexpr int kThreads = kTileThreads;  // 16 x 16 for the FMA product, 8 warps for WMMA and the softmax rows
 constexpr int kWarps = kThreads / 32;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -52,96 +53,12 @@ struct Dims {
   long long window, rel;  // rel = q_start - k_start: query row i sits at key row i + rel
 };
 
-// Row padding in elements: 16 bytes.
-template <class T> constexpr int pad() { return int(16 / sizeof(T)); }
 constexpr size_t align128(size_t n) { return (n + 127) / 128 * 128; }
 
 // Query row i (key-row coordinates: its own position is key row i + rel) sees key row j.
 __device__ __forceinline__ bool visible(const Dims& d, long long i, long long j) {
   const long long t = i + d.rel;
   return i < d.q_len && j < d.k_len && j <= t && t - j < d.window;
-}
-
-// C[M][N] (+)= A[M][K] B[K][N] over shared memory, called by all threads of the block (no barrier inside).
-// A(m, k) = A[m * lda + k], or A[k * lda + m] when A_COL; B(k, n) = B[k * ldb + n], or B[n * ldb + k] when B_COL.
-// C is f32 row-major. f32 inputs: each thread owns a strided 16x16-grid micro-tile of C.
-template <int M, int N, int K, bool A_COL, bool B_COL, bool ACC>
-__device__ __forceinline__ void mm(float* C, int ldc, const float* A, int lda, const float* B, int ldb) {
-  static_assert(M % 16 == 0 && N % 16 == 0, "tile sizes are multiples of 16");
-  constexpr int RM = M / 16, RN = N / 16;
-  const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
-  float acc[RM][RN];
-#pragma unroll
-  for (int i = 0; i < RM; ++i)
-#pragma unroll
-    for (int j = 0; j < RN; ++j) acc[i][j] = ACC ? C[(ty + 16 * i) * ldc + tx + 16 * j] : 0.0f;
-#pragma unroll 4
-  for (int k = 0; k < K; ++k) {
-    float a[RM], b[RN];
-#pragma unroll
-    for (int i = 0; i < RM; ++i) a[i] = A_COL ? A[k * lda + ty + 16 * i] : A[(ty + 16 * i) * lda + k];
-#pragma unroll
-    for (int j = 0; j < RN; ++j) b[j] = B_COL ? B[(tx + 16 * j) * ldb + k] : B[k * ldb + tx + 16 * j];
-#pragma unroll
-    for (int i = 0; i < RM; ++i)
-#pragma unroll
-      for (int j = 0; j < RN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-  }
-#pragma unroll
-  for (int i = 0; i < RM; ++i)
-#pragma unroll
-    for (int j = 0; j < RN; ++j) C[(ty + 16 * i) * ldc + tx + 16 * j] = acc[i][j];
-}
-
-// bf16 inputs: tensor cores through WMMA. Each warp owns a WM x WN block of 16x16 output fragments and reuses
-// every A fragment it loads WN times and every B fragment WM times (version 1 gave each warp single fragments,
-// loading both operands once per mma; shared-memory traffic is what limits these kernels).
-template <int M, int N, int K, bool A_COL, bool B_COL, bool ACC>
-__device__ __forceinline__ void mm(float* C, int ldc, const bf16_t* A, int lda, const bf16_t* B, int ldb) {
-  namespace wmma = nvcuda::wmma;
-  using LA = std::conditional_t<A_COL, wmma::col_major, wmma::row_major>;
-  using LB = std::conditional_t<B_COL, wmma::col_major, wmma::row_major>;
-  static_assert(M % 16 == 0 && N % 16 == 0 && K % 16 == 0, "tile sizes are multiples of 16");
-  constexpr int FM = M / 16, FN = N / 16, PER = FM * FN / kWarps;
-  static_assert(PER >= 1 && FM * FN % kWarps == 0, "every warp gets the same number of fragments");
-  constexpr int WM = (PER >= 4 && FM % 2 == 0) ? 2 : 1, WN = PER / WM;
-  static_assert(FM % WM == 0 && FN % WN == 0 && (FM / WM) * (FN / WN) == kWarps, "warp blocks tile C");
-  const int warp = threadIdx.x / 32;
-  const int fm0 = (warp / (FN / WN)) * WM, fn0 = (warp % (FN / WN)) * WN;
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> c[WM][WN];
-#pragma unroll
-  for (int x = 0; x < WM; ++x)
-#pragma unroll
-    for (int y = 0; y < WN; ++y) {
-      if (ACC)
-        wmma::load_matrix_sync(c[x][y], C + (fm0 + x) * 16 * ldc + (fn0 + y) * 16, ldc, wmma::mem_row_major);
-      else
-        wmma::fill_fragment(c[x][y], 0.0f);
-    }
-#pragma unroll
-  for (int kk = 0; kk < K; kk += 16) {
-    wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16_t, LA> a[WM];
-    wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16_t, LB> b[WN];
-#pragma unroll
-    for (int x = 0; x < WM; ++x) {
-      const int fm = fm0 + x;
-      wmma::load_matrix_sync(a[x], A_COL ? A + kk * lda + fm * 16 : A + fm * 16 * lda + kk, lda);
-    }
-#pragma unroll
-    for (int y = 0; y < WN; ++y) {
-      const int fn = fn0 + y;
-      wmma::load_matrix_sync(b[y], B_COL ? B + fn * 16 * ldb + kk : B + kk * ldb + fn * 16, ldb);
-    }
-#pragma unroll
-    for (int x = 0; x < WM; ++x)
-#pragma unroll
-      for (int y = 0; y < WN; ++y) wmma::mma_sync(c[x][y], a[x], b[y], c[x][y]);
-  }
-#pragma unroll
-  for (int x = 0; x < WM; ++x)
-#pragma unroll
-    for (int y = 0; y < WN; ++y)
-      wmma::store_matrix_sync(C + (fm0 + x) * 16 * ldc + (fn0 + y) * 16, c[x][y], ldc, wmma::mem_row_major);
 }
 
 // Rows [r0, r0 + R) of a global matrix whose row r starts at g + r * stride (D elements each) into s [R][lds];
@@ -209,7 +126,7 @@ __global__ void __launch_bounds__(kThreads) swa_forward_kernel(const T* __restri
     load_tile<T, BK, D>(ks, L::LDT, kg, k_stride, j0, d.k_len);
     load_tile<T, BK, D>(vs, L::LDT, vg, k_stride, j0, d.k_len);
     __syncthreads();
-    mm<BQ, BK, D, false, true, false>(ss, L::LDS, qs, L::LDT, ks, L::LDT);
+    tile_mm<BQ, BK, D, false, true, false>(ss, L::LDS, qs, L::LDT, ks, L::LDT);
     __syncthreads();
 #pragma unroll
     for (int t = 0; t < ROWS; ++t) {
@@ -242,7 +159,7 @@ __global__ void __launch_bounds__(kThreads) swa_forward_kernel(const T* __restri
         for (int c = lane; c < D; c += 32) os[r * L::LDO + c] *= corr;
     }
     __syncthreads();
-    mm<BQ, D, BK, false, false, true>(os, L::LDO, ps, L::LDP, vs, L::LDT);
+    tile_mm<BQ, D, BK, false, false, true>(os, L::LDO, ps, L::LDP, vs, L::LDT);
   }
   __syncthreads();
 #pragma unroll
@@ -321,8 +238,8 @@ __device__ __forceinline__ void probabilities(unsigned char* smem, const Dims& d
   T* dss = reinterpret_cast<T*>(smem + L::ds);
   const float* ls = reinterpret_cast<const float*>(smem + L::lse);
   const float* dl = reinterpret_cast<const float*>(smem + L::delta);
-  mm<BQ, BK, D, false, true, false>(ss, L::LDS, qs, L::LDT, ks, L::LDT);
-  mm<BQ, BK, D, false, true, false>(dps, L::LDS, dos, L::LDT, vs, L::LDT);
+  tile_mm<BQ, BK, D, false, true, false>(ss, L::LDS, qs, L::LDT, ks, L::LDT);
+  tile_mm<BQ, BK, D, false, true, false>(dps, L::LDS, dos, L::LDT, vs, L::LDT);
   __syncthreads();
   for (int idx = threadIdx.x; idx < BQ * BK; idx += kThreads) {
     const int r = idx / BK, c = idx % BK;
@@ -364,7 +281,7 @@ __global__ void __launch_bounds__(kThreads) swa_dq_kernel(const T* __restrict__ 
     load_tile<T, BK, D>(vs, L::LDT, vg, k_stride, j0, d.k_len);
     __syncthreads();
     probabilities<T, D, BQ, BK>(smem, d, i0, j0, scale_log2);
-    mm<BQ, D, BK, false, false, true>(dqs, L::LDO, dss, L::LDP, ks, L::LDT);  // dq += dS k
+    tile_mm<BQ, D, BK, false, false, true>(dqs, L::LDO, dss, L::LDP, ks, L::LDT);  // dq += dS k
   }
   __syncthreads();
   for (int idx = threadIdx.x; idx < BQ * D; idx += kThreads) {
@@ -411,8 +328,8 @@ __global__ void __launch_bounds__(kThreads) swa_dkv_kernel(const T* __restrict__
       load_query_side<T, D, BQ, BK>(smem, q, dout, lse, delta, d, b, kvh * group + hh, i0);
       __syncthreads();
       probabilities<T, D, BQ, BK>(smem, d, i0, j0, scale_log2);
-      mm<BK, D, BQ, true, false, true>(dvs, L::LDO, ps, L::LDP, dos, L::LDT);  // dv += P^T dout
-      mm<BK, D, BQ, true, false, true>(dks, L::LDO, dss, L::LDP, qs, L::LDT);  // dk += dS^T q
+      tile_mm<BK, D, BQ, true, false, true>(dvs, L::LDO, ps, L::LDP, dos, L::LDT);  // dv += P^T dout
+      tile_mm<BK, D, BQ, true, false, true>(dks, L::LDO, dss, L::LDP, qs, L::LDT);  // dk += dS^T q
     }
   __syncthreads();
   for (int idx = threadIdx.x; idx < BK * D; idx += kThreads) {
