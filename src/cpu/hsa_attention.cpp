@@ -207,15 +207,25 @@ float softmax_row_backward<float>(float* __restrict p, float* __restrict dp, int
 
 // mem [B, C, S, H, D] -> [B, H, C, D, S]: K_c^T (or V_c^T) contiguous per (b, r, c), so that Q K_c^T and
 // dout V_c^T are GEMMs with both operands untransposed. OpenBLAS runs those through its small-matrix kernel
-// without packing, measured ~25% faster than the transposed-B call at these sizes. One pass over the memory.
+// without packing, measured ~25% faster than the transposed-B call at these sizes. Only the (b, r, c) blocks that
+// `indices` selects are written (the others are never read): a decode step or a short segment selects a few
+// chunks of a memory that may hold millions of tokens, and transposing all of it on every call made the cost of
+// a decoded token grow with the context.
 template <class T>
-std::unique_ptr<T[]> transpose_chunks(const T* mem, const HsaDims& d) {
-  const int64_t S = d.chunk_size, H = d.kv_heads, D = d.head_dim;
+std::unique_ptr<T[]> transpose_chunks(const T* mem, const int32_t* indices, const HsaDims& d) {
+  const int64_t S = d.chunk_size, H = d.kv_heads, D = d.head_dim, K = d.topk;
+  std::vector<uint8_t> selected(size_t(d.batch * H * d.chunks), 0);
+  for (int64_t b = 0; b < d.batch; ++b)
+    for (int64_t f = 0; f < d.len * H * K; ++f) {
+      const int32_t c = indices[b * d.len * H * K + f];
+      if (c >= 0) selected[size_t((b * H + (f / K) % H) * d.chunks + c)] = 1;
+    }
   auto out = scratch<T>(d.batch * H * d.chunks * D * S);
 #pragma omp parallel for schedule(static) if (worth_parallel(d.batch * H * d.chunks * D * S))
   for (int64_t bc = 0; bc < d.batch * d.chunks; ++bc) {
     const int64_t b = bc / d.chunks, c = bc % d.chunks;
     for (int64_t r = 0; r < H; ++r) {
+      if (!selected[size_t((b * H + r) * d.chunks + c)]) continue;
       T* dst = out.get() + ((b * H + r) * d.chunks + c) * D * S;
       for (int64_t j = 0; j < S; ++j) {
         const T* src = mem + ((bc * S + j) * H + r) * D;
@@ -290,7 +300,7 @@ void hsa_attention_forward(const T* q, const T* mem_k, const T* mem_v, const int
   for (int64_t f = 0; f < d.batch * d.len * H * K; ++f)
     HSA_CHECK(indices[f] >= -1 && indices[f] < d.chunks, "hsa_attention: chunk index {} outside [-1, {})",
               indices[f], d.chunks);
-  auto kt = transpose_chunks(mem_k, d);
+  auto kt = transpose_chunks(mem_k, indices, d);
   BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
 #pragma omp parallel if (worth_parallel(d.batch * d.len * d.q_heads * d.topk * d.chunk_size * d.head_dim))
   {
@@ -360,7 +370,7 @@ void hsa_attention_backward(const T* dout, const T* q, const T* mem_k, const T* 
     return rt.begin[a + 1] - rt.begin[a] > rt.begin[b + 1] - rt.begin[b];
   });
   const int64_t per_tile = tile_entries(d);
-  auto kt = transpose_chunks(mem_k, d), vt = transpose_chunks(mem_v, d);
+  auto kt = transpose_chunks(mem_k, indices, d), vt = transpose_chunks(mem_v, indices, d);
   BlasSerialScope serial_blas;  // the GEMMs below run one per OpenMP thread
 #pragma omp parallel if (worth_parallel(d.batch * d.len * d.q_heads * d.topk * d.chunk_size * d.head_dim))
   {
