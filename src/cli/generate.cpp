@@ -1,6 +1,7 @@
 // hsa generate: prefill a prompt (in bounded segments) and decode with the chunk memory.
 #include "cli/command.h"
 #include "cli/placement_options.h"
+#include "cli/tier_options.h"
 #include "cli/validators.h"
 #include "model/memory_plan.h"
 #include "model/placement.h"
@@ -29,20 +30,54 @@ struct GenerateOptions {
   bool quiet = false;
   std::string device = "cpu", dtype;
   std::string save_state, load_state;  // state files (infer/state_file.h)
+  hsa::TierRequest tiers;              // --memory-budget, --host-budget, --disk-dir
 };
 
-// Say what the run will hold before it starts, and refuse a context that cannot fit (docs/architecture.md).
-void check_memory_plan(const hsa::MemoryPlan& plan, const hsa::Placement& place, int64_t positions, bool quiet) {
-  if (!quiet)
+// docs/architecture.md §8: say what the run will hold, per tier of the chunk memory, before it starts, and refuse
+// a context that cannot fit. The tiers come from the memory plan's free memory and weights; the refusal is the
+// plan's (model/memory_plan.h), extended by the tiers. Returns the tiers the session uses.
+hsa::MemoryTiers check_memory_plan(const hsa::Checkpoint& ck, const hsa::Placement& place, const GenerateOptions& o,
+                                   int64_t positions) {
+  const hsa::ModelConfig& c = ck.config;
+  const hsa::MemoryPlan untiered = hsa::plan_memory(ck, place);
+  const hsa::MemoryTiers tiers = hsa::choose_memory_tiers(c, place, o.tiers, size_t(untiered.weight_bytes), o.segment,
+                                                          positions, size_t(untiered.free_bytes));
+  const hsa::MemoryPlan plan = hsa::plan_memory(ck, place, size_t(untiered.free_bytes), tiers);
+  const int64_t chunks = c.has_memory() ? positions / c.chunk_size : 0;
+  const hsa::TierPlan layout = hsa::plan_tiers(tiers, c, place.dtype, chunks);
+  const std::string where = place.device == hsa::Device::cpu ? "RAM" : "GPU";
+  if (!o.quiet) {
     fmt::print(stderr,
-               "memory plan ({}, {}): weights {:.1f} MiB, chunk memory up to {:.1f} MiB for {} positions, {:.0f} MiB "
-               "free\n",
+               "memory plan ({}, {}): weights {:.1f} MiB, chunk memory up to {:.1f} MiB here for {} positions, "
+               "{:.0f} MiB free\n",
                place.description, hsa::dtype_name(place.dtype), plan.weight_bytes / 1048576.0,
-               plan.bytes_per_position * double(positions) / 1048576.0, positions, plan.free_bytes / 1048576.0);
+               (plan.bytes_for(positions) - plan.weight_bytes) / 1048576.0, positions, plan.free_bytes / 1048576.0);
+    if (tiers.enabled())
+      for (const std::string& line : hsa::describe_plan(layout, where)) fmt::print(stderr, "{}\n", line);
+  }
+  HSA_CHECK(layout.fits,
+            "generate: {} chunks of the chunk memory fit in no tier ({} positions); raise --memory-budget{} or give "
+            "--disk-dir",
+            chunks - layout.device_pages - layout.host_pages, positions,
+            place.device == hsa::Device::cuda ? " / --host-budget" : "");
   HSA_CHECK(positions <= plan.max_positions(),
             "generate: a context of {} positions needs about {:.0f} MiB (weights + chunk memory) but only {:.0f} MiB "
-            "of memory is free; shorten the prompt or --max-new-tokens",
+            "of memory is free; shorten the prompt or --max-new-tokens, or give --memory-budget",
             positions, plan.bytes_for(positions) / 1048576.0, plan.free_bytes / 1048576.0);
+  return tiers;
+}
+
+// One line on where the chunk memory ended up, and how the spilled pages were read.
+void print_tier_usage(const hsa::TierUsage& u, const std::string& where) {
+  std::string host = u.host_pages > 0 ? fmt::format(", host {} chunks ({})", u.host_pages,
+                                                    hsa::human_bytes(double(u.host_bytes)))
+                                      : "";
+  fmt::print(stderr,
+             "chunk memory tiers: {} {} chunks ({}){}, disk {} chunks ({}), landmarks {} | pages fetched {}: {} from "
+             "the cache, {} from host, {} from disk\n",
+             where, u.device_pages, hsa::human_bytes(double(u.device_bytes)), host, u.disk_pages,
+             hsa::human_bytes(double(u.disk_bytes)), hsa::human_bytes(double(u.landmark_bytes)), u.stats.fetched,
+             u.stats.cache_hits, u.stats.host_reads, u.stats.disk_reads);
 }
 
 int run_generate(const GenerateOptions& o) {
@@ -58,10 +93,10 @@ int run_generate(const GenerateOptions& o) {
   hsa::Placement place = hsa::resolve_placement(o.device, o.dtype);
   const std::unique_ptr<hsa::Tokenizer> tok = hsa::load_tokenizer(ck.config.tokenizer, dir);
   std::vector<int32_t> ids = tok->encode(prompt, true);
-  check_memory_plan(hsa::plan_memory(ck, place), place, static_cast<int64_t>(ids.size()) + o.max_new_tokens,
-                    o.quiet);
+  hsa::MemoryTiers tiers = check_memory_plan(ck, place, o, static_cast<int64_t>(ids.size()) + o.max_new_tokens);
   hsa::Model model = hsa::place_model(ck, place);
   hsa::Session session(model);
+  session.set_memory_tiers(tiers);
   auto t0 = std::chrono::steady_clock::now();
   hsa::Tensor logits;
   std::span<const int32_t> todo(ids);
@@ -103,6 +138,7 @@ int run_generate(const GenerateOptions& o) {
              ids.size(), prefill_s, ids.size() / std::max(prefill_s, 1e-9), generated.size(), decode_s,
              generated.size() / std::max(decode_s, 1e-9), session.state_bytes() / 1048576.0, session.position(),
              session.position() / ck.config.chunk_size);
+  if (tiers.enabled()) print_tier_usage(session.memory_usage(), place.device == hsa::Device::cpu ? "RAM" : "GPU");
   return 0;
 }
 
@@ -130,6 +166,7 @@ hsa::cli::Command generate_command("generate", "generate text from a trained mod
                  "start from a saved state; the prompt is the text that follows the saved one")
       ->check(CLI::ExistingFile);
   hsa::cli::add_placement_options(app, o->device, o->dtype);
+  hsa::cli::add_tier_options(app, o->tiers);
   app.add_flag("-q,--quiet", o->quiet, "no progress output");
   return [o] { return run_generate(*o); };
 });

@@ -3,7 +3,9 @@
 //   hsa info --config configs/tiny.json
 //   hsa info --model runs/ckpt [--dtype bf16]
 #include "cli/command.h"
+#include "cli/tier_options.h"
 #include "model/checkpoint.h"
+#include "model/memory_tiers.h"
 #include "model/param_spec.h"
 
 #include <hsa/error.h>
@@ -21,13 +23,22 @@ struct InfoOptions {
   std::string config;
   std::string model;
   std::string dtype;  // of the per-token state; default: the checkpoint's, else bf16
+  int64_t context = 0;  // > 0: print the chunk memory's plan per tier for this many positions
+  std::string device = "cpu";
+  TierRequest tiers;
 };
 
-std::string human_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024.0 && u < 4) bytes /= 1024.0, ++u;
-  return u == 0 ? fmt::format("{:.0f} {}", bytes, units[u]) : fmt::format("{:.2f} {}", bytes, units[u]);
+// Where `context` positions of chunk memory go with the requested budgets (no budget: all where the model runs).
+void print_tier_plan(const ModelConfig& cfg, DType dtype, const InfoOptions& opts) {
+  MemoryTiers tiers;
+  if (opts.tiers.device_budget > 0) tiers.device_budget = opts.tiers.device_budget;
+  tiers.host_budget = opts.tiers.host_budget;
+  tiers.disk_dir = opts.tiers.disk_dir;
+  const int64_t chunks = cfg.has_memory() ? opts.context / cfg.chunk_size : 0;
+  TierPlan plan = plan_tiers(tiers, cfg, dtype, chunks);
+  fmt::print("chunk memory for {} positions ({} chunks, {}, {} per page of K/V):\n", opts.context, chunks,
+             dtype_name(dtype), human_bytes(double(plan.page_bytes)));
+  for (const std::string& line : describe_plan(plan, opts.device == "cpu" ? "RAM" : "GPU")) fmt::print("{}\n", line);
 }
 
 std::string human_count(int64_t n) {
@@ -38,6 +49,8 @@ std::string human_count(int64_t n) {
 }
 
 int run_info(const InfoOptions& opts) {
+  if (opts.device == "cpu" && opts.tiers.host_budget > 0)
+    fail_argument("--host-budget is for --device cuda (on the cpu the first tier is RAM: use --memory-budget)");
   ModelConfig cfg;
   std::optional<DType> stored_dtype;
   Checkpoint ckpt;
@@ -102,6 +115,7 @@ int run_info(const InfoOptions& opts) {
     swa_bytes += static_cast<double>(cfg.window_of_layer(i) * 2 * cfg.num_key_value_heads * cfg.head_dim) *
                  static_cast<double>(dtype_size(state_dtype));
   fmt::print("sliding-window KV caches (fixed, any context length): {}\n", human_bytes(swa_bytes));
+  if (opts.context > 0) print_tier_plan(cfg, state_dtype, opts);
   return 0;
 }
 
@@ -118,6 +132,14 @@ Command reg("info", "print a model's layers, parameter counts and state bytes pe
               app.add_option("--dtype", opts->dtype,
                              "dtype of the per-token state: f32 | bf16 (default: the checkpoint's, else bf16)")
                   ->check(CLI::IsMember({"f32", "bf16"}));
+              app.add_option("--context", opts->context,
+                             "print where the chunk memory of this many positions goes, per tier")
+                  ->check(CLI::PositiveNumber);
+              app.add_option("--device", opts->device, "device of the plan: cpu (tiers RAM, disk) or cuda (GPU, "
+                                                       "pinned host, disk)")
+                  ->check(CLI::IsMember({"cpu", "cuda"}))
+                  ->capture_default_str();
+              add_tier_options(app, opts->tiers);
               app.callback([config, model] {
                 if (config->count() == 0 && model->count() == 0)
                   throw CLI::RequiredError("one of --config or --model");

@@ -76,9 +76,29 @@ hsa::cli::Command train_command("train", "train a model (a token shard, syntheti
   app.add_option("--dtype", o->dtype, "compute dtype, f32 or bf16 (default: f32 on cpu, bf16 on cuda; weights and "
                                       "optimizer state stay f32)")
       ->check(CLI::IsMember({"f32", "bf16"}));
+  app.add_option("--dist", o->dist,
+                 "data-parallel backend when a launcher starts several processes: auto (nccl on cuda, tcp on cpu, "
+                 "nothing for one process), none, tcp or nccl (also for one process: the real NCCL path)")
+      ->check(CLI::IsMember({"auto", "none", "tcp", "nccl"}))
+      ->capture_default_str();
+  app.add_option("--dist-timeout", o->dist_timeout_s,
+                 "seconds rank 0 waits for every process to connect (and they for rank 0)")
+      ->capture_default_str();
+  app.add_flag("--zero1", o->zero1,
+               "shard the optimizer state over the processes (ZeRO stage 1: reduce-scatter of the gradients, "
+               "all-gather of the updated weights); the same checkpoints");
   app.add_flag("-q,--quiet", o->quiet, "no progress output");
+  app.footer(
+      "Several GPUs (data parallel): start one `hsa train` per GPU with any launcher; --batch is per process\n"
+      "(the global batch is --batch x processes), rank 0 writes the log and the checkpoints:\n"
+      "  torchrun --nproc-per-node 8 --no-python hsa train -c configs/base-100m.json -o runs/dp --device cuda ...\n"
+      "  srun --ntasks-per-node 8 --gpus-per-task 1 hsa train ... --device cuda   (MASTER_ADDR defaults to the\n"
+      "       node srun ran on; set it to the first node's address when that is a login node)\n"
+      "  mpirun -np 8 -x MASTER_ADDR=$(hostname) -x MASTER_PORT=29500 hsa train ... --device cuda\n"
+      "Resume with as many processes as the run started with.");
   return [o] {
     hsa::TrainResult r = hsa::train(*o);
+    if (r.rank != 0) return 0;  // one summary per launch
     fmt::print("trained to step {}: final loss {:.4f}, {:.0f} tokens/s, checkpoint {}\n", r.final_step,
                r.losses.empty() ? 0.0 : r.losses.back(), r.tokens_per_second, r.checkpoint);
     return 0;

@@ -16,6 +16,7 @@
 #include "cuda/hsa_support.h"
 #include "cuda/linear.h"
 #include "cuda/moe.h"
+#include "cuda/page_copy.h"
 #include "cuda/retrieval.h"
 #include "cuda/rmsnorm.h"
 #include "cuda/rope.h"
@@ -57,6 +58,16 @@ void check_launch(const char*) { no_cuda("check_launch"); }
 int input_error_code(const char*) { no_cuda("input_error_code"); }
 long long* input_error_record() { no_cuda("input_error_record"); }
 void check_input_errors() { no_cuda("check_input_errors"); }
+
+// ---- page_copy.h ----------------------------------------------------------------------------------------------
+void* pinned_alloc(size_t) { no_cuda("pinned_alloc"); }
+void pinned_free(void* p) {
+  if (p) no_cuda("pinned_free");
+}
+void side_begin() { no_cuda("side_begin"); }
+void side_copy(void*, bool, const void*, bool, size_t) { no_cuda("side_copy"); }
+SideEvent side_end() { no_cuda("side_end"); }
+void wait_side(SideEvent) { no_cuda("wait_side"); }
 
 // ---- kernels taking a dtype -------------------------------------------------------------------------------------
 void copy_strided(void*, DType, const StridedLayout&, const void*, DType, const StridedLayout&) {

@@ -26,6 +26,12 @@ Session::Session(const Model& model, int64_t snapshot_interval)
             model.config().chunk_size);
 }
 
+void Session::set_memory_tiers(const MemoryTiers& tiers) {
+  HSA_CHECK(state_.position == 0, "Session::set_memory_tiers: the session is at position {}, not 0", state_.position);
+  tiers_ = tiers;
+  state_.memory.memory.set_tiers(tiers);
+}
+
 Tensor Session::feed_on_device(std::span<const int32_t> tokens) {
   HSA_CHECK(!tokens.empty(), "Session: no tokens to feed");
   Tensor ids = Tensor::from_i32(std::vector<int32_t>(tokens.begin(), tokens.end()),
@@ -85,6 +91,7 @@ Tensor Session::restore(const SavedState& saved, int64_t position) {
   tokens_.assign(saved.tokens.begin(), saved.tokens.begin() + position);
   if (position == n) {
     state_ = saved.state;
+    retier();
     return saved.logits;
   }
   auto it = saved.windows.find(position);
@@ -93,17 +100,32 @@ Tensor Session::restore(const SavedState& saved, int64_t position) {
   int64_t S = model_.config().chunk_size;
   HSA_CHECK(position % S == 0, "Session::restore: position {} is not a multiple of the chunk size {}", position, S);
   state_ = model_.new_state();
+  state_.memory.memory.set_tiers(tiers_);
   if (position > 0) {
     state_.memory.memory = saved.state.memory.memory;  // shares the buffers: the first chunks never change
     state_.memory.memory.truncate(position / S);
+    retier();
     state_.kv = it->second;
     state_.position = position;
   }
   return Tensor();
 }
 
+void Session::retier() {
+  ChunkMemory& m = state_.memory.memory;
+  const MemoryTiers& have = m.tiers();
+  if (have.enabled() == tiers_.enabled() && have.device_budget == tiers_.device_budget &&
+      have.host_budget == tiers_.host_budget && have.disk_dir == tiers_.disk_dir)
+    return;
+  ChunkMemory moved;  // e.g. a state loaded from a file: its pages go to this session's tiers
+  moved.set_tiers(tiers_);
+  if (m.num_chunks() > 0) moved.append(m.mem_k(), m.mem_v(), m.landmarks());
+  m = std::move(moved);
+}
+
 void Session::reset() {
   state_ = model_.new_state();
+  state_.memory.memory.set_tiers(tiers_);
   tokens_.clear();
   windows_.clear();
 }

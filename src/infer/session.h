@@ -44,6 +44,10 @@ class Session {
   // The same logits left where the model runs, for work done on the device (next-token losses).
   Tensor feed_on_device(std::span<const int32_t> tokens);
 
+  // Puts the chunk memory's pages in tiers (model/memory_tiers.h); only at position 0. Kept across reset().
+  void set_memory_tiers(const MemoryTiers& tiers);
+  TierUsage memory_usage() const { return state_.memory.memory.usage(); }
+
   int64_t position() const { return state_.position; }
   size_t state_bytes() const { return state_.bytes(); }
   const std::vector<int32_t>& tokens() const { return tokens_; }
@@ -64,8 +68,10 @@ class Session {
   const Model& model_;
   int64_t snapshot_interval_;
   InferenceState state_;
+  MemoryTiers tiers_;
   std::vector<int32_t> tokens_;
   std::map<int64_t, std::vector<KvHistory>> windows_;
+  void retier();  // moves a restored chunk memory into this session's tiers when it has others
 };
 
 }  // namespace hsa

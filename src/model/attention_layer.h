@@ -2,6 +2,7 @@
 // qk-norm, RoPE, causal window attention with GQA, output projection. Returns the branch, not x + branch.
 #pragma once
 #include "model/layer_context.h"
+#include "model/qkv_projection.h"
 #include "ops/swa_attention.h"
 
 namespace hsa {
@@ -14,7 +15,8 @@ struct KvHistory {
 };
 
 struct AttentionCache {
-  Tensor x, xn, x_rstd, q_raw, k_raw, q_rstd, k_rstd, q, k, v, attn_flat;
+  QkvCache qkv;
+  Tensor q, k, v, attn_flat;
   ops::SwaOut attn;
   ops::SwaParams params;
 };

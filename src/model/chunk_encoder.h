@@ -8,6 +8,7 @@
 #pragma once
 #include "model/ffn_layer.h"
 #include "model/layer_context.h"
+#include "model/qkv_projection.h"
 #include "ops/block_attention.h"
 
 #include <vector>
@@ -15,7 +16,8 @@
 namespace hsa {
 
 struct EncoderBlockCache {
-  Tensor x, xn, x_rstd, q_raw, k_raw, q_rstd, k_rstd, q, k, v, attn_flat;
+  QkvCache qkv;
+  Tensor q, k, v, attn_flat;
   ops::BlockAttentionOut attn;
   FfnCache ffn;
 };

@@ -1,10 +1,13 @@
 #include "model/hsa_layer.h"
 
+#include "model/tiered_attention.h"
+
 #include "ops/elementwise.h"
 #include "ops/linear.h"
 #include "ops/rmsnorm.h"
 
 #include <cmath>
+#include <optional>
 
 namespace hsa {
 
@@ -33,15 +36,29 @@ Tensor hsa_forward(const LayerContext& ctx, const Tensor& x, int64_t pos0, const
   Tensor q_ret = ops::linear_forward(norm.y, ctx.param("hsa.retrieval_proj.weight"))
                      .view({B, n, H, c.retrieval_dim / H});
   ops::RetrievalParams rp = retrieval_params_for(c, pos0);
-  Tensor landmarks = memory.landmarks(), mem_k = memory.mem_k(), mem_v = memory.mem_v();
+  Tensor landmarks = memory.landmarks();
   ops::RetrievalOut ret = ops::retrieval_forward(q_ret, landmarks, rp);
+  // Some pages beyond the device budget: start copying the selected ones now, under the query projection.
+  std::optional<TieredAttention> tiered;
+  if (!memory.fully_resident()) {
+    HSA_CHECK(!cache, "hsa_forward: training needs the whole chunk memory resident (no memory tiers)");
+    tiered.emplace(memory, ret.indices);
+  }
   Tensor q_raw = ops::linear_forward(norm.y, ctx.param("hsa.q_proj.weight")).view({B, n, HQ, D});
   Tensor q = q_raw, q_rstd;
   if (c.hsa_qk_norm) {
     auto qn = ops::rmsnorm_forward(q_raw, ctx.param("hsa.q_norm.weight"), c.rms_norm_eps);
     q = qn.y, q_rstd = qn.rstd;
   }
-  ops::HsaOut attn = ops::hsa_attention_forward(q, mem_k, mem_v, ret.indices, ret.weights, 1.0 / std::sqrt(double(D)));
+  const double scale = 1.0 / std::sqrt(double(D));
+  Tensor mem_k, mem_v;
+  ops::HsaOut attn;
+  if (tiered) {
+    attn.out = tiered->forward(q, ret.weights, scale);
+  } else {
+    mem_k = memory.mem_k(), mem_v = memory.mem_v();
+    attn = ops::hsa_attention_forward(q, mem_k, mem_v, ret.indices, ret.weights, scale);
+  }
   Tensor attn_flat = attn.out.view({B, n, HQ * D});
   Tensor y = ops::linear_forward(attn_flat, ctx.param("hsa.o_proj.weight"));
   if (cache)

@@ -1,6 +1,7 @@
 #include "tensor/device_memory.h"
 
 #include "cuda/copy.h"
+#include "cuda/page_copy.h"
 #include "cuda/runtime.h"
 
 #include <hsa/error.h>
@@ -83,6 +84,39 @@ void fill_elements(void* dst, DType dtype, const std::vector<int64_t>& shape, co
                    double value, Device device) {
   HSA_CHECK(device == Device::cuda, "fill_elements: {} is not a device with element kernels", device_name(device));
   cuda::fill_strided(dst, dtype, layout_of(shape, strides), value);
+}
+
+void* host_staging_alloc(Device device, size_t bytes) {
+  if (device == Device::cuda) return cuda::pinned_alloc(bytes);
+  void* p = std::malloc(bytes == 0 ? 1 : bytes);
+  HSA_CHECK(p != nullptr, "out of host memory allocating {} bytes", bytes);
+  return p;
+}
+
+void host_staging_free(Device device, void* p) {
+  if (device == Device::cuda) return cuda::pinned_free(p);
+  std::free(p);
+}
+
+void side_copies_begin(Device device) {
+  if (device == Device::cuda) cuda::side_begin();
+}
+
+void side_copy(Device device, void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) {
+  if (device == Device::cuda) return cuda::side_copy(dst, dst_on_device, src, src_on_device, bytes);
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+
+SideCopies side_copies_end(Device device) {
+  SideCopies c;
+  c.device = device;
+  if (device == Device::cuda) c.event = cuda::side_end().event;
+  return c;
+}
+
+void wait_side_copies(SideCopies& copies) {
+  if (copies.device == Device::cuda && copies.event) cuda::wait_side(cuda::SideEvent{copies.event});
+  copies.event = nullptr;
 }
 
 }  // namespace hsa

@@ -25,6 +25,24 @@ void zero_bytes(void* p, Device device, size_t bytes);
 // Element-wise strided copy / fill on one non-cpu device, converting dtypes (the cpu does its own in tensor.cpp).
 void copy_elements(void* dst, DType dst_dtype, const std::vector<int64_t>& shape, const std::vector<int64_t>& dst_strides,
                    const void* src, DType src_dtype, const std::vector<int64_t>& src_strides, Device device);
+// Host memory for data that is copied to `device` often (the chunk memory's host tier): page-locked on cuda, so
+// the copies run asynchronously; plain memory on the cpu.
+void* host_staging_alloc(Device device, size_t bytes);
+void host_staging_free(Device device, void* p);
+
+// Copies queued beside the compute stream, so they overlap with kernels (the page fetches of the chunk memory tiers,
+// docs/architecture.md §8.1); on the cpu each copy is done at once. side_copies_begin orders the side copies after
+// everything queued so far; side_copies_end returns an event that wait_side_copies makes the compute stream wait
+// for, before the first kernel that reads what was copied. "On device" means in `device`'s memory.
+struct SideCopies {
+  Device device = Device::cpu;
+  void* event = nullptr;  // cuda: the event recorded after the copies
+};
+void side_copies_begin(Device device);
+void side_copy(Device device, void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes);
+SideCopies side_copies_end(Device device);
+void wait_side_copies(SideCopies& copies);  // a no-op on the cpu and for an event already waited for
+
 void fill_elements(void* dst, DType dtype, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
                    double value, Device device);
 

@@ -26,13 +26,14 @@ void check_dims(const char* what, int64_t batch, int64_t seq_len) {
 class MixtureBatches final : public BatchSource {
  public:
   MixtureBatches(std::optional<TokenShard> shard, std::optional<TaskRows> tasks, double task_share, int64_t batch,
-                 int64_t seq_len, uint64_t seed)
+                 int64_t seq_len, uint64_t seed, RankRows rank_rows = {})
       : shard_(std::move(shard)),
         tasks_(std::move(tasks)),
         task_share_(task_share),
         batch_(batch),
         seq_len_(seq_len),
-        seed_(seed) {}
+        seed_(seed),
+        rank_rows_(rank_rows) {}
 
   Batch next() override {
     Batch b;
@@ -48,7 +49,8 @@ class MixtureBatches final : public BatchSource {
     }
     std::vector<int32_t> window(static_cast<size_t>(seq_len_ + 1));
     for (int64_t i = 0; i < batch_; ++i) {
-      Rng rng(batch_row_seed(seed_, position_, static_cast<uint64_t>(i)));
+      const int64_t global_row = rank_rows_.rank + i * rank_rows_.world_size;
+      Rng rng(batch_row_seed(seed_, position_, static_cast<uint64_t>(global_row)));
       const bool task_row = !shard_ || (tasks_ && (task_share_ >= 1.0 || (task_share_ > 0.0 && rng.uniform() < task_share_)));
       int32_t* in = inputs + i * seq_len_;
       int32_t* tg = targets + i * seq_len_;
@@ -87,6 +89,7 @@ class MixtureBatches final : public BatchSource {
   double task_share_;
   int64_t batch_, seq_len_;
   uint64_t seed_;
+  RankRows rank_rows_;
   uint64_t position_ = 0;
 };
 
@@ -150,8 +153,11 @@ std::unique_ptr<BatchSource> make_task_batches(std::vector<TaskKind> kinds, int6
 }
 
 std::unique_ptr<BatchSource> make_mixture_batches(const TokenShard* shard, TaskRows tasks, double task_share,
-                                                  int64_t batch, int64_t seq_len, uint64_t seed) {
+                                                  int64_t batch, int64_t seq_len, uint64_t seed,
+                                                  RankRows rank_rows) {
   check_dims("make_mixture_batches", batch, seq_len);
+  HSA_CHECK(rank_rows.world_size >= 1 && rank_rows.rank >= 0 && rank_rows.rank < rank_rows.world_size,
+            "make_mixture_batches: rank {} outside a world of {}", rank_rows.rank, rank_rows.world_size);
   HSA_CHECK(task_share >= 0.0 && task_share <= 1.0, "make_mixture_batches: task_share must be in [0, 1], got {}",
             task_share);
   HSA_CHECK(shard || task_share == 1.0, "make_mixture_batches: a task_share of {} needs a token shard", task_share);
@@ -181,7 +187,8 @@ std::unique_ptr<BatchSource> make_mixture_batches(const TokenShard* shard, TaskR
   if (shard) own_shard = *shard;
   std::optional<TaskRows> own_tasks;
   if (task_share > 0.0) own_tasks = std::move(tasks);
-  return std::make_unique<MixtureBatches>(std::move(own_shard), std::move(own_tasks), task_share, batch, seq_len, seed);
+  return std::make_unique<MixtureBatches>(std::move(own_shard), std::move(own_tasks), task_share, batch, seq_len, seed,
+                                          rank_rows);
 }
 
 }  // namespace hsa

@@ -58,12 +58,23 @@ struct TaskRows {
   double answer_weight = 1.0;                  // else every token is, the answer's weighted this much
 };
 
+// Data parallelism: which rows of each global batch this process draws. A global batch has batch x world_size
+// rows; this rank draws rows rank, rank + world_size, rank + 2 world_size, ... (each from its own row seed), so
+// the ranks together draw exactly what one process with batch x world_size rows draws, and position() (global
+// batches drawn) is the same on every rank: resume stays exact.
+struct RankRows {
+  int64_t rank = 0;
+  int64_t world_size = 1;
+};
+
 // The language-model + task mixture: each row is, with probability task_share (drawn from the row's seed), a
 // task sample (tasks), else a random window of seq_len + 1 tokens of `shard` with every next token a target.
 // task_share 0 gives exactly make_shard_batches' batches, task_share 1 (shard may then be null) exactly the
 // task rows alone (make_task_batches' for byte-level legacy rows).
+// `batch` is this rank's share of the rows (see RankRows).
 std::unique_ptr<BatchSource> make_mixture_batches(const TokenShard* shard, TaskRows tasks, double task_share,
-                                                  int64_t batch, int64_t seq_len, uint64_t seed);
+                                                  int64_t batch, int64_t seq_len, uint64_t seed,
+                                                  RankRows rank_rows = {});
 
 // Wraps `source` so that the batch after the one returned is built on a background thread while the caller
 // trains on this one (task rows tokenise text: seconds per step otherwise on the critical path). Returns the

@@ -66,9 +66,13 @@ double apply_update(Model& model, TensorMap& master, AdamW& adam, TensorMap& gra
   double grad_norm = clip_grad_norm(grads, clip);
   if (!std::isfinite(grad_norm)) return grad_norm;  // no update: the caller decides whether to go on
   adam.step(master, grads, lr);
-  // In f32 the model computes with the master tensors themselves (updated in place above).
-  if (model.dtype() != DType::f32) model.mutable_params() = convert(master, model.device(), model.dtype());
+  refresh_compute_copy(model, master);
   return grad_norm;
+}
+
+void refresh_compute_copy(Model& model, const TensorMap& master) {
+  // In f32 the model computes with the master tensors themselves (updated in place).
+  if (model.dtype() != DType::f32) model.mutable_params() = convert(master, model.device(), model.dtype());
 }
 
 }  // namespace hsa

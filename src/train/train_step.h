@@ -27,4 +27,8 @@ StepLoss answer_loss(const Model& model, const Batch& batch);
 // is not finite, nothing is updated.
 double apply_update(Model& model, TensorMap& master, AdamW& adam, TensorMap& grads, double lr, double clip);
 
+// After an update of `master`: a model computing in another dtype than f32 takes fresh parameters from it (in f32
+// the model computes with the master tensors themselves).
+void refresh_compute_copy(Model& model, const TensorMap& master);
+
 }  // namespace hsa

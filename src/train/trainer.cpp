@@ -1,5 +1,8 @@
 #include "train/trainer.h"
 
+#include "dist/communicator.h"
+#include "dist/grad_sync.h"
+#include "dist/sharded_adamw.h"
 #include "model/placement.h"
 #include "model/checkpoint.h"
 #include "util/file_util.h"
@@ -24,7 +27,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <exception>
 #include <memory>
+#include <optional>
 
 namespace hsa {
 
@@ -66,6 +71,9 @@ void validate_train_options(const TrainOptions& o) {
     fail_argument("train: --init takes the config of {}; drop --config", o.init_from);
   if (!o.resume && o.init_from.empty() && o.config_path.empty())
     fail_argument("train: give --config (a model config JSON) or --init (a checkpoint)");
+  dist::check_backend_name(o.dist);
+  if (!(o.dist_timeout_s > 0) || !std::isfinite(o.dist_timeout_s))
+    fail_argument("train: --dist-timeout must be a finite number of seconds > 0, got {}", o.dist_timeout_s);
 }
 
 namespace {
@@ -79,8 +87,9 @@ struct DataSetup {
 
   // The training source (prefetching); eval sources: the same mixture, language-model windows only (of the
   // eval shard when given), or task rows only.
-  std::unique_ptr<BatchSource> make_train(const TrainOptions& o) const {
-    return prefetch_batches(make_mixture_batches(shard.get(), tasks, task_share, o.batch, o.seq_len, o.seed));
+  std::unique_ptr<BatchSource> make_train(const TrainOptions& o, RankRows rank_rows) const {
+    return prefetch_batches(
+        make_mixture_batches(shard.get(), tasks, task_share, o.batch, o.seq_len, o.seed, rank_rows));
   }
   std::unique_ptr<BatchSource> make(const TrainOptions& o, uint64_t seed) const {
     return make_mixture_batches(shard.get(), eval_tasks, task_share, o.batch, o.seq_len, seed);
@@ -173,7 +182,7 @@ bool all_finite(const TensorMap& tensors) {
 // then removes `previous` (the checkpoint this run published before, or resumed from: never one it did not
 // write). A failed save removes its .tmp directory and leaves `latest` as it was.
 std::string save_train_checkpoint(const fs::path& out, const ModelConfig& config, const TensorMap& master,
-                                  const AdamW& adam, int64_t step, uint64_t data_position,
+                                  const TensorMap& optimizer_state, int64_t step, uint64_t data_position,
                                   const std::string& tokenizer_file, std::string& previous) {
   HSA_CHECK(all_finite(master),
             "train: the parameters hold non-finite values at step {}; not saving them (the last good checkpoint, "
@@ -186,7 +195,7 @@ std::string save_train_checkpoint(const fs::path& out, const ModelConfig& config
     std::map<std::string, std::string> meta{{"step", std::to_string(step)},
                                             {"data_position", std::to_string(data_position)}};
     save_checkpoint(tmp_dir.string(), config, master, meta, tokenizer_file);
-    save_safetensors((tmp_dir / "optimizer.safetensors").string(), adam.state(), meta);
+    save_safetensors((tmp_dir / "optimizer.safetensors").string(), optimizer_state, meta);
     fs::remove_all(final_dir);  // an orphan of an interrupted save of this run (a fresh run refuses a used --out)
     fs::rename(tmp_dir, final_dir);
     write_file_atomic((out / "latest").string(), name + "\n");
@@ -236,6 +245,20 @@ nlohmann::json options_to_json(const TrainOptions& o) {
           {"clip", o.clip},               {"eval_every", o.eval_every},
           {"eval_batches", o.eval_batches}, {"save_every", o.save_every},
           {"seed", o.seed},               {"tokenizer_path", o.tokenizer_path}};
+}
+
+// The number of processes a run trains on: each draws `batch` rows of every global batch, so a resume on
+// another number would change the batch (and the rows) mid-run. Runs saved before it was recorded had one.
+void check_world_size(const TrainOptions& given, int world_size) {
+  const fs::path path = fs::path(given.out_dir) / "train_options.json";
+  if (!fs::exists(path)) return;
+  const nlohmann::json j =
+      parse_json_strict(read_regular_file(path.string(), "train options"), "train: " + path.string());
+  const int64_t saved = j.value("world_size", int64_t(1));
+  if (saved != world_size)
+    fail_argument("train --resume: {} was trained on {} process{} and this launch has {}; relaunch it with {} (the "
+                  "global batch is --batch x processes)",
+                  given.out_dir, saved, saved == 1 ? "" : "es", world_size, saved);
 }
 
 // The mixture's part of the recipe (runs saved before it existed lack these keys: resumed_options defaults them).
@@ -337,27 +360,61 @@ void check_run_directory(const TrainOptions& o) {
 TrainResult train(const TrainOptions& given) {
   if (given.out_dir.empty()) fail_argument("train: --out is required");
   validate_train_options(given);
-  check_run_directory(given);
+  // First, before anything touches the device: the NCCL backend binds this process to its GPU.
+  const dist::LaunchEnv env = dist::launch_env_from_process();
+  const std::unique_ptr<dist::Communicator> comm = dist::make_communicator(
+      given.dist, env, parse_device(given.device),
+      std::chrono::milliseconds(static_cast<int64_t>(given.dist_timeout_s * 1000)));
+  const bool root = comm->is_root();
+  const int world = comm->world_size();
   fs::path out(given.out_dir);
-  fs::create_directories(out);
-  RunLock lock(given.out_dir);  // before anything is read or written: a second trainer fails here
-  check_run_directory(given);   // again, now that no other trainer can change the directory
-  const TrainOptions o = given.resume ? resumed_options(given) : given;
-  fs::create_directories(out / "checkpoints");
-  DataSetup data = setup_data(o);
-  if (!o.resume) {
-    nlohmann::json recipe = options_to_json(o);
-    recipe.update(mixture_options_json(o));
-    write_file_atomic((out / "train_options.json").string(), recipe.dump(2) + "\n");
+  std::optional<RunLock> lock;
+  TrainOptions o;
+  DataSetup data;
+  // Rank 0 alone checks, locks and writes the run directory; the others only read it (a resume). Every rank
+  // then learns whether all of them got this far, so a refusal on one rank (an existing run, a held lock)
+  // ends every rank with a message instead of leaving the others waiting in the first collective.
+  std::exception_ptr setup_error;
+  try {
+    if (root) {
+      check_run_directory(given);
+      fs::create_directories(out);
+      lock.emplace(given.out_dir);  // before anything is read or written: a second trainer fails here
+      check_run_directory(given);   // again, now that no other trainer can change the directory
+    }
+    if (given.resume) check_world_size(given, world);
+    o = given.resume ? resumed_options(given) : given;
+    data = setup_data(o);
+    if (root) {
+      fs::create_directories(out / "checkpoints");
+      if (!o.resume) {
+        nlohmann::json recipe = options_to_json(o);
+        recipe.update(mixture_options_json(o));
+        recipe["world_size"] = world;
+        write_file_atomic((out / "train_options.json").string(), recipe.dump(2) + "\n");
+      }
+    }
+  } catch (...) {
+    setup_error = std::current_exception();
   }
+  if (world > 1) {
+    const double failed = dist::all_reduce_mean(*comm, setup_error ? 1.0 : 0.0) * world;
+    if (!setup_error && failed > 0)
+      fail("train: {:.0f} of {} processes could not set up the run in {} (their output says why)", failed, world,
+           given.out_dir);
+  }
+  if (setup_error) std::rethrow_exception(setup_error);
+  const bool quiet = o.quiet || !root;
 
   const Placement place = resolve_placement(o.device, o.dtype);  // fails early when the device cannot be used
   const Device device = place.device;
   ModelConfig config;
   TensorMap master;  // f32 parameters on the device: what AdamW updates and checkpoints hold
-  AdamW adam(ops::AdamWConfig{o.schedule.lr, 0.9, 0.95, 1e-8, o.weight_decay});
+  const ops::AdamWConfig adam_config{o.schedule.lr, 0.9, 0.95, 1e-8, o.weight_decay};
+  AdamW adam(adam_config);
   int64_t start_step = 0;
   TrainResult result;
+  result.rank = comm->rank();
   std::string tokenizer_file;  // where the config's tokenizer file is now ("" for bytes)
   std::string published;  // the checkpoint of this run that `latest` names: the only one a save may prune
   if (o.resume) {
@@ -373,14 +430,14 @@ TrainResult train(const TrainOptions& given) {
     master = master_from(ck.params, device);
     adam.load_state(convert(load_safetensors(dir + "/optimizer.safetensors").tensors, device, DType::f32),
                     start_step);
-    result.losses = truncate_log(out / "train_log.jsonl", start_step);
+    if (root) result.losses = truncate_log(out / "train_log.jsonl", start_step);
     if (start_step == o.steps) {  // finished already: resuming it again is a no-op (scripts rerun stages)
-      if (!o.quiet) fmt::print(stderr, "{} is at step {} already: nothing to train\n", o.out_dir, start_step);
+      if (!quiet) fmt::print(stderr, "{} is at step {} already: nothing to train\n", o.out_dir, start_step);
       result.final_step = start_step;
       result.checkpoint = dir;
       return result;
     }
-    if (!o.quiet) fmt::print(stderr, "resuming {} at step {}\n", dir, start_step);
+    if (!quiet) fmt::print(stderr, "resuming {} at step {}\n", dir, start_step);
   } else if (!o.init_from.empty()) {
     HSA_CHECK(o.config_path.empty(), "train: --init takes the config of {}; drop --config", o.init_from);
     const std::string dir = resolve_checkpoint_dir(o.init_from);
@@ -389,13 +446,13 @@ TrainResult train(const TrainOptions& given) {
     tokenizer_file = tokenizer_file_in(dir, config);
     config.max_train_length = o.seq_len;
     master = master_from(ck.params, device);
-    truncate_log(out / "train_log.jsonl", 0);
+    if (root) truncate_log(out / "train_log.jsonl", 0);
   } else {
     config = ModelConfig::from_file(o.config_path);
     tokenizer_file = tokenizer_file_in(fs::path(o.config_path).parent_path().string(), config);
     config.max_train_length = o.seq_len;  // recorded for evaluation and the demo
     master = convert(init_parameters(config, o.seed, DType::f32), device, DType::f32);
-    truncate_log(out / "train_log.jsonl", 0);
+    if (root) truncate_log(out / "train_log.jsonl", 0);
   }
   if (!o.tokenizer_path.empty() && !o.resume) {
     config.tokenizer = fs::path(o.tokenizer_path).filename().string();
@@ -407,9 +464,23 @@ TrainResult train(const TrainOptions& given) {
               "train: tokenizer {} has {} tokens but the model's vocab_size is {}", tokenizer_file, tok->vocab_size(),
               config.vocab_size);
   }
+  // ZeRO-1: the master moves into the sharded optimizer's flat buffer (before the model shares its tensors), which
+  // keeps this rank's slice of the state loaded above and nothing else.
+  std::unique_ptr<dist::ShardedAdamW> sharded;
+  if (o.zero1) {
+    sharded = std::make_unique<dist::ShardedAdamW>(*comm, adam_config, master);
+    sharded->load_state(adam.state(), adam.steps());
+    adam = AdamW(adam_config);
+  }
   // In f32 the model computes with the master tensors themselves; in bf16 with a copy refreshed every step.
   auto model = std::make_unique<Model>(config, convert(master, device, place.dtype));
-  if (!o.quiet) fmt::print(stderr, "training on {}, computing in {}\n", place.description, dtype_name(place.dtype));
+  if (!quiet) fmt::print(stderr, "training on {}, computing in {}\n", place.description, dtype_name(place.dtype));
+  if (!quiet && comm->backend() != "local")
+    fmt::print(stderr, "data parallel: {} process{} ({}), global batch {} x {} = {} rows\n", world,
+               world == 1 ? "" : "es", comm->backend(), o.batch, world, o.batch * world);
+  if (!quiet && sharded)
+    fmt::print(stderr, "ZeRO-1: each process keeps the optimizer state of {} of the parameters' elements\n",
+               sharded->shard_size());
 
   // A shard built with another tokenizer would index past the embedding: check a prefix of each shard.
   for (const TokenShard* shard : {data.shard.get(), data.eval_shard.get()}) {
@@ -428,12 +499,13 @@ TrainResult train(const TrainOptions& given) {
   data.tasks.tokenizer = task_tokenizer();
   data.eval_tasks = data.tasks;
   data.eval_tasks.tokenizer = task_tokenizer();
-  auto source = data.make_train(o);
+  auto source = data.make_train(o, RankRows{comm->rank(), world});
   source->seek(static_cast<uint64_t>(start_step * o.grad_accum));
-  std::ofstream log(out / "train_log.jsonl", std::ios::app);
+  std::ofstream log;  // rank 0's: the others write nothing
+  if (root) log.open(out / "train_log.jsonl", std::ios::app);
   ScheduleConfig schedule = o.schedule;
   schedule.total_steps = o.steps;
-  int64_t tokens_per_step = o.batch * o.seq_len * o.grad_accum;
+  int64_t tokens_per_step = o.batch * o.seq_len * o.grad_accum * world;  // over all processes
   Progress progress("train", o.steps - start_step, "step");
   auto t0 = std::chrono::steady_clock::now();
   int64_t last_step = start_step;
@@ -446,22 +518,35 @@ TrainResult train(const TrainOptions& given) {
       total.loss += s.loss / double(o.grad_accum);
       total.aux += s.aux / double(o.grad_accum);
     }
+    // Every rank takes part, whatever its loss: the mean loss (non-finite when any rank's is) then decides for
+    // all ranks alike whether the step is skipped.
+    if (!sharded) dist::average_gradients(*comm, grads);  // the sharded optimizer reduce-scatters them itself
+    total.loss = dist::all_reduce_mean(*comm, total.loss);
+    total.aux = dist::all_reduce_mean(*comm, total.aux);
     double lr = learning_rate(schedule, step);
     // A non-finite loss or gradient norm would poison the weights: skip the update, count it, stop past the limit.
-    double grad_norm = std::isfinite(total.loss) ? apply_update(*model, master, adam, grads, lr, o.clip) : NAN;
+    double grad_norm = NAN;
+    if (std::isfinite(total.loss) && sharded) {
+      grad_norm = sharded->step(grads, lr, o.clip);
+      if (std::isfinite(grad_norm)) refresh_compute_copy(*model, master);
+    } else if (std::isfinite(total.loss)) {
+      grad_norm = apply_update(*model, master, adam, grads, lr, o.clip);
+    }
     std::string skipped;
     if (!std::isfinite(total.loss) || !std::isfinite(grad_norm)) {
       ++nonfinite;
       const std::string what = skipped = !std::isfinite(total.loss) ? fmt::format("loss {}", total.loss)
                                                                     : fmt::format("gradient norm {}", grad_norm);
-      log << nlohmann::json{{"step", step}, {"skipped", what}}.dump() << "\n";
-      log.flush();
+      if (root) {
+        log << nlohmann::json{{"step", step}, {"skipped", what}}.dump() << "\n";
+        log.flush();
+      }
       HSA_CHECK(nonfinite <= o.max_nonfinite_skips,
                 "train: non-finite {} at step {} ({} such step{}, --max-nonfinite-skips {}); stopping without saving "
                 "it{}; lower --lr or check the config's initializer_range",
                 what, step, nonfinite, nonfinite == 1 ? "" : "s", o.max_nonfinite_skips,
                 published.empty() ? "" : fmt::format(" (the last good checkpoint is {}/{})", o.out_dir, published));
-      if (!o.quiet) fmt::print(stderr, "\nstep {}: non-finite {}, update skipped ({} of {} allowed)\n", step, what,
+      if (!quiet) fmt::print(stderr, "\nstep {}: non-finite {}, update skipped ({} of {} allowed)\n", step, what,
                                nonfinite, o.max_nonfinite_skips);
     }
     result.losses.push_back(total.loss);
@@ -469,24 +554,31 @@ TrainResult train(const TrainOptions& given) {
     double tok_s = double(tokens_per_step) * double(step - start_step) / std::max(elapsed, 1e-9);
     nlohmann::json line{{"step", step},   {"loss", total.loss}, {"aux_loss", total.aux},
                         {"lr", lr},       {"grad_norm", grad_norm}, {"tokens_per_s", tok_s}};
-    if (o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) evaluate(*model, data, o, line);
-    if (skipped.empty()) log << line.dump() << "\n";
-    log.flush();
-    if (!o.quiet)
+    if (root && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) evaluate(*model, data, o, line);
+    if (root && skipped.empty()) log << line.dump() << "\n";
+    if (root) log.flush();
+    if (!quiet)
       progress.update(step - start_step, fmt::format("loss {:.4f} lr {:.2e} {:.0f} tok/s{}", total.loss, lr, tok_s,
                                                      line.contains("eval_loss")
                                                          ? fmt::format(" eval {:.4f}", line["eval_loss"].get<double>())
                                                          : ""));
     last_step = step;
     bool stopping = o.stop_after > 0 && step >= o.stop_after;
-    if ((o.save_every > 0 && step % o.save_every == 0) || step == o.steps || stopping)
-      result.checkpoint = save_train_checkpoint(out, config, master, adam, step, source->position(), tokenizer_file, published);
+    if ((o.save_every > 0 && step % o.save_every == 0) || step == o.steps || stopping) {
+      const TensorMap optimizer_state = sharded ? sharded->state() : adam.state();  // sharded: a collective
+      if (root)
+        result.checkpoint = save_train_checkpoint(out, config, master, optimizer_state, step, source->position(),
+                                                  tokenizer_file, published);
+      else
+        result.checkpoint = (out / fmt::format("checkpoints/step-{:06d}", step)).string();
+    }
     if (stopping) break;
   }
+  comm->barrier();  // every process returns once rank 0 has published the last checkpoint
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   result.final_step = last_step;
   result.tokens_per_second = double(tokens_per_step) * double(last_step - start_step) / std::max(elapsed, 1e-9);
-  if (!o.quiet) progress.finish(fmt::format("{:.0f} tok/s, checkpoint {}", result.tokens_per_second, result.checkpoint));
+  if (!quiet) progress.finish(fmt::format("{:.0f} tok/s, checkpoint {}", result.tokens_per_second, result.checkpoint));
   return result;
 }
 

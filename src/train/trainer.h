@@ -51,6 +51,16 @@ struct TrainOptions {
   // the gradients' dtype: empty = f32 on the cpu, bf16 on cuda.
   std::string device = "cpu";
   std::string dtype;
+  // Data parallelism: one process per device, started by torchrun, srun or mpirun (dist/launch_env.h reads
+  // their variables). `batch` is per process, so the global batch is batch x processes; each process draws its
+  // own rows of it (train/batches.h RankRows), gradients are averaged over processes (dist/grad_sync.h), and
+  // rank 0 alone writes the log and the checkpoints. `dist` picks the backend (dist/communicator.h): auto, none,
+  // tcp (cpu) or nccl (cuda; also at one process, to run the real path). Not part of the saved recipe, except
+  // the number of processes: a resume must use as many.
+  std::string dist = "auto";
+  double dist_timeout_s = 300;  // how long the rendezvous waits for every process to arrive
+  bool zero1 = false;           // shard the optimizer state over the processes (dist/sharded_adamw.h); the
+                                // checkpoints are the same as without, so a run may switch on resume
 };
 
 struct TrainResult {
@@ -58,6 +68,7 @@ struct TrainResult {
   int64_t final_step = 0;
   double tokens_per_second = 0;
   std::string checkpoint;  // the last checkpoint directory written
+  int rank = 0;            // this process's rank in a data-parallel launch (only rank 0 writes)
 };
 
 // Takes the run directory's lock first (a second trainer on the same --out fails at once), refuses to start a

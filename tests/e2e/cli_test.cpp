@@ -84,6 +84,10 @@ TEST(Cli, RejectedArgumentsAndValuesExitTwoNamingTheFlag) {
       {"generate -m " + kModel + " -p hi --segment 0", "--segment"},
       {"generate -m " + kModel + " -p hi -t -1", "--temperature"},
       {"generate -m " + kModel + " -p hi --top-p 2", "--top-p"},
+      {"generate -m " + kModel + " -p hi --memory-budget 0", "--memory-budget"},
+      {"generate -m " + kModel + " -p hi --memory-budget 1M --disk-dir /nonexistent/hsa", "--disk-dir"},
+      {"generate -m " + kModel + " -p hi --host-budget 1M", "--host-budget"},
+      {"info -c configs/tiny.json --context 0", "--context"},
       {"demo -n -1", "--samples"},
       {"info -c configs/tiny.json --dtype i32", "--dtype"},
       {"ruler -m " + kModel + " --lengths 0", "--lengths"},
@@ -235,4 +239,31 @@ TEST(Cli, ExportWritesShardsUnderTheLimitThatInfoAndGenerateLoad) {
   r = hsa_cli("export -m " + kModel + " -o " + (d / "bad") + " --max-shard-mb 0");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_TRUE(has(r.output, "--max-shard-mb")) << r.output;
+}
+
+// Chunk memory tiers from the command line: a RAM budget of nothing puts every page in a file under --disk-dir;
+// the text generated is the same, the tiers are reported, and the directory is left as it was found.
+TEST(Cli, GenerateWithADiskTierWritesTheSameTextAndCleansUp) {
+  Dir d("tiers");
+  std::ofstream(d / "mine.txt") << "not the program's";
+  std::string prompt;
+  for (int i = 0; i < 12; ++i) prompt += "the quick brown fox jumps over the lazy dog. ";
+  const std::string args = "generate -m " + kModel + " -p '" + prompt + "' -n 12 --segment 100";
+  CliRun resident = hsa_cli(args + " -q");
+  ASSERT_EQ(resident.code, 0) << resident.output;
+  CliRun tiered = hsa_cli(args + " -q --memory-budget 1 --disk-dir " + d.path.string());
+  ASSERT_EQ(tiered.code, 0) << tiered.output;
+  EXPECT_EQ(tiered.output.substr(0, tiered.output.find('\n')), resident.output.substr(0, resident.output.find('\n')));
+  EXPECT_TRUE(has(tiered.output, "chunk memory tiers: RAM 0 chunks (0 B), disk 17 chunks")) << tiered.output;
+  EXPECT_EQ(std::distance(fs::directory_iterator(d.path), {}), 1);
+  EXPECT_EQ(read_text(d / "mine.txt"), "not the program's");
+  // Too little memory and no disk tier: refused before the prefill, in one line.
+  CliRun refused = hsa_cli(args + " -q --memory-budget 1");
+  EXPECT_EQ(refused.code, 1) << refused.output;
+  EXPECT_TRUE(has(refused.output, "fit in no tier")) << refused.output;
+  // hsa info prints the plan per tier.
+  CliRun info = hsa_cli("info -c configs/tiny.json --context 65536 --memory-budget 1M --disk-dir " + d.path.string());
+  EXPECT_EQ(info.code, 0) << info.output;
+  EXPECT_TRUE(has(info.output, "chunk memory for 65536 positions (2048 chunks")) << info.output;
+  EXPECT_TRUE(has(info.output, "K/V disk")) << info.output;
 }

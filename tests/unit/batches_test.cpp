@@ -265,3 +265,39 @@ TEST(PrefetchBatches, SameBatchesSamePositionsAndSeek) {
   auto failing = prefetch_batches(make_task_batches({TaskKind::multikey_niah}, 1, 64, 9, filler, true));
   EXPECT_THROW(failing->next(), Error);
 }
+
+// Data parallelism: ranks 0..W-1 with B rows each draw, interleaved, exactly the rows of one source with W x B
+// rows, batch after batch and after a seek; task counts add up.
+TEST(MixtureBatches, RankRowsPartitionTheGlobalBatch) {
+  TempShard temp(20000);
+  const int64_t B = 2, W = 3, L = 400;
+  auto whole = make_mixture_batches(&temp.shard, pooled_rows(), 0.5, B * W, L, 9);
+  std::vector<std::unique_ptr<BatchSource>> ranks;
+  for (int64_t r = 0; r < W; ++r)
+    ranks.push_back(make_mixture_batches(&temp.shard, pooled_rows(), 0.5, B, L, 9, RankRows{r, W}));
+  ranks[1]->seek(0);
+  for (int n = 0; n < 3; ++n) {
+    if (n == 2) {  // resume at global batch 5 on every rank and in the single source
+      whole->seek(5);
+      for (auto& s : ranks) s->seek(5);
+    }
+    Batch g = whole->next();
+    std::vector<int32_t> gin = values(g.inputs), gans = values(g.answer_targets);
+    int64_t task_rows = 0;
+    for (int64_t r = 0; r < W; ++r) {
+      Batch b = ranks[size_t(r)]->next();
+      ASSERT_EQ(b.inputs.shape(), (Shape{B, L}));
+      std::vector<int32_t> in = values(b.inputs), ans = values(b.answer_targets);
+      for (int64_t i = 0; i < B; ++i) {
+        const int64_t row = r + i * W;
+        EXPECT_TRUE(std::equal(in.begin() + i * L, in.begin() + (i + 1) * L, gin.begin() + row * L))
+            << "batch " << n << " rank " << r << " row " << i;
+        EXPECT_TRUE(std::equal(ans.begin() + i * L, ans.begin() + (i + 1) * L, gans.begin() + row * L));
+      }
+      task_rows += b.task_rows;
+      EXPECT_EQ(ranks[size_t(r)]->position(), whole->position());
+    }
+    EXPECT_EQ(task_rows, g.task_rows);
+  }
+  EXPECT_THROW(make_mixture_batches(&temp.shard, pooled_rows(), 0.5, B, L, 9, RankRows{3, 3}), Error);
+}

@@ -65,5 +65,41 @@ TEST(MemoryPlan, MeasuresTheDeviceWhenNotTold) {
   EXPECT_GT(plan.max_positions(), 0);
 }
 
+// Tiered chunk memory (model/memory_tiers.h): the K/V pages count on the device only up to the device budget, the
+// landmarks keep growing, and the page cache and staging buffers are held whatever the context.
+TEST(MemoryPlan, TieredPagesStopAtTheDeviceBudget) {
+  Checkpoint ck = micro_checkpoint();
+  const ModelConfig& c = ck.config;
+  const Placement cpu{Device::cpu, DType::f32, "cpu"};
+  const double page = double(page_bytes(c, DType::f32)), chunk = double(c.chunk_size);
+  MemoryTiers tiers;
+  tiers.device_budget = size_t(10 * page + page / 2);  // ten whole pages
+  tiers.disk_dir = "/tmp";
+  MemoryPlan probe = plan_memory(ck, cpu, 0, tiers);
+  EXPECT_DOUBLE_EQ(probe.bytes_per_position, 2.0 * double(landmark_bytes(c, DType::f32)) / chunk);
+  EXPECT_DOUBLE_EQ(probe.page_bytes_per_position, page / chunk);
+  EXPECT_DOUBLE_EQ(probe.page_cap_bytes, 10 * page);
+  EXPECT_DOUBLE_EQ(probe.working_bytes, double(tiers.cache_pages + tiers.staging_pages) * page);
+  // Before the budget fills the pages count; after it only the landmarks do.
+  const int64_t five_chunks = 5 * c.chunk_size, far = 1000 * c.chunk_size;
+  EXPECT_DOUBLE_EQ(probe.bytes_for(five_chunks), probe.weight_bytes + probe.working_bytes +
+                                                     (probe.bytes_per_position + page / chunk) * double(five_chunks));
+  EXPECT_DOUBLE_EQ(probe.bytes_for(far),
+                   probe.weight_bytes + probe.working_bytes + 10 * page + probe.bytes_per_position * double(far));
+  // Free memory for exactly 5000 positions (and a half) past the budget; and for 5 chunks before it.
+  double free = (probe.weight_bytes + probe.working_bytes + 10 * page + 5000.5 * probe.bytes_per_position) /
+                MemoryPlan::kUsable;
+  MemoryPlan plan = plan_memory(ck, cpu, size_t(free), tiers);
+  EXPECT_EQ(plan.max_positions(), 5000);
+  EXPECT_LE(plan.bytes_for(5000), MemoryPlan::kUsable * plan.free_bytes);
+  EXPECT_GT(plan.bytes_for(5001), MemoryPlan::kUsable * plan.free_bytes);
+  double small = (probe.bytes_for(five_chunks) + 0.5 * (probe.bytes_per_position + page / chunk)) / MemoryPlan::kUsable;
+  EXPECT_EQ(plan_memory(ck, cpu, size_t(small), tiers).max_positions(), five_chunks);
+  // Tiers off is the plain plan.
+  MemoryPlan off = plan_memory(ck, cpu, size_t(free), MemoryTiers{});
+  EXPECT_EQ(off.max_positions(), plan_memory(ck, cpu, size_t(free)).max_positions());
+  EXPECT_EQ(off.working_bytes, 0);
+}
+
 }  // namespace
 }  // namespace hsa

@@ -1,6 +1,7 @@
 // The seam for builds without CUDA (src/cuda_stub/no_cuda.cpp): every cuda/*.h entry point exists and fails with
 // one clear message, so the ops need no #ifdef. In a CUDA build these tests have nothing to check and skip.
 #include "cuda/block_attention.h"
+#include "cuda/page_copy.h"
 #include "cuda/retrieval.h"
 #include "cuda/runtime.h"
 #include "tensor/device_memory.h"
@@ -38,6 +39,11 @@ TEST(NoCuda, EveryEntryPointNamesItselfAndTheMissingBackend) {
   EXPECT_TRUE(has(error_of([&] { cuda::retrieval_forward(DType::f32, nullptr, nullptr, nullptr, nullptr, nullptr, d,
                                                          1.0, cuda::RetrievalKernel::split); }),
                   "cuda::retrieval_forward"));
+  // The tiered chunk memory's copies (pinned host pages, side stream).
+  EXPECT_TRUE(has(error_of([] { cuda::pinned_alloc(64); }), "cuda::pinned_alloc"));
+  cuda::pinned_free(nullptr);
+  EXPECT_TRUE(has(error_of([] { cuda::side_begin(); }), "cuda::side_begin"));
+  EXPECT_TRUE(has(error_of([] { host_staging_alloc(Device::cuda, 64); }), "cuda::pinned_alloc"));
 }
 
 TEST(NoCuda, AskingForTheGpuFailsBeforeAnyKernel) {
