@@ -22,6 +22,9 @@ hsa::cli::Command train_command("train", "train a model (a token shard, syntheti
                  "start from the weights of this checkpoint or run directory (fresh optimizer and schedule; "
                  "its config is used): the next stage of a curriculum")
       ->check(CLI::ExistingDirectory);
+  app.add_option("--reinit", o->reinit,
+                 "with --init: draw these parameters afresh (every parameter whose name contains the text; repeatable), "
+                 "e.g. --reinit retrieval_proj to unsaturate a language model's retrieval before a retrieval stage");
   app.add_flag("--resume", o->resume,
                "continue the run in --out from its latest checkpoint, with its saved recipe (only --steps, "
                "--stop-after and --quiet are taken from this command)");

@@ -10,6 +10,7 @@
 #include "model/param_spec.h"
 #include "model/safetensors.h"
 #include "train/batches.h"
+#include "train/reinit.h"
 #include "train/run_dir.h"
 #include "util/json_util.h"
 #include "text/filler.h"
@@ -69,6 +70,8 @@ void validate_train_options(const TrainOptions& o) {
   if (o.resume && o.force) fail_argument("train: --resume continues a run and --force replaces it; give one");
   if (!o.resume && !o.init_from.empty() && !o.config_path.empty())
     fail_argument("train: --init takes the config of {}; drop --config", o.init_from);
+  if (!o.reinit.empty() && (o.resume || o.init_from.empty()))
+    fail_argument("train: --reinit re-draws parameters of the --init checkpoint; give --init (and not --resume)");
   if (!o.resume && o.init_from.empty() && o.config_path.empty())
     fail_argument("train: give --config (a model config JSON) or --init (a checkpoint)");
   dist::check_backend_name(o.dist);
@@ -236,7 +239,7 @@ namespace {
 
 // The run's recipe, saved beside its checkpoints so that `--resume` needs nothing but the run directory.
 nlohmann::json options_to_json(const TrainOptions& o) {
-  return {{"config_path", o.config_path}, {"init_from", o.init_from}, {"tasks", o.tasks},
+  return {{"config_path", o.config_path}, {"init_from", o.init_from}, {"reinit", o.reinit}, {"tasks", o.tasks},
           {"data_path", o.data_path},     {"filler_path", o.filler_path},
           {"answer_only_loss", o.answer_only_loss}, {"batch", o.batch},
           {"seq_len", o.seq_len},         {"grad_accum", o.grad_accum},
@@ -347,6 +350,8 @@ void check_run_directory(const TrainOptions& o) {
     if (inside(src, dst) || inside(dst, src))
       fail_argument("train: --init '{}' and --out '{}' overlap; a new stage must write to its own run directory",
                     o.init_from, o.out_dir);
+    if (!o.reinit.empty())
+      check_reinit_patterns(ModelConfig::from_file(resolve_checkpoint_dir(o.init_from) + "/config.json"), o.reinit);
   }
   if (o.force) return;
   const std::vector<std::string> found = existing_run_outputs(o.out_dir);
@@ -446,6 +451,10 @@ TrainResult train(const TrainOptions& given) {
     tokenizer_file = tokenizer_file_in(dir, config);
     config.max_train_length = o.seq_len;
     master = master_from(ck.params, device);
+    const std::vector<std::string> redrawn = reinitialise_parameters(master, config, o.reinit, o.seed);
+    if (!quiet && !redrawn.empty())
+      fmt::print(stderr, "--reinit: {} parameter{} drawn afresh ({}{})\n", redrawn.size(), redrawn.size() == 1 ? "" : "s",
+                 redrawn.front(), redrawn.size() > 1 ? ", ..." : "");
     if (root) truncate_log(out / "train_log.jsonl", 0);
   } else {
     config = ModelConfig::from_file(o.config_path);

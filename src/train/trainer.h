@@ -16,6 +16,8 @@ struct TrainOptions {
                                      // are replaced; its checkpoints are left, never pruned by this run)
   std::string init_from;             // start from these weights (a checkpoint or run dir; fresh optimizer):
                                      // the next stage of a curriculum. Its config is used; config_path must be empty
+  std::vector<std::string> reinit;   // with init_from: parameters (names or parts of names) drawn afresh
+                                     // (train/reinit.h)
   std::vector<std::string> tasks;    // synthetic tasks to train on (text/tasks.h)
   std::string data_path;             // and/or a token shard of natural text (language modelling)
   std::string filler_path;           // text corpus for task haystacks (built-in generator when empty)
