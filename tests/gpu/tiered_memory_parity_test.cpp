@@ -94,7 +94,10 @@ TEST(TieredMemoryParity, Bf16HostAndDiskTiersGiveTheAllGpuLogitsAndTokens) {
 // The attention alone, cut into pieces by a small staging buffer: every piece gathers its pages on the side
 // stream while the previous one computes. Pieces of <= 16 tokens may take the decode kernel where the whole
 // segment takes the general one, so this compares against the CPU op within the parity tolerance, and against
-// the unsplit GPU call exactly when there is a single piece.
+// the unsplit GPU call exactly when there is a single piece. The segment is cut exactly when it selects more
+// distinct chunks than the staging buffer holds (or one token's H * K): its 300 tokens of chunks of 16 reach only
+// the first 18 chunks, so staging 8 cuts it and 23 does not (as the CPU test TieredAttention.
+// PiecesExactlyWhenTheSelectionExceedsTheStagingBuffer checks too).
 TEST(TieredMemoryParity, TieredAttentionPiecesOnTheGpu) {
   HSA_REQUIRE_GPU();
   TempDir dir;
@@ -103,6 +106,8 @@ TEST(TieredMemoryParity, TieredAttentionPiecesOnTheGpu) {
   Tensor lmk = random_input({1, C, H, 8}, 3, DType::f32);
   Tensor q = random_input({1, L, HQ, D}, 4, DType::f32), w = random_input({1, L, H, K}, 5, DType::f32);
   Tensor idx = causal_indices(1, L, H, S, C, K, 6);
+  const int64_t selected = distinct_chunks(idx);
+  ASSERT_GT(selected, 8);  // so staging 8 gives several pieces
   ops::HsaOut want_cpu = ops::hsa_attention_forward(q, k, v, idx, w, 0.2);
   ops::HsaOut want_gpu = ops::hsa_attention_forward(gpu(q), gpu(k), gpu(v), gpu(idx), gpu(w), 0.2);
   for (int64_t staging : {int64_t(8), int64_t(23), int64_t(4096)}) {
@@ -118,7 +123,8 @@ TEST(TieredMemoryParity, TieredAttentionPiecesOnTheGpu) {
     TieredAttention attn(m, gpu(idx));
     Tensor got = host(attn.forward(gpu(q), gpu(w), 0.2));
     EXPECT_LT(relative_error(got, want_cpu.out), kF32Tol) << staging;
-    if (staging < 100) EXPECT_GT(attn.pieces(), 1) << staging;
+    EXPECT_EQ(attn.pieces() > 1, selected > std::max(staging, H * K)) << staging << " of " << selected;
+    if (staging == 8) EXPECT_GT(attn.pieces(), 1);
     if (attn.pieces() == 1) EXPECT_EQ(max_abs_diff(got, host(want_gpu.out)), 0.0) << staging;
   }
 }
