@@ -7,6 +7,7 @@
 #include "gpu/parity.h"
 #include "infer/sampler.h"
 #include "infer/session.h"
+#include "infer/state_file.h"
 #include "model/param_spec.h"
 #include "model/tiered_attention.h"
 
@@ -89,6 +90,48 @@ TEST(TieredMemoryParity, F32HostAndDiskTiersGiveTheAllGpuLogitsAndTokens) {
 TEST(TieredMemoryParity, Bf16HostAndDiskTiersGiveTheAllGpuLogitsAndTokens) {
   HSA_REQUIRE_GPU();
   expect_tiered_equals_all_gpu(DType::bf16);
+}
+
+// A state file saved from the GPU loads back onto it and continues exactly: its chunk memory loaded onto the GPU or
+// into host memory (as `hsa generate` does when the session has tiers), restored into a session with or without
+// tiers (a loaded memory moves into them a slice of staging pages at a time). Every token read back must be the
+// one saved: the token ids pass through a host copy of a GPU tensor while loading.
+TEST(TieredMemoryParity, StateFilesLoadBackOnTheGpuIntoEitherMemory) {
+  HSA_REQUIRE_GPU();
+  ModelConfig c = tiny();
+  Checkpoint ck{c, convert(init_parameters(c, 23, DType::f32), Device::cuda, DType::f32), {}};
+  Model model(c, ck.params);
+  const ModelFingerprint fp = model_fingerprint(ck, "bytes");
+  TempDir dir;
+  const std::vector<int32_t> prompt = random_tokens(41 * c.chunk_size + 5, 7);
+  Session saver(model);
+  Tensor logits = saver.prefill(prompt, 6 * c.chunk_size);
+  const std::string path = (dir.path / "s.state").string();
+  save_state_file(path, saver.save(logits), fp);
+  EXPECT_EQ(state_file_positions(path), static_cast<int64_t>(prompt.size()));
+  MemoryTiers tiers;
+  tiers.device_budget = 3 * page_bytes(c, DType::f32);
+  tiers.host_budget = 6 * page_bytes(c, DType::f32);
+  tiers.disk_dir = dir.path.string();
+  tiers.staging_pages = 16;
+  for (Device memory_device : {Device::cuda, Device::cpu})
+    for (const MemoryTiers* t : {static_cast<const MemoryTiers*>(nullptr), static_cast<const MemoryTiers*>(&tiers)}) {
+      SCOPED_TRACE(std::string(memory_device == Device::cuda ? "memory on the GPU" : "memory in host memory") +
+                   (t ? ", tiered" : ""));
+      SavedState loaded = load_state_file(path, fp, model, memory_device);
+      EXPECT_EQ(loaded.tokens, prompt);
+      Session session(model);
+      if (t) session.set_memory_tiers(*t);
+      EXPECT_EQ(max_abs_diff(host(session.restore(loaded, static_cast<int64_t>(prompt.size()))), host(logits)), 0.0);
+      Session reference = saver;
+      for (int32_t token : {5, 77, 201})
+        EXPECT_EQ(max_abs_diff(host(session.step(token)), host(reference.step(token))), 0.0) << token;
+      if (t) {
+        EXPECT_EQ(session.memory_usage().device_pages, 3);
+        EXPECT_EQ(session.memory_usage().host_pages, 6);
+        EXPECT_EQ(session.memory_usage().disk_pages, 41 - 9);
+      }
+    }
 }
 
 // The attention alone, cut into pieces by a small staging buffer: every piece gathers its pages on the side
