@@ -109,9 +109,9 @@ int run_generate(const GenerateOptions& o) {
   hsa::ModelFingerprint fingerprint;
   if (!o.save_state.empty() || !o.load_state.empty()) fingerprint = hsa::model_fingerprint(ck, tok->name());
   if (!o.load_state.empty()) {  // the prompt continues the saved one: feed only what follows it
-    // With tiers, the chunk memory stays in host memory until the session moves it into them.
-    hsa::SavedState saved = hsa::load_state_file(o.load_state, fingerprint, model,
-                                                 tiers.enabled() ? hsa::Device::cpu : model.device());
+    // The chunk memory stays in host memory (the file's bytes, read anyway) until the session moves it where the
+    // model runs, into its tiers, a slice at a time: the device then holds at most what the plan counted.
+    hsa::SavedState saved = hsa::load_state_file(o.load_state, fingerprint, model, hsa::Device::cpu);
     HSA_CHECK(static_cast<int64_t>(saved.tokens.size()) == loaded,
               "generate: '{}' changed while loading: {} positions planned for, {} loaded", o.load_state, loaded,
               saved.tokens.size());

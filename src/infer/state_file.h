@@ -25,9 +25,8 @@ ModelFingerprint model_fingerprint(const Checkpoint& checkpoint, const std::stri
 
 void save_state_file(const std::string& path, const SavedState& saved, const ModelFingerprint& model);
 // Tensors go to `model`'s device and must have its dtype. The chunk memory (the bulk of a long state) goes to
-// `memory_device` instead: the cpu keeps it in host memory for a session that moves it into its tiers
-// (Session::restore copies it where the model runs a slice at a time), so a state larger than the device's free
-// memory can be loaded.
+// `memory_device` instead: the cpu keeps it in host memory, and Session::restore copies it where the model runs
+// (into the session's tiers) a slice at a time, so a state larger than the device's free memory can be loaded.
 SavedState load_state_file(const std::string& path, const ModelFingerprint& fingerprint, const Model& model);
 SavedState load_state_file(const std::string& path, const ModelFingerprint& fingerprint, const Model& model,
                            Device memory_device);

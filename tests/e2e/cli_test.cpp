@@ -295,6 +295,7 @@ TEST(Cli, GenerateFromALoadedStatePlansForItsPositions) {
     const size_t end = out.find("\nprompt: "), begin = out.rfind('\n', end - 1) + 1;
     return end == std::string::npos ? std::string() : out.substr(begin, end - begin);
   };
+  EXPECT_FALSE(text(resident.output).empty()) << resident.output;
   EXPECT_EQ(text(tiered.output), text(resident.output));
   EXPECT_TRUE(fs::is_empty(d / "pages"));
 }
