@@ -35,9 +35,10 @@ struct GenerateOptions {
 
 // docs/architecture.md §8: say what the run will hold, per tier of the chunk memory, before it starts, and refuse
 // a context that cannot fit. The tiers come from the memory plan's free memory and weights; the refusal is the
-// plan's (model/memory_plan.h), extended by the tiers. Returns the tiers the session uses.
+// plan's (model/memory_plan.h), extended by the tiers. `positions` counts every position the run will hold: those
+// of a loaded state too, not just the new prompt's. Returns the tiers the session uses.
 hsa::MemoryTiers check_memory_plan(const hsa::Checkpoint& ck, const hsa::Placement& place, const GenerateOptions& o,
-                                   int64_t positions) {
+                                   int64_t positions, int64_t loaded) {
   const hsa::ModelConfig& c = ck.config;
   const hsa::MemoryPlan untiered = hsa::plan_memory(ck, place);
   const hsa::MemoryTiers tiers = hsa::choose_memory_tiers(c, place, o.tiers, size_t(untiered.weight_bytes), o.segment,
@@ -48,10 +49,11 @@ hsa::MemoryTiers check_memory_plan(const hsa::Checkpoint& ck, const hsa::Placeme
   const std::string where = place.device == hsa::Device::cpu ? "RAM" : "GPU";
   if (!o.quiet) {
     fmt::print(stderr,
-               "memory plan ({}, {}): weights {:.1f} MiB, chunk memory up to {:.1f} MiB here for {} positions, "
+               "memory plan ({}, {}): weights {:.1f} MiB, chunk memory up to {:.1f} MiB here for {} positions{}, "
                "{:.0f} MiB free\n",
                place.description, hsa::dtype_name(place.dtype), plan.weight_bytes / 1048576.0,
-               (plan.bytes_for(positions) - plan.weight_bytes) / 1048576.0, positions, plan.free_bytes / 1048576.0);
+               (plan.bytes_for(positions) - plan.weight_bytes) / 1048576.0, positions,
+               loaded > 0 ? fmt::format(" ({} of them in the loaded state)", loaded) : "", plan.free_bytes / 1048576.0);
     if (tiers.enabled())
       for (const std::string& line : hsa::describe_plan(layout, where)) fmt::print(stderr, "{}\n", line);
   }
@@ -93,7 +95,11 @@ int run_generate(const GenerateOptions& o) {
   hsa::Placement place = hsa::resolve_placement(o.device, o.dtype);
   const std::unique_ptr<hsa::Tokenizer> tok = hsa::load_tokenizer(ck.config.tokenizer, dir);
   std::vector<int32_t> ids = tok->encode(prompt, true);
-  hsa::MemoryTiers tiers = check_memory_plan(ck, place, o, static_cast<int64_t>(ids.size()) + o.max_new_tokens);
+  // A loaded state's positions come before the prompt's (less its <bos>, already in the state): the plan and the
+  // tiers must hold them all, or a long state would be sized as if only the new prompt were there.
+  const int64_t loaded = o.load_state.empty() ? 0 : hsa::state_file_positions(o.load_state);
+  const int64_t fed = static_cast<int64_t>(ids.size()) - (o.load_state.empty() ? 0 : std::min<int64_t>(1, ids.size()));
+  hsa::MemoryTiers tiers = check_memory_plan(ck, place, o, loaded + fed + o.max_new_tokens, loaded);
   hsa::Model model = hsa::place_model(ck, place);
   hsa::Session session(model);
   session.set_memory_tiers(tiers);
@@ -103,7 +109,12 @@ int run_generate(const GenerateOptions& o) {
   hsa::ModelFingerprint fingerprint;
   if (!o.save_state.empty() || !o.load_state.empty()) fingerprint = hsa::model_fingerprint(ck, tok->name());
   if (!o.load_state.empty()) {  // the prompt continues the saved one: feed only what follows it
-    hsa::SavedState saved = hsa::load_state_file(o.load_state, fingerprint, model);
+    // The chunk memory stays in host memory (the file's bytes, read anyway) until the session moves it where the
+    // model runs, into its tiers, a slice at a time: the device then holds at most what the plan counted.
+    hsa::SavedState saved = hsa::load_state_file(o.load_state, fingerprint, model, hsa::Device::cpu);
+    HSA_CHECK(static_cast<int64_t>(saved.tokens.size()) == loaded,
+              "generate: '{}' changed while loading: {} positions planned for, {} loaded", o.load_state, loaded,
+              saved.tokens.size());
     logits = session.restore(saved, static_cast<int64_t>(saved.tokens.size()));
     if (!o.quiet) fmt::print(stderr, "loaded state of {} tokens from {}\n", saved.tokens.size(), o.load_state);
     todo = todo.subspan(std::min(todo.size(), size_t(1)));  // its own <bos> is already in the state

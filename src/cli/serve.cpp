@@ -403,7 +403,8 @@ int run_serve(const ServeOptions& o) {
     s.limits.max_prompt_tokens = plan_max_positions(*s.checkpoint, place, o);
     s.limits.max_tokens = o.max_tokens;
     s.limits.default_max_tokens = std::min<int64_t>(256, o.max_tokens);
-    hsa::EngineOptions eo{o.parallel, o.queue, o.segment, o.snapshot_interval, o.cache_bytes, o.timeout_s};
+    hsa::EngineOptions eo{o.parallel,    o.queue,     o.segment, o.snapshot_interval,
+                          o.cache_bytes, o.timeout_s, s.limits.max_prompt_tokens};
     s.engine = std::make_unique<hsa::Engine>(*s.model, *s.tokenizer,
                                              hsa::model_fingerprint(*s.checkpoint, s.tokenizer->name()), eo);
     s.ready = true;

@@ -114,12 +114,23 @@ Tensor Session::restore(const SavedState& saved, int64_t position) {
 void Session::retier() {
   ChunkMemory& m = state_.memory.memory;
   const MemoryTiers& have = m.tiers();
-  if (have.enabled() == tiers_.enabled() && have.device_budget == tiers_.device_budget &&
+  const bool elsewhere = m.num_chunks() > 0 && m.landmarks().device() != model_.device();
+  if (!elsewhere && have.enabled() == tiers_.enabled() && have.device_budget == tiers_.device_budget &&
       have.host_budget == tiers_.host_budget && have.disk_dir == tiers_.disk_dir)
     return;
-  ChunkMemory moved;  // e.g. a state loaded from a file: its pages go to this session's tiers
+  // E.g. a state loaded from a file (possibly into host memory): its pages go to this session's tiers, where the
+  // model runs. A slice of chunks at a time, so the copy needs at most one slice beyond the tiers' own memory.
+  ChunkMemory moved;
   moved.set_tiers(tiers_);
-  if (m.num_chunks() > 0) moved.append(m.mem_k(), m.mem_v(), m.landmarks());
+  const int64_t chunks = m.num_chunks(), slice = std::max<int64_t>(tiers_.staging_pages, 1);
+  if (chunks > 0) {
+    const Tensor k = m.mem_k(), v = m.mem_v(), lmk = m.landmarks();
+    for (int64_t c = 0; c < chunks; c += slice) {
+      const int64_t end = std::min(chunks, c + slice);
+      moved.append(k.slice(1, c, end).to(model_.device()), v.slice(1, c, end).to(model_.device()),
+                   lmk.slice(1, c, end).to(model_.device()));
+    }
+  }
   m = std::move(moved);
 }
 

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 namespace hsa {
 
@@ -99,7 +100,46 @@ std::shared_ptr<char> read_aligned(const std::string& path, size_t& size) {
   return block;
 }
 
+// Checks the fixed prefix of a state file of `size` bytes at `p` (magic, version, header length within the file);
+// returns the header length.
+uint32_t check_prefix(const char* p, size_t size, const std::string& path) {
+  HSA_CHECK(size >= kPrefix + sizeof(uint64_t) && std::memcmp(p, kMagic, sizeof(kMagic)) == 0,
+            "load state: '{}' is not an hsa state file (no HSASTATE header)", path);
+  uint32_t version = get<uint32_t>(p + 8), header_len = get<uint32_t>(p + 12);
+  HSA_CHECK(version == kVersion, "load state: '{}' has format version {}, this build reads version {}", path,
+            version, kVersion);
+  HSA_CHECK(kPrefix + header_len + sizeof(uint64_t) <= size, "load state: '{}' is corrupt (header length {})", path,
+            header_len);
+  return header_len;
+}
+
+nlohmann::json parse_header(const char* p, uint32_t header_len, const std::string& path) {
+  nlohmann::json header = nlohmann::json::parse(std::string_view(p + kPrefix, header_len), nullptr, false);
+  HSA_CHECK(!header.is_discarded() && header.is_object(), "load state: '{}' has a corrupt header", path);
+  return header;
+}
+
 }  // namespace
+
+int64_t state_file_positions(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  HSA_CHECK(in.good(), "load state: cannot open '{}'", path);
+  in.seekg(0, std::ios::end);
+  const size_t size = static_cast<size_t>(in.tellg());
+  std::string head(std::min(size, kPrefix), '\0');
+  in.seekg(0);
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  if (head.size() < kPrefix) head.resize(kPrefix, '\0');  // refused below as too short
+  const uint32_t header_len = check_prefix(head.data(), size, path);
+  head.resize(kPrefix + header_len);
+  in.read(head.data() + kPrefix, header_len);
+  HSA_CHECK(in.good(), "load state: cannot read the header of '{}'", path);
+  nlohmann::json header = parse_header(head.data(), header_len, path);
+  HSA_CHECK(header.contains("position") && header["position"].is_number_integer() &&
+                header["position"].get<int64_t>() >= 0,
+            "load state: '{}' has a corrupt header (no position)", path);
+  return header["position"].get<int64_t>();
+}
 
 ModelFingerprint model_fingerprint(const Checkpoint& ck, const std::string& tokenizer_name) {
   Hasher h;
@@ -155,21 +195,19 @@ void save_state_file(const std::string& path, const SavedState& saved, const Mod
 }
 
 SavedState load_state_file(const std::string& path, const ModelFingerprint& fingerprint, const Model& model) {
+  return load_state_file(path, fingerprint, model, model.device());
+}
+
+SavedState load_state_file(const std::string& path, const ModelFingerprint& fingerprint, const Model& model,
+                           Device memory_device) {
   size_t size = 0;
   std::shared_ptr<char> block = read_aligned(path, size);
   const char* p = block.get();
-  HSA_CHECK(size >= kPrefix + sizeof(uint64_t) && std::memcmp(p, kMagic, sizeof(kMagic)) == 0,
-            "load state: '{}' is not an hsa state file (no HSASTATE header)", path);
-  uint32_t version = get<uint32_t>(p + 8), header_len = get<uint32_t>(p + 12);
+  const uint32_t header_len = check_prefix(p, size, path);
   uint64_t total = get<uint64_t>(p + 16);
-  HSA_CHECK(version == kVersion, "load state: '{}' has format version {}, this build reads version {}", path,
-            version, kVersion);
   HSA_CHECK(total == size, "load state: '{}' is truncated or padded: {} bytes, its header says {}", path, size,
             total);
-  HSA_CHECK(kPrefix + header_len + sizeof(uint64_t) <= size, "load state: '{}' is corrupt (header length {})", path,
-            header_len);
-  nlohmann::json header = nlohmann::json::parse(std::string_view(p + kPrefix, header_len), nullptr, false);
-  HSA_CHECK(!header.is_discarded() && header.is_object(), "load state: '{}' has a corrupt header", path);
+  nlohmann::json header = parse_header(p, header_len, path);
   std::string algorithm = header.value("hash", "");
   HSA_CHECK(algorithm == hash_algorithm(), "load state: '{}' was written by a build hashing with {}, this one uses {}",
             path, algorithm, hash_algorithm());
@@ -197,8 +235,9 @@ SavedState load_state_file(const std::string& path, const ModelFingerprint& fing
     size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dt);
     HSA_CHECK(offset + bytes <= size - sizeof(uint64_t), "load state: '{}': tensor {} lies outside the file", path,
               t.at("name").get<std::string>());
+    const std::string name = t.at("name").get<std::string>();
     Tensor cpu = Tensor::wrap(block.get() + offset, shape, dt, Device::cpu, block);
-    tensors[t.at("name").get<std::string>()] = cpu.to(model.device());
+    tensors[name] = cpu.to(name.starts_with("memory.") ? memory_device : model.device());
   }
   auto take = [&](const std::string& name) {
     auto it = tensors.find(name);
@@ -217,8 +256,11 @@ SavedState load_state_file(const std::string& path, const ModelFingerprint& fing
   SavedState s;
   Tensor tokens = take("tokens");
   if (tokens.defined()) {
-    const int32_t* ids = tokens.to(Device::cpu).data<int32_t>();
-    s.tokens.assign(ids, ids + tokens.numel());
+    // Keep the host copy alive while reading it: on cuda, to() returns a new tensor, and a pointer into a
+    // temporary dangles once the statement ends (a large state's buffer is unmapped at once: a crash).
+    const Tensor host = tokens.to(Device::cpu);
+    const int32_t* ids = host.data<int32_t>();
+    s.tokens.assign(ids, ids + host.numel());
   }
   s.logits = tensors.count("logits") ? tensors["logits"].to(Device::cpu) : Tensor();
   s.state = model.new_state();

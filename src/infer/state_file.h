@@ -24,7 +24,15 @@ struct ModelFingerprint {
 ModelFingerprint model_fingerprint(const Checkpoint& checkpoint, const std::string& tokenizer_name);
 
 void save_state_file(const std::string& path, const SavedState& saved, const ModelFingerprint& model);
-// Tensors go to `model`'s device and must have its dtype.
+// Tensors go to `model`'s device and must have its dtype. The chunk memory (the bulk of a long state) goes to
+// `memory_device` instead: the cpu keeps it in host memory, and Session::restore copies it where the model runs
+// (into the session's tiers) a slice at a time, so a state larger than the device's free memory can be loaded.
 SavedState load_state_file(const std::string& path, const ModelFingerprint& fingerprint, const Model& model);
+SavedState load_state_file(const std::string& path, const ModelFingerprint& fingerprint, const Model& model,
+                           Device memory_device);
+
+// The positions (tokens) a state file holds, from its header alone, without reading its tensors: what a run plans
+// its memory for before loading it. Only the header is checked here; load_state_file checks the rest.
+int64_t state_file_positions(const std::string& path);
 
 }  // namespace hsa

@@ -295,6 +295,13 @@ size_t Engine::save_slot(int slot, const std::string& path) {
 
 size_t Engine::restore_slot(int slot, const std::string& path) {
   HSA_CHECK(slot >= 0 && slot < slots(), "serve: no slot {} (there are {})", slot, slots());
+  // The memory plan sized each session for max_positions: a longer state would not fit beside the others, and no
+  // prompt continuing it would be accepted. Checked from the header, before its tensors are read.
+  const int64_t positions = state_file_positions(path);
+  HSA_CHECK(options_.max_positions <= 0 || positions <= options_.max_positions,
+            "serve: '{}' holds {} positions, more than the {} a session may hold here (the memory plan, or "
+            "--max-prompt-tokens)",
+            path, positions, options_.max_positions);
   auto loaded = std::make_shared<const SavedState>(load_state_file(path, fingerprint_, model_));
   cache_.insert(loaded);
   std::lock_guard lock(slots_[slot]->mutex);

@@ -30,6 +30,8 @@ struct EngineOptions {
   int64_t snapshot_interval = 4096;  // SWA windows kept every this many positions (multiple of the chunk size)
   size_t cache_bytes = size_t(1) << 30;
   double timeout_s = 600;            // per request, from submission
+  int64_t max_positions = 0;         // the memory plan's positions per session (0: unlimited); restore_slot
+                                     // refuses a state file holding more
 };
 
 struct GenerationRequest {
@@ -88,7 +90,8 @@ class Engine {
 
   // Slot states on disk (state_file.h): the state a slot ended its last request with.
   size_t save_slot(int slot, const std::string& path);        // returns tokens saved
-  size_t restore_slot(int slot, const std::string& path);     // also offered to the prefix cache
+  size_t restore_slot(int slot, const std::string& path);     // also offered to the prefix cache; a state beyond
+                                                              // options().max_positions is refused unread
   int slots() const { return static_cast<int>(slots_.size()); }
 
   const EngineMetrics& metrics() const { return metrics_; }

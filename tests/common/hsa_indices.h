@@ -25,4 +25,14 @@ inline Tensor causal_indices(int64_t b, int64_t l, int64_t h, int64_t s, int64_t
   return Tensor::from_i32(idx, {b, l, h, k});
 }
 
+// The distinct chunks (>= 0) that i32 `indices` select anywhere: how many pages attention over them gathers. A
+// TieredAttention over them is one piece exactly when this is at most max(staging pages, h * k).
+inline int64_t distinct_chunks(const Tensor& indices) {
+  Tensor host = indices.to(Device::cpu).contiguous();
+  std::vector<int32_t> ids(host.data<int32_t>(), host.data<int32_t>() + host.numel());
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return static_cast<int64_t>(std::count_if(ids.begin(), ids.end(), [](int32_t c) { return c >= 0; }));
+}
+
 }  // namespace hsa::testing

@@ -267,3 +267,35 @@ TEST(Cli, GenerateWithADiskTierWritesTheSameTextAndCleansUp) {
   EXPECT_TRUE(has(info.output, "chunk memory for 65536 positions (2048 chunks")) << info.output;
   EXPECT_TRUE(has(info.output, "K/V disk")) << info.output;
 }
+
+// A loaded state's positions count in the memory plan, not just the new prompt's: with too small a RAM budget the
+// run is refused by the plan (naming every position it must hold) instead of failing inside the session, and with
+// a disk tier the loaded chunks go there and the text is the one generated with the whole memory in RAM.
+TEST(Cli, GenerateFromALoadedStatePlansForItsPositions) {
+  Dir d("loaded");
+  std::string context;
+  for (int i = 0; i < 12; ++i) context += "the quick brown fox jumps over the lazy dog. ";
+  CliRun saved = hsa_cli("generate -m " + kModel + " -p '" + context + "' -n 1 -q --save-state " + (d / "s.bin"));
+  ASSERT_EQ(saved.code, 0) << saved.output;
+  const std::string load = "generate -m " + kModel + " --load-state " + (d / "s.bin") + " -p ' what' -n 8";
+  CliRun resident = hsa_cli(load);
+  ASSERT_EQ(resident.code, 0) << resident.output;
+  // 541 loaded positions (<bos> and 540 bytes), 5 more of the prompt (its <bos> is the state's), 8 new.
+  EXPECT_TRUE(has(resident.output, "for 554 positions (541 of them in the loaded state)")) << resident.output;
+  CliRun refused = hsa_cli(load + " --memory-budget 1");
+  EXPECT_EQ(refused.code, 1) << refused.output;
+  EXPECT_TRUE(has(refused.output, "generate: 17 chunks of the chunk memory fit in no tier (554 positions)"))
+      << refused.output;
+  EXPECT_FALSE(has(refused.output, "loaded state of")) << "refused only after loading:\n" << refused.output;
+  fs::create_directories(d / "pages");
+  CliRun tiered = hsa_cli(load + " --memory-budget 1 --disk-dir " + (d / "pages"));
+  ASSERT_EQ(tiered.code, 0) << tiered.output;
+  EXPECT_TRUE(has(tiered.output, "chunk memory tiers: RAM 0 chunks (0 B), disk 17 chunks")) << tiered.output;
+  auto text = [](const std::string& out) {  // the generated line: after the last progress line, before the stats
+    const size_t end = out.find("\nprompt: "), begin = out.rfind('\n', end - 1) + 1;
+    return end == std::string::npos ? std::string() : out.substr(begin, end - begin);
+  };
+  EXPECT_FALSE(text(resident.output).empty()) << resident.output;
+  EXPECT_EQ(text(tiered.output), text(resident.output));
+  EXPECT_TRUE(fs::is_empty(d / "pages"));
+}

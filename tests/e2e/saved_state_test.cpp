@@ -130,6 +130,37 @@ TEST(SavedState, DamagedOrForeignFilesAreRefused) {
   EXPECT_TRUE(has(error_of([&] { load_state_file(dir.file("missing.state"), fp, f.model); }), "missing.state"));
 }
 
+// What a run plans its memory for before loading a state: the positions, read from the header alone (a file cut
+// after its header still answers; one cut inside it, or no state file at all, is refused naming the file).
+TEST(SavedState, PositionsComeFromTheHeaderAlone) {
+  Fixture f;
+  hsa::testing::TempDir dir;
+  ModelFingerprint fp = model_fingerprint(f.ck, "bytes");
+  std::vector<int32_t> ids = random_tokens(6 * f.S + 3, 6, 260);
+  Session session(f.model);
+  std::string path = dir.file("s.state");
+  save_state_file(path, session.save(session.prefill(ids, f.S)), fp);
+  EXPECT_EQ(state_file_positions(path), static_cast<int64_t>(ids.size()));
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::string cut = dir.file("cut.state");
+  std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() - 200);
+  EXPECT_EQ(state_file_positions(cut), static_cast<int64_t>(ids.size()));
+  std::ofstream(cut, std::ios::binary) << bytes.substr(0, 40);
+  std::string e = error_of([&] { state_file_positions(cut); });
+  EXPECT_TRUE(has(e, cut) && has(e, "corrupt")) << e;
+  std::ofstream(cut, std::ios::binary) << "HSA";
+  EXPECT_TRUE(has(error_of([&] { state_file_positions(cut); }), "not an hsa state file"));
+  EXPECT_TRUE(has(error_of([&] { state_file_positions(dir.file("missing.state")); }), "missing.state"));
+  // The chunk memory may be loaded into host memory (for a session that moves it into its tiers).
+  SavedState host = load_state_file(path, fp, f.model, Device::cpu);
+  EXPECT_EQ(host.state.memory.memory.num_chunks(), 6);
+  EXPECT_EQ(host.state.memory.memory.landmarks().device(), Device::cpu);
+}
+
 TEST(SavedState, KeptWindowsAreResumePointsToo) {
   Fixture f;
   int64_t interval = 4 * f.S, segment = f.S;

@@ -1,12 +1,16 @@
 // The server's engine without HTTP: a follow-up prompt that changes only the end of an earlier one resumes at the
-// last segment boundary before it diverges (not the last snapshot interval) and answers what an uncached run does.
+// last segment boundary before it diverges (not the last snapshot interval) and answers what an uncached run does;
+// slot files are restored only within the positions the memory plan gives a session.
 #include "infer/state_file.h"
 #include "model/param_spec.h"
 #include "serve/engine.h"
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <future>
+
+#include <unistd.h>
 
 using namespace hsa;
 
@@ -60,4 +64,41 @@ TEST(ServeEngine, FollowUpResumesAtTheLastSegmentBeforeItDiverges) {
   longer.push_back(42);
   EXPECT_EQ(run(engine, longer, true).cached_tokens, static_cast<int64_t>(first.size()));
   engine.shutdown(0);
+}
+
+// A slot file holding more positions than the memory plan gives one session is refused from its header, before its
+// tensors are loaded; within the plan it is restored.
+TEST(ServeEngine, RestoringASlotBeyondThePlannedPositionsIsRefused) {
+  Checkpoint ck{ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json"), {}, {}};
+  Model model(ck.config, init_parameters(ck.config, 12, DType::f32));
+  ck.params = model.params();
+  ByteTokenizer tokenizer;
+  const int64_t S = ck.config.chunk_size;
+  const ModelFingerprint fp = model_fingerprint(ck, tokenizer.name());
+  EngineOptions options;
+  options.segment = 2 * S;
+  options.snapshot_interval = 4 * S;
+  Engine engine(model, tokenizer, fp, options);
+  std::vector<int32_t> prompt(5 * S + 3, 65);
+  ASSERT_EQ(run(engine, prompt, true).finish_reason, "length");
+  const std::string path = ::testing::TempDir() + "hsa_serve_slot_" + std::to_string(::getpid()) + ".state";
+  const size_t saved = engine.save_slot(0, path);  // the prompt and the 7 generated tokens fed back
+  EXPECT_EQ(saved, prompt.size() + 7);
+  options.max_positions = static_cast<int64_t>(saved) - 1;
+  Engine small(model, tokenizer, fp, options);
+  std::string error;
+  try {
+    small.restore_slot(0, path);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  const std::string want = "holds " + std::to_string(saved) + " positions, more than the " + std::to_string(saved - 1);
+  EXPECT_NE(error.find(want), std::string::npos) << error;
+  options.max_positions = static_cast<int64_t>(saved);
+  Engine enough(model, tokenizer, fp, options);
+  EXPECT_EQ(enough.restore_slot(0, path), saved);
+  std::remove(path.c_str());
+  engine.shutdown(0);
+  small.shutdown(0);
+  enough.shutdown(0);
 }

@@ -206,6 +206,7 @@ TEST(TieredSession, ARestoredResidentStateMovesIntoTheSessionsTiers) {
   MemoryTiers tiers;
   tiers.device_budget = page_bytes(model.config(), DType::f32);
   tiers.disk_dir = dir.path.string();
+  tiers.staging_pages = 4;  // the restored chunks move a slice of staging_pages at a time: 4, 4, 1
   Session tiered(model);
   tiered.set_memory_tiers(tiers);
   EXPECT_EQ(max_abs_diff(tiered.restore(saved, static_cast<int64_t>(prompt.size())), logits), 0.0);

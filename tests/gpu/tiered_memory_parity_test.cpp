@@ -7,6 +7,7 @@
 #include "gpu/parity.h"
 #include "infer/sampler.h"
 #include "infer/session.h"
+#include "infer/state_file.h"
 #include "model/param_spec.h"
 #include "model/tiered_attention.h"
 
@@ -91,10 +92,55 @@ TEST(TieredMemoryParity, Bf16HostAndDiskTiersGiveTheAllGpuLogitsAndTokens) {
   expect_tiered_equals_all_gpu(DType::bf16);
 }
 
+// A state file saved from the GPU loads back onto it and continues exactly: its chunk memory loaded onto the GPU or
+// into host memory (as `hsa generate` does when the session has tiers), restored into a session with or without
+// tiers (a loaded memory moves into them a slice of staging pages at a time). Every token read back must be the
+// one saved: the token ids pass through a host copy of a GPU tensor while loading.
+TEST(TieredMemoryParity, StateFilesLoadBackOnTheGpuIntoEitherMemory) {
+  HSA_REQUIRE_GPU();
+  ModelConfig c = tiny();
+  Checkpoint ck{c, convert(init_parameters(c, 23, DType::f32), Device::cuda, DType::f32), {}};
+  Model model(c, ck.params);
+  const ModelFingerprint fp = model_fingerprint(ck, "bytes");
+  TempDir dir;
+  const std::vector<int32_t> prompt = random_tokens(41 * c.chunk_size + 5, 7);
+  Session saver(model);
+  Tensor logits = saver.prefill(prompt, 6 * c.chunk_size);
+  const std::string path = (dir.path / "s.state").string();
+  save_state_file(path, saver.save(logits), fp);
+  EXPECT_EQ(state_file_positions(path), static_cast<int64_t>(prompt.size()));
+  MemoryTiers tiers;
+  tiers.device_budget = 3 * page_bytes(c, DType::f32);
+  tiers.host_budget = 6 * page_bytes(c, DType::f32);
+  tiers.disk_dir = dir.path.string();
+  tiers.staging_pages = 16;
+  for (Device memory_device : {Device::cuda, Device::cpu})
+    for (const MemoryTiers* t : {static_cast<const MemoryTiers*>(nullptr), static_cast<const MemoryTiers*>(&tiers)}) {
+      SCOPED_TRACE(std::string(memory_device == Device::cuda ? "memory on the GPU" : "memory in host memory") +
+                   (t ? ", tiered" : ""));
+      SavedState loaded = load_state_file(path, fp, model, memory_device);
+      EXPECT_EQ(loaded.tokens, prompt);
+      Session session(model);
+      if (t) session.set_memory_tiers(*t);
+      EXPECT_EQ(max_abs_diff(host(session.restore(loaded, static_cast<int64_t>(prompt.size()))), host(logits)), 0.0);
+      Session reference = saver;
+      for (int32_t token : {5, 77, 201})
+        EXPECT_EQ(max_abs_diff(host(session.step(token)), host(reference.step(token))), 0.0) << token;
+      if (t) {
+        EXPECT_EQ(session.memory_usage().device_pages, 3);
+        EXPECT_EQ(session.memory_usage().host_pages, 6);
+        EXPECT_EQ(session.memory_usage().disk_pages, 41 - 9);
+      }
+    }
+}
+
 // The attention alone, cut into pieces by a small staging buffer: every piece gathers its pages on the side
 // stream while the previous one computes. Pieces of <= 16 tokens may take the decode kernel where the whole
 // segment takes the general one, so this compares against the CPU op within the parity tolerance, and against
-// the unsplit GPU call exactly when there is a single piece.
+// the unsplit GPU call exactly when there is a single piece. The segment is cut exactly when it selects more
+// distinct chunks than the staging buffer holds (or one token's H * K): its 300 tokens of chunks of 16 reach only
+// the first 18 chunks, so staging 8 cuts it and 23 does not (as the CPU test TieredAttention.
+// PiecesExactlyWhenTheSelectionExceedsTheStagingBuffer checks too).
 TEST(TieredMemoryParity, TieredAttentionPiecesOnTheGpu) {
   HSA_REQUIRE_GPU();
   TempDir dir;
@@ -103,6 +149,8 @@ TEST(TieredMemoryParity, TieredAttentionPiecesOnTheGpu) {
   Tensor lmk = random_input({1, C, H, 8}, 3, DType::f32);
   Tensor q = random_input({1, L, HQ, D}, 4, DType::f32), w = random_input({1, L, H, K}, 5, DType::f32);
   Tensor idx = causal_indices(1, L, H, S, C, K, 6);
+  const int64_t selected = distinct_chunks(idx);
+  ASSERT_GT(selected, 8);  // so staging 8 gives several pieces
   ops::HsaOut want_cpu = ops::hsa_attention_forward(q, k, v, idx, w, 0.2);
   ops::HsaOut want_gpu = ops::hsa_attention_forward(gpu(q), gpu(k), gpu(v), gpu(idx), gpu(w), 0.2);
   for (int64_t staging : {int64_t(8), int64_t(23), int64_t(4096)}) {
@@ -118,7 +166,8 @@ TEST(TieredMemoryParity, TieredAttentionPiecesOnTheGpu) {
     TieredAttention attn(m, gpu(idx));
     Tensor got = host(attn.forward(gpu(q), gpu(w), 0.2));
     EXPECT_LT(relative_error(got, want_cpu.out), kF32Tol) << staging;
-    if (staging < 100) EXPECT_GT(attn.pieces(), 1) << staging;
+    EXPECT_EQ(attn.pieces() > 1, selected > std::max(staging, H * K)) << staging << " of " << selected;
+    if (staging == 8) EXPECT_GT(attn.pieces(), 1);
     if (attn.pieces() == 1) EXPECT_EQ(max_abs_diff(got, host(want_gpu.out)), 0.0) << staging;
   }
 }

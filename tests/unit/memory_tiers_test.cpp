@@ -182,7 +182,35 @@ TEST(TieredAttention, CompactPiecesAreBitIdenticalToTheWholeMemory) {
     TieredAttention attn(m, indices);
     if (staging < H * K * 2) EXPECT_GT(attn.pieces(), 1) << staging;
     if (staging == 1000) EXPECT_EQ(attn.pieces(), 1);
+    EXPECT_EQ(attn.pieces() > 1, hsa::testing::distinct_chunks(indices) > std::max(staging, H * K)) << staging;
     EXPECT_EQ(values(attn.forward(q, weights, 0.7)), values(want.out)) << staging;
+  }
+}
+
+// A segment is cut into pieces exactly when it selects more distinct chunks than the staging buffer holds (or one
+// token's H * K, whichever is more): causal selections of L tokens reach only the first L / S chunks, however many
+// the memory holds. The shape of the GPU parity test's (tests/gpu/tiered_memory_parity_test.cpp): 300 tokens of
+// chunks of 16 select at most 18 of its 60 chunks, so a staging buffer of 23 pages takes them in one piece.
+TEST(TieredAttention, PiecesExactlyWhenTheSelectionExceedsTheStagingBuffer) {
+  TempDir dir;
+  const int64_t C = 60, S = 16, H = 2, D = 4, HQ = 4, K = 4, L = 300;
+  Tensor indices = hsa::testing::causal_indices(1, L, H, S, C, K, 6);
+  const int64_t selected = hsa::testing::distinct_chunks(indices);
+  EXPECT_LE(selected, L / S);
+  EXPECT_GT(selected, 8);
+  ChunkMemory whole = random_memory(C, nullptr, S, H, D);
+  Tensor q = randn({1, L, HQ, D}, 12), weights = randn({1, L, H, K}, 13);
+  ops::HsaOut want = ops::hsa_attention_forward(q, whole.mem_k(), whole.mem_v(), indices, weights, 0.2);
+  for (int64_t staging : {int64_t(1), int64_t(8), selected - 1, selected, int64_t(23), int64_t(4096)}) {
+    MemoryTiers t;
+    t.device_budget = 7 * 2 * S * H * D * sizeof(float);
+    t.disk_dir = dir.path.string();
+    t.staging_pages = staging;
+    t.cache_pages = 5;
+    ChunkMemory m = random_memory(C, &t, S, H, D);
+    TieredAttention attn(m, indices);
+    EXPECT_EQ(attn.pieces() > 1, selected > std::max(staging, H * K)) << staging << " of " << selected;
+    EXPECT_EQ(values(attn.forward(q, weights, 0.2)), values(want.out)) << staging;
   }
 }
 
