@@ -120,14 +120,17 @@ int run_retrieval(const RetrievalOptions& o) {
             make_task_sample(kind, length, sample_seed(o.seed, kind, length, s), filler, *tokenizer, phrasings);
         ++group.samples;
         const int64_t needle = eval::find_needle(sample, *tokenizer);
+        const std::string status = fmt::format("{} L={} sample {}/{}", group.task, length, s + 1, o.samples);
         if (needle < 0) {
           ++group.needle_not_found;
         } else {
           const std::span<const int32_t> prompt(sample.tokens.data(), static_cast<size_t>(sample.prompt_length));
-          group.add(eval::probe_retrieval(model, prompt, needle / config.chunk_size, o.segment), config.chunk_topk);
+          group.add(eval::probe_retrieval(model, prompt, needle / config.chunk_size, o.segment,
+                                          [&](int64_t read) { progress.update(done + read, status); }),
+                    config.chunk_topk);
         }
-        done += length;
-        progress.update(done, fmt::format("{} L={} sample {}/{}", group.task, length, s + 1, o.samples));
+        done += length;  // the tokens after the prompt (answer, padding) count as done too
+        progress.update(done, status);
       }
       group.wall_s = seconds_since(t_group);
       report.groups.push_back(std::move(group));
@@ -188,7 +191,7 @@ Runner add_eval_retrieval(CLI::App& eval, CLI::App*& subcommand) {
       "a trace of each HSA layer: so memory is that of an inference at the length (SWA windows, the chunk memory, "
       "one segment's logits), and long lengths cost time, not a training cache. At that position, per HSA layer "
       "and retrieval (KV) head: recall@K (the needle chunk among the chunks the model selected), its rank among "
-      "the visible chunks' scores (0 = best), its weight when selected, how often chunk 0 scores highest (sink), "
+      "the visible chunks' scores (0 = best), its weight when selected, how often chunk 0 scores highest while the needle is elsewhere (sink), "
       "the score spreads top1-top2 and top1-median (scaled scores) and the mean pairwise cosine of the visible "
       "landmarks. Chance columns give what a random ranking would score. docs/training-lm.md explains the "
       "table.\n");

@@ -126,7 +126,7 @@ std::vector<HeadRetrieval> analyse_retrieval(const HsaCache& cache, int64_t need
 }
 
 std::vector<LayerRetrieval> probe_retrieval(const Model& model, std::span<const int32_t> prompt, int64_t needle_chunk,
-                                            int64_t segment) {
+                                            int64_t segment, const std::function<void(int64_t)>& progress) {
   HSA_CHECK(!prompt.empty(), "probe_retrieval: empty prompt");
   HSA_CHECK(segment > 0, "probe_retrieval: segment must be positive, got {}", segment);
   const ModelConfig& c = model.config();
@@ -137,9 +137,11 @@ std::vector<LayerRetrieval> probe_retrieval(const Model& model, std::span<const 
     model.forward(Tensor::from_i32(std::vector<int32_t>(prompt.begin() + start, prompt.begin() + start + n), {1, n}),
                   state);
     start += n;
+    if (progress) progress(start);
   }
   std::vector<HsaCache> trace;
   model.forward(Tensor::from_i32({prompt[static_cast<size_t>(last)]}, {1, 1}), state, nullptr, nullptr, &trace);
+  if (progress) progress(last + 1);
   std::vector<LayerRetrieval> out;
   for (int64_t i = 0; i < c.num_layers(); ++i) {
     if (!c.is_hsa_layer(i)) continue;

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -48,8 +49,9 @@ struct LayerRetrieval {
 
 // Feeds prompt[0, n - 1) to a fresh state in segments ending at multiples of `segment` positions (no cache: the
 // memory an inference needs, plus one segment's logits), then the last prompt token alone with an HSA trace, and
-// analyses every HSA layer there. The needle sits in chunk `needle_chunk` (-1: none).
+// analyses every HSA layer there. The needle sits in chunk `needle_chunk` (-1: none). progress(tokens read) runs
+// after each segment.
 std::vector<LayerRetrieval> probe_retrieval(const Model& model, std::span<const int32_t> prompt, int64_t needle_chunk,
-                                            int64_t segment);
+                                            int64_t segment, const std::function<void(int64_t)>& progress = {});
 
 }  // namespace hsa::eval

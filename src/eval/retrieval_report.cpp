@@ -35,7 +35,7 @@ CellMeans means(const RetrievalCell& c) {
 
 void RetrievalCell::add(const HeadRetrieval& r, int64_t topk) {
   ++probed;
-  if (r.top_chunk == 0) ++sink;
+  if (r.top_chunk == 0 && r.needle_rank != 0) ++sink;  // chunk 0 on top, and it is not the needle's
   if (std::isfinite(r.top1_minus_top2)) spread2_sum += r.top1_minus_top2, spread_median_sum += r.top1_minus_median, ++spread_n;
   if (std::isfinite(r.landmark_cosine)) cosine_sum += r.landmark_cosine, ++cosine_n;
   if (r.needle_rank < 0) return;
@@ -69,7 +69,7 @@ std::string retrieval_markdown(const RetrievalReport& report) {
       "token's first occurrence in the prompt; the query is the last prompt position. recall@K: the needle chunk "
       "among the chunks the model selected (chance: K / visible chunks); rank: 0 = highest score (chance: "
       "(visible - 1) / 2); weight: its retrieval weight when selected; sink: share of samples whose top chunk is "
-      "chunk 0; spreads in scaled scores; cos: mean pairwise cosine of the visible landmarks.\n\n",
+      "chunk 0 without holding the needle; spreads in scaled scores; cos: mean pairwise cosine of the visible landmarks.\n\n",
       report.topk, meta("chunk_size"), meta("phrasings"), meta("filler"), meta("device"), meta("dtype"));
   md += "| task | length | layer | head | n | recall@K | chance | rank | chance rank | weight | sink | top1-top2 | "
         "top1-median | cos |\n";

@@ -24,7 +24,7 @@ struct RetrievalCell {
   double chance_rank_sum = 0;    // (visible - 1) / 2 per sample: the mean rank of a random ordering
   double chance_recall_sum = 0;  // min(K, visible) / visible per sample
   double weight_sum = 0;         // over the selected samples
-  int64_t sink = 0;              // samples (of probed) whose top chunk is chunk 0
+  int64_t sink = 0;              // samples (of probed) whose top chunk is chunk 0, not the needle's chunk
   double spread2_sum = 0, spread_median_sum = 0, cosine_sum = 0;
   int64_t spread_n = 0, cosine_n = 0;
   void add(const HeadRetrieval& r, int64_t topk);

@@ -115,6 +115,12 @@ TEST(RetrievalProbe, ReportAveragesOverSamples) {
   EXPECT_DOUBLE_EQ(head0["sink"].get<double>(), 0.0);
   const nlohmann::json& head1 = j["groups"][0]["cells"][1];
   EXPECT_TRUE(head1["mean_needle_weight"].is_null());  // never selected
+  // A sink is chunk 0 on top while the needle is elsewhere; a needle in chunk 0 on top is retrieval working.
+  RetrievalCell c;
+  c.add(HeadRetrieval{.visible = 10, .needle_rank = 0, .selected = true, .needle_weight = 0.9, .top_chunk = 0}, 3);
+  c.add(HeadRetrieval{.visible = 10, .needle_rank = 5, .top_chunk = 0}, 3);
+  EXPECT_EQ(c.sink, 1);
+  EXPECT_EQ(c.spread_n, 0);  // NaN spreads are left out
   const std::string md = retrieval_markdown(report);
   EXPECT_NE(md.find("| passkey | 41 | 2 | 0 | 2 | 0.50 | 0.30 | 4.5 | 4.5 |"), std::string::npos) << md;
 }
