@@ -191,10 +191,10 @@ Runner add_eval_retrieval(CLI::App& eval, CLI::App*& subcommand) {
       "a trace of each HSA layer: so memory is that of an inference at the length (SWA windows, the chunk memory, "
       "one segment's logits), and long lengths cost time, not a training cache. At that position, per HSA layer "
       "and retrieval (KV) head: recall@K (the needle chunk among the chunks the model selected), its rank among "
-      "the visible chunks' scores (0 = best), its weight when selected, how often chunk 0 scores highest while the needle is elsewhere (sink), "
-      "the score spreads top1-top2 and top1-median (scaled scores) and the mean pairwise cosine of the visible "
-      "landmarks. Chance columns give what a random ranking would score. docs/training-lm.md explains the "
-      "table.\n");
+      "the visible chunks' scores (0 = best), its weight when selected, how often chunk 0 scores highest while "
+      "the needle is elsewhere (sink), the score spreads top1-top2 and top1-median (scaled scores) and the mean "
+      "pairwise cosine of the visible landmarks. Chance columns give what a random ranking would score. "
+      "docs/training-lm.md explains the table.\n");
   subcommand = app;
   return [o] { return run_retrieval(*o); };
 }

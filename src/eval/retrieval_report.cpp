@@ -15,7 +15,9 @@ namespace {
 
 double ratio(double sum, int64_t n) { return n > 0 ? sum / static_cast<double>(n) : NAN; }
 
-std::string cell_text(double v, const char* format) { return std::isfinite(v) ? fmt::format(fmt::runtime(format), v) : "-"; }
+std::string cell_text(double v, const char* format) {
+  return std::isfinite(v) ? fmt::format(fmt::runtime(format), v) : "-";
+}
 
 nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
@@ -36,7 +38,8 @@ CellMeans means(const RetrievalCell& c) {
 void RetrievalCell::add(const HeadRetrieval& r, int64_t topk) {
   ++probed;
   if (r.top_chunk == 0 && r.needle_rank != 0) ++sink;  // chunk 0 on top, and it is not the needle's
-  if (std::isfinite(r.top1_minus_top2)) spread2_sum += r.top1_minus_top2, spread_median_sum += r.top1_minus_median, ++spread_n;
+  if (std::isfinite(r.top1_minus_top2))
+    spread2_sum += r.top1_minus_top2, spread_median_sum += r.top1_minus_median, ++spread_n;
   if (std::isfinite(r.landmark_cosine)) cosine_sum += r.landmark_cosine, ++cosine_n;
   if (r.needle_rank < 0) return;
   ++samples;
@@ -62,14 +65,17 @@ void RetrievalGroup::add(const std::vector<LayerRetrieval>& layers, int64_t topk
 
 std::string retrieval_markdown(const RetrievalReport& report) {
   const nlohmann::json& m = report.meta;
-  auto meta = [&](const char* key) { return m.contains(key) ? (m[key].is_string() ? m[key].get<std::string>() : m[key].dump()) : "?"; };
+  auto meta = [&](const char* key) {
+    return !m.contains(key) ? "?" : m[key].is_string() ? m[key].get<std::string>() : m[key].dump();
+  };
   std::string md = fmt::format("# Retrieval at the answer position: {}\n\n", meta("model"));
   md += fmt::format(
       "Top-K = {} chunks of {} tokens; {} phrasings, filler {}, {} ({}). The needle chunk holds the first answer "
       "token's first occurrence in the prompt; the query is the last prompt position. recall@K: the needle chunk "
       "among the chunks the model selected (chance: K / visible chunks); rank: 0 = highest score (chance: "
       "(visible - 1) / 2); weight: its retrieval weight when selected; sink: share of samples whose top chunk is "
-      "chunk 0 without holding the needle; spreads in scaled scores; cos: mean pairwise cosine of the visible landmarks.\n\n",
+      "chunk 0 without holding the needle; spreads in scaled scores; cos: mean pairwise cosine of the visible "
+      "landmarks.\n\n",
       report.topk, meta("chunk_size"), meta("phrasings"), meta("filler"), meta("device"), meta("dtype"));
   md += "| task | length | layer | head | n | recall@K | chance | rank | chance rank | weight | sink | top1-top2 | "
         "top1-median | cos |\n";

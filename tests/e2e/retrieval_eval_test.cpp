@@ -36,7 +36,8 @@ HsaCache hand_set_cache(int64_t window) {
   HsaCache cache;
   cache.q_ret = Tensor::from_values(q, {1, 2, kHeads, kDim});
   cache.landmarks = Tensor::from_values(lm, {1, kChunks, kHeads, kDim});
-  cache.retrieval_params = ops::RetrievalParams{.chunk_size = 4, .topk = 3, .window = window, .q_start = 39, .scale = 0.5};
+  cache.retrieval_params =
+      ops::RetrievalParams{.chunk_size = 4, .topk = 3, .window = window, .q_start = 39, .scale = 0.5};
   cache.retrieval = ops::retrieval_forward(cache.q_ret, cache.landmarks, cache.retrieval_params);
   cache.empty = false;
   return cache;
