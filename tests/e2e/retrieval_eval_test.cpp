@@ -164,24 +164,27 @@ TEST(RetrievalProbe, PasskeyTinyRetrievesTheNeedleAndTheTraceMatchesTheTrainingC
     const int64_t needle = find_needle(t, bytes);
     ASSERT_GE(needle, 0);
     const std::span<const int32_t> prompt(t.tokens.data(), size_t(t.prompt_length));
-    const std::vector<LayerRetrieval> layers = probe_retrieval(model, prompt, needle / S, 1000);
-    g.add(layers, K);
-    if (s > 0) continue;
-    ForwardCache cache;
-    InferenceState state = model.new_state();
-    model.forward(Tensor::from_i32(std::vector<int32_t>(prompt.begin(), prompt.end()), {1, t.prompt_length}), state,
-                  nullptr, &cache);
-    for (const LayerRetrieval& l : layers) {
-      const std::vector<HeadRetrieval> full = analyse_retrieval(cache.hsa[size_t(l.layer)], needle / S);
-      for (size_t h = 0; h < full.size(); ++h) {
-        SCOPED_TRACE("layer " + std::to_string(l.layer) + " head " + std::to_string(h));
-        EXPECT_EQ(l.heads[h].visible, full[h].visible);
-        EXPECT_EQ(l.heads[h].needle_rank, full[h].needle_rank);
-        EXPECT_EQ(l.heads[h].selected, full[h].selected);
-        EXPECT_NEAR(l.heads[h].needle_weight, full[h].needle_weight, 1e-4);
-        EXPECT_NEAR(l.heads[h].top1_minus_top2, full[h].top1_minus_top2, 1e-3);
-        EXPECT_NEAR(l.heads[h].landmark_cosine, full[h].landmark_cosine, 1e-4);
-      }
+    g.add(probe_retrieval(model, prompt, needle / S, 1000), K);
+  }
+  // The trace (prefill in segments, then the last token alone) against one training forward over the prompt.
+  const TaskSample t = make_task_sample(TaskKind::passkey, 1024, 7, filler, bytes, Phrasings::legacy);
+  const int64_t needle = find_needle(t, bytes);
+  const std::span<const int32_t> prompt(t.tokens.data(), size_t(t.prompt_length));
+  const std::vector<LayerRetrieval> layers = probe_retrieval(model, prompt, needle / S, 300);
+  ForwardCache cache;
+  InferenceState state = model.new_state();
+  model.forward(Tensor::from_i32(std::vector<int32_t>(prompt.begin(), prompt.end()), {1, t.prompt_length}), state,
+                nullptr, &cache);
+  for (const LayerRetrieval& l : layers) {
+    const std::vector<HeadRetrieval> full = analyse_retrieval(cache.hsa[size_t(l.layer)], needle / S);
+    for (size_t h = 0; h < full.size(); ++h) {
+      SCOPED_TRACE("layer " + std::to_string(l.layer) + " head " + std::to_string(h));
+      EXPECT_EQ(l.heads[h].visible, full[h].visible);
+      EXPECT_EQ(l.heads[h].needle_rank, full[h].needle_rank);
+      EXPECT_EQ(l.heads[h].selected, full[h].selected);
+      EXPECT_NEAR(l.heads[h].needle_weight, full[h].needle_weight, 1e-4);
+      EXPECT_NEAR(l.heads[h].top1_minus_top2, full[h].top1_minus_top2, 1e-3);
+      EXPECT_NEAR(l.heads[h].landmark_cosine, full[h].landmark_cosine, 1e-4);
     }
   }
   ASSERT_EQ(g.cells.size(), 4u);  // layers 2 and 4, 2 heads each
