@@ -237,7 +237,9 @@ SavedState load_state_file(const std::string& path, const ModelFingerprint& fing
               t.at("name").get<std::string>());
     const std::string name = t.at("name").get<std::string>();
     Tensor cpu = Tensor::wrap(block.get() + offset, shape, dt, Device::cpu, block);
-    tensors[name] = cpu.to(name.starts_with("memory.") ? memory_device : model.device());
+    // The tokens and the last logits are read on the host: no round trip through the device.
+    const bool host_side = name == "tokens" || name == "logits";
+    tensors[name] = host_side ? cpu : cpu.to(name.starts_with("memory.") ? memory_device : model.device());
   }
   auto take = [&](const std::string& name) {
     auto it = tensors.find(name);
@@ -254,15 +256,12 @@ SavedState load_state_file(const std::string& path, const ModelFingerprint& fing
   };
 
   SavedState s;
-  Tensor tokens = take("tokens");
-  if (tokens.defined()) {
-    // Keep the host copy alive while reading it: on cuda, to() returns a new tensor, and a pointer into a
-    // temporary dangles once the statement ends (a large state's buffer is unmapped at once: a crash).
-    const Tensor host = tokens.to(Device::cpu);
-    const int32_t* ids = host.data<int32_t>();
-    s.tokens.assign(ids, ids + host.numel());
+  if (const Tensor tokens = take("tokens"); tokens.defined()) {
+    const int32_t* ids = tokens.data<int32_t>();
+    s.tokens.assign(ids, ids + tokens.numel());
   }
-  s.logits = tensors.count("logits") ? tensors["logits"].to(Device::cpu) : Tensor();
+  // A copy: a view would keep the whole file's buffer alive for as long as the logits live.
+  if (const Tensor logits = take("logits"); logits.defined()) s.logits = logits.clone();
   s.state = model.new_state();
   s.state.position = header.at("position").get<int64_t>();
   HSA_CHECK(s.state.position == static_cast<int64_t>(s.tokens.size()),
