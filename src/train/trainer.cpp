@@ -462,7 +462,7 @@ TrainResult train(const TrainOptions& given) {
     config.max_train_length = o.seq_len;
     master = master_from(ck.params, device);
     const std::vector<std::string> fresh = add_fresh_parameters(master, config, o.seed);
-    if (!quiet && !fresh.empty())
+    if (root && !fresh.empty())  // even with --quiet: what the run did not take from the checkpoint
       fmt::print(stderr, "--config: {} parameter{} not in {} drawn fresh: {}\n", fresh.size(),
                  fresh.size() == 1 ? "" : "s", dir, fmt::join(fresh, ", "));
     const std::vector<std::string> redrawn = reinitialise_parameters(master, config, o.reinit, o.seed);
