@@ -1,6 +1,8 @@
 // hsa eval loss: held-out next-token loss by context length and by token position (src/eval/loss_eval.h), or
-// the merge of several runs' loss.json into one comparison (HSA vs SWA-only vs dense).
+// the merge of several runs' loss.json into one comparison (HSA vs SWA-only vs dense). hsa eval retrieval: see
+// cli/eval_retrieval.h.
 #include "cli/command.h"
+#include "cli/eval_retrieval.h"
 #include "cli/placement_options.h"
 #include "eval/loss_eval.h"
 #include "eval/loss_report.h"
@@ -118,7 +120,8 @@ int run_loss(const LossOptions& o) {
   return 0;
 }
 
-hsa::cli::Command eval_command("eval", "held-out evaluation of a model on natural text", [](CLI::App& app) {
+hsa::cli::Command eval_command("eval", "held-out evaluation of a model: loss on natural text, retrieval diagnostics",
+                               [](CLI::App& app) {
   app.require_subcommand(1);
   auto o = std::make_shared<LossOptions>();
   CLI::App* loss = app.add_subcommand("loss", "held-out next-token loss by context length and by token position");
@@ -143,9 +146,12 @@ hsa::cli::Command eval_command("eval", "held-out evaluation of a model on natura
       "predictions. Their losses are averaged per position bucket [0,1K), [1K,2K), [2K,4K), ... up to L, and "
       "over all positions. Windows start at evenly spread offsets (the same on every run); lengths longer "
       "than the shard are skipped and listed in the report.\n");
-  return [o, loss] {
+  CLI::App* retrieval = nullptr;
+  hsa::cli::Runner run_retrieval = hsa::cli::add_eval_retrieval(app, retrieval);
+  return [o, loss, retrieval, run_retrieval] {
     if (loss->parsed()) return run_loss(*o);
-    throw hsa::Error("eval: give a subcommand: loss");
+    if (retrieval->parsed()) return run_retrieval();
+    throw hsa::Error("eval: give a subcommand: loss or retrieval");
   };
 });
 

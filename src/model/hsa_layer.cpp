@@ -46,7 +46,8 @@ Tensor hsa_forward(const LayerContext& ctx, const Tensor& x, int64_t pos0, const
   // Some pages beyond the device budget: start copying the selected ones now, under the query projection.
   std::optional<TieredAttention> tiered;
   if (!memory.fully_resident()) {
-    HSA_CHECK(!cache, "hsa_forward: training needs the whole chunk memory resident (no memory tiers)");
+    HSA_CHECK(!cache,
+              "hsa_forward: a cache (training, or an HSA trace) needs the whole chunk memory resident (no memory tiers)");
     tiered.emplace(memory, ret.indices);
   }
   Tensor q_raw = ops::linear_forward(norm.y, ctx.param("hsa.q_proj.weight")).view({B, n, HQ, D});

@@ -35,7 +35,8 @@ const Tensor& Model::lm_head() const {
   return config_.tie_word_embeddings ? need(params_, "embed.weight") : need(params_, "lm_head.weight");
 }
 
-Tensor Model::forward(const Tensor& ids_in, InferenceState& state, Tensor* aux_loss, ForwardCache* cache) const {
+Tensor Model::forward(const Tensor& ids_in, InferenceState& state, Tensor* aux_loss, ForwardCache* cache,
+                      std::vector<HsaCache>* hsa_trace) const {
   const ModelConfig& c = config_;
   check_ndim("Model::forward", "ids", ids_in, 2);
   check_dtype("Model::forward", "ids", ids_in, DType::i32);
@@ -50,6 +51,8 @@ Tensor Model::forward(const Tensor& ids_in, InferenceState& state, Tensor* aux_l
     cache->hsa.assign(L, {});
     cache->ffn.assign(L, {});
   }
+  HSA_CHECK(!(cache && hsa_trace), "Model::forward: give a training cache or an HSA trace, not both");
+  if (hsa_trace) hsa_trace->assign(L, {});
   if (aux_loss) *aux_loss = Tensor::zeros({1}, DType::f64, device());
   LayerContext memory_ctx{c, params_, "memory."};
   Tensor x = ops::embedding_forward(need(params_, "embed.weight"), ids);
@@ -61,7 +64,8 @@ Tensor Model::forward(const Tensor& ids_in, InferenceState& state, Tensor* aux_l
     x = ops::add(x, attention_forward(ctx, c.window_of_layer(i), x, pos0, history, cache ? &cache->attn[i] : nullptr));
     FfnCache* ffn_cache = cache ? &cache->ffn[i] : nullptr;
     if (c.is_hsa_layer(i)) {
-      Tensor o = hsa_forward(ctx, x, pos0, state.memory.memory, cache ? &cache->hsa[i] : nullptr);
+      HsaCache* hsa_cache = cache ? &cache->hsa[i] : hsa_trace ? &(*hsa_trace)[i] : nullptr;
+      Tensor o = hsa_forward(ctx, x, pos0, state.memory.memory, hsa_cache);
       if (c.hsa_bypass_residual) {  // x + FFN(norm(x + HSA)): the retrieved signal skips the residual stream
         x = ops::add(x, ffn_forward(ctx, c.is_moe_layer(i), ops::add(x, o), aux_loss, ffn_cache));
         continue;

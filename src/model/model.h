@@ -46,8 +46,12 @@ class Model {
   // With `cache` (training) the state must be fresh. *aux_loss receives the MoE load-balancing loss (summed over
   // the MoE layers, 0 without any) as an f64 [1] tensor on device(): the forward never waits for the device for it;
   // read it with aux_loss->item() (on cuda a device->host copy: do it where the host waits anyway).
-  Tensor forward(const Tensor& ids, InferenceState& state, Tensor* aux_loss = nullptr,
-                 ForwardCache* cache = nullptr) const;
+  // With `hsa_trace` (diagnostics such as hsa eval retrieval; any state, no `cache`), each HSA layer's HsaCache of
+  // this call lands at its layer index (other entries stay empty): the retrieval queries, landmarks, selected
+  // chunks and weights. It holds this call's activations and views of the chunk memory, so call it on a short
+  // segment (the last prompt token) after a plain prefill. Needs the whole chunk memory resident (no tiers).
+  Tensor forward(const Tensor& ids, InferenceState& state, Tensor* aux_loss = nullptr, ForwardCache* cache = nullptr,
+                 std::vector<HsaCache>* hsa_trace = nullptr) const;
 
   // Gradients of <dlogits, logits> + daux * aux_loss with respect to every parameter.
   TensorMap backward(const Tensor& dlogits, double daux, const ForwardCache& cache) const;

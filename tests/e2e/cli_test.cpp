@@ -357,3 +357,41 @@ TEST(Cli, TrainInitWithANewConfigKeepsSharedParametersAndDrawsNewOnes) {
   EXPECT_TRUE(has(r.output, "has no parameter 'layers.1.hsa.q_norm.weight'")) << r.output;
   EXPECT_FALSE(fs::exists(d / "no_qk"));
 }
+
+// hsa eval retrieval: its bad flags and values exit 2 naming them; a short run writes the report, prints the
+// table, and an existing report is replaced only with --force.
+TEST(Cli, EvalRetrievalChecksItsFlagsAndWritesItsReport) {
+  Dir d("retrieval");
+  const std::string run = "eval retrieval -m " + kModel + " -o " + (d / "out");
+  const std::pair<std::string, std::string> bad[] = {
+      {run + " --tasks nope", "--tasks"},
+      {run + " --tasks passkey,passkey", "passkey twice"},
+      {run + " --tasks kv_lookup", "--phrasings"},
+      {run + " --lengths 0", "--lengths"},
+      {run + " --lengths 4096,1024", "--lengths must be increasing"},
+      {run + " --lengths 16", "--lengths 16"},
+      {run + " -n 0", "--samples"},
+      {run + " --segment 0", "--segment"},
+      {run + " --phrasings fancy", "--phrasings"},
+      {"eval retrieval --tasks passkey", "-m"},
+  };
+  for (const auto& [args, names] : bad) {
+    CliRun r = hsa_cli(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+    EXPECT_TRUE(has(r.output, names)) << args << "\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists(d / "out"));
+  const std::string ok = run + " --tasks passkey --lengths 512 -n 1";
+  CliRun r = hsa_cli(ok);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(has(r.output, "| passkey | 512 | 2 | 0 | 1 |")) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(read_text(d / "out/retrieval.json"));
+  EXPECT_EQ(j["topk"], 4);
+  EXPECT_EQ(j["phrasings"], "legacy");
+  EXPECT_EQ(j["groups"][0]["cells"].size(), 4u);
+  EXPECT_TRUE(has(read_text(d / "out/retrieval.md"), "| passkey | 512 |"));
+  r = hsa_cli(ok);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(has(r.output, "--force")) << r.output;
+  EXPECT_EQ(hsa_cli(ok + " --force").code, 0);
+}
