@@ -36,7 +36,7 @@ struct ServeOptions {
   std::string api_key, api_key_file, slot_save_path;
   size_t cache_bytes = size_t(1) << 30;
   size_t max_body_bytes = size_t(64) << 20;
-  double timeout_s = 600, keepalive_s = 10, shutdown_grace_s = 10;
+  double timeout_s = 600, keepalive_s = 10, shutdown_grace_s = 10, stream_flush_ms = 10;
   int64_t segment = 1024, snapshot_interval = 4096, max_tokens = 4096, max_prompt_tokens = 0;
 };
 
@@ -124,14 +124,18 @@ struct EventQueue {
     cv.notify_one();
   }
   void push_text(const std::string& text) {
+    bool was_empty;
     {
       std::lock_guard lock(mutex);
+      was_empty = events.empty();
       if (!events.empty() && events.back().text)
         events.back().data += text;
       else
         events.push_back({true, text});
     }
-    cv.notify_one();
+    // The reader waits for text only while the queue is empty (with text queued it waits out the flush interval
+    // or the end): no wake-up per token.
+    if (was_empty) cv.notify_one();
   }
 };
 
@@ -183,18 +187,25 @@ void handle_generation(Server& s, const httplib::Request& req, httplib::Response
   std::shared_ptr<hsa::Job> job = s.engine->submit(parsed->generation, cb, &shutting_down);
   if (!job) return refuse();
   auto keepalive = std::chrono::duration<double>(s.o.keepalive_s);
+  auto flush = std::chrono::duration<double, std::milli>(s.o.stream_flush_ms);
+  auto last_write = std::make_shared<std::chrono::steady_clock::time_point>();
   res.set_header("Cache-Control", "no-cache");
   // One stream per connection: node-fetch (under the openai client) reports a kept-alive chunked stream as a
   // premature close.
   res.set_header("Connection", "close");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [events, job, keepalive, parsed, id, created](size_t, httplib::DataSink& sink) {
+      [events, job, keepalive, flush, last_write, parsed, id, created](size_t, httplib::DataSink& sink) {
         std::deque<EventQueue::Event> batch;
         bool finished;
         {
           std::unique_lock lock(events->mutex);
           events->cv.wait_for(lock, keepalive, [&] { return !events->events.empty() || events->finished; });
+          // At most one chunk per flush interval (unless the response ends): a chunk per token costs a wake-up,
+          // a write and the client's parse per token, which on a small machine competes with the decode itself.
+          const auto next = *last_write + std::chrono::duration_cast<std::chrono::steady_clock::duration>(flush);
+          if (!events->finished && !events->events.empty())
+            events->cv.wait_until(lock, next, [&] { return events->finished; });
           batch.swap(events->events);
           finished = events->finished;
         }
@@ -206,6 +217,7 @@ void handle_generation(Server& s, const httplib::Request& req, httplib::Response
           job->cancel();
           return false;
         }
+        *last_write = std::chrono::steady_clock::now();
         if (finished) sink.done();
         return true;
       },
@@ -468,6 +480,11 @@ hsa::cli::Command serve_command("serve", "OpenAI-compatible HTTP server with pro
   app.add_option("--max-prompt-tokens", o->max_prompt_tokens, "cap on prompt + max_tokens (0: the memory plan's)")
       ->capture_default_str();
   app.add_option("--max-body-bytes", o->max_body_bytes, "largest request body")->capture_default_str();
+  app.add_option("--stream-flush-ms", o->stream_flush_ms,
+                 "streamed responses send at most one chunk per this many milliseconds (the tokens generated "
+                 "meanwhile go together); 0: a chunk as soon as each token is ready")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1000.0));
   app.add_option("--keepalive", o->keepalive_s, "seconds between SSE keep-alive comments")->capture_default_str()->check(
       CLI::PositiveNumber);
   app.add_option("--shutdown-grace", o->shutdown_grace_s, "seconds running requests may finish after SIGTERM")

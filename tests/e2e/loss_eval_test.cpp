@@ -1,5 +1,6 @@
 // hsa eval loss: position buckets, window offsets, the segmented loss against a direct full-forward
 // cross-entropy on a tiny random model, and the report files.
+#include "common/random_tokens.h"
 #include "eval/loss_eval.h"
 #include "eval/loss_report.h"
 #include "model/model.h"
@@ -19,14 +20,9 @@ using namespace hsa;
 using namespace hsa::eval;
 using hsa::testing::TempDir;
 
-namespace {
+using hsa::testing::random_tokens;
 
-std::vector<int32_t> random_tokens(int64_t n, uint64_t seed, int32_t vocab) {
-  Rng rng(seed);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& t : ids) t = static_cast<int32_t>(rng.below(vocab));
-  return ids;
-}
+namespace {
 
 Model micro_model(uint64_t seed) {
   ModelConfig config = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json");

@@ -1,5 +1,6 @@
 // Model-level guarantees: incremental decoding equals the full forward, checkpoints round-trip exactly and
 // damaged ones are refused.
+#include "common/random_tokens.h"
 #include "common/gradcheck.h"
 #include "infer/session.h"
 #include "model/checkpoint.h"
@@ -16,16 +17,11 @@
 
 using namespace hsa;
 
+using hsa::testing::random_tokens;
+
 namespace {
 
 std::string repo_path(const std::string& rel) { return std::string(HSA_SOURCE_DIR) + "/" + rel; }
-
-std::vector<int32_t> random_tokens(int64_t n, uint64_t seed, int32_t vocab) {
-  Rng rng(seed);
-  std::vector<int32_t> ids(n);
-  for (auto& t : ids) t = static_cast<int32_t>(rng.below(vocab));
-  return ids;
-}
 
 Tensor full_logits(const Model& model, const std::vector<int32_t>& ids) {
   InferenceState state = model.new_state();

@@ -1,5 +1,6 @@
 // Saved inference states: cutting a state back to a chunk boundary and continuing computes exactly what a fresh
 // prefill does; state files round-trip exactly; damaged files and files of another model are refused.
+#include "common/random_tokens.h"
 #include "common/error_text.h"
 #include "common/gradcheck.h"
 #include "common/temp_dir.h"
@@ -17,14 +18,9 @@ using hsa::testing::error_of;
 using hsa::testing::has;
 using hsa::testing::max_abs_diff;
 
-namespace {
+using hsa::testing::random_tokens;
 
-std::vector<int32_t> random_tokens(int64_t n, uint64_t seed, int32_t vocab) {
-  Rng rng(seed);
-  std::vector<int32_t> ids(n);
-  for (auto& t : ids) t = static_cast<int32_t>(rng.below(vocab));
-  return ids;
-}
+namespace {
 
 struct Fixture {
   Checkpoint ck;

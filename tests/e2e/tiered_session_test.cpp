@@ -1,6 +1,7 @@
 // Chunk memory tiers on the cpu: a RAM budget of a few pages forces the rest of the chunk memory to host memory
 // and to a file on disk; prefill (several segment sizes, a prompt that ends inside a chunk) and decoding must give
 // exactly the logits and tokens of the all-resident memory. The disk tier's files vanish with the session.
+#include "common/random_tokens.h"
 #include "common/error_text.h"
 #include "common/gradcheck.h"
 #include "common/temp_dir.h"
@@ -19,14 +20,9 @@ using hsa::testing::has;
 using hsa::testing::max_abs_diff;
 using hsa::testing::TempDir;
 
-namespace {
+using hsa::testing::random_tokens;
 
-std::vector<int32_t> random_tokens(int64_t n, uint64_t seed, int32_t vocab) {
-  Rng rng(seed);
-  std::vector<int32_t> ids(n);
-  for (auto& t : ids) t = static_cast<int32_t>(rng.below(vocab));
-  return ids;
-}
+namespace {
 
 struct Generation {
   std::vector<Tensor> logits;  // after the prompt, then after each generated token

@@ -2,6 +2,7 @@
 // memory and on disk; the selected pages travel on the side stream into compact buffers. Prefill (several segment
 // sizes, a prompt ending inside a chunk) and decoding must give exactly the logits and tokens of the all-GPU
 // memory, in f32 and bf16.
+#include "common/random_tokens.h"
 #include "common/hsa_indices.h"
 #include "common/temp_dir.h"
 #include "gpu/parity.h"
@@ -18,16 +19,11 @@
 using namespace hsa;
 using namespace hsa::testing;
 
+using hsa::testing::random_tokens;
+
 namespace {
 
 ModelConfig tiny() { return ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/tiny.json"); }
-
-std::vector<int32_t> random_tokens(int64_t n, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> ids(n);
-  for (auto& t : ids) t = static_cast<int32_t>(rng.below(256));
-  return ids;
-}
 
 struct Generation {
   std::vector<std::vector<double>> logits;  // after the prompt, then after each generated token (on the host)

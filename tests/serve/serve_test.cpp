@@ -211,6 +211,31 @@ TEST_F(Serve, StreamingCachedPrefixAndUncachedAgree) {
   EXPECT_EQ(resumed["choices"][0]["text"], uncached["choices"][0]["text"]);
 }
 
+// A streamed response sends the tokens generated within one flush interval (--stream-flush-ms, 10 ms by default)
+// as one chunk, not a chunk per token, and its text is the non-streamed response's.
+TEST_F(Serve, StreamedTokensGoTogetherWithinAFlushInterval) {
+  const std::string prompt = passkey_prompt(200, "8080");
+  auto res = client().Post("/v1/completions",
+                           json{{"prompt", prompt}, {"max_tokens", 64}, {"stream", true}}.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200);
+  std::vector<std::string> events = sse_events(res->body, nullptr);
+  ASSERT_GE(events.size(), 2u);
+  std::string streamed;
+  int64_t text_events = 0, tokens = 0;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    json e = json::parse(events[i]);
+    if (e.contains("prefill_progress")) continue;
+    std::string piece = e["choices"][0]["text"].get<std::string>();
+    text_events += !piece.empty();
+    streamed += piece;
+    if (e.contains("usage") && !e["usage"].is_null()) tokens = e["usage"]["completion_tokens"];
+  }
+  ASSERT_GE(tokens, 40) << "the model stopped early";
+  EXPECT_LE(text_events, tokens * 3 / 4) << "a chunk per token";
+  EXPECT_EQ(streamed, post("/v1/completions", {{"prompt", prompt}, {"max_tokens", 64}})["choices"][0]["text"]);
+}
+
 TEST_F(Serve, BadRequestsGetErrorObjects) {
   struct Case {
     std::string what, body;
