@@ -74,9 +74,11 @@ int run_info(const InfoOptions& opts) {
              cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.rope_theta,
              cfg.qk_norm ? "on" : "off");
   if (cfg.has_memory())
-    fmt::print("hsa: chunk {}, top-{} chunks, retrieval dim {} ({} heads x {}), {} weighting, hsa_qk_norm {}{}\n",
+    fmt::print("hsa: chunk {}, top-{} chunks, retrieval dim {} ({} heads x {}), {} weighting, hsa_qk_norm {}, "
+               "hsa_retrieval_norm {}{}\n",
                cfg.chunk_size, cfg.chunk_topk, cfg.retrieval_dim, cfg.num_key_value_heads, cfg.retrieval_head_dim(),
-               cfg.chunk_weighting, cfg.hsa_qk_norm ? "on" : "off", cfg.hsa_window_mask ? ", window mask" : "");
+               cfg.chunk_weighting, cfg.hsa_qk_norm ? "on" : "off", cfg.hsa_retrieval_norm ? "on" : "off",
+               cfg.hsa_window_mask ? ", window mask" : "");
   if (cfg.has_memory() && cfg.chunk_encoder_layers > 0)
     fmt::print("chunk encoder: {} bidirectional block(s) over each chunk + [CLS] ({} heads x {}, SwiGLU {}); "
                "landmark from [CLS]\n",

@@ -16,11 +16,15 @@ std::vector<std::string> task_names() {
 
 hsa::cli::Command train_command("train", "train a model (a token shard, synthetic retrieval tasks, or a mixture)", [](CLI::App& app) {
   auto o = std::make_shared<hsa::TrainOptions>();
-  app.add_option("-c,--config", o->config_path, "model config JSON (e.g. configs/tiny.json)")->check(CLI::ExistingFile);
+  app.add_option("-c,--config", o->config_path,
+                 "model config JSON (e.g. configs/tiny.json); with --init it replaces the checkpoint's config: shared "
+                 "parameters must keep their shapes, parameters only it has are drawn fresh (e.g. a copy of the "
+                 "checkpoint's config.json with \"hsa_retrieval_norm\": true)")
+      ->check(CLI::ExistingFile);
   app.add_option("-o,--out", o->out_dir, "run directory for checkpoints and the log")->required();
   app.add_option("--init", o->init_from,
                  "start from the weights of this checkpoint or run directory (fresh optimizer and schedule; "
-                 "its config is used): the next stage of a curriculum")
+                 "its config is used unless --config is given; its tokenizer always): the next stage of a curriculum")
       ->check(CLI::ExistingDirectory);
   app.add_option("--reinit", o->reinit,
                  "with --init: draw these parameters afresh (every parameter whose name contains the text; repeatable), "

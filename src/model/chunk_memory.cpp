@@ -241,6 +241,44 @@ void project_kv_backward(const LayerContext& ctx, const Tensor& x, const Tensor&
   ops::add_(dx, vg.dx);
 }
 
+// The landmarks [B, C, H, dr/H] of C chunks from their pooled states [B, C, dm]: landmark_proj, then with
+// hsa_retrieval_norm an RMSNorm per retrieval head (landmark_norm), which with the query's norm (hsa_layer.cpp)
+// bounds the retrieval scores. raw and rstd are what the backward needs.
+struct LandmarkProjection {
+  Tensor lmk, raw, rstd;
+};
+
+LandmarkProjection project_landmarks(const LayerContext& ctx, const Tensor& pooled) {
+  const ModelConfig& c = ctx.config;
+  const int64_t B = pooled.dim(0), C = pooled.dim(1), H = c.num_key_value_heads;
+  LandmarkProjection lp;
+  lp.raw = ops::linear_forward(pooled, ctx.param("landmark_proj.weight")).view({B, C, H, c.retrieval_dim / H});
+  lp.lmk = lp.raw;
+  if (c.hsa_retrieval_norm) {
+    auto ln = ops::rmsnorm_forward(lp.raw, ctx.param("landmark_norm.weight"), c.rms_norm_eps);
+    lp.lmk = ln.y;
+    lp.rstd = ln.rstd;
+  }
+  return lp;
+}
+
+// The backward of project_landmarks: the gradient into the pooled states [B, C, dm] from that of the landmarks.
+Tensor project_landmarks_backward(const LayerContext& ctx, const MemoryBuildCache& cache, const Tensor& dlandmarks,
+                                  TensorMap& param_grads) {
+  const ModelConfig& c = ctx.config;
+  const int64_t B = cache.pooled.dim(0), C = cache.pooled.dim(1);
+  Tensor dlmk = dlandmarks.contiguous();
+  if (c.hsa_retrieval_norm) {
+    auto ln = ops::rmsnorm_backward(dlmk, cache.lmk_raw, ctx.param("landmark_norm.weight"), cache.lmk_rstd);
+    accumulate_grad(param_grads, ctx.name("landmark_norm.weight"), ln.dweight);
+    dlmk = ln.dx;
+  }
+  auto lg = ops::linear_backward(dlmk.contiguous().view({B, C, c.retrieval_dim}), cache.pooled,
+                                 ctx.param("landmark_proj.weight"));
+  accumulate_grad(param_grads, ctx.name("landmark_proj.weight"), lg.dw);
+  return lg.dx;
+}
+
 // The chunk-encoder path of memory_build_forward: normalised states wait until their chunk completes; every
 // complete chunk then runs through the encoder with its [CLS] row appended. Keys and values are projected from the
 // token outputs, the landmark from the normed [CLS] output.
@@ -262,12 +300,12 @@ void build_with_encoder(const LayerContext& ctx, const Tensor& h, const ops::Rms
     Tensor cls_out = ops::slice_copy(y, 1, S, S + 1).view({B, chunks, dm});
     const KvProjection kv = project_kv(ctx, tokens);
     auto lmk_norm = ops::rmsnorm_forward(cls_out, ctx.param("lmk_norm.weight"), c.rms_norm_eps);
-    Tensor lmk = ops::linear_forward(lmk_norm.y, ctx.param("landmark_proj.weight"))
-                     .view({B, chunks, H, c.retrieval_dim / H});
-    state.memory.append(kv.k.view({B, chunks, S, H, D}), kv.v.view({B, chunks, S, H, D}), lmk);
+    const LandmarkProjection lp = project_landmarks(ctx, lmk_norm.y);
+    state.memory.append(kv.k.view({B, chunks, S, H, D}), kv.v.view({B, chunks, S, H, D}), lp.lmk);
     if (cache) {
       cache->tokens = tokens, cache->k_raw = kv.k_raw, cache->k_rstd = kv.k_rstd;
       cache->cls_out = cls_out, cache->cls_rstd = lmk_norm.rstd, cache->pooled = lmk_norm.y;
+      cache->lmk_raw = lp.raw, cache->lmk_rstd = lp.rstd;
       cache->num_chunks = chunks;
     }
   }
@@ -280,10 +318,8 @@ Tensor backward_with_encoder(const LayerContext& ctx, const MemoryBuildCache& ca
   const ModelConfig& c = ctx.config;
   const int64_t B = cache.h.dim(0), L = cache.h.dim(1), dm = c.hidden_size, H = c.num_key_value_heads,
                 D = c.head_dim, S = c.chunk_size, C = cache.num_chunks, N = B * C;
-  auto lg = ops::linear_backward(grads.dlandmarks.contiguous().view({B, C, c.retrieval_dim}), cache.pooled,
-                                 ctx.param("landmark_proj.weight"));
-  accumulate_grad(param_grads, ctx.name("landmark_proj.weight"), lg.dw);
-  auto ng = ops::rmsnorm_backward(lg.dx, cache.cls_out, ctx.param("lmk_norm.weight"), cache.cls_rstd);
+  Tensor dpooled = project_landmarks_backward(ctx, cache, grads.dlandmarks, param_grads);
+  auto ng = ops::rmsnorm_backward(dpooled, cache.cls_out, ctx.param("lmk_norm.weight"), cache.cls_rstd);
   accumulate_grad(param_grads, ctx.name("lmk_norm.weight"), ng.dweight);
   Tensor dtokens;
   project_kv_backward(ctx, cache.tokens, cache.k_raw, cache.k_rstd, grads.dmem_k.contiguous().view({B, C * S, H, D}),
@@ -304,7 +340,6 @@ Tensor backward_with_encoder(const LayerContext& ctx, const MemoryBuildCache& ca
 void memory_build_forward(const LayerContext& ctx, const Tensor& h, MemoryState& state, MemoryBuildCache* cache) {
   const ModelConfig& c = ctx.config;
   int64_t B = h.dim(0), H = c.num_key_value_heads, D = c.head_dim, S = c.chunk_size;
-  int64_t dr_head = c.retrieval_dim / H;
   if (cache)
     HSA_CHECK(state.pending() == 0 && state.memory.num_chunks() == 0,
               "memory_build_forward: training needs a fresh memory state");
@@ -321,11 +356,12 @@ void memory_build_forward(const LayerContext& ctx, const Tensor& h, MemoryState&
   int64_t total = all_hn.dim(1), chunks = total / S;
   if (chunks > 0) {
     Tensor pooled = ops::chunk_mean_forward(all_hn, S);
-    Tensor lmk = ops::linear_forward(pooled, ctx.param("landmark_proj.weight")).view({B, chunks, H, dr_head});
+    const LandmarkProjection lp = project_landmarks(ctx, pooled);
     state.memory.append(ops::slice_copy(all_k, 1, 0, chunks * S).view({B, chunks, S, H, D}),
-                        ops::slice_copy(all_v, 1, 0, chunks * S).view({B, chunks, S, H, D}), lmk);
+                        ops::slice_copy(all_v, 1, 0, chunks * S).view({B, chunks, S, H, D}), lp.lmk);
     if (cache) {
       cache->pooled = pooled;
+      cache->lmk_raw = lp.raw, cache->lmk_rstd = lp.rstd;
       cache->num_chunks = chunks;
     }
   }
@@ -341,11 +377,8 @@ Tensor memory_build_backward(const LayerContext& ctx, const MemoryBuildCache& ca
   int64_t C = cache.num_chunks;
   if (C == 0 || !grads.dmem_k.defined()) return Tensor::zeros(cache.h.shape(), cache.h.dtype(), cache.h.device());
   if (c.chunk_encoder_layers > 0) return backward_with_encoder(ctx, cache, grads, param_grads);
-  // Landmarks: lmk = W_lmk · mean_j hn[cS + j].
-  auto lmk_grads = ops::linear_backward(grads.dlandmarks.contiguous().view({B, C, c.retrieval_dim}), cache.pooled,
-                                        ctx.param("landmark_proj.weight"));
-  accumulate_grad(param_grads, ctx.name("landmark_proj.weight"), lmk_grads.dw);
-  Tensor dhn = ops::chunk_mean_backward(lmk_grads.dx, L, S);
+  // Landmarks: lmk = W_lmk · mean_j hn[cS + j] (then landmark_norm).
+  Tensor dhn = ops::chunk_mean_backward(project_landmarks_backward(ctx, cache, grads.dlandmarks, param_grads), L, S);
   // Keys and values: rows of the complete chunks; the tail tokens feed no chunk yet.
   Tensor dk = ops::pad_slice(grads.dmem_k.contiguous().view({B, C * S, H, D}), {B, L, H, D}, 1, 0);
   Tensor dv = ops::pad_slice(grads.dmem_v.contiguous().view({B, C * S, H, D}), {B, L, H, D}, 1, 0);

@@ -89,6 +89,7 @@ struct MemoryState {
 
 struct MemoryBuildCache {
   Tensor h, hn, hn_rstd, k_raw, k_rstd, pooled;
+  Tensor lmk_raw, lmk_rstd;  // the landmarks before landmark_norm, and its 1/rms (hsa_retrieval_norm)
   int64_t num_chunks = 0;
   // Chunk encoder only: its cache, its token outputs [B, C*S, dm] (what k/v are projected from), its [CLS]
   // outputs [B, C, dm] and their landmark norm (pooled then holds the normed [CLS] outputs).

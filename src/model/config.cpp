@@ -53,6 +53,7 @@ const std::vector<Field>& fields() {
       {"tie_word_embeddings", &ModelConfig::tie_word_embeddings, false},
       {"qk_norm", &ModelConfig::qk_norm, false},
       {"hsa_qk_norm", &ModelConfig::hsa_qk_norm, false},
+      {"hsa_retrieval_norm", &ModelConfig::hsa_retrieval_norm, false},
       {"hsa_window_mask", &ModelConfig::hsa_window_mask, false},
       {"chunk_weighting", &ModelConfig::chunk_weighting, false},
       {"hsa_bypass_residual", &ModelConfig::hsa_bypass_residual, false},

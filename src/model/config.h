@@ -42,6 +42,9 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   bool qk_norm = true;
   bool hsa_qk_norm = true;
+  // RMS-normalise the retrieval query and the landmarks per retrieval head (learned weights of dr/H): bounds the
+  // retrieval scores, which otherwise grow until the chunk softmax is one-hot and retrieval stops learning.
+  bool hsa_retrieval_norm = false;
   bool hsa_window_mask = false;      // mask chunks wholly inside the HSA block's SWA window
   std::string chunk_weighting = "softmax";  // "softmax" | "stick_breaking"
   bool hsa_bypass_residual = false;

@@ -33,8 +33,13 @@ Tensor hsa_forward(const LayerContext& ctx, const Tensor& x, int64_t pos0, const
     return Tensor::zeros({B, n, dm}, x.dtype(), x.device());
   }
   auto norm = ops::rmsnorm_forward(x, ctx.param("hsa_norm.weight"), c.rms_norm_eps);
-  Tensor q_ret = ops::linear_forward(norm.y, ctx.param("hsa.retrieval_proj.weight"))
-                     .view({B, n, H, c.retrieval_dim / H});
+  Tensor q_ret_raw = ops::linear_forward(norm.y, ctx.param("hsa.retrieval_proj.weight"))
+                         .view({B, n, H, c.retrieval_dim / H});
+  Tensor q_ret = q_ret_raw, q_ret_rstd;
+  if (c.hsa_retrieval_norm) {  // with the landmarks' norm (chunk_memory.cpp): the scores stay bounded
+    auto rn = ops::rmsnorm_forward(q_ret_raw, ctx.param("hsa.retrieval_norm.weight"), c.rms_norm_eps);
+    q_ret = rn.y, q_ret_rstd = rn.rstd;
+  }
   ops::RetrievalParams rp = retrieval_params_for(c, pos0);
   Tensor landmarks = memory.landmarks();
   ops::RetrievalOut ret = ops::retrieval_forward(q_ret, landmarks, rp);
@@ -64,7 +69,7 @@ Tensor hsa_forward(const LayerContext& ctx, const Tensor& x, int64_t pos0, const
   Tensor y = ops::linear_forward(attn_flat, ctx.param("hsa.o_proj.weight"));
   if (cache)
     *cache = HsaCache{x, norm.y, norm.rstd, q_ret, q_raw, q_rstd, q, attn_flat, ret, rp, attn, mem_k, mem_v, landmarks,
-                      false};
+                      false, q_ret_raw, q_ret_rstd};
   return y;
 }
 
@@ -88,7 +93,13 @@ Tensor hsa_backward(const LayerContext& ctx, const HsaCache& cache, const Tensor
     dq = qg.dx;
   }
   auto qp = ops::linear_backward(dq.view({B, n, HQ * D}), cache.xn, ctx.param("hsa.q_proj.weight"));
-  auto rp = ops::linear_backward(rg.dqr.contiguous().view({B, n, c.retrieval_dim}), cache.xn,
+  Tensor dq_ret = rg.dqr.contiguous();
+  if (c.hsa_retrieval_norm) {
+    auto rn = ops::rmsnorm_backward(dq_ret, cache.q_ret_raw, ctx.param("hsa.retrieval_norm.weight"), cache.q_ret_rstd);
+    accumulate_grad(grads, ctx.name("hsa.retrieval_norm.weight"), rn.dweight);
+    dq_ret = rn.dx;
+  }
+  auto rp = ops::linear_backward(dq_ret.contiguous().view({B, n, c.retrieval_dim}), cache.xn,
                                  ctx.param("hsa.retrieval_proj.weight"));
   accumulate_grad(grads, ctx.name("hsa.q_proj.weight"), qp.dw);
   accumulate_grad(grads, ctx.name("hsa.retrieval_proj.weight"), rp.dw);

@@ -15,6 +15,7 @@ struct HsaCache {
   ops::HsaOut attn;
   Tensor mem_k, mem_v, landmarks;  // the memory views this layer read
   bool empty = true;               // no chunk existed: the branch was zero
+  Tensor q_ret_raw, q_ret_rstd;    // the retrieval query before its norm (hsa_retrieval_norm)
 };
 
 ops::RetrievalParams retrieval_params_for(const ModelConfig& config, int64_t pos0);

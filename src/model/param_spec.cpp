@@ -94,6 +94,12 @@ std::vector<ParamSpec> model_param_specs(const ModelConfig& cfg) {
       normal(p + "ffn.down_proj.weight", {dm, F}, std_enc_out);
     }
   }
+  // Last again: turning the retrieval norm on leaves every other parameter's initial value unchanged.
+  if (cfg.has_memory() && cfg.hsa_retrieval_norm) {
+    for (int64_t i = 0; i < cfg.num_layers(); ++i)
+      if (cfg.is_hsa_layer(i)) ones(fmt::format("layers.{}.hsa.retrieval_norm.weight", i), {dr / H});
+    ones("memory.landmark_norm.weight", {dr / H});
+  }
   return specs;
 }
 

@@ -27,6 +27,8 @@
 //   memory.encoder.{i}.attn.o_proj.weight [dm, HQ*D], memory.encoder.{i}.attn.{q,k}_norm.weight [D] (qk_norm),
 //   memory.encoder.{i}.ffn_norm.weight [dm], memory.encoder.{i}.ffn.{gate,up}_proj.weight [F, dm],
 //   memory.encoder.{i}.ffn.down_proj.weight [dm, F]
+//   retrieval norm (hsa_retrieval_norm, with a memory builder), last:
+//   layers.{i}.hsa.retrieval_norm.weight [dr/H] for every HSA layer i, memory.landmark_norm.weight [dr/H]
 #pragma once
 #include "model/config.h"
 

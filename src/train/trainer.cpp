@@ -10,6 +10,7 @@
 #include "model/param_spec.h"
 #include "model/safetensors.h"
 #include "train/batches.h"
+#include "train/init_config.h"
 #include "train/reinit.h"
 #include "train/run_dir.h"
 #include "util/json_util.h"
@@ -68,8 +69,6 @@ void validate_train_options(const TrainOptions& o) {
   non_negative("--stop-after", double(o.stop_after));
   non_negative("--max-nonfinite-skips", double(o.max_nonfinite_skips));
   if (o.resume && o.force) fail_argument("train: --resume continues a run and --force replaces it; give one");
-  if (!o.resume && !o.init_from.empty() && !o.config_path.empty())
-    fail_argument("train: --init takes the config of {}; drop --config", o.init_from);
   if (!o.reinit.empty() && (o.resume || o.init_from.empty()))
     fail_argument("train: --reinit re-draws parameters of the --init checkpoint; give --init (and not --resume)");
   if (!o.resume && o.init_from.empty() && o.config_path.empty())
@@ -350,8 +349,15 @@ void check_run_directory(const TrainOptions& o) {
     if (inside(src, dst) || inside(dst, src))
       fail_argument("train: --init '{}' and --out '{}' overlap; a new stage must write to its own run directory",
                     o.init_from, o.out_dir);
-    if (!o.reinit.empty())
-      check_reinit_patterns(ModelConfig::from_file(resolve_checkpoint_dir(o.init_from) + "/config.json"), o.reinit);
+    // The checkpoint's config, or the one given with --config: it must take the checkpoint's parameters.
+    const std::string dir = resolve_checkpoint_dir(o.init_from);
+    const ModelConfig checkpoint_config = ModelConfig::from_file(dir + "/config.json");
+    ModelConfig config = checkpoint_config;
+    if (!o.config_path.empty()) {
+      config = ModelConfig::from_file(o.config_path);
+      check_init_config(config, checkpoint_config, dir);
+    }
+    if (!o.reinit.empty()) check_reinit_patterns(config, o.reinit);
   }
   if (o.force) return;
   const std::vector<std::string> found = existing_run_outputs(o.out_dir);
@@ -444,13 +450,21 @@ TrainResult train(const TrainOptions& given) {
     }
     if (!quiet) fmt::print(stderr, "resuming {} at step {}\n", dir, start_step);
   } else if (!o.init_from.empty()) {
-    HSA_CHECK(o.config_path.empty(), "train: --init takes the config of {}; drop --config", o.init_from);
     const std::string dir = resolve_checkpoint_dir(o.init_from);
     Checkpoint ck = load_checkpoint(dir);
     config = ck.config;
+    if (!o.config_path.empty()) {  // replaces the checkpoint's (checked by check_run_directory); same tokenizer
+      config = ModelConfig::from_file(o.config_path);
+      check_init_config(config, ck.config, dir);
+      config.tokenizer = ck.config.tokenizer;
+    }
     tokenizer_file = tokenizer_file_in(dir, config);
     config.max_train_length = o.seq_len;
     master = master_from(ck.params, device);
+    const std::vector<std::string> fresh = add_fresh_parameters(master, config, o.seed);
+    if (root && !fresh.empty())  // even with --quiet: what the run did not take from the checkpoint
+      fmt::print(stderr, "--config: {} parameter{} not in {} drawn fresh: {}\n", fresh.size(),
+                 fresh.size() == 1 ? "" : "s", dir, fmt::join(fresh, ", "));
     const std::vector<std::string> redrawn = reinitialise_parameters(master, config, o.reinit, o.seed);
     if (!quiet && !redrawn.empty())
       fmt::print(stderr, "--reinit: {} parameter{} drawn afresh ({}{})\n", redrawn.size(), redrawn.size() == 1 ? "" : "s",

@@ -3,6 +3,8 @@
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/param_spec.h"
+#include "model/tensor_map.h"
+#include "train/run_dir.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -298,6 +300,62 @@ TEST(Cli, GenerateFromALoadedStatePlansForItsPositions) {
   EXPECT_FALSE(text(resident.output).empty()) << resident.output;
   EXPECT_EQ(text(tiered.output), text(resident.output));
   EXPECT_TRUE(fs::is_empty(d / "pages"));
+}
+
+// `train --init DIR --config FILE`: the config replaces the checkpoint's (here: retrieval norm and the chunk
+// encoder on). Shared parameters are kept bit-exact (an lr far below f32's resolution leaves them untouched),
+// the new ones are drawn from init_parameters and listed; a shape mismatch or a dropped parameter is refused with
+// exit 2 before the run directory exists.
+TEST(Cli, TrainInitWithANewConfigKeepsSharedParametersAndDrawsNewOnes) {
+  Dir d("init_config");
+  const std::string common = " --task passkey -b 1 -L 128 -s 1 --save-every 1 --eval-every 0 -q";
+  CliRun r = hsa_cli("train -c configs/micro.json -o " + (d / "base") + common);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const nlohmann::json micro = nlohmann::json::parse(read_text(HSA_SOURCE_DIR "/configs/micro.json"));
+  nlohmann::json rn = micro;
+  rn["hsa_retrieval_norm"] = true;
+  rn["chunk_encoder_layers"] = 1;
+  std::ofstream(d / "rn.json") << rn.dump();
+  r = hsa_cli("train --init " + (d / "base") + " --config " + (d / "rn.json") + " -o " + (d / "rn") + common +
+              " --lr 1e-30 --seed 5");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(has(r.output, "drawn fresh")) << r.output;
+  const Checkpoint base = load_checkpoint(latest_checkpoint_dir(d / "base"));
+  const Checkpoint stage = load_checkpoint(latest_checkpoint_dir(d / "rn"));
+  EXPECT_TRUE(stage.config.hsa_retrieval_norm);
+  EXPECT_EQ(stage.config.chunk_encoder_layers, 1);
+  EXPECT_EQ(stage.config.tokenizer, base.config.tokenizer);
+  const ModelConfig rn_config = ModelConfig::from_json(rn);
+  const TensorMap fresh = init_parameters(rn_config, 5);
+  int64_t added = 0;
+  for (const ParamSpec& s : model_param_specs(rn_config)) {
+    const Tensor& got = stage.params.at(s.name);
+    if (base.params.count(s.name)) {
+      EXPECT_EQ(got.to_vector(), base.params.at(s.name).to_vector()) << s.name;
+    } else {
+      ++added;
+      EXPECT_TRUE(has(r.output, s.name)) << s.name << " not listed:\n" << r.output;
+      EXPECT_EQ(got.to_vector(), fresh.at(s.name).to_vector()) << s.name;
+    }
+  }
+  EXPECT_GT(added, 3);  // the retrieval norms, [CLS], the encoder block
+  EXPECT_TRUE(has(r.output, "memory.landmark_norm.weight")) << r.output;
+
+  // A parameter of both with another shape; a parameter the new config drops.
+  nlohmann::json wide = micro, no_qk = micro;
+  wide["intermediate_size"] = 48;
+  no_qk["hsa_qk_norm"] = false;
+  std::ofstream(d / "wide.json") << wide.dump();
+  std::ofstream(d / "no_qk.json") << no_qk.dump();
+  r = hsa_cli("train --init " + (d / "base") + " --config " + (d / "wide.json") + " -o " + (d / "wide") + common);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(has(r.output, "'layers.0.ffn.gate_proj.weight' has shape [64, 32]")) << r.output;
+  EXPECT_TRUE(has(r.output, "[48, 32] in --config")) << r.output;
+  EXPECT_FALSE(fs::exists(d / "wide"));
+  r = hsa_cli("train --init " + (d / "base") + " --config " + (d / "no_qk.json") + " -o " + (d / "no_qk") + common);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(has(r.output, "has no parameter 'layers.1.hsa.q_norm.weight'")) << r.output;
+  EXPECT_FALSE(fs::exists(d / "no_qk"));
 }
 
 // hsa eval retrieval: its bad flags and values exit 2 naming them; a short run writes the report, prints the

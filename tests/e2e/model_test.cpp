@@ -7,6 +7,7 @@
 #include "model/model.h"
 #include "model/param_spec.h"
 
+#include <hsa/random.h>
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -48,8 +49,16 @@ Tensor incremental_logits(const Model& model, const std::vector<int32_t>& ids, c
 
 }  // namespace
 
-void expect_incremental_equals_full(const ModelConfig& config, const std::vector<std::vector<int64_t>>& segments) {
-  Model model(config, init_parameters(config, 7, DType::f32));
+// perturb_retrieval_norms: random weights for the retrieval norms (initialised to ones), so that they matter.
+void expect_incremental_equals_full(const ModelConfig& config, const std::vector<std::vector<int64_t>>& segments,
+                                    bool perturb_retrieval_norms = false) {
+  TensorMap params = init_parameters(config, 7, DType::f32);
+  uint64_t seed = 100;
+  if (perturb_retrieval_norms)
+    for (auto& [name, t] : params)
+      if (name.find("retrieval_norm") != std::string::npos || name.find("landmark_norm") != std::string::npos)
+        t = randn(t.shape(), seed++, 1.0, DType::f32);
+  Model model(config, params);
   // Over 4 chunks and 2 windows of the largest sliding window.
   int64_t n = std::max<int64_t>(4 * config.chunk_size, 2 * config.sliding_window) + 21;
   std::vector<int32_t> ids = random_tokens(n, 3, static_cast<int32_t>(config.vocab_size));
@@ -72,6 +81,16 @@ TEST(Model, IncrementalDecodingEqualsFullForwardWithChunkEncoder) {
   ModelConfig config = ModelConfig::from_file(repo_path("configs/tiny-encoder.json"));
   ASSERT_EQ(config.chunk_encoder_layers, 1);
   expect_incremental_equals_full(config, {{1}, {7}, {config.chunk_size + 5}});
+}
+
+// The retrieval norm applies to the query and to every landmark, whether its chunk completes in a full forward
+// or while decoding (mean pooling and the chunk encoder); its weights are perturbed so that they matter.
+TEST(Model, IncrementalDecodingEqualsFullForwardWithRetrievalNorm) {
+  for (const char* file : {"configs/tiny.json", "configs/tiny-encoder.json"}) {
+    ModelConfig config = ModelConfig::from_file(repo_path(file));
+    config.hsa_retrieval_norm = true;
+    expect_incremental_equals_full(config, {{1}, {7}, {config.chunk_size + 5}}, true);
+  }
 }
 
 // The encoder is really in the path: the same weights with mean pooling give other logits once a chunk is

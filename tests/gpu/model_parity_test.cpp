@@ -18,6 +18,13 @@ ModelConfig tiny_encoder() {
   return ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/tiny-encoder.json");
 }
 
+// The chunk encoder with the retrieval norm (query and landmarks RMS-normalised per retrieval head).
+ModelConfig tiny_retrieval_norm() {
+  ModelConfig c = tiny_encoder();
+  c.hsa_retrieval_norm = true;
+  return c;
+}
+
 Tensor random_ids(int64_t batch, int64_t n, uint64_t seed) {
   Rng rng(seed);
   std::vector<int32_t> ids(batch * n);
@@ -119,4 +126,21 @@ TEST(ModelParity, IncrementalDecodingOnTheGpuEqualsTheFullForward) {
 TEST(ModelParity, IncrementalDecodingWithChunkEncoderOnTheGpuEqualsTheFullForward) {
   HSA_REQUIRE_GPU();
   expect_incremental_equals_full(tiny_encoder());
+}
+
+// The retrieval norm on the GPU (rmsnorm over the retrieval heads of the query and the landmarks). The bf16
+// tolerances are the plain model's, not yet measured with the norm.
+TEST(ModelParity, RetrievalNormF32LogitsAndGradientsMatchTheCpu) {
+  HSA_REQUIRE_GPU();
+  expect_model_parity(tiny_retrieval_norm(), DType::f32, 1e-4, 1e-3);
+}
+
+TEST(ModelParity, RetrievalNormBf16LogitsAndGradientsAreWithinBf16Tolerance) {
+  HSA_REQUIRE_GPU();
+  expect_model_parity(tiny_retrieval_norm(), DType::bf16, 3e-2, 0.15);
+}
+
+TEST(ModelParity, IncrementalDecodingWithRetrievalNormOnTheGpuEqualsTheFullForward) {
+  HSA_REQUIRE_GPU();
+  expect_incremental_equals_full(tiny_retrieval_norm());
 }

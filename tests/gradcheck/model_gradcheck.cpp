@@ -77,3 +77,17 @@ TEST(ModelGradcheck, ChunkEncoderTwoLayers) {
   config.qk_norm = false;
   check_model_gradients(config, 24);
 }
+
+// The retrieval norm (query and landmarks RMS-normalised per retrieval head): mean pooling, then the chunk encoder.
+TEST(ModelGradcheck, RetrievalNormMeanPooling) {
+  ModelConfig config = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json");
+  config.hsa_retrieval_norm = true;
+  check_model_gradients(config, 25);
+}
+
+TEST(ModelGradcheck, RetrievalNormChunkEncoder) {
+  ModelConfig config = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json");
+  config.hsa_retrieval_norm = true;
+  config.chunk_encoder_layers = 1;
+  check_model_gradients(config, 26);
+}
