@@ -77,7 +77,7 @@ void forward_impl(const T* q, const T* mem_k, const T* mem_v, const int32_t* ind
   Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C, error_code);
   const int64_t rows = hd.batch * d.L * d.H;
   if (rows == 0) return;
-  Scratch part(size_t(rt.slots) * d.G * d.D * sizeof(T));
+  DeviceBuffer<std::byte> part(int64_t(size_t(rt.slots) * d.G * d.D * sizeof(T)));
   // About 512 query rows per block: enough to amortise the chunk's K/V load, small enough to spread a popular
   // chunk over many SMs. Grid (split plan): slots * rows per entry / rows per block + items; in the benchmark shape
   // (bf16, HQ = 16, H = 1, D = 128, S = 64, K = 8: G = 16, 512 rows = 32 entries per block) 16384 + 1024 = 17408
@@ -99,7 +99,7 @@ void backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem_v, co
                    T* dmem_v, float* dweights, int error_code) {
   const Dims d = make_dims<T>(hd, scale);
   Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C, error_code);
-  Scratch part(size_t(rt.slots) * d.G * d.D * sizeof(T));
+  DeviceBuffer<std::byte> part(int64_t(size_t(rt.slots) * d.G * d.D * sizeof(T)));
   if (rt.items > 0) {
     bool done = false;
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {

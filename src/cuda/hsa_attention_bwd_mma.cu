@@ -385,7 +385,7 @@ void backward_mma(const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_
   a.part_mul = use_entries ? 2 : 1;
   a.part_add = use_entries ? 0 : 1;
   const int64_t parts = std::max<int64_t>(1, use_entries ? by_entries : by_block);
-  Scratch dkv(size_t(parts) * 2 * d.S * d.D * sizeof(float));
+  DeviceBuffer<std::byte> dkv(int64_t(size_t(parts) * 2 * d.S * d.D * sizeof(float)));
   a.dkv_part = dkv.as<float>();
   if (plan.blocks > 0) {
     switch (d.D) {

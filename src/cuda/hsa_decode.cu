@@ -119,7 +119,7 @@ void decode_impl(const T* q, const T* k, const T* v, const int32_t* indices, con
   const size_t smem = kv_bytes + size_t(d.G * d.D + d.G * d.S) * sizeof(float);
   HSA_CUDA_CHECK(cudaFuncSetAttribute(hsa_decode_slot_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       int(smem)));
-  Scratch part(size_t(rows * d.K * d.G * d.D) * sizeof(float));
+  DeviceBuffer<std::byte> part(int64_t(size_t(rows * d.K * d.G * d.D) * sizeof(float)));
   hsa_decode_slot_kernel<T><<<dim3(unsigned(rows), unsigned(d.K)), kThreads, smem, stream()>>>(
       q, k, v, indices, weights, d, part.as<float>(), lse, input_error_record(), error_code);
   check_launch("hsa_decode_slot_kernel");

@@ -17,20 +17,6 @@ namespace detail {
 
 namespace {
 
-// Keep freed pool memory instead of returning it to the OS at every synchronisation: the next call reuses it.
-void configure_pool_once() {
-  static bool done = [] {
-    int device = 0;
-    cudaMemPool_t pool;
-    if (cudaGetDevice(&device) == cudaSuccess && cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {
-      uint64_t threshold = UINT64_MAX;
-      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold);
-    }
-    cudaGetLastError();
-    return true;
-  }();
-  (void)done;
-}
 
 // Flat positions of the indices outside [-1, C): lowest and highest (memset to 0xFF: ULLONG_MAX and -1 = none).
 struct BadIndices {
@@ -101,14 +87,6 @@ size_t align_up(size_t x) { return (x + 255) & ~size_t(255); }
 
 }  // namespace
 
-Scratch::Scratch(size_t bytes) {
-  configure_pool_once();
-  HSA_CUDA_CHECK(cudaMallocAsync(&p_, bytes == 0 ? 256 : bytes, stream()));
-}
-
-Scratch::~Scratch() {
-  if (p_) cudaFreeAsync(p_, stream());
-}
 
 int max_smem_optin() {
   static int bytes = [] {
@@ -148,7 +126,7 @@ Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, i
                o_flat = o_vals + align_up(n * 4), o_entry = o_flat + align_up(n * 4),
                o_begin = o_entry + align_up(n * 4), o_bad = o_begin + align_up((items + 1) * 4),
                o_temp = o_bad + align_up(sizeof(BadIndices)), total = o_temp + align_up(sort_bytes);
-  rt.storage = std::make_unique<Scratch>(total);
+  rt.storage = std::make_unique<DeviceBuffer<std::byte>>(int64_t(total));
   char* base = rt.storage->as<char>();
   auto* keys = reinterpret_cast<uint32_t*>(base + o_keys);
   auto* keys_out = reinterpret_cast<uint32_t*>(base + o_keys_out);
@@ -184,7 +162,7 @@ SplitPlan plan_splits(const Routing& rt, int64_t unit, int64_t per_block) {
   plan.per_block = per_block;
   plan.blocks = rt.items > 0 ? rt.slots * unit / per_block + rt.items : 0;
   HSA_CHECK(plan.blocks < INT32_MAX, "hsa cuda split plan: {} blocks exceed 2^31", plan.blocks);
-  plan.storage = std::make_unique<Scratch>(size_t(plan.blocks) * sizeof(int32_t));
+  plan.storage = std::make_unique<DeviceBuffer<std::byte>>(int64_t(plan.blocks) * int64_t(sizeof(int32_t)));
   plan.block_item = plan.storage->as<int32_t>();
   if (plan.blocks > 0) {
     const int threads = 256;

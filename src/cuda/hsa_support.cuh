@@ -11,24 +11,11 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
 namespace hsa::cuda::detail {
-
-// Scratch memory from the stream-ordered pool (cudaMallocAsync on stream()): freed without a device
-// synchronisation and reused by the next call, so per-call temporaries cost no cudaMalloc.
-class Scratch {
- public:
-  explicit Scratch(size_t bytes);
-  ~Scratch();
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  template <class T> T* as() const { return static_cast<T*>(p_); }
-
- private:
-  void* p_ = nullptr;
-};
 
 // Entries grouped by item, stable (ascending flat index inside an item): a radix sort on the item key, which is
 // itself a counting sort (histogram, scan, scatter) and keeps equal keys in input order, so every later sum over
@@ -39,7 +26,7 @@ struct Routing {
   int32_t* flat = nullptr;      // [slots] flat index of entry e
   int32_t* begin = nullptr;     // [items + 1] first entry of each item
   int32_t* entry_of = nullptr;  // [slots] entry of flat index f, -1 for an empty slot
-  std::unique_ptr<Scratch> storage;  // owns the arrays above
+  std::unique_ptr<DeviceBuffer<std::byte>> storage;  // owns the arrays above
 };
 
 // Builds the routing on stream() without waiting for the device. An index outside [-1, C) is routed like an empty
@@ -72,7 +59,7 @@ struct SplitPlan {
   int64_t unit = 1, per_block = 1;
   int64_t blocks = 0;             // the grid: floor(slots * unit / per_block) + items (0 without items)
   int32_t* block_item = nullptr;  // [blocks] the item each block number falls in (device)
-  std::unique_ptr<Scratch> storage;
+  std::unique_ptr<DeviceBuffer<std::byte>> storage;
 };
 
 // Fills block_item on stream() (one thread per block number, a binary search over the items: no serial pass).

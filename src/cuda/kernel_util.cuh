@@ -93,8 +93,9 @@ template <class T> const device_t<T>* dev(const T* p) { return reinterpret_cast<
 
 namespace hsa::cuda {
 
-// Scratch device memory for one op call, from the caching allocator. Freeing right after queuing the kernels
-// that use it is safe: whoever gets the block next queues behind them on stream().
+// Scratch device memory for one op call, from the caching allocator (the one device allocator: its statistics
+// count every buffer). Freeing right after queuing the kernels that use it is safe: whoever gets the block next
+// queues behind them on stream(). DeviceBuffer<std::byte> holds bytes that kernels read as another type (as<U>).
 template <class T> class DeviceBuffer {
  public:
   explicit DeviceBuffer(int64_t count) : p_(static_cast<T*>(device_malloc(sizeof(T) * size_t(count)))) {}
@@ -102,6 +103,7 @@ template <class T> class DeviceBuffer {
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   T* get() const { return p_; }
+  template <class U> U* as() const { return reinterpret_cast<U*>(p_); }
 
  private:
   T* p_;

@@ -258,7 +258,7 @@ void backward_impl(const float* dweights, const T* qr, const T* lm, const int32_
   static const int code = index_error_code("retrieval_backward", "fwd.indices");
   Routing rt = build_routing(indices, d.batch, d.seq_len, d.heads, d.topk, d.chunks, code, /*report_last=*/true);
   const int64_t rows = p.B * p.L * p.H, items = p.B * p.H * p.C;
-  Scratch dsc(size_t(std::max<int64_t>(rows * p.K, 1)) * 4);
+  DeviceBuffer<std::byte> dsc(int64_t(size_t(std::max<int64_t>(rows * p.K, 1)) * 4));
   if (rows > 0) {
     retrieval_bwd_rows<T><<<unsigned(ceil_div(rows * 32, 256)), 256, 0, stream()>>>(
         dweights, lm, indices, weights, scores, dsc.as<float>(), dqr, p, scale);
@@ -268,7 +268,7 @@ void backward_impl(const float* dweights, const T* qr, const T* lm, const int32_
     // Block numbers from the split plan (every item gets its split 0, a hot one several); the partial slot of a
     // block is its block number (e0 / kLmEntries + item + split), so the plan's block count bounds the partials.
     const SplitPlan plan = plan_splits(rt, 1, kLmEntries);
-    Scratch part(size_t(plan.blocks * p.dr) * 4);
+    DeviceBuffer<std::byte> part(int64_t(size_t(plan.blocks * p.dr) * 4));
     retrieval_bwd_landmarks<T><<<unsigned(plan.blocks), kLmWarps * 32, 0, stream()>>>(
         dsc.as<float>(), qr, rt.flat, rt.begin, plan.block_item, dlm, part.as<float>(), p);
     check_launch("retrieval_bwd_landmarks");

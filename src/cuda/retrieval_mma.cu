@@ -251,7 +251,7 @@ void launch(const bf16_t* qr, const bf16_t* lm, int32_t* indices, float* weights
   HSA_CUDA_CHECK(
       cudaFuncSetAttribute(retrieval_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const int64_t n_part = splits > 1 ? d.batch * d.seq_len * d.heads * splits * d.topk : 0;
-  Scratch part(size_t(std::max<int64_t>(n_part, 1)) * 8);
+  DeviceBuffer<std::byte> part(int64_t(size_t(std::max<int64_t>(n_part, 1)) * 8));
   float* part_s = part.as<float>();
   int32_t* part_c = reinterpret_cast<int32_t*>(part_s + n_part);
   retrieval_mma_kernel<D><<<unsigned(blocks * splits), kThreads, smem, stream()>>>(

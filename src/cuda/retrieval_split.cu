@@ -190,7 +190,7 @@ void retrieval_split_forward(const T* qr, const T* lm, int32_t* indices, float* 
   if (rows == 0) return;
   const int64_t n_max = hsa::visible_chunks(d.q_start + d.seq_len - 1, d);
   const int64_t splits = ceil_div(n_max, kSplitChunks), n_cand = rows * splits * d.topk;
-  Scratch part(size_t(std::max<int64_t>(n_cand, 1)) * 8);
+  DeviceBuffer<std::byte> part(int64_t(size_t(std::max<int64_t>(n_cand, 1)) * 8));
   float* part_s = part.as<float>();
   int32_t* part_c = reinterpret_cast<int32_t*>(part_s + n_cand);
   if (splits > 0) {

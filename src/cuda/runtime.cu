@@ -156,12 +156,7 @@ void device_free(void* p) { allocator().release(p); }
 MemoryStats memory_stats() { return allocator().stats(); }
 void reset_peak_memory() { allocator().reset_peak(); }
 void empty_cache() {
-  allocator().empty_cache();  // synchronizes the device first, so the pool's freed blocks are idle too
-  int device = 0;
-  cudaMemPool_t pool;
-  if (cudaGetDevice(&device) == cudaSuccess && cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess)
-    cudaMemPoolTrimTo(pool, 0);
-  cudaGetLastError();  // no device: nothing was cached
+  allocator().empty_cache();  // synchronizes the device first
 }
 
 size_t free_device_memory() {

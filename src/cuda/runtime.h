@@ -52,8 +52,7 @@ struct MemoryStats {
 };
 MemoryStats memory_stats();
 void reset_peak_memory();  // peak := current bytes in use
-// Waits for the device, then cudaFree()s every cached block and hands the stream-ordered pool's free memory (the
-// kernels' Scratch, cudaMallocAsync) back to the driver.
+// Waits for the device, then cudaFree()s every cached block.
 void empty_cache();
 // Device memory the driver could still hand out (cudaMemGetInfo); 0 without a device. Memory hsa keeps cached
 // does not count as free: call empty_cache() first to measure what a new workload could get.
