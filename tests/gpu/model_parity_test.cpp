@@ -113,9 +113,16 @@ TEST(ModelParity, ChunkEncoderF32LogitsAndGradientsMatchTheCpu) {
   expect_model_parity(tiny_encoder(), DType::f32, 1e-4, 1e-3);
 }
 
+// With every visible chunk selected. At random init the encoder's landmarks nearly coincide (mean cosine ~0.99), so
+// the top-4 of tiny-encoder is decided by differences below bf16's resolution: the GPU selects other chunks than
+// the f32 CPU, and the retrieval parameters' gradients, which flow only through the selected chunks, then differed
+// by 0.33-0.43 (an H200, 2026-12-03), a different selection rather than an error. Selecting every chunk keeps the
+// whole retrieval path (scores, softmax, chunk attention, encoder) in the comparison without that tie-break.
 TEST(ModelParity, ChunkEncoderBf16LogitsAndGradientsAreWithinBf16Tolerance) {
   HSA_REQUIRE_GPU();
-  expect_model_parity(tiny_encoder(), DType::bf16, 3e-2, 0.15);
+  ModelConfig config = tiny_encoder();
+  config.chunk_topk = 16;  // the test sequence has 14 chunks
+  expect_model_parity(config, DType::bf16, 3e-2, 0.15);
 }
 
 TEST(ModelParity, IncrementalDecodingOnTheGpuEqualsTheFullForward) {
