@@ -8,6 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
+
 using namespace hsa;
 using namespace hsa::testing;
 
@@ -56,8 +59,19 @@ Pass forward_backward(const Model& model, const Tensor& ids) {
   return p;
 }
 
-void expect_model_parity(const ModelConfig& config, DType gpu_dtype, double logits_tol, double grad_tol) {
-  TensorMap params = init_parameters(config, 7, DType::f32);
+// The chunk encoder's initial [CLS] row (std 1) outweighs everything its one block adds, so at init every chunk's
+// landmark is nearly the same vector (mean pairwise cosine 0.9999 for tiny-encoder). The retrieval parameters'
+// gradients are then differences far below bf16's resolution (0.4%) and a bf16 GPU run cannot match them. With the
+// row at zero the landmarks differ as a trained model's do (mean cosine 0.18), which is what a bf16 parity test
+// can measure; the f32 tests keep the default init.
+TensorMap with_distinct_landmarks(TensorMap params) {
+  Tensor& cls = params.at("memory.cls");
+  std::fill(cls.data<float>(), cls.data<float>() + cls.numel(), 0.0f);
+  return params;
+}
+
+void expect_model_parity(const ModelConfig& config, const TensorMap& params, DType gpu_dtype, double logits_tol,
+                         double grad_tol) {
   Model cpu_model(config, params), gpu_model(config, convert(params, Device::cuda, gpu_dtype));
   // Several chunks and two windows of the largest sliding window; a length that is no multiple of anything.
   Tensor ids = random_ids(2, 6 * config.chunk_size + 2 * config.sliding_window + 13, 3);
@@ -65,11 +79,21 @@ void expect_model_parity(const ModelConfig& config, DType gpu_dtype, double logi
   EXPECT_LT(relative_error(host(got.logits).to(DType::f32), want.logits), logits_tol) << "logits";
   EXPECT_NEAR(got.aux, want.aux, 1e-2 * std::abs(want.aux) + 1e-7) << "aux loss";
   ASSERT_EQ(got.grads.size(), want.grads.size());
+  double worst = 0;
+  std::string worst_name;
   for (const auto& [name, g] : want.grads) {
     ASSERT_TRUE(got.grads.count(name)) << name;
     double err = relative_error(host(got.grads.at(name)).to(DType::f32), g);
     EXPECT_LT(err, grad_tol) << name;
+    if (err > worst) worst = err, worst_name = name;
   }
+  // The margins, for whoever next sets these tolerances.
+  std::printf("logits %.4g, worst gradient %.4g (%s)\n",
+              relative_error(host(got.logits).to(DType::f32), want.logits), worst, worst_name.c_str());
+}
+
+void expect_model_parity(const ModelConfig& config, DType gpu_dtype, double logits_tol, double grad_tol) {
+  expect_model_parity(config, init_parameters(config, 7, DType::f32), gpu_dtype, logits_tol, grad_tol);
 }
 
 void expect_incremental_equals_full(const ModelConfig& config) {
@@ -106,23 +130,21 @@ TEST(ModelParity, Bf16LogitsAndGradientsAreWithinBf16Tolerance) {
   expect_model_parity(tiny(), DType::bf16, 3e-2, 0.15);
 }
 
-// The chunk encoder (block attention, [CLS] gather) on the GPU. The bf16 tolerances are the plain model's, not yet
-// measured with the encoder.
+// The chunk encoder (block attention, [CLS] gather) on the GPU.
 TEST(ModelParity, ChunkEncoderF32LogitsAndGradientsMatchTheCpu) {
   HSA_REQUIRE_GPU();
   expect_model_parity(tiny_encoder(), DType::f32, 1e-4, 1e-3);
 }
 
-// With every visible chunk selected. At random init the encoder's landmarks nearly coincide (mean cosine ~0.99), so
-// the top-4 of tiny-encoder is decided by differences below bf16's resolution: the GPU selects other chunks than
-// the f32 CPU, and the retrieval parameters' gradients, which flow only through the selected chunks, then differed
-// by 0.33-0.43 (an H200, 2026-12-03), a different selection rather than an error. Selecting every chunk keeps the
-// whole retrieval path (scores, softmax, chunk attention, encoder) in the comparison without that tie-break.
+// With distinct landmarks (with_distinct_landmarks) and every visible chunk selected, so that no near-tie between
+// chunk scores is broken differently in bf16 than in f32. With the default init and the top-4 the retrieval
+// parameters' gradients differed by 0.33-0.43; with the top-16 alone by 0.24-0.29 (an H200, 2026-12-03).
 TEST(ModelParity, ChunkEncoderBf16LogitsAndGradientsAreWithinBf16Tolerance) {
   HSA_REQUIRE_GPU();
   ModelConfig config = tiny_encoder();
   config.chunk_topk = 16;  // the test sequence has 14 chunks
-  expect_model_parity(config, DType::bf16, 3e-2, 0.15);
+  expect_model_parity(config, with_distinct_landmarks(init_parameters(config, 7, DType::f32)), DType::bf16, 3e-2,
+                      0.15);
 }
 
 TEST(ModelParity, IncrementalDecodingOnTheGpuEqualsTheFullForward) {
@@ -135,16 +157,20 @@ TEST(ModelParity, IncrementalDecodingWithChunkEncoderOnTheGpuEqualsTheFullForwar
   expect_incremental_equals_full(tiny_encoder());
 }
 
-// The retrieval norm on the GPU (rmsnorm over the retrieval heads of the query and the landmarks). The bf16
-// tolerances are the plain model's, not yet measured with the norm.
+// The retrieval norm on the GPU (rmsnorm over the retrieval heads of the query and the landmarks).
 TEST(ModelParity, RetrievalNormF32LogitsAndGradientsMatchTheCpu) {
   HSA_REQUIRE_GPU();
   expect_model_parity(tiny_retrieval_norm(), DType::f32, 1e-4, 1e-3);
 }
 
+// Distinct landmarks and every chunk selected, as for the encoder above. With the default init and the top-4:
+// logits 0.050 and the retrieval parameters' gradients 0.37-0.51 off (an H200, 2026-12-03).
 TEST(ModelParity, RetrievalNormBf16LogitsAndGradientsAreWithinBf16Tolerance) {
   HSA_REQUIRE_GPU();
-  expect_model_parity(tiny_retrieval_norm(), DType::bf16, 3e-2, 0.15);
+  ModelConfig config = tiny_retrieval_norm();
+  config.chunk_topk = 16;
+  expect_model_parity(config, with_distinct_landmarks(init_parameters(config, 7, DType::f32)), DType::bf16, 3e-2,
+                      0.15);
 }
 
 TEST(ModelParity, IncrementalDecodingWithRetrievalNormOnTheGpuEqualsTheFullForward) {
