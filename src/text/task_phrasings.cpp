@@ -4,6 +4,7 @@
 
 #include <hsa/error.h>
 
+#include <deque>
 #include <iterator>
 
 namespace hsa {
@@ -30,24 +31,88 @@ constexpr std::string_view kValueWords[] = {
 constexpr std::string_view kPairA[] = {"brisk", "dusky", "eager", "jolly", "mellow", "nimble", "rustic", "witty"};
 constexpr std::string_view kPairB[] = {"badger", "comet", "ferret", "gecko", "jackal", "koala", "lemur", "otter"};
 
+// The train pool's needles, questions and relations are composed from parts (an opener, a core clause, a closer;
+// a question and an answer lead; a modifier and a noun), a few hundred of each, so that a model learns to find
+// and copy a value rather than the surface of a handful of sentences: with 5 needle sentences and 3 questions a
+// model reached 0.5 nats a token on them while staying at 5 nats on the eval pool's (docs/results.md, "Fourth
+// attempt"). Composition keeps every part clear of the reserved fragments (checked by the tests).
+std::string_view own(std::string text) {
+  static std::deque<std::string> storage;  // the pools are built once and live as long as the program
+  return storage.emplace_back(std::move(text));
+}
+
+std::string capitalize_first(std::string text) {
+  if (!text.empty() && text[0] >= 'a' && text[0] <= 'z') text[0] = static_cast<char>(text[0] - 'a' + 'A');
+  return text;
+}
+
+// Every opener + core + closer, the sentence's first letter capitalised.
+using Parts = std::vector<std::string_view>;
+
+std::vector<std::string_view> compose_sentences(const Parts& openers, const Parts& cores, const Parts& closers) {
+  std::vector<std::string_view> out;
+  for (std::string_view o : openers)
+    for (std::string_view c : cores)
+      for (std::string_view e : closers)
+        out.push_back(own(capitalize_first(std::string(o) + std::string(c)) + std::string(e)));
+  return out;
+}
+
+// Every "\n" + question + " " + answer lead + " " (the space that opens the answer, as in every question).
+std::vector<std::string_view> compose_questions(const Parts& questions, const Parts& leads) {
+  std::vector<std::string_view> out;
+  for (std::string_view q : questions)
+    for (std::string_view l : leads) out.push_back(own("\n" + std::string(q) + " " + std::string(l) + " "));
+  return out;
+}
+
+std::vector<std::string_view> compose_words(const Parts& firsts, const Parts& seconds) {
+  std::vector<std::string_view> out;
+  for (std::string_view a : firsts)
+    for (std::string_view b : seconds) out.push_back(own(std::string(a) + " " + std::string(b)));
+  return out;
+}
+
+const Parts kNeedleOpeners = {
+    "", "note that ", "remember: ", "for the record, ", "according to the file, ", "as it happens, ",
+    "please remember that ", "it was recorded that ", "in the notes, "};
+const Parts kNeedleClosers = {". ", ". Do not lose it. ", ", as noted. "};
+
 PhrasingPool make_train_pool() {
   PhrasingPool p;
-  p.keyed_relations = {"access code", "locker code", "reference code", "ticket code", "registration code",
-                       "assigned token"};
-  p.keyed_needles = {"For {key}, the {rel} is {value}. ", "Note that {key} has the {rel} {value}. ",
-                     "Remember: the {rel} of {key} is {value}. ", "{key} was given the {rel} {value}. ",
-                     "The {rel} that belongs to {key} is {value}. "};
-  p.keyed_questions = {"\nWhich {rel} does {key} have? The {rel} of {key} is ",
-                       "\nQuestion: which {rel} was {key} given? Answer: ",
-                       "\nLook back at the text. {key} has the {rel} "};
+  p.keyed_relations = compose_words({"access", "locker", "reference", "ticket", "registration", "booking", "account",
+                                     "parcel", "member", "badge", "order", "tracking", "invoice"},
+                                    {"code", "number", "id", "token"});
+  p.keyed_needles = compose_sentences(
+      kNeedleOpeners,
+      {"for {key}, the {rel} is {value}", "the {rel} of {key} is {value}", "{key} has the {rel} {value}",
+       "{key} was given the {rel} {value}", "the {rel} that belongs to {key} is {value}",
+       "{value} is the {rel} of {key}", "{key}'s {rel} is {value}", "the {rel} on file for {key} reads {value}",
+       "{key} received {value} as the {rel}"},
+      kNeedleClosers);
+  p.keyed_questions = compose_questions(
+      {"Which {rel} does {key} have?", "Question: which {rel} was {key} given?", "Look back at the text.",
+       "What was the {rel} of {key}?", "Can you tell me the {rel} of {key}?", "Which {rel} belongs to {key}?"},
+      {"The {rel} of {key} is", "Answer:", "It is", "{key} has the {rel}", "The answer is"});
   p.plural_questions = {"\nList every {rel} of {key}, in order: ",
-                        "\nQuestion: which {rel}s does {key} have? Answer: "};
+                        "\nQuestion: which {rel}s does {key} have? Answer: ",
+                        "\nWhich {rel}s were given to {key}? In order, they are ",
+                        "\nGo through the text and list the {rel}s of {key}: "};
   p.multi_questions = {"\nGive the {rel} of each of {keys}, in that order: ",
-                       "\nQuestion: which {rel}s do {keys} have? Answer, in order: "};
-  p.keyless_relations = {"door code", "vault combination", "wifi password", "secret code", "unlock code"};
-  p.keyless_needles = {"The {rel} is {value}. Keep it in mind. ", "Here is the {rel}: {value}. Do not forget it. ",
-                       "Write this down: the {rel} is {value}. "};
-  p.keyless_questions = {"\nWhich {rel} was mentioned? It was ", "\nQuestion: what was the {rel}? Answer: "};
+                       "\nQuestion: which {rel}s do {keys} have? Answer, in order: ",
+                       "\nWhat were the {rel}s of {keys}? In that order: ",
+                       "\nFor each of {keys}, give the {rel}: "};
+  p.keyless_relations = {"door code", "vault combination", "wifi password", "secret code", "unlock code", "alarm code",
+                         "safe combination", "locker pin", "gate code", "entry code"};
+  p.keyless_needles = compose_sentences(
+      kNeedleOpeners,
+      {"the {rel} is {value}", "here is the {rel}: {value}", "write this down: the {rel} is {value}",
+       "{value} is the {rel}", "the {rel} has been set to {value}", "the {rel} reads {value}"},
+      kNeedleClosers);
+  p.keyless_questions = compose_questions(
+      {"Which {rel} was mentioned?", "Question: what was the {rel}?", "What was the {rel}?",
+       "Do you remember the {rel}?"},
+      {"It was", "Answer:", "The {rel} was", "The answer is"});
   p.value_assignments = {"let {name} be {rhs}. ", "{name} := {rhs}; ", "set {name} to {rhs}. "};
   p.name_assignments = p.value_assignments;
   p.chain_questions = {"\nWhich value does {name} hold in the end? It holds ",

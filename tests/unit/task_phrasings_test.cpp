@@ -80,7 +80,7 @@ TEST(TaskPhrasings, TrainingSamplesNeverUseHeldOutPhrasings) {
   test::WordTokenizer words;
   std::set<std::string> seen;
   for (TaskKind kind : all_task_kinds())
-    for (int64_t length : {400, 1500})
+    for (int64_t length : {600, 1500})
       for (uint64_t seed = 0; seed < 150; ++seed) {
         const Tokenizer& tok = seed % 2 ? static_cast<const Tokenizer&>(words) : bytes;
         TaskSample s = make_task_sample(kind, length, seed, filler, tok, Phrasings::train);
