@@ -1,5 +1,6 @@
 #include "model/chunk_memory.h"
 
+#include "model/optional_norm.h"
 #include "ops/chunk_pool.h"
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
@@ -209,12 +210,9 @@ KvProjection project_kv(const LayerContext& ctx, const Tensor& x) {
   KvProjection kv;
   kv.k_raw = ops::linear_forward(x, ctx.param("k_proj.weight")).view({B, n, H, D});
   kv.v = ops::linear_forward(x, ctx.param("v_proj.weight")).view({B, n, H, D});
-  kv.k = kv.k_raw;
-  if (c.hsa_qk_norm) {
-    auto kn = ops::rmsnorm_forward(kv.k_raw, ctx.param("k_norm.weight"), c.rms_norm_eps);
-    kv.k = kn.y;
-    kv.k_rstd = kn.rstd;
-  }
+  OptionalNorm kn = optional_rmsnorm(ctx, kv.k_raw, "k_norm.weight", c.hsa_qk_norm);
+  kv.k = kn.y;
+  kv.k_rstd = kn.rstd;
   return kv;
 }
 
@@ -224,11 +222,7 @@ void project_kv_backward(const LayerContext& ctx, const Tensor& x, const Tensor&
                          Tensor dk, const Tensor& dv, TensorMap& param_grads, Tensor& dx) {
   const ModelConfig& c = ctx.config;
   const int64_t B = x.dim(0), n = x.dim(1), HD = c.num_key_value_heads * c.head_dim;
-  if (c.hsa_qk_norm) {
-    auto kn = ops::rmsnorm_backward(dk, k_raw, ctx.param("k_norm.weight"), k_rstd);
-    accumulate_grad(param_grads, ctx.name("k_norm.weight"), kn.dweight);
-    dk = kn.dx;
-  }
+  dk = optional_rmsnorm_backward(ctx, dk, k_raw, k_rstd, "k_norm.weight", c.hsa_qk_norm, param_grads);
   auto kg = ops::linear_backward(dk.view({B, n, HD}), x, ctx.param("k_proj.weight"));
   auto vg = ops::linear_backward(dv.view({B, n, HD}), x, ctx.param("v_proj.weight"));
   accumulate_grad(param_grads, ctx.name("k_proj.weight"), kg.dw);
@@ -253,12 +247,9 @@ LandmarkProjection project_landmarks(const LayerContext& ctx, const Tensor& pool
   const int64_t B = pooled.dim(0), C = pooled.dim(1), H = c.num_key_value_heads;
   LandmarkProjection lp;
   lp.raw = ops::linear_forward(pooled, ctx.param("landmark_proj.weight")).view({B, C, H, c.retrieval_dim / H});
-  lp.lmk = lp.raw;
-  if (c.hsa_retrieval_norm) {
-    auto ln = ops::rmsnorm_forward(lp.raw, ctx.param("landmark_norm.weight"), c.rms_norm_eps);
-    lp.lmk = ln.y;
-    lp.rstd = ln.rstd;
-  }
+  OptionalNorm ln = optional_rmsnorm(ctx, lp.raw, "landmark_norm.weight", c.hsa_retrieval_norm);
+  lp.lmk = ln.y;
+  lp.rstd = ln.rstd;
   return lp;
 }
 
@@ -267,12 +258,8 @@ Tensor project_landmarks_backward(const LayerContext& ctx, const MemoryBuildCach
                                   TensorMap& param_grads) {
   const ModelConfig& c = ctx.config;
   const int64_t B = cache.pooled.dim(0), C = cache.pooled.dim(1);
-  Tensor dlmk = dlandmarks.contiguous();
-  if (c.hsa_retrieval_norm) {
-    auto ln = ops::rmsnorm_backward(dlmk, cache.lmk_raw, ctx.param("landmark_norm.weight"), cache.lmk_rstd);
-    accumulate_grad(param_grads, ctx.name("landmark_norm.weight"), ln.dweight);
-    dlmk = ln.dx;
-  }
+  const Tensor dlmk = optional_rmsnorm_backward(ctx, dlandmarks.contiguous(), cache.lmk_raw, cache.lmk_rstd,
+                                                "landmark_norm.weight", c.hsa_retrieval_norm, param_grads);
   auto lg = ops::linear_backward(dlmk.contiguous().view({B, C, c.retrieval_dim}), cache.pooled,
                                  ctx.param("landmark_proj.weight"));
   accumulate_grad(param_grads, ctx.name("landmark_proj.weight"), lg.dw);

@@ -1,5 +1,6 @@
 #include "model/hsa_layer.h"
 
+#include "model/optional_norm.h"
 #include "model/tiered_attention.h"
 
 #include "ops/elementwise.h"
@@ -35,11 +36,10 @@ Tensor hsa_forward(const LayerContext& ctx, const Tensor& x, int64_t pos0, const
   auto norm = ops::rmsnorm_forward(x, ctx.param("hsa_norm.weight"), c.rms_norm_eps);
   Tensor q_ret_raw = ops::linear_forward(norm.y, ctx.param("hsa.retrieval_proj.weight"))
                          .view({B, n, H, c.retrieval_dim / H});
-  Tensor q_ret = q_ret_raw, q_ret_rstd;
-  if (c.hsa_retrieval_norm) {  // with the landmarks' norm (chunk_memory.cpp): the scores stay bounded
-    auto rn = ops::rmsnorm_forward(q_ret_raw, ctx.param("hsa.retrieval_norm.weight"), c.rms_norm_eps);
-    q_ret = rn.y, q_ret_rstd = rn.rstd;
-  }
+  // With the landmarks' norm (chunk_memory.cpp) the retrieval norm keeps the scores bounded.
+  const OptionalNorm rn = optional_rmsnorm(ctx, q_ret_raw, "hsa.retrieval_norm.weight", c.hsa_retrieval_norm);
+  const Tensor& q_ret = rn.y;
+  const Tensor& q_ret_rstd = rn.rstd;
   ops::RetrievalParams rp = retrieval_params_for(c, pos0);
   Tensor landmarks = memory.landmarks();
   ops::RetrievalOut ret = ops::retrieval_forward(q_ret, landmarks, rp);
@@ -51,11 +51,9 @@ Tensor hsa_forward(const LayerContext& ctx, const Tensor& x, int64_t pos0, const
     tiered.emplace(memory, ret.indices);
   }
   Tensor q_raw = ops::linear_forward(norm.y, ctx.param("hsa.q_proj.weight")).view({B, n, HQ, D});
-  Tensor q = q_raw, q_rstd;
-  if (c.hsa_qk_norm) {
-    auto qn = ops::rmsnorm_forward(q_raw, ctx.param("hsa.q_norm.weight"), c.rms_norm_eps);
-    q = qn.y, q_rstd = qn.rstd;
-  }
+  const OptionalNorm qn = optional_rmsnorm(ctx, q_raw, "hsa.q_norm.weight", c.hsa_qk_norm);
+  const Tensor& q = qn.y;
+  const Tensor& q_rstd = qn.rstd;
   const double scale = 1.0 / std::sqrt(double(D));
   Tensor mem_k, mem_v;
   ops::HsaOut attn;
@@ -86,19 +84,11 @@ Tensor hsa_backward(const LayerContext& ctx, const HsaCache& cache, const Tensor
   auto rg = ops::retrieval_backward(ag.dweights, cache.q_ret, cache.landmarks, cache.retrieval,
                                     cache.retrieval_params);
   memory_grads.add(ag.dmem_k, ag.dmem_v, rg.dlandmarks);
-  Tensor dq = ag.dq;
-  if (c.hsa_qk_norm) {
-    auto qg = ops::rmsnorm_backward(dq, cache.q_raw, ctx.param("hsa.q_norm.weight"), cache.q_rstd);
-    accumulate_grad(grads, ctx.name("hsa.q_norm.weight"), qg.dweight);
-    dq = qg.dx;
-  }
+  const Tensor dq =
+      optional_rmsnorm_backward(ctx, ag.dq, cache.q_raw, cache.q_rstd, "hsa.q_norm.weight", c.hsa_qk_norm, grads);
   auto qp = ops::linear_backward(dq.view({B, n, HQ * D}), cache.xn, ctx.param("hsa.q_proj.weight"));
-  Tensor dq_ret = rg.dqr.contiguous();
-  if (c.hsa_retrieval_norm) {
-    auto rn = ops::rmsnorm_backward(dq_ret, cache.q_ret_raw, ctx.param("hsa.retrieval_norm.weight"), cache.q_ret_rstd);
-    accumulate_grad(grads, ctx.name("hsa.retrieval_norm.weight"), rn.dweight);
-    dq_ret = rn.dx;
-  }
+  const Tensor dq_ret = optional_rmsnorm_backward(ctx, rg.dqr.contiguous(), cache.q_ret_raw, cache.q_ret_rstd,
+                                                  "hsa.retrieval_norm.weight", c.hsa_retrieval_norm, grads);
   auto rp = ops::linear_backward(dq_ret.contiguous().view({B, n, c.retrieval_dim}), cache.xn,
                                  ctx.param("hsa.retrieval_proj.weight"));
   accumulate_grad(grads, ctx.name("hsa.q_proj.weight"), qp.dw);

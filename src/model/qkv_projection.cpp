@@ -1,5 +1,6 @@
 #include "model/qkv_projection.h"
 
+#include "model/optional_norm.h"
 #include "ops/elementwise.h"
 #include "ops/linear.h"
 #include "ops/rmsnorm.h"
@@ -22,27 +23,20 @@ Qkv qkv_forward(const LayerContext& ctx, const Tensor& x, int64_t kv_heads, int6
   cache.q_raw = ops::linear_forward(norm.y, ctx.param("attn.q_proj.weight")).view({B, n, HQ, D});
   cache.k_raw = ops::linear_forward(norm.y, ctx.param("attn.k_proj.weight")).view({B, n, kv_heads, D});
   Tensor v = ops::linear_forward(norm.y, ctx.param("attn.v_proj.weight")).view({B, n, kv_heads, D});
-  Tensor q = cache.q_raw, k = cache.k_raw;
-  if (c.qk_norm) {
-    auto qn = ops::rmsnorm_forward(cache.q_raw, ctx.param("attn.q_norm.weight"), c.rms_norm_eps);
-    auto kn = ops::rmsnorm_forward(cache.k_raw, ctx.param("attn.k_norm.weight"), c.rms_norm_eps);
-    q = qn.y, cache.q_rstd = qn.rstd, k = kn.y, cache.k_rstd = kn.rstd;
-  }
+  OptionalNorm qn = optional_rmsnorm(ctx, cache.q_raw, "attn.q_norm.weight", c.qk_norm);
+  OptionalNorm kn = optional_rmsnorm(ctx, cache.k_raw, "attn.k_norm.weight", c.qk_norm);
+  Tensor q = qn.y, k = kn.y;
+  cache.q_rstd = qn.rstd, cache.k_rstd = kn.rstd;
   return Qkv{ops::rope_forward(q, pos0, c.rope_theta), ops::rope_forward(k, pos0, c.rope_theta), v};
 }
 
 Tensor qkv_backward(const LayerContext& ctx, const QkvCache& cache, const Tensor& dq_in, const Tensor& dk_in,
                     const Tensor& dv, TensorMap& grads) {
   const ModelConfig& c = ctx.config;
-  Tensor dq = ops::rope_backward(dq_in, cache.pos0, c.rope_theta);
-  Tensor dk = ops::rope_backward(dk_in, cache.pos0, c.rope_theta);
-  if (c.qk_norm) {
-    auto qg = ops::rmsnorm_backward(dq, cache.q_raw, ctx.param("attn.q_norm.weight"), cache.q_rstd);
-    auto kg = ops::rmsnorm_backward(dk, cache.k_raw, ctx.param("attn.k_norm.weight"), cache.k_rstd);
-    accumulate_grad(grads, ctx.name("attn.q_norm.weight"), qg.dweight);
-    accumulate_grad(grads, ctx.name("attn.k_norm.weight"), kg.dweight);
-    dq = qg.dx, dk = kg.dx;
-  }
+  const Tensor dq = optional_rmsnorm_backward(ctx, ops::rope_backward(dq_in, cache.pos0, c.rope_theta), cache.q_raw,
+                                              cache.q_rstd, "attn.q_norm.weight", c.qk_norm, grads);
+  const Tensor dk = optional_rmsnorm_backward(ctx, ops::rope_backward(dk_in, cache.pos0, c.rope_theta), cache.k_raw,
+                                              cache.k_rstd, "attn.k_norm.weight", c.qk_norm, grads);
   auto qp = ops::linear_backward(merge_heads(dq), cache.xn, ctx.param("attn.q_proj.weight"));
   auto kp = ops::linear_backward(merge_heads(dk), cache.xn, ctx.param("attn.k_proj.weight"));
   auto vp = ops::linear_backward(merge_heads(dv), cache.xn, ctx.param("attn.v_proj.weight"));
