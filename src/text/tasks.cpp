@@ -343,10 +343,25 @@ TaskSample make_task_sample(TaskKind kind, int64_t length_tokens, uint64_t seed,
 TaskSample make_task_sample(TaskKind kind, int64_t length_tokens, uint64_t seed, const FillerText& filler,
                             const Tokenizer& tokenizer, Phrasings phrasings) {
   Rng rng(seed);
-  Layout layout = phrasings == Phrasings::legacy
-                      ? make_layout(kind, length_tokens, rng, tokenizer)
-                      : make_pooled_layout(kind, length_tokens, rng, tokenizer, phrasing_pool(phrasings));
-  const int64_t fixed = fixed_tokens(layout, tokenizer);
+  Layout layout;
+  int64_t fixed = 0;
+  if (phrasings == Phrasings::legacy) {
+    layout = make_layout(kind, length_tokens, rng, tokenizer);
+    fixed = fixed_tokens(layout, tokenizer);
+  } else {
+    // The pooled phrasings run from a few words to a few dozen (text/task_phrasings.cpp composes them), so a short
+    // row takes the first of a few draws whose fixed text fits rather than failing; a row with room keeps its
+    // first draw, and with it the samples of every earlier version.
+    constexpr int kDraws = 16;
+    int64_t smallest = 0;
+    for (int draw = 0; draw < kDraws; ++draw) {
+      Layout candidate = make_pooled_layout(kind, length_tokens, rng, tokenizer, phrasing_pool(phrasings));
+      const int64_t need = fixed_tokens(candidate, tokenizer);
+      if (draw == 0 || need < smallest) smallest = need, layout = std::move(candidate);
+      if (need <= length_tokens) break;
+    }
+    fixed = smallest;
+  }
   HSA_CHECK(length_tokens >= fixed,
             "make_task_sample: task {} needs at least {} tokens (bos + needles + question + answer) for seed {}, "
             "got length_tokens = {}",

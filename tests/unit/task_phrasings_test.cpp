@@ -149,6 +149,24 @@ TEST(TaskPhrasings, TasksWorkWithASubwordTokenizer) {
         }
 }
 
+// The composed train phrasings run from a few words to a few dozen: a short row takes a draw that fits (bytes: 128
+// tokens hold a pass key's shorter needles and questions, not its longest), a long row its first draw.
+TEST(TaskPhrasings, ShortRowsTakeAPhrasingThatFits) {
+  FillerText filler;
+  ByteTokenizer bytes;
+  size_t short_needles = 0, long_needles = 0;
+  for (uint64_t seed = 0; seed < 60; ++seed) {
+    TaskSample s = make_task_sample(TaskKind::passkey, 128, seed, filler, bytes, Phrasings::train);
+    ASSERT_EQ(s.tokens.size(), 128u) << seed;
+    TaskSample l = make_task_sample(TaskKind::passkey, 4000, seed, filler, bytes, Phrasings::train);
+    for (const std::string& id : s.phrasing)
+      if (id.starts_with("needle:")) short_needles += id.size();
+    for (const std::string& id : l.phrasing)
+      if (id.starts_with("needle:")) long_needles += id.size();
+  }
+  EXPECT_LT(short_needles, long_needles) << "short rows should draw the shorter needle sentences more often";
+}
+
 // With a byte-level BPE the asked value is the same tokens in the needle and in the answer (" 48213" both times):
 // answering is copying tokens from the context, not translating them. A prompt ending in a space would make the
 // answer "48213" (other tokens) after a lone-space token that natural text never has.
