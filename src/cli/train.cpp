@@ -45,7 +45,7 @@ hsa::cli::Command train_command("train", "train a model (a token shard, syntheti
       ->check(CLI::ExistingFile);
   app.add_option("--filler", o->filler_path, "text corpus for task haystacks (default: built-in generator)")
       ->check(CLI::ExistingFile);
-  app.add_flag("--answer-only", o->answer_only_loss, "tasks: learn only the answer tokens");
+  CLI::Option* answer_only = app.add_flag("--answer-only", o->answer_only_loss, "tasks: learn only the answer tokens");
   app.add_option("--task-share", o->task_share,
                  "with --data and --task: the share of rows that are task samples, in (0, 1) (default 0.2); "
                  "the rest are language-model windows of the shard")
@@ -53,6 +53,11 @@ hsa::cli::Command train_command("train", "train a model (a token shard, syntheti
   app.add_option("--answer-weight", o->answer_weight,
                  "task rows learn every token, the answer tokens weighted this much (ignored with --answer-only)")
       ->capture_default_str();
+  app.add_option("--answer-share", o->answer_share,
+                 "task rows learn every token, and the answer tokens' mean loss takes this share of the loss, "
+                 "in [0, 1), however few they are (0: off, --answer-weight applies; not with --answer-only)")
+      ->check(hsa::cli::number_that("in [0, 1)", [](double v) { return v >= 0 && v < 1; }))
+      ->excludes(answer_only);
   app.add_option("--phrasings", o->phrasings,
                  "phrasing pool of the task rows: train (sentences, questions, key and value kinds disjoint from "
                  "the held-out eval pool and RULER) or legacy (the byte-level tasks' fixed phrasings)")

@@ -46,6 +46,7 @@ class MixtureBatches final : public BatchSource {
       b.answer_targets = Tensor::empty({batch_, seq_len_}, DType::i32);
       answers = b.answer_targets.data<int32_t>();
       b.answer_weight = tasks_->answer_only_loss ? 1.0 : tasks_->answer_weight;
+      b.answer_share = tasks_->answer_only_loss ? 0.0 : tasks_->answer_share;
     }
     std::vector<int32_t> window(static_cast<size_t>(seq_len_ + 1));
     for (int64_t i = 0; i < batch_; ++i) {

@@ -26,6 +26,7 @@ struct Batch {
   Tensor targets;         // i32 [B, L], kIgnoreIndex = ignored
   Tensor answer_targets;  // i32 [B, L] or undefined (no task rows possible)
   double answer_weight = 1.0;
+  double answer_share = 0.0;  // > 0: the answers' mean takes this share of the loss (train/train_step.h)
   int64_t task_rows = 0;  // rows of this batch that are task samples (the rest are shard windows)
 };
 
@@ -56,6 +57,10 @@ struct TaskRows {
   Phrasings phrasings = Phrasings::legacy;     // which phrasing pool the needles and questions come from
   bool answer_only_loss = false;               // only the answer tokens are targets
   double answer_weight = 1.0;                  // else every token is, the answer's weighted this much
+  // ... or, when > 0, the answer tokens' mean takes this share of the loss, whatever the batch's count of them. A
+  // 4K task row holds about 10 answer tokens among 4,096, so with half the rows tasks and a weight of 5 the answers
+  // are under 1% of the loss: too little for retrieval to learn beside language modelling (docs/training-lm.md).
+  double answer_share = 0.0;
 };
 
 // Data parallelism: which rows of each global batch this process draws. A global batch has batch x world_size

@@ -18,31 +18,34 @@ StepLoss run_batch(const Model& model, const Batch& batch, TensorMap* grads, dou
   Tensor targets = batch.targets.to(model.device()).contiguous().view({-1});
   auto ce = ops::cross_entropy_forward(flat, targets);  // its loss comes to the host: the device is idle after it
   r.aux = aux.item();  // so reading the aux loss (a device->host copy on cuda) waits for nothing
-  // Answer weighting: the answer tokens count answer_weight times, i.e. once in `targets` and (w - 1) times more
-  // through answer_targets; the mean is over the weighted count.
-  const bool weighted = batch.answer_weight != 1.0 && batch.answer_targets.defined() && batch.task_rows > 0;
+  // The loss is c_all x (mean over every target) + c_answer x (mean over the answer tokens). Answer weighting: the
+  // answer tokens count answer_weight times in one mean over the weighted count. Answer share: the answers' mean
+  // takes a fixed share of the loss however few answer tokens the batch holds (train/batches.h says why).
+  const bool mixed = batch.answer_targets.defined() && batch.task_rows > 0 &&
+                     (batch.answer_share > 0.0 || batch.answer_weight != 1.0);
   Tensor answer_targets;
   ops::CrossEntropyOut answers{0.0, 0, Tensor()};
-  if (weighted) {
+  if (mixed) {
     answer_targets = batch.answer_targets.to(model.device()).contiguous().view({-1});
     answers = ops::cross_entropy_forward(flat, answer_targets);
   }
-  const double extra = weighted ? batch.answer_weight - 1.0 : 0.0;
-  const double denominator = double(ce.count) + extra * double(answers.count);
-  r.loss = denominator > 0 ? (ce.loss * double(ce.count) + extra * answers.loss * double(answers.count)) / denominator
-                           : 0.0;
+  double c_all = 1.0, c_answer = 0.0;
+  if (answers.count > 0 && batch.answer_share > 0.0) {
+    c_all = 1.0 - batch.answer_share;
+    c_answer = batch.answer_share;
+  } else if (answers.count > 0) {
+    const double extra = batch.answer_weight - 1.0;
+    const double denominator = double(ce.count) + extra * double(answers.count);
+    c_all = double(ce.count) / denominator;
+    c_answer = extra * double(answers.count) / denominator;
+  }
+  r.loss = ce.count > 0 || answers.count > 0 ? c_all * ce.loss + c_answer * answers.loss : 0.0;
   r.count = ce.count;
   if (grads) {
-    Tensor dlogits;
-    if (answers.count > 0) {
-      // Each backward divides by its own count: rescale both to the shared weighted mean.
-      dlogits = ops::cross_entropy_backward(grad_scale * double(ce.count) / denominator, flat, targets, ce.lse);
-      ops::add_(dlogits,
-                ops::cross_entropy_backward(grad_scale * extra * double(answers.count) / denominator, flat,
-                                            answer_targets, answers.lse));
-    } else {
-      dlogits = ops::cross_entropy_backward(grad_scale, flat, targets, ce.lse);
-    }
+    // Each backward divides by its own count, so the coefficients apply to the means as they stand.
+    Tensor dlogits = ops::cross_entropy_backward(grad_scale * c_all, flat, targets, ce.lse);
+    if (c_answer != 0.0)
+      ops::add_(dlogits, ops::cross_entropy_backward(grad_scale * c_answer, flat, answer_targets, answers.lse));
     TensorMap g = model.backward(dlogits.view(logits.shape()), grad_scale, cache);
     for (auto& [name, t] : g) accumulate_grad(*grads, name, t);
   }

@@ -15,8 +15,9 @@ struct StepLoss {
 };
 
 // Forward (and, with grads, backward) of one batch; gradients are scaled by grad_scale and accumulated.
-// With batch.answer_weight != 1 the loss is the weighted mean in which answer tokens (batch.answer_targets)
-// count answer_weight times.
+// With batch.answer_share > 0 the loss is (1 - share) x the mean over every target + share x the mean over the
+// answer tokens (batch.answer_targets); else, with batch.answer_weight != 1, it is the weighted mean in which the
+// answer tokens count answer_weight times.
 StepLoss run_batch(const Model& model, const Batch& batch, TensorMap* grads, double grad_scale);
 
 // Forward only: the mean cross-entropy over the batch's answer tokens (count 0 when it has none).

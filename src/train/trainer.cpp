@@ -45,6 +45,23 @@ std::string resolve_checkpoint_dir(const std::string& path) {
   return p.string();
 }
 
+// What the data options ask must make sense together; checked before the run directory is touched (and again
+// for the recipe a resume reads back).
+void check_data_options(const TrainOptions& o) {
+  if (o.data_path.empty() && o.tasks.empty()) fail_argument("train: give --data (a token shard), --task, or both");
+  const bool mixture = !o.data_path.empty() && !o.tasks.empty();
+  if (o.task_share >= 0 && !mixture) fail_argument("train: --task-share needs both --data and --task");
+  if (o.task_share >= 0 && !(o.task_share > 0 && o.task_share < 1))
+    fail_argument("train: --task-share must be in (0, 1), got {}", o.task_share);
+  if (!(o.answer_weight > 0)) fail_argument("train: --answer-weight must be > 0, got {}", o.answer_weight);
+  if (!(o.answer_share >= 0 && o.answer_share < 1))
+    fail_argument("train: --answer-share must be in [0, 1), got {}", o.answer_share);
+  if (o.answer_share > 0 && o.tasks.empty()) fail_argument("train: --answer-share needs --task");
+  if (o.answer_share > 0 && o.answer_only_loss)
+    fail_argument("train: --answer-share and --answer-only do not mix (with --answer-only the answers are the whole loss)");
+  if (!o.eval_data_path.empty() && o.data_path.empty()) fail_argument("train: --eval-data needs --data");
+}
+
 void validate_train_options(const TrainOptions& o) {
   auto positive = [](const char* flag, int64_t v) {
     if (v <= 0) fail_argument("train: {} must be > 0, got {}", flag, v);
@@ -71,6 +88,7 @@ void validate_train_options(const TrainOptions& o) {
   if (o.resume && o.force) fail_argument("train: --resume continues a run and --force replaces it; give one");
   if (!o.reinit.empty() && (o.resume || o.init_from.empty()))
     fail_argument("train: --reinit re-draws parameters of the --init checkpoint; give --init (and not --resume)");
+  if (!o.resume) check_data_options(o);
   if (!o.resume && o.init_from.empty() && o.config_path.empty())
     fail_argument("train: give --config (a model config JSON) or --init (a checkpoint)");
   dist::check_backend_name(o.dist);
@@ -109,13 +127,7 @@ struct DataSetup {
 
 DataSetup setup_data(const TrainOptions& o) {
   DataSetup d;
-  HSA_CHECK(!o.data_path.empty() || !o.tasks.empty(), "train: give --data (a token shard), --task, or both");
-  const bool mixture = !o.data_path.empty() && !o.tasks.empty();
-  HSA_CHECK(o.task_share < 0 || mixture, "train: --task-share needs both --data and --task");
-  HSA_CHECK(o.task_share < 0 || (o.task_share > 0 && o.task_share < 1),
-            "train: --task-share must be in (0, 1), got {}", o.task_share);
-  HSA_CHECK(o.answer_weight > 0, "train: --answer-weight must be > 0, got {}", o.answer_weight);
-  HSA_CHECK(o.eval_data_path.empty() || !o.data_path.empty(), "train: --eval-data needs --data");
+  check_data_options(o);  // again: a resume reads them from the run
   d.task_share = o.tasks.empty() ? 0.0 : o.data_path.empty() ? 1.0 : o.task_share < 0 ? 0.2 : o.task_share;
   if (!o.data_path.empty()) d.shard = std::make_unique<TokenShard>(TokenShard::open(o.data_path));
   if (!o.eval_data_path.empty()) d.eval_shard = std::make_unique<TokenShard>(TokenShard::open(o.eval_data_path));
@@ -124,6 +136,7 @@ DataSetup setup_data(const TrainOptions& o) {
   HSA_CHECK(d.tasks.phrasings != Phrasings::eval, "train: --phrasings eval is the held-out pool: train on 'train'");
   d.tasks.answer_only_loss = o.answer_only_loss;
   d.tasks.answer_weight = o.answer_weight;
+  d.tasks.answer_share = o.answer_share;
   if (!o.filler_path.empty()) {
     std::ifstream in(o.filler_path);
     HSA_CHECK(in.good(), "train: cannot read filler corpus {}", o.filler_path);
@@ -265,7 +278,8 @@ void check_world_size(const TrainOptions& given, int world_size) {
 
 // The mixture's part of the recipe (runs saved before it existed lack these keys: resumed_options defaults them).
 nlohmann::json mixture_options_json(const TrainOptions& o) {
-  return {{"task_share", o.task_share}, {"answer_weight", o.answer_weight}, {"phrasings", o.phrasings},
+  return {{"task_share", o.task_share}, {"answer_weight", o.answer_weight}, {"answer_share", o.answer_share},
+          {"phrasings", o.phrasings},
           {"eval_data_path", o.eval_data_path}};
 }
 
@@ -298,6 +312,7 @@ TrainOptions resumed_options(const TrainOptions& given) {
     // Runs saved before the mixture existed trained on legacy phrasings with unweighted answers.
     o.task_share = j.value("task_share", -1.0);
     o.answer_weight = j.value("answer_weight", 1.0);
+    o.answer_share = j.value("answer_share", 0.0);
     o.phrasings = j.value("phrasings", std::string("legacy"));
     o.eval_data_path = j.value("eval_data_path", std::string());
   } catch (const nlohmann::json::exception& e) {

@@ -30,6 +30,7 @@ struct TrainOptions {
   // answer_weight times (unless answer_only_loss); their phrasings come from the `phrasings` pool.
   double task_share = -1;
   double answer_weight = 5.0;
+  double answer_share = 0.0;         // > 0: the answers' mean is this share of the loss (replaces answer_weight)
   std::string phrasings = "train";   // train (held-out eval pool never seen) or legacy (the byte-level tasks)
   std::string eval_data_path;        // token shard for eval_lm_loss (default: data_path with another seed)
   int64_t batch = 8;

@@ -67,3 +67,46 @@ TEST(AnswerWeight, LossAndGradientAreTheWeightedMix) {
   }
   EXPECT_LT(worst, 1e-5 * std::max(1.0, scale));
 }
+
+// With an answer share the answers' mean takes that share of the loss however few answer tokens there are; the
+// share replaces the weight.
+TEST(AnswerShare, LossAndGradientAreTheSharedMix) {
+  ModelConfig config = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json");
+  Model model(config, init_parameters(config, 3, DType::f32));
+  TaskRows rows;
+  rows.kinds = {TaskKind::passkey, TaskKind::kv_lookup};
+  rows.phrasings = Phrasings::train;
+  rows.answer_weight = 5.0;
+  rows.answer_share = 0.3;
+  Batch shared = make_mixture_batches(nullptr, rows, 1.0, 2, 200, 8)->next();
+  ASSERT_EQ(shared.answer_share, 0.3);
+
+  Batch plain = shared;
+  plain.answer_share = 0.0;
+  plain.answer_weight = 1.0;
+  Batch answers = plain;
+  answers.targets = shared.answer_targets;
+  ASSERT_GT(counted(shared.answer_targets), 0);
+
+  TensorMap g_shared, g_plain, g_answers;
+  const StepLoss ls = run_batch(model, shared, &g_shared, 1.0);
+  const StepLoss lp = run_batch(model, plain, &g_plain, 1.0);
+  const StepLoss la = run_batch(model, answers, &g_answers, 1.0);
+  EXPECT_NEAR(ls.loss, 0.7 * lp.loss + 0.3 * la.loss, 1e-6);
+  EXPECT_GT(std::abs(ls.loss - lp.loss), 1e-4);
+
+  std::vector<float> s = flat(g_shared), p = flat(g_plain), a = flat(g_answers);
+  ASSERT_EQ(s.size(), p.size());
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const double want = 0.7 * p[i] + 0.3 * a[i];
+    worst = std::max(worst, std::abs(s[i] - want));
+    scale = std::max(scale, std::abs(want));
+  }
+  EXPECT_LT(worst, 1e-5 * std::max(1.0, scale));
+
+  // Rows without answers (a language-model-only micro-batch) keep the plain loss.
+  Batch none = shared;
+  none.task_rows = 0;
+  EXPECT_NEAR(run_batch(model, none, nullptr, 0).loss, lp.loss, 1e-9);
+}
