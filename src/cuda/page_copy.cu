@@ -2,14 +2,14 @@
 
 #include "cuda/runtime.h"
 
+#include <hsa/error.h>
+
 #include <cuda_runtime.h>
 
 #include <mutex>
 #include <vector>
 
 namespace hsa::cuda {
-
-namespace {
 
 cudaStream_t side_stream() {
   // Non-blocking: it must not serialise with the legacy default stream, or the copies would not overlap.
@@ -21,6 +21,8 @@ cudaStream_t side_stream() {
   }();
   return s;
 }
+
+namespace {
 
 // Events are reused: creating one per segment would cost a driver call each time.
 struct EventPool {
@@ -52,7 +54,16 @@ EventPool& events() {
 
 void* pinned_alloc(size_t bytes) {
   void* p = nullptr;
-  HSA_CUDA_CHECK(cudaHostAlloc(&p, bytes, cudaHostAllocDefault));
+  HSA_CUDA_CHECK(cudaHostAlloc(&p, bytes, cudaHostAllocMapped));
+  // Kernels are handed the host address (side_gather): with unified addressing (every 64-bit platform CUDA 12
+  // supports) the device address of mapped memory is the same; check it rather than assume it.
+  void* on_device = nullptr;
+  HSA_CUDA_CHECK(cudaHostGetDevicePointer(&on_device, p, 0));
+  if (on_device != p) {
+    HSA_CUDA_CHECK(cudaFreeHost(p));
+    fail("cuda::pinned_alloc: mapped host memory at {} is seen by the GPU at {} (no unified addressing)", p,
+         on_device);
+  }
   return p;
 }
 
