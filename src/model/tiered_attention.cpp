@@ -51,7 +51,8 @@ TieredAttention::TieredAttention(const ChunkMemory& memory, const Tensor& indice
     p.begin = begin, p.end = end;
     p.chunks = chosen;
     std::sort(p.chunks.begin(), p.chunks.end());
-    for (size_t u = 0; u < p.chunks.size(); ++u) marks.local[static_cast<size_t>(p.chunks[u])] = static_cast<int32_t>(u);
+    for (size_t u = 0; u < p.chunks.size(); ++u)
+      marks.local[static_cast<size_t>(p.chunks[u])] = static_cast<int32_t>(u);
     std::vector<int32_t> local(idx + begin * per_token, idx + end * per_token);
     for (int32_t& c : local)
       if (c >= 0) c = marks.local[static_cast<size_t>(c)];

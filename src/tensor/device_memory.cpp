@@ -122,7 +122,8 @@ void wait_side_copies(SideCopies& copies) {
 
 void side_gather(Device device, const PageGather& gather) {
   if (gather.size() == 0 || gather.bytes == 0) return;
-  if (device == Device::cuda) return cuda::side_gather(gather.src.data(), gather.dst.data(), gather.size(), gather.bytes);
+  if (device == Device::cuda)
+    return cuda::side_gather(gather.src.data(), gather.dst.data(), gather.size(), gather.bytes);
   for (int64_t i = 0; i < gather.size(); ++i) std::memcpy(gather.dst[i], gather.src[i], gather.bytes);
 }
 
