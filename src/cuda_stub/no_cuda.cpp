@@ -17,6 +17,7 @@
 #include "cuda/linear.h"
 #include "cuda/moe.h"
 #include "cuda/page_copy.h"
+#include "cuda/page_gather.h"
 #include "cuda/retrieval.h"
 #include "cuda/rmsnorm.h"
 #include "cuda/rope.h"
@@ -68,6 +69,10 @@ void side_begin() { no_cuda("side_begin"); }
 void side_copy(void*, bool, const void*, bool, size_t) { no_cuda("side_copy"); }
 SideEvent side_end() { no_cuda("side_end"); }
 void wait_side(SideEvent) { no_cuda("wait_side"); }
+CUstream_st* side_stream() { no_cuda("side_stream"); }
+
+// ---- page_gather.h --------------------------------------------------------------------------------------------
+void side_gather(const void* const*, void* const*, int64_t, size_t) { no_cuda("side_gather"); }
 
 // ---- kernels taking a dtype -------------------------------------------------------------------------------------
 void copy_strided(void*, DType, const StridedLayout&, const void*, DType, const StridedLayout&) {
