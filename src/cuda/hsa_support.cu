@@ -134,7 +134,7 @@ Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, i
                o_bad = o_vals + align_up(n * 4), o_temp = o_bad + align_up(sizeof(BadIndices)),
                scratch_bytes = o_temp + align_up(sort_bytes);
   rt.storage = std::make_unique<DeviceBuffer<std::byte>>(int64_t(kept));
-  DeviceBuffer<std::byte> scratch(int64_t(scratch_bytes));
+  DeviceBuffer<std::byte> scratch{int64_t(scratch_bytes)};
   char* base = rt.storage->as<char>();
   char* work = scratch.as<char>();
   auto* keys = reinterpret_cast<uint32_t*>(work + o_keys);
