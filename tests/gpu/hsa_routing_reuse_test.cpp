@@ -213,7 +213,7 @@ void expect_one_sort_per_hsa_layer(DType dtype) {
   ASSERT_GT(hsa_layers, 0) << "the sequence is long enough for chunks to exist";
   EXPECT_EQ(forward_builds, hsa_layers);
 
-  const Tensor dlogits = gpu(random_input(logits.shape(), 11, dtype));
+  const Tensor dlogits = gpu(random_input(logits.shape(), 11, logits.dtype()));
   const int64_t before_backward = cuda::routing_builds();
   const TensorMap reused = model.backward(dlogits, 0.0, cache);
   cuda::synchronize();
