@@ -1,6 +1,6 @@
 // Host-visible helpers shared by the HSA CUDA kernels (hsa_attention.cu, retrieval.cu): f32 <-> bf16 conversion of
-// device buffers, so the ops can hand every kernel f32 weights and return gradients in the caller's dtype, and a
-// count of the chunk routings built.
+// device buffers, so the ops can hand every kernel f32 weights and return gradients in the caller's dtype; the
+// handle of a chunk routing kept between calls, and a count of the routings built.
 // Without CUDA, src/cuda_stub/ defines these entry points to throw.
 #pragma once
 #include <hsa/dtype.h>
