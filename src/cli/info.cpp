@@ -81,8 +81,9 @@ int run_info(const InfoOptions& opts) {
                cfg.hsa_window_mask ? ", window mask" : "");
   if (cfg.has_memory() && cfg.chunk_encoder_layers > 0)
     fmt::print("chunk encoder: {} bidirectional block(s) over each chunk + [CLS] ({} heads x {}, SwiGLU {}); "
-               "landmark from [CLS]\n",
-               cfg.chunk_encoder_layers, cfg.num_attention_heads, cfg.head_dim, cfg.intermediate_size);
+               "landmark from {}\n",
+               cfg.chunk_encoder_layers, cfg.num_attention_heads, cfg.head_dim, cfg.intermediate_size,
+               cfg.chunk_encoder_landmark == "cls" ? "[CLS]" : "the mean of the token outputs");
   else if (cfg.has_memory())
     fmt::print("chunk encoder: none (landmark from the mean of the chunk's normed states)\n");
   if (cfg.num_experts > 0)

@@ -142,8 +142,14 @@ int64_t state_file_positions(const std::string& path) {
 }
 
 ModelFingerprint model_fingerprint(const Checkpoint& ck, const std::string& tokenizer_name) {
+  // Config keys at their default values are left out: a build that adds an option (default off) still knows the
+  // states of the models it runs unchanged.
+  nlohmann::json identity = ck.config.to_json();
+  const nlohmann::json defaults = ModelConfig{}.to_json();
+  for (auto it = defaults.begin(); it != defaults.end(); ++it)
+    if (identity.contains(it.key()) && identity[it.key()] == it.value()) identity.erase(it.key());
   Hasher h;
-  h.update(ck.config.to_json().dump());
+  h.update(identity.dump());
   for (const auto& [name, t] : ck.params) {
     Tensor c = t.contiguous().to(Device::cpu);
     h.update(fmt::format("{} {} {}", name, dtype_name(c.dtype()), shape_str(c.shape())));

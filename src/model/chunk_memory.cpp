@@ -295,6 +295,8 @@ void build_with_encoder(const LayerContext& ctx, const Tensor& h, const ops::Rms
     Tensor tokens = ops::slice_copy(y, 1, 0, S).view({B, chunks * S, dm});
     Tensor cls_out = ops::slice_copy(y, 1, S, S + 1).view({B, chunks, dm});
     const KvProjection kv = project_kv(ctx, tokens);
+    // The landmark's input: the [CLS] output, or with "mean" the mean of the chunk's token outputs.
+    if (c.chunk_encoder_landmark == "mean") cls_out = ops::chunk_mean_forward(tokens, S);
     auto lmk_norm = ops::rmsnorm_forward(cls_out, ctx.param("lmk_norm.weight"), c.rms_norm_eps);
     const LandmarkProjection lp = project_landmarks(ctx, lmk_norm.y);
     state.memory.append(kv.k.view({B, chunks, S, H, D}), kv.v.view({B, chunks, S, H, D}), lp.lmk);
@@ -317,10 +319,13 @@ Tensor backward_with_encoder(const LayerContext& ctx, const MemoryBuildCache& ca
   Tensor dpooled = project_landmarks_backward(ctx, cache, grads.dlandmarks, param_grads);
   auto ng = ops::rmsnorm_backward(dpooled, cache.cls_out, ctx.param("lmk_norm.weight"), cache.cls_rstd);
   accumulate_grad(param_grads, ctx.name("lmk_norm.weight"), ng.dweight);
-  Tensor dtokens;
+  // With "mean" the landmark's gradient is spread over the chunk's token outputs and none reaches [CLS]'s output.
+  const bool mean = c.chunk_encoder_landmark == "mean";
+  Tensor dtokens = mean ? ops::chunk_mean_backward(ng.dx, C * S, S) : Tensor();
+  Tensor dcls_out = mean ? Tensor::zeros(ng.dx.shape(), ng.dx.dtype(), ng.dx.device()) : ng.dx;
   project_kv_backward(ctx, cache.tokens, cache.k_raw, cache.k_rstd, grads.dmem_k.contiguous().view({B, C * S, H, D}),
                       grads.dmem_v.contiguous().view({B, C * S, H, D}), param_grads, dtokens);
-  Tensor dy = ops::concat({dtokens.view({N, S, dm}), ng.dx.view({N, 1, dm})}, 1);
+  Tensor dy = ops::concat({dtokens.view({N, S, dm}), dcls_out.view({N, 1, dm})}, 1);
   Tensor dx = chunk_encoder_backward(ctx, cache.encoder, dy, param_grads);
   Tensor dcls = ops::embedding_backward(ops::slice_copy(dx, 1, S, S + 1), cls_ids(N, dx.device()), 1);
   accumulate_grad(param_grads, ctx.name("cls"), dcls.view({dm}));

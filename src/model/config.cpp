@@ -58,6 +58,7 @@ const std::vector<Field>& fields() {
       {"chunk_weighting", &ModelConfig::chunk_weighting, false},
       {"hsa_bypass_residual", &ModelConfig::hsa_bypass_residual, false},
       {"chunk_encoder_layers", &ModelConfig::chunk_encoder_layers, false},
+      {"chunk_encoder_landmark", &ModelConfig::chunk_encoder_landmark, false},
       {"initializer_range", &ModelConfig::initializer_range, false},
       {"max_train_length", &ModelConfig::max_train_length, false},
       {"tokenizer", &ModelConfig::tokenizer, false},
@@ -224,6 +225,12 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string
   if (cfg.chunk_weighting != "softmax" && cfg.chunk_weighting != "stick_breaking")
     problem(fmt::format("unknown chunk_weighting '{}' (expected \"softmax\" or \"stick_breaking\")",
                         cfg.chunk_weighting));
+  if (cfg.chunk_encoder_landmark != "cls" && cfg.chunk_encoder_landmark != "mean")
+    problem(fmt::format("unknown chunk_encoder_landmark '{}' (expected \"cls\" or \"mean\")",
+                        cfg.chunk_encoder_landmark));
+  else if (cfg.chunk_encoder_landmark != "cls" && cfg.chunk_encoder_layers == 0)
+    problem(fmt::format("chunk_encoder_landmark '{}' needs a chunk encoder (chunk_encoder_layers > 0)",
+                        cfg.chunk_encoder_landmark));
   if (cfg.chunk_encoder_layers > 0 && cfg.num_upper_groups == 0)
     problem(fmt::format("chunk_encoder_layers = {} but num_upper_groups is 0 (the encoder builds the HSA chunk "
                         "memory, which only HSA groups read)",

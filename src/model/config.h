@@ -49,6 +49,10 @@ struct ModelConfig {
   std::string chunk_weighting = "softmax";  // "softmax" | "stick_breaking"
   bool hsa_bypass_residual = false;
   int64_t chunk_encoder_layers = 0;  // 0 = mean pooling; > 0 = blocks of the chunk encoder (model/chunk_encoder.h)
+  // With the encoder, what the landmark is read from: "cls" (its [CLS] output) or "mean" (the mean of the chunk's
+  // token outputs; [CLS] then only serves as a token the others attend to). At initialisation the [CLS] row makes
+  // every "cls" landmark nearly the same vector; "mean" landmarks differ (docs/architecture.md, the chunk encoder).
+  std::string chunk_encoder_landmark = "cls";
   double initializer_range = 0.02;
   std::string model_type = "hsa_ultralong";
   int64_t max_train_length = 0;      // informational only

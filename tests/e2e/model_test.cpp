@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -81,6 +82,46 @@ TEST(Model, IncrementalDecodingEqualsFullForwardWithChunkEncoder) {
   ModelConfig config = ModelConfig::from_file(repo_path("configs/tiny-encoder.json"));
   ASSERT_EQ(config.chunk_encoder_layers, 1);
   expect_incremental_equals_full(config, {{1}, {7}, {config.chunk_size + 5}});
+}
+
+TEST(Model, IncrementalDecodingEqualsFullForwardWithMeanOfTokensLandmarks) {
+  ModelConfig config = ModelConfig::from_file(repo_path("configs/tiny-encoder.json"));
+  config.chunk_encoder_landmark = "mean";
+  expect_incremental_equals_full(config, {{1}, {7}, {config.chunk_size + 5}});
+}
+
+// At initialisation the [CLS] row (std 1) outweighs what the encoder's block adds, so "cls" landmarks of different
+// chunks are nearly the same vector and retrieval starts without a signal; "mean" landmarks differ.
+TEST(Model, MeanOfTokensLandmarksDifferAtInitialisation) {
+  auto mean_cosine = [](const std::string& landmark) {
+    ModelConfig config = ModelConfig::from_file(repo_path("configs/tiny-encoder.json"));
+    config.chunk_encoder_landmark = landmark;
+    Model model(config, init_parameters(config, 7, DType::f32));
+    const int64_t n = 12 * config.chunk_size;
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    Rng rng(3);
+    for (auto& t : ids) t = static_cast<int32_t>(rng.below(config.vocab_size));
+    InferenceState state = model.new_state();
+    model.forward(Tensor::from_i32(ids, {1, n}), state);
+    Tensor lm = state.memory.memory.landmarks().contiguous();  // [1, C, H, dr/H]
+    const int64_t C = lm.dim(1), H = lm.dim(2), d = lm.dim(3);
+    const float* p = lm.data<float>();
+    double sum = 0;
+    int count = 0;
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t a = 0; a < C; ++a)
+        for (int64_t b = a + 1; b < C; ++b) {
+          const float* x = p + (a * H + h) * d;
+          const float* y = p + (b * H + h) * d;
+          double xy = 0, xx = 0, yy = 0;
+          for (int64_t e = 0; e < d; ++e) xy += x[e] * y[e], xx += x[e] * x[e], yy += y[e] * y[e];
+          sum += xy / std::sqrt(xx * yy), ++count;
+        }
+    return sum / count;
+  };
+  const double cls = mean_cosine("cls"), mean = mean_cosine("mean");
+  EXPECT_GT(cls, 0.99);
+  EXPECT_LT(mean, 0.5);  // 0.25 for tiny-encoder (0.9999 with "cls")
 }
 
 // The retrieval norm applies to the query and to every landmark, whether its chunk completes in a full forward

@@ -126,6 +126,21 @@ TEST(SavedState, DamagedOrForeignFilesAreRefused) {
   EXPECT_TRUE(has(error_of([&] { load_state_file(dir.file("missing.state"), fp, f.model); }), "missing.state"));
 }
 
+// A model's fingerprint depends on the options it uses, not on the options a build knows: a key at its default
+// value (as a newer build writes for an option an older model never had) leaves it unchanged, a changed option
+// changes it.
+TEST(SavedState, FingerprintIgnoresOptionsAtTheirDefaults) {
+  Fixture f;
+  const std::string base = model_fingerprint(f.ck, "bytes").hash;
+  Checkpoint same = f.ck;
+  same.config.chunk_weighting = ModelConfig{}.chunk_weighting;
+  same.config.hsa_retrieval_norm = ModelConfig{}.hsa_retrieval_norm;
+  EXPECT_EQ(model_fingerprint(same, "bytes").hash, base);
+  Checkpoint other = f.ck;
+  other.config.chunk_weighting = other.config.chunk_weighting == "softmax" ? "stick_breaking" : "softmax";
+  EXPECT_NE(model_fingerprint(other, "bytes").hash, base);
+}
+
 // What a run plans its memory for before loading a state: the positions, read from the header alone (a file cut
 // after its header still answers; one cut inside it, or no state file at all, is refused naming the file).
 TEST(SavedState, PositionsComeFromTheHeaderAlone) {

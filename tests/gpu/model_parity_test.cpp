@@ -147,6 +147,14 @@ TEST(ModelParity, ChunkEncoderBf16LogitsAndGradientsAreWithinBf16Tolerance) {
                       0.15);
 }
 
+// The landmark from the mean of the chunk's token outputs (chunk_encoder_landmark "mean").
+TEST(ModelParity, MeanOfTokensLandmarkF32LogitsAndGradientsMatchTheCpu) {
+  HSA_REQUIRE_GPU();
+  ModelConfig config = tiny_encoder();
+  config.chunk_encoder_landmark = "mean";
+  expect_model_parity(config, DType::f32, 1e-4, 1e-3);
+}
+
 TEST(ModelParity, IncrementalDecodingOnTheGpuEqualsTheFullForward) {
   HSA_REQUIRE_GPU();
   expect_incremental_equals_full(tiny());

@@ -78,6 +78,15 @@ TEST(ModelGradcheck, ChunkEncoderTwoLayers) {
   check_model_gradients(config, 24);
 }
 
+// The landmark from the mean of the chunk's token outputs: its gradient reaches every token output, and [CLS] only
+// through the tokens that attend to it.
+TEST(ModelGradcheck, ChunkEncoderMeanOfTokensLandmark) {
+  ModelConfig config = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json");
+  config.chunk_encoder_layers = 1;
+  config.chunk_encoder_landmark = "mean";
+  check_model_gradients(config, 27);
+}
+
 // The retrieval norm (query and landmarks RMS-normalised per retrieval head): mean pooling, then the chunk encoder.
 TEST(ModelGradcheck, RetrievalNormMeanPooling) {
   ModelConfig config = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json");

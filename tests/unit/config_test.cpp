@@ -163,6 +163,19 @@ TEST(ModelConfig, ChunkEncoderNeedsHsaGroups) {
   EXPECT_TRUE(contains(load_error(j), "chunk_encoder_layers = 2 but num_upper_groups is 0")) << load_error(j);
 }
 
+TEST(ModelConfig, ChunkEncoderLandmarkIsClsOrMeanOfTokensAndNeedsTheEncoder) {
+  json j = micro_json();
+  j["chunk_encoder_layers"] = 1;
+  j["chunk_encoder_landmark"] = "mean";
+  EXPECT_EQ(load_error(j), "");
+  EXPECT_EQ(ModelConfig::from_json(j, "test.json").chunk_encoder_landmark, "mean");
+  j["chunk_encoder_landmark"] = "max";
+  EXPECT_TRUE(contains(load_error(j), "unknown chunk_encoder_landmark 'max'")) << load_error(j);
+  j["chunk_encoder_landmark"] = "mean";
+  j["chunk_encoder_layers"] = 0;
+  EXPECT_TRUE(contains(load_error(j), "chunk_encoder_landmark 'mean' needs a chunk encoder")) << load_error(j);
+}
+
 TEST(ModelConfig, BadFileNamesThePath) {
   auto path = std::filesystem::temp_directory_path() / ("hsa_bad_config_" + std::to_string(::getpid()) + ".json");
   {
