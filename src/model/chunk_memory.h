@@ -91,8 +91,9 @@ struct MemoryBuildCache {
   Tensor h, hn, hn_rstd, k_raw, k_rstd, pooled;
   Tensor lmk_raw, lmk_rstd;  // the landmarks before landmark_norm, and its 1/rms (hsa_retrieval_norm)
   int64_t num_chunks = 0;
-  // Chunk encoder only: its cache, its token outputs [B, C*S, dm] (what k/v are projected from), its [CLS]
-  // outputs [B, C, dm] and their landmark norm (pooled then holds the normed [CLS] outputs).
+  // Chunk encoder only: its cache, its token outputs [B, C*S, dm] (what k/v are projected from), the landmark's
+  // input [B, C, dm] (cls_out: the [CLS] outputs, or with chunk_encoder_landmark "mean" the chunk means of the token
+  // outputs) and its landmark norm (pooled then holds the normed input).
   ChunkEncoderCache encoder;
   Tensor tokens, cls_out, cls_rstd;
 };

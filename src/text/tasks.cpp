@@ -351,7 +351,7 @@ TaskSample make_task_sample(TaskKind kind, int64_t length_tokens, uint64_t seed,
   } else {
     // The pooled phrasings run from a few words to a few dozen (text/task_phrasings.cpp composes them), so a short
     // row takes the first of a few draws whose fixed text fits rather than failing; a row with room keeps its
-    // first draw, and with it the samples of every earlier version.
+    // first draw, so its sample does not depend on how short other rows are.
     constexpr int kDraws = 16;
     int64_t smallest = 0;
     for (int draw = 0; draw < kDraws; ++draw) {
