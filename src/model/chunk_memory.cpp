@@ -293,10 +293,10 @@ void build_with_encoder(const LayerContext& ctx, const Tensor& h, const ops::Rms
     Tensor cls_in = ops::embedding_forward(ctx.param("cls").view({1, dm}), cls_ids(N, h.device()));
     Tensor y = chunk_encoder_forward(ctx, ops::concat({tokens_in, cls_in}, 1), cache ? &cache->encoder : nullptr);
     Tensor tokens = ops::slice_copy(y, 1, 0, S).view({B, chunks * S, dm});
-    Tensor cls_out = ops::slice_copy(y, 1, S, S + 1).view({B, chunks, dm});
-    const KvProjection kv = project_kv(ctx, tokens);
     // The landmark's input: the [CLS] output, or with "mean" the mean of the chunk's token outputs.
-    if (c.chunk_encoder_landmark == "mean") cls_out = ops::chunk_mean_forward(tokens, S);
+    const Tensor cls_out = c.chunk_encoder_landmark == "mean" ? ops::chunk_mean_forward(tokens, S)
+                                                              : ops::slice_copy(y, 1, S, S + 1).view({B, chunks, dm});
+    const KvProjection kv = project_kv(ctx, tokens);
     auto lmk_norm = ops::rmsnorm_forward(cls_out, ctx.param("lmk_norm.weight"), c.rms_norm_eps);
     const LandmarkProjection lp = project_landmarks(ctx, lmk_norm.y);
     state.memory.append(kv.k.view({B, chunks, S, H, D}), kv.v.view({B, chunks, S, H, D}), lp.lmk);
