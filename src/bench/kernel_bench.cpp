@@ -133,9 +133,10 @@ struct Buffers {
   SwaDims swa_dims() const { return {1, s.len, s.len, s.q_heads, s.kv_heads, s.head_dim, s.window, 0, 0}; }
 
   // Bad chunk indices (none here) would throw at the timing loop's cuda::synchronize().
-  void hsa_forward() {
+  // routing: receives the forward's chunk routing, for hsa_backward (a training step sorts once per HSA layer).
+  void hsa_forward(cuda::SharedRouting* routing = nullptr) {
     cuda::hsa_attention_forward(DType::bf16, q.raw_data(), mem_k.raw_data(), mem_v.raw_data(), idx.data<int32_t>(),
-                                w.data<float>(), scale(), hsa_dims(), out.raw_data(), lse.data<float>());
+                                w.data<float>(), scale(), hsa_dims(), out.raw_data(), lse.data<float>(), routing);
   }
   // The last token alone, against the whole memory: its rows of q, indices, weights, out and lse.
   void hsa_decode() {
@@ -146,10 +147,11 @@ struct Buffers {
                                 idx.data<int32_t>() + slot_row, w.data<float>() + slot_row, scale(), d,
                                 out.data<bf16>() + q_row, lse.data<float>() + t * s.q_heads * s.topk);
   }
-  void hsa_backward() {
+  void hsa_backward(const cuda::SharedRouting& routing) {
     cuda::hsa_attention_backward(DType::bf16, dout.raw_data(), q.raw_data(), mem_k.raw_data(), mem_v.raw_data(),
                                  idx.data<int32_t>(), w.data<float>(), lse.data<float>(), scale(), hsa_dims(),
-                                 dq.raw_data(), dmem_k.raw_data(), dmem_v.raw_data(), dw.data<float>());
+                                 dq.raw_data(), dmem_k.raw_data(), dmem_v.raw_data(), dw.data<float>(),
+                                 routing.get());
   }
   // All rows (the kernel the op picks, or the scalar one), or the last token alone against every landmark.
   void retrieval(cuda::RetrievalKernel kernel, bool decode) {
@@ -174,7 +176,12 @@ struct Buffers {
   void run(Kernel kernel) {
     switch (kernel) {
       case Kernel::hsa_fwd: hsa_forward(); break;
-      case Kernel::hsa_fwd_bwd: hsa_forward(), hsa_backward(); break;
+      case Kernel::hsa_fwd_bwd: {
+        cuda::SharedRouting routing;
+        hsa_forward(&routing);
+        hsa_backward(routing);
+        break;
+      }
       case Kernel::retrieval: retrieval(cuda::RetrievalKernel::automatic, false); break;
       case Kernel::retrieval_scalar: retrieval(cuda::RetrievalKernel::scalar, false); break;
       case Kernel::retrieval_decode: retrieval(cuda::RetrievalKernel::automatic, true); break;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <type_traits>
 
 namespace hsa::cuda {
@@ -72,9 +73,11 @@ void reduce_slots(const T* part, const int32_t* entry_of, int64_t rows, const Di
 
 template <class T>
 void forward_impl(const T* q, const T* mem_k, const T* mem_v, const int32_t* indices, const float* weights,
-                  double scale, const HsaDims& hd, T* out, float* lse, int error_code) {
+                  double scale, const HsaDims& hd, T* out, float* lse, int error_code, SharedRouting* keep) {
   const Dims d = make_dims<T>(hd, scale);
-  Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C, error_code);
+  auto built = std::make_shared<Routing>(build_routing(indices, hd.batch, d.L, d.H, d.K, d.C, error_code));
+  const Routing& rt = *built;
+  if (keep) *keep = built;
   const int64_t rows = hd.batch * d.L * d.H;
   if (rows == 0) return;
   DeviceBuffer<std::byte> part(int64_t(size_t(rt.slots) * d.G * d.D * sizeof(T)));
@@ -96,9 +99,10 @@ void forward_impl(const T* q, const T* mem_k, const T* mem_v, const int32_t* ind
 template <class T>
 void backward_impl(const T* dout, const T* q, const T* mem_k, const T* mem_v, const int32_t* indices,
                    const float* weights, const float* lse, double scale, const HsaDims& hd, T* dq, T* dmem_k,
-                   T* dmem_v, float* dweights, int error_code) {
+                   T* dmem_v, float* dweights, int error_code, const Routing* given) {
   const Dims d = make_dims<T>(hd, scale);
-  Routing rt = build_routing(indices, hd.batch, d.L, d.H, d.K, d.C, error_code);
+  Routing own;
+  const Routing& rt = given_or_built(given, &own, indices, hd.batch, d.L, d.H, d.K, d.C, error_code);
   DeviceBuffer<std::byte> part(int64_t(size_t(rt.slots) * d.G * d.D * sizeof(T)));
   if (rt.items > 0) {
     bool done = false;
@@ -138,29 +142,32 @@ void hsa_attention_check_supported(const char* op, DType dtype, const HsaDims& h
 }
 
 void hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v, const int32_t* indices,
-                           const float* weights, double scale, const HsaDims& d, void* out, float* lse) {
+                           const float* weights, double scale, const HsaDims& d, void* out, float* lse,
+                           SharedRouting* routing) {
+  if (routing) routing->reset();
   if (use_decode_path(d)) return hsa_decode_forward(dtype, q, mem_k, mem_v, indices, weights, scale, d, out, lse);
   static const int code = index_error_code("hsa_attention_forward", "indices");
   if (dtype == DType::bf16)
     return forward_impl(static_cast<const __nv_bfloat16*>(q), static_cast<const __nv_bfloat16*>(mem_k),
                         static_cast<const __nv_bfloat16*>(mem_v), indices, weights, scale, d,
-                        static_cast<__nv_bfloat16*>(out), lse, code);
+                        static_cast<__nv_bfloat16*>(out), lse, code, routing);
   forward_impl(static_cast<const float*>(q), static_cast<const float*>(mem_k), static_cast<const float*>(mem_v),
-               indices, weights, scale, d, static_cast<float*>(out), lse, code);
+               indices, weights, scale, d, static_cast<float*>(out), lse, code, routing);
 }
 
 void hsa_attention_backward(DType dtype, const void* dout, const void* q, const void* mem_k, const void* mem_v,
                             const int32_t* indices, const float* weights, const float* lse, double scale,
-                            const HsaDims& d, void* dq, void* dmem_k, void* dmem_v, float* dweights) {
+                            const HsaDims& d, void* dq, void* dmem_k, void* dmem_v, float* dweights,
+                            const detail::Routing* routing) {
   using B16 = __nv_bfloat16;
   static const int code = index_error_code("hsa_attention_backward", "indices");
   if (dtype == DType::bf16)
     return backward_impl(static_cast<const B16*>(dout), static_cast<const B16*>(q), static_cast<const B16*>(mem_k),
                          static_cast<const B16*>(mem_v), indices, weights, lse, scale, d, static_cast<B16*>(dq),
-                         static_cast<B16*>(dmem_k), static_cast<B16*>(dmem_v), dweights, code);
+                         static_cast<B16*>(dmem_k), static_cast<B16*>(dmem_v), dweights, code, routing);
   backward_impl(static_cast<const float*>(dout), static_cast<const float*>(q), static_cast<const float*>(mem_k),
                 static_cast<const float*>(mem_v), indices, weights, lse, scale, d, static_cast<float*>(dq),
-                static_cast<float*>(dmem_k), static_cast<float*>(dmem_v), dweights, code);
+                static_cast<float*>(dmem_k), static_cast<float*>(dmem_v), dweights, code, routing);
 }
 
 }  // namespace hsa::cuda

@@ -23,6 +23,7 @@
 // Supported on CUDA: D and S multiples of 16, S <= 64, D <= 256, G = HQ / H <= 32 (f32), <= 64 (bf16).
 // Without CUDA, src/cuda_stub/ defines these entry points to throw.
 #pragma once
+#include "cuda/hsa_support.h"
 #include "kernel/shapes.h"
 
 #include <hsa/dtype.h>
@@ -40,13 +41,18 @@ void hsa_attention_check_supported(const char* op, DType dtype, const HsaDims& d
 // <f>, outside [0, C)" throws at the next cuda::synchronize() or check_input_errors(); the outputs are then
 // unspecified.
 
-// Writes out and lse (every element).
+// Writes out and lse (every element). With `routing`, *routing receives the chunk routing the forward built from
+// `indices` (null on the decode path, which builds none), for the backwards of the same indices.
 void hsa_attention_forward(DType dtype, const void* q, const void* mem_k, const void* mem_v, const int32_t* indices,
-                           const float* weights, double scale, const HsaDims& d, void* out, float* lse);
+                           const float* weights, double scale, const HsaDims& d, void* out, float* lse,
+                           SharedRouting* routing = nullptr);
 
-// Overwrites dq, dmem_k, dmem_v, dweights (zeros for empty slots and for chunks no token selected).
+// Overwrites dq, dmem_k, dmem_v, dweights (zeros for empty slots and for chunks no token selected). `routing`: the
+// forward's routing of these same indices (the results are bit-identical to building it here; a bad index was
+// reported by the forward then, and is not again), or null to build one.
 void hsa_attention_backward(DType dtype, const void* dout, const void* q, const void* mem_k, const void* mem_v,
                             const int32_t* indices, const float* weights, const float* lse, double scale,
-                            const HsaDims& d, void* dq, void* dmem_k, void* dmem_v, float* dweights);
+                            const HsaDims& d, void* dq, void* dmem_k, void* dmem_v, float* dweights,
+                            const detail::Routing* routing = nullptr);
 
 }  // namespace hsa::cuda

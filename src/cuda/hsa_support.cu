@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <string>
@@ -85,6 +86,8 @@ int end_bit_for(uint64_t max_key) {
 
 size_t align_up(size_t x) { return (x + 255) & ~size_t(255); }
 
+std::atomic<int64_t> routing_build_count{0};
+
 }  // namespace
 
 
@@ -114,6 +117,7 @@ Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, i
   const int64_t n = B * L * H * K, items = B * H * C;
   HSA_CHECK(n < INT32_MAX && items < INT32_MAX, "hsa cuda routing: B*L*H*K = {} or B*H*C = {} exceeds 2^31", n,
             items);
+  routing_build_count.fetch_add(1, std::memory_order_relaxed);
   rt.slots = n;
   rt.items = items;
   const int bits = end_bit_for(uint64_t(items));
@@ -121,33 +125,48 @@ Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, i
   HSA_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, (const uint32_t*)nullptr, (uint32_t*)nullptr,
                                                  (const int32_t*)nullptr, (int32_t*)nullptr, int(n), 0, bits,
                                                  stream()));
-  // One allocation: keys in/out, values in, flat (values out), entry_of, begin, bad-index positions, sort temp.
+  // Two allocations: what the routing keeps (flat = the sort's values out, entry_of, begin) and the scratch of the
+  // build (keys in/out, values in, bad-index positions, sort temp), back in the cache when this returns (the
+  // allocator is stream-ordered: its next user queues behind these kernels).
+  const size_t o_flat = 0, o_entry = o_flat + align_up(n * 4), o_begin = o_entry + align_up(n * 4),
+               kept = o_begin + align_up((items + 1) * 4);
   const size_t o_keys = 0, o_keys_out = o_keys + align_up(n * 4), o_vals = o_keys_out + align_up(n * 4),
-               o_flat = o_vals + align_up(n * 4), o_entry = o_flat + align_up(n * 4),
-               o_begin = o_entry + align_up(n * 4), o_bad = o_begin + align_up((items + 1) * 4),
-               o_temp = o_bad + align_up(sizeof(BadIndices)), total = o_temp + align_up(sort_bytes);
-  rt.storage = std::make_unique<DeviceBuffer<std::byte>>(int64_t(total));
+               o_bad = o_vals + align_up(n * 4), o_temp = o_bad + align_up(sizeof(BadIndices)),
+               scratch_bytes = o_temp + align_up(sort_bytes);
+  rt.storage = std::make_unique<DeviceBuffer<std::byte>>(int64_t(kept));
+  DeviceBuffer<std::byte> scratch{int64_t(scratch_bytes)};
   char* base = rt.storage->as<char>();
-  auto* keys = reinterpret_cast<uint32_t*>(base + o_keys);
-  auto* keys_out = reinterpret_cast<uint32_t*>(base + o_keys_out);
-  auto* vals = reinterpret_cast<int32_t*>(base + o_vals);
+  char* work = scratch.as<char>();
+  auto* keys = reinterpret_cast<uint32_t*>(work + o_keys);
+  auto* keys_out = reinterpret_cast<uint32_t*>(work + o_keys_out);
+  auto* vals = reinterpret_cast<int32_t*>(work + o_vals);
   rt.flat = reinterpret_cast<int32_t*>(base + o_flat);
   rt.entry_of = reinterpret_cast<int32_t*>(base + o_entry);
   rt.begin = reinterpret_cast<int32_t*>(base + o_begin);
-  auto* bad = reinterpret_cast<BadIndices*>(base + o_bad);
+  auto* bad = reinterpret_cast<BadIndices*>(work + o_bad);
   HSA_CUDA_CHECK(cudaMemsetAsync(bad, 0xff, sizeof(BadIndices), stream()));
   const int threads = 256;
   if (n > 0) {
     routing_keys<<<unsigned(ceil_div(n, threads)), threads, 0, stream()>>>(indices, n, L, H, K, C, keys, vals, bad);
     check_launch("routing_keys");
-    HSA_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(base + o_temp, sort_bytes, keys, keys_out, vals, rt.flat, int(n), 0,
-                                                   bits, stream()));
+    HSA_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(work + o_temp, sort_bytes, keys, keys_out, vals, rt.flat, int(n),
+                                                   0, bits, stream()));
   }
   routing_begin<<<unsigned(ceil_div(n + 1, threads)), threads, 0, stream()>>>(
       keys_out, n, items, rt.begin, rt.entry_of, rt.flat, indices, bad, C, report_last, input_error_record(),
       error_code);
   check_launch("routing_begin");
   return rt;
+}
+
+const Routing& given_or_built(const Routing* given, Routing* own, const int32_t* indices, int64_t B, int64_t L,
+                              int64_t H, int64_t K, int64_t C, int error_code, bool report_last) {
+  if (!given) return *own = build_routing(indices, B, L, H, K, C, error_code, report_last);
+  HSA_CHECK(given->slots == B * L * H * K && given->items == B * H * C,
+            "hsa cuda routing: the given routing has {} slots and {} (batch, head, chunk) items, these indices "
+            "[B, L, H, K] = [{}, {}, {}, {}] with C = {} need {} and {}",
+            given->slots, given->items, B, L, H, K, C, B * L * H * K, B * H * C);
+  return *given;
 }
 
 int index_error_code(const char* op, const char* tensor) {
@@ -174,6 +193,8 @@ SplitPlan plan_splits(const Routing& rt, int64_t unit, int64_t per_block) {
 }
 
 }  // namespace detail
+
+int64_t routing_builds() { return detail::routing_build_count.load(std::memory_order_relaxed); }
 
 void hsa_convert(DType src_dtype, const void* src, DType dst_dtype, void* dst, int64_t n) {
   auto ok = [](DType t) { return t == DType::f32 || t == DType::bf16; };

@@ -20,22 +20,32 @@ namespace hsa::cuda::detail {
 // Entries grouped by item, stable (ascending flat index inside an item): a radix sort on the item key, which is
 // itself a counting sort (histogram, scan, scatter) and keeps equal keys in input order, so every later sum over
 // an item's entries has a fixed order. Empty slots sort last under the key B*H*C.
+// It reads nothing but the indices, so the chunk attention forward's routing serves its backward and the retrieval
+// backward of the same indices too (ops/hsa_routing.h): one sort per HSA layer and training step.
 struct Routing {
   int64_t slots = 0;   // B*L*H*K: the entry arrays' capacity; valid entries are the prefix [0, begin[items])
   int64_t items = 0;   // B*H*C
   int32_t* flat = nullptr;      // [slots] flat index of entry e
   int32_t* begin = nullptr;     // [items + 1] first entry of each item
   int32_t* entry_of = nullptr;  // [slots] entry of flat index f, -1 for an empty slot
-  std::unique_ptr<DeviceBuffer<std::byte>> storage;  // owns the arrays above
+  // Owns the arrays above and nothing else (the sort's keys and temporary storage are freed once it is queued),
+  // so a routing kept from the forward to the backward holds 8 bytes per slot and 4 per item.
+  std::unique_ptr<DeviceBuffer<std::byte>> storage;
 };
 
 // Builds the routing on stream() without waiting for the device. An index outside [-1, C) is routed like an empty
 // slot (so no kernel reads outside the memory) and reported through the deferred input-error record (runtime.h)
 // under `error_code` (index_error_code): the one at the lowest flat position, or at the highest with report_last
 // (the CPU retrieval backward's rule), so the message does not depend on thread timing. It throws at the next
-// cuda::synchronize(). B, L, H, K, C as above; needs B*L*H*K < 2^31.
+// cuda::synchronize(). B, L, H, K, C as above; needs B*L*H*K < 2^31. Counted by routing_builds() (hsa_support.h).
 Routing build_routing(const int32_t* indices, int64_t B, int64_t L, int64_t H, int64_t K, int64_t C, int error_code,
                       bool report_last = false);
+
+// `given` when there is one (a routing of these indices that the caller kept, typically from the forward: it is
+// checked against the dims, and bad indices were reported when it was built), else one built into `*own` as
+// build_routing does.
+const Routing& given_or_built(const Routing* given, Routing* own, const int32_t* indices, int64_t B, int64_t L,
+                              int64_t H, int64_t K, int64_t C, int error_code, bool report_last = false);
 
 // The input-error code for a chunk index outside [-1, C) in `tensor` ([B, L, H, K]) of `op`; registers the message
 // on first use (call it once per call site: static const int code = ...).

@@ -2,14 +2,14 @@
 
 #include "cuda/runtime.h"
 
+#include <hsa/error.h>
+
 #include <cuda_runtime.h>
 
 #include <mutex>
 #include <vector>
 
 namespace hsa::cuda {
-
-namespace {
 
 cudaStream_t side_stream() {
   // Non-blocking: it must not serialise with the legacy default stream, or the copies would not overlap.
@@ -21,6 +21,8 @@ cudaStream_t side_stream() {
   }();
   return s;
 }
+
+namespace {
 
 // Events are reused: creating one per segment would cost a driver call each time.
 struct EventPool {
@@ -51,8 +53,18 @@ EventPool& events() {
 }  // namespace
 
 void* pinned_alloc(size_t bytes) {
+  // Kernels are handed the host address (side_gather). With unified addressing (every 64-bit process on a GPU
+  // CUDA 12 supports) pinned host memory is readable by kernels at that same address; checked once, not assumed.
+  static const bool unified = [] {
+    int device = 0, value = 0;
+    HSA_CUDA_CHECK(cudaGetDevice(&device));
+    HSA_CUDA_CHECK(cudaDeviceGetAttribute(&value, cudaDevAttrUnifiedAddressing, device));
+    return value != 0;
+  }();
+  HSA_CHECK(unified, "cuda::pinned_alloc: the GPU has no unified addressing, so kernels cannot read host memory at "
+                     "its host address");
   void* p = nullptr;
-  HSA_CUDA_CHECK(cudaHostAlloc(&p, bytes, cudaHostAllocDefault));
+  HSA_CUDA_CHECK(cudaHostAlloc(&p, bytes, cudaHostAllocMapped));
   return p;
 }
 

@@ -7,13 +7,21 @@
 // buffers come from the stream-ordered caching allocator: a block handed out now may still be read by queued
 // kernels). side_copy() queues on the side stream. side_end() records an event there; wait_side() makes stream()
 // wait for that event, so the kernels that read the pages run after the copies and nothing waits on the host.
+// side_gather (cuda/page_gather.h) queues its kernel on the same side stream.
 #pragma once
 #include <cstddef>
 
+struct CUstream_st;  // cudaStream_t is CUstream_st*
+
 namespace hsa::cuda {
 
-void* pinned_alloc(size_t bytes);  // page-locked host memory (cudaHostAlloc); throws on failure
-void pinned_free(void* p);         // null is ignored
+// Page-locked host memory (cudaHostAlloc), mapped into the GPU's address space at the same address (unified
+// addressing), so kernels can read it directly over the bus (cuda/page_gather.h); throws on failure.
+void* pinned_alloc(size_t bytes);
+void pinned_free(void* p);  // null is ignored
+
+// The side stream itself (non-blocking, created once), for the kernels queued beside the copies.
+CUstream_st* side_stream();
 
 struct SideEvent {
   void* event = nullptr;  // cudaEvent_t, owned by the pool in page_copy.cu

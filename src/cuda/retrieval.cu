@@ -252,11 +252,14 @@ void forward_impl(const T* qr, const T* lm, int32_t* indices, float* weights, fl
 
 template <class T>
 void backward_impl(const float* dweights, const T* qr, const T* lm, const int32_t* indices, const float* weights,
-                   const float* scores, T* dqr, T* dlm, const RetrievalDims& d, double scale) {
+                   const float* scores, T* dqr, T* dlm, const RetrievalDims& d, double scale,
+                   const Routing* given) {
   const Params p = make_params(d, scale);
   // The highest bad flat position is reported, as the CPU backward does.
   static const int code = index_error_code("retrieval_backward", "fwd.indices");
-  Routing rt = build_routing(indices, d.batch, d.seq_len, d.heads, d.topk, d.chunks, code, /*report_last=*/true);
+  Routing own;
+  const Routing& rt = given_or_built(given, &own, indices, d.batch, d.seq_len, d.heads, d.topk, d.chunks, code,
+                                     /*report_last=*/true);
   const int64_t rows = p.B * p.L * p.H, items = p.B * p.H * p.C;
   DeviceBuffer<std::byte> dsc(int64_t(size_t(std::max<int64_t>(rows * p.K, 1)) * 4));
   if (rows > 0) {
@@ -369,13 +372,14 @@ void retrieval_forward(DType dtype, const void* qr, const void* landmarks, int32
 
 void retrieval_backward(DType dtype, const float* dweights, const void* qr, const void* landmarks,
                         const int32_t* indices, const float* weights, const float* scores, void* dqr,
-                        void* dlandmarks, const RetrievalDims& d, double scale) {
+                        void* dlandmarks, const RetrievalDims& d, double scale, const detail::Routing* routing) {
   if (dtype == DType::bf16)
     return backward_impl(dweights, static_cast<const __nv_bfloat16*>(qr),
                          static_cast<const __nv_bfloat16*>(landmarks), indices, weights, scores,
-                         static_cast<__nv_bfloat16*>(dqr), static_cast<__nv_bfloat16*>(dlandmarks), d, scale);
+                         static_cast<__nv_bfloat16*>(dqr), static_cast<__nv_bfloat16*>(dlandmarks), d, scale,
+                         routing);
   backward_impl(dweights, static_cast<const float*>(qr), static_cast<const float*>(landmarks), indices, weights,
-                scores, static_cast<float*>(dqr), static_cast<float*>(dlandmarks), d, scale);
+                scores, static_cast<float*>(dqr), static_cast<float*>(dlandmarks), d, scale, routing);
 }
 
 }  // namespace hsa::cuda

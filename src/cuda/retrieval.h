@@ -15,6 +15,7 @@
 // chunk added in order: deterministic, no atomics, and a chunk that every token chose is spread over many blocks.
 // Without CUDA, src/cuda_stub/ defines these entry points to throw.
 #pragma once
+#include "cuda/hsa_support.h"
 #include "kernel/shapes.h"
 
 #include <hsa/dtype.h>
@@ -45,9 +46,13 @@ void retrieval_forward(DType dtype, const void* qr, const void* landmarks, int32
 
 // Queues the backward without waiting for the device. An index outside [-1, C) is skipped (as an empty slot) and
 // the one at the highest flat position (the CPU backward's choice) goes to the deferred input-error record
-// (cuda/runtime.h): it throws at the next cuda::synchronize(); the outputs are then unspecified.
+// (cuda/runtime.h): it throws at the next cuda::synchronize(); the outputs are then unspecified. `routing`: the
+// chunk routing of these same indices with C = d.chunks, kept from the chunk attention forward
+// (cuda/hsa_attention.h), to skip the sort (bit-identical results; a bad index was reported when it was built, and
+// is not again), or null to build one.
 void retrieval_backward(DType dtype, const float* dweights, const void* qr, const void* landmarks,
                         const int32_t* indices, const float* weights, const float* scores, void* dqr,
-                        void* dlandmarks, const RetrievalDims& d, double scale);
+                        void* dlandmarks, const RetrievalDims& d, double scale,
+                        const detail::Routing* routing = nullptr);
 
 }  // namespace hsa::cuda

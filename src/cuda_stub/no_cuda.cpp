@@ -17,6 +17,7 @@
 #include "cuda/linear.h"
 #include "cuda/moe.h"
 #include "cuda/page_copy.h"
+#include "cuda/page_gather.h"
 #include "cuda/retrieval.h"
 #include "cuda/rmsnorm.h"
 #include "cuda/rope.h"
@@ -68,6 +69,10 @@ void side_begin() { no_cuda("side_begin"); }
 void side_copy(void*, bool, const void*, bool, size_t) { no_cuda("side_copy"); }
 SideEvent side_end() { no_cuda("side_end"); }
 void wait_side(SideEvent) { no_cuda("wait_side"); }
+CUstream_st* side_stream() { no_cuda("side_stream"); }
+
+// ---- page_gather.h --------------------------------------------------------------------------------------------
+void side_gather(const void* const*, void* const*, int64_t, size_t) { no_cuda("side_gather"); }
 
 // ---- kernels taking a dtype -------------------------------------------------------------------------------------
 void copy_strided(void*, DType, const StridedLayout&, const void*, DType, const StridedLayout&) {
@@ -75,14 +80,16 @@ void copy_strided(void*, DType, const StridedLayout&, const void*, DType, const 
 }
 void fill_strided(void*, DType, const StridedLayout&, double) { no_cuda("fill_strided"); }
 void hsa_convert(DType, const void*, DType, void*, int64_t) { no_cuda("hsa_convert"); }
+int64_t routing_builds() { no_cuda("routing_builds"); }
 void add_scaled_f64(double*, const double*, double, int64_t) { no_cuda("add_scaled_f64"); }
 void hsa_attention_check_supported(const char*, DType, const HsaDims&) { no_cuda("hsa_attention"); }
 void hsa_attention_forward(DType, const void*, const void*, const void*, const int32_t*, const float*, double,
-                           const HsaDims&, void*, float*) {
+                           const HsaDims&, void*, float*, SharedRouting*) {
   no_cuda("hsa_attention_forward");
 }
 void hsa_attention_backward(DType, const void*, const void*, const void*, const void*, const int32_t*, const float*,
-                            const float*, double, const HsaDims&, void*, void*, void*, float*) {
+                            const float*, double, const HsaDims&, void*, void*, void*, float*,
+                            const detail::Routing*) {
   no_cuda("hsa_attention_backward");
 }
 void hsa_decode_forward(DType, const void*, const void*, const void*, const int32_t*, const float*, double,
@@ -101,7 +108,7 @@ void retrieval_forward(DType, const void*, const void*, int32_t*, float*, float*
 bool block_attention_supported(const BlockAttentionDims&) { no_cuda("block_attention_supported"); }
 std::string block_attention_limits() { no_cuda("block_attention_limits"); }
 void retrieval_backward(DType, const float*, const void*, const void*, const int32_t*, const float*, const float*,
-                        void*, void*, const RetrievalDims&, double) {
+                        void*, void*, const RetrievalDims&, double, const detail::Routing*) {
   no_cuda("retrieval_backward");
 }
 

@@ -86,15 +86,24 @@ FetchedPages ChunkMemory::fetch(std::vector<int32_t> chunks) const {
   char* vd = static_cast<char*>(f.v.raw_data());
   const char* ks = static_cast<const char*>(k_.raw_data());
   const char* vs = static_cast<const char*>(v_.raw_data());
+  // Resident pages join the spilled ones' gather: one kernel for the whole fetch on cuda.
+  PageGather gather;
+  gather.bytes = half;
+  std::vector<SpilledPages::Request> spilled;
   for (size_t u = 0; u < chunks.size(); ++u) {
     const int64_t c = chunks[u];
     HSA_CHECK(c >= 0 && c < chunks_, "ChunkMemory::fetch: chunk {} of {}", c, chunks_);
     if (c < resident_cap_) {
-      side_copy(device, kd + u * half, true, ks + c * half, true, half);
-      side_copy(device, vd + u * half, true, vs + c * half, true, half);
+      gather.add(kd + u * half, ks + c * half);
+      gather.add(vd + u * half, vs + c * half);
     } else {
-      spill_->fetch(c - resident_cap_, kd + u * half, vd + u * half);
+      spilled.push_back({c - resident_cap_, kd + u * half, vd + u * half});
     }
+  }
+  if (spilled.empty()) {
+    side_gather(device, gather);
+  } else {
+    spill_->fetch(spilled, gather);
   }
   f.copied = side_copies_end(device);
   f.chunks = std::move(chunks);

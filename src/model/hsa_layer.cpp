@@ -57,17 +57,18 @@ Tensor hsa_forward(const LayerContext& ctx, const Tensor& x, int64_t pos0, const
   const double scale = 1.0 / std::sqrt(double(D));
   Tensor mem_k, mem_v;
   ops::HsaOut attn;
+  ops::HsaRouting routing;  // kept for the backwards only when there is a cache
   if (tiered) {
     attn.out = tiered->forward(q, ret.weights, scale);
   } else {
     mem_k = memory.mem_k(), mem_v = memory.mem_v();
-    attn = ops::hsa_attention_forward(q, mem_k, mem_v, ret.indices, ret.weights, scale);
+    attn = ops::hsa_attention_forward(q, mem_k, mem_v, ret.indices, ret.weights, scale, cache ? &routing : nullptr);
   }
   Tensor attn_flat = attn.out.view({B, n, HQ * D});
   Tensor y = ops::linear_forward(attn_flat, ctx.param("hsa.o_proj.weight"));
   if (cache)
     *cache = HsaCache{x, norm.y, norm.rstd, q_ret, q_raw, q_rstd, q, attn_flat, ret, rp, attn, mem_k, mem_v, landmarks,
-                      false, q_ret_raw, q_ret_rstd};
+                      false, q_ret_raw, q_ret_rstd, routing};
   return y;
 }
 
@@ -80,9 +81,9 @@ Tensor hsa_backward(const LayerContext& ctx, const HsaCache& cache, const Tensor
   accumulate_grad(grads, ctx.name("hsa.o_proj.weight"), og.dw);
   auto ag = ops::hsa_attention_backward(og.dx.view({B, n, HQ, D}), cache.q, cache.mem_k, cache.mem_v,
                                         cache.retrieval.indices, cache.retrieval.weights, cache.attn,
-                                        1.0 / std::sqrt(double(D)));
+                                        1.0 / std::sqrt(double(D)), cache.routing);
   auto rg = ops::retrieval_backward(ag.dweights, cache.q_ret, cache.landmarks, cache.retrieval,
-                                    cache.retrieval_params);
+                                    cache.retrieval_params, cache.routing);
   memory_grads.add(ag.dmem_k, ag.dmem_v, rg.dlandmarks);
   const Tensor dq =
       optional_rmsnorm_backward(ctx, ag.dq, cache.q_raw, cache.q_rstd, "hsa.q_norm.weight", c.hsa_qk_norm, grads);

@@ -16,6 +16,9 @@ struct HsaCache {
   Tensor mem_k, mem_v, landmarks;  // the memory views this layer read
   bool empty = true;               // no chunk existed: the branch was zero
   Tensor q_ret_raw, q_ret_rstd;    // the retrieval query before its norm (hsa_retrieval_norm)
+  // The chunk attention's grouping of retrieval.indices by chunk (CUDA; empty on the CPU): both backwards reuse it,
+  // so a training step sorts once per HSA layer. Clearing it only costs the backwards a sort each.
+  ops::HsaRouting routing;
 };
 
 ops::RetrievalParams retrieval_params_for(const ModelConfig& config, int64_t pos0);

@@ -63,46 +63,79 @@ void SpilledPages::append_copy(const SpilledPages& other, int64_t i) {
   pages_.push_back(page);
 }
 
-void SpilledPages::fetch(int64_t i, void* k_dst, void* v_dst) {
+void SpilledPages::fetch(const std::vector<Request>& requests, PageGather& gather) {
   std::lock_guard<std::mutex> lock(mu_);
-  HSA_CHECK(i >= 0 && i < size(), "SpilledPages::fetch: page {} of {}", i, size());
   const size_t half = page_bytes_ / 2;
-  ++stats_.fetched;
-  if (tiers_.cache_pages > 0) {
-    if (!cache_.defined()) {
-      Shape shape{tiers_.cache_pages, 2};
-      shape.insert(shape.end(), page_shape_.begin(), page_shape_.end());
-      cache_ = Tensor::empty(shape, dtype_, device_);
-    }
-    auto it = cached_.find(i);
-    int64_t slot;
+  HSA_CHECK(gather.bytes == half, "SpilledPages::fetch: gathers of {} bytes, pages of {}", gather.bytes, page_bytes_);
+  for (const Request& r : requests)
+    HSA_CHECK(r.page >= 0 && r.page < size(), "SpilledPages::fetch: page {} of {}", r.page, size());
+  auto on_disk = [&](int64_t page) { return page >= host_capacity_; };
+  stats_.fetched += static_cast<int64_t>(requests.size());
+  const int64_t slots = tiers_.cache_pages;
+  if (slots > 0 && !cache_.defined()) {
+    Shape shape{slots, 2};
+    shape.insert(shape.end(), page_shape_.begin(), page_shape_.end());
+    cache_ = Tensor::empty(shape, dtype_, device_);
+  }
+  // The cache in request order, without copying yet: what each request hits or evicts, and each slot's page
+  // before (`before`) and after (cached_) the fetch.
+  std::vector<int64_t> before(static_cast<size_t>(slots), -1);
+  for (const auto& [page, entry] : cached_) before[static_cast<size_t>(entry.first)] = page;
+  for (const Request& r : requests) {
+    auto it = slots > 0 ? cached_.find(r.page) : cached_.end();
     if (it != cached_.end()) {
       ++stats_.cache_hits;
-      slot = it->second.first;
       lru_.erase(it->second.second);
-    } else {
-      ++(i < host_capacity_ ? stats_.host_reads : stats_.disk_reads);
-      if (static_cast<int64_t>(cached_.size()) < tiers_.cache_pages) {
-        slot = static_cast<int64_t>(cached_.size());
-      } else {  // evict the least recently used page
-        int64_t victim = lru_.back();
-        lru_.pop_back();
-        slot = cached_.at(victim).first;
-        cached_.erase(victim);
-      }
-      char* slot_bytes = static_cast<char*>(cache_.raw_data()) + slot * page_bytes_;
-      side_copy(device_, slot_bytes, true, pages_[i], false, page_bytes_);
+      lru_.push_front(r.page);
+      it->second.second = lru_.begin();
+      continue;
     }
-    lru_.push_front(i);
-    cached_[i] = {slot, lru_.begin()};
-    const char* src = static_cast<const char*>(cache_.raw_data()) + slot * page_bytes_;
-    side_copy(device_, k_dst, true, src, true, half);
-    side_copy(device_, v_dst, true, src + half, true, half);
-    return;
+    ++(on_disk(r.page) ? stats_.disk_reads : stats_.host_reads);
+    if (slots == 0) continue;
+    int64_t slot;
+    if (static_cast<int64_t>(cached_.size()) < slots) {
+      slot = static_cast<int64_t>(cached_.size());
+    } else {  // evict the least recently used page
+      int64_t victim = lru_.back();
+      lru_.pop_back();
+      slot = cached_.at(victim).first;
+      cached_.erase(victim);
+    }
+    lru_.push_front(r.page);
+    cached_[r.page] = {slot, lru_.begin()};
   }
-  ++(i < host_capacity_ ? stats_.host_reads : stats_.disk_reads);
-  side_copy(device_, k_dst, true, pages_[i], false, half);
-  side_copy(device_, v_dst, true, pages_[i] + half, false, half);
+  // The copies, with the same bytes as copying in turn. The gather runs its copies at once, so it never reads a slot
+  // it writes: a slot that now holds another page is written from that page's tier (from disk by a side copy now,
+  // before the gather, which may then read the slot; from host memory by the gather, which then reads that page
+  // from host memory). Every other request reads its page's slot if it ended in the cache, else its tier.
+  char* cache = slots > 0 ? static_cast<char*>(cache_.raw_data()) : nullptr;
+  std::vector<bool> readable(static_cast<size_t>(slots), true);  // the slot holds its page throughout the gather
+  for (const auto& [page, entry] : cached_) {
+    const int64_t s = entry.first;
+    if (before[static_cast<size_t>(s)] == page) continue;
+    char* slot = cache + s * page_bytes_;
+    if (on_disk(page)) {
+      side_copy(device_, slot, true, pages_[page], false, page_bytes_);
+    } else {
+      readable[static_cast<size_t>(s)] = false;
+      gather.add(slot, pages_[page]);
+      gather.add(slot + half, pages_[page] + half);
+    }
+  }
+  for (const Request& r : requests) {
+    auto it = cached_.find(r.page);
+    const char* src = pages_[r.page];
+    if (it != cached_.end() && readable[static_cast<size_t>(it->second.first)]) {
+      src = cache + it->second.first * page_bytes_;
+    } else if (on_disk(r.page)) {  // the mapped file is not memory a kernel can read
+      side_copy(device_, r.k_dst, true, src, false, half);
+      side_copy(device_, r.v_dst, true, src + half, false, half);
+      continue;
+    }
+    gather.add(r.k_dst, src);
+    gather.add(r.v_dst, src + half);
+  }
+  side_gather(device_, gather);
 }
 
 }  // namespace hsa

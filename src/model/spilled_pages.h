@@ -3,13 +3,16 @@
 // on cuda, so the copies to the GPU run asynchronously), the rest in a scratch file on disk (memory-mapped,
 // created on the first disk page and removed with this object). Append-only.
 //
-// Reads go through fetch(): the page is copied where the model runs, from a small LRU cache of recently used
+// Reads go through fetch(): each page is copied where the model runs, from a small LRU cache of recently used
 // pages when it is there (cache_pages of them), else from host memory or the mapped file (and then kept in the
-// cache). Every copy is a side copy (tensor/device_memory.h): the caller brackets fetches with
-// side_copies_begin/end and orders the compute stream after them. A SpilledPages object is shared by the copies
-// of a ChunkMemory (possibly on several threads): append and fetch hold a lock.
+// cache). The copies are side copies (tensor/device_memory.h): the caller brackets fetches with
+// side_copies_begin/end and orders the compute stream after them. Pages in host memory (pinned and mapped on
+// cuda) and in the cache go in one side_gather with the caller's own copies (one kernel on cuda); only pages on
+// disk are copied one by one. A SpilledPages object is shared by the copies of a ChunkMemory (possibly on several
+// threads): append and fetch hold a lock.
 #pragma once
 #include "model/memory_tiers.h"
+#include "tensor/device_memory.h"
 #include "util/scratch_file.h"
 
 #include <hsa/tensor.h>
@@ -52,8 +55,16 @@ class SpilledPages {
   void append(const Tensor& k, const Tensor& v);
   // Appends a copy of page i of `other` (same shape and dtype): forking a memory that another copy grew past.
   void append_copy(const SpilledPages& other, int64_t i);
-  // Queues the copy of page i into k_dst / v_dst (page_bytes()/2 each, where the model runs).
-  void fetch(int64_t i, void* k_dst, void* v_dst);
+  // Page `page` into k_dst / v_dst (page_bytes()/2 each, where the model runs).
+  struct Request {
+    int64_t page;
+    void* k_dst;
+    void* v_dst;
+  };
+  // Queues the copies of every request, in order through the cache (hits, misses and evictions as if the pages
+  // were fetched one by one). Adds its copies to `gather` (bytes: page_bytes()/2, possibly holding the caller's
+  // copies of other pages already) and queues it, under this store's lock: queued copies follow the cache's order.
+  void fetch(const std::vector<Request>& requests, PageGather& gather);
 
  private:
   MemoryTiers tiers_;

@@ -5,6 +5,7 @@
 #include "ops/dispatch.h"
 
 #include <cmath>
+#include <utility>
 
 namespace hsa::ops {
 
@@ -66,21 +67,25 @@ void check_indices(const char* op, const Tensor& indices, const HsaDims& d) {
 }
 
 HsaOut forward_cuda(const Tensor& q_in, const Tensor& mem_k_in, const Tensor& mem_v_in,
-                    const Tensor& indices_in, const Tensor& weights_in, double scale, const HsaDims& d) {
+                    const Tensor& indices_in, const Tensor& weights_in, double scale, const HsaDims& d,
+                    HsaRouting* routing) {
   const DType dt = q_in.dtype();
   Tensor q = q_in.contiguous(), mem_k = mem_k_in.contiguous(), mem_v = mem_v_in.contiguous();
   // The kernels read the chunk weights in f32, whatever their dtype.
   Tensor indices = indices_in.contiguous(), weights = weights_in.contiguous().to(DType::f32);
   HsaOut out{Tensor::empty(q.shape(), dt, Device::cuda),
              Tensor::empty({d.batch, d.len, d.q_heads, d.topk}, DType::f32, Device::cuda)};
+  cuda::SharedRouting built;
   cuda::hsa_attention_forward(dt, q.raw_data(), mem_k.raw_data(), mem_v.raw_data(), indices.data<int32_t>(),
-                              weights.data<float>(), scale, d, out.out.raw_data(), out.lse.data<float>());
+                              weights.data<float>(), scale, d, out.out.raw_data(), out.lse.data<float>(),
+                              routing ? &built : nullptr);
+  if (routing) *routing = HsaRouting::from_cuda(std::move(built), indices_in, d.chunks);
   return out;
 }
 
 HsaGrads backward_cuda(const char* op, const Tensor& dout_in, const Tensor& q_in, const Tensor& mem_k_in,
                        const Tensor& mem_v_in, const Tensor& indices_in, const Tensor& weights_in, const HsaOut& fwd,
-                       double scale, const HsaDims& d) {
+                       double scale, const HsaDims& d, const HsaRouting& routing) {
   const DType dt = q_in.dtype();
   check_dtype(op, "fwd.lse", fwd.lse, DType::f32);
   Tensor q = q_in.contiguous(), mem_k = mem_k_in.contiguous(), mem_v = mem_v_in.contiguous();
@@ -91,7 +96,8 @@ HsaGrads backward_cuda(const char* op, const Tensor& dout_in, const Tensor& q_in
              Tensor::empty(weights.shape(), DType::f32, Device::cuda)};
   cuda::hsa_attention_backward(dt, dout.raw_data(), q.raw_data(), mem_k.raw_data(), mem_v.raw_data(),
                                indices.data<int32_t>(), weights.data<float>(), lse.data<float>(), scale, d,
-                               g.dq.raw_data(), g.dmem_k.raw_data(), g.dmem_v.raw_data(), g.dweights.data<float>());
+                               g.dq.raw_data(), g.dmem_k.raw_data(), g.dmem_v.raw_data(), g.dweights.data<float>(),
+                               routing.device_for(op, indices_in, d.chunks));
   g.dweights = g.dweights.to(weights_in.dtype());
   return g;
 }
@@ -99,11 +105,13 @@ HsaGrads backward_cuda(const char* op, const Tensor& dout_in, const Tensor& q_in
 }  // namespace
 
 HsaOut hsa_attention_forward(const Tensor& q_in, const Tensor& mem_k_in, const Tensor& mem_v_in,
-                             const Tensor& indices_in, const Tensor& weights_in, double scale) {
+                             const Tensor& indices_in, const Tensor& weights_in, double scale, HsaRouting* routing) {
   const char* op = "hsa_attention_forward";
+  if (routing) *routing = HsaRouting();
   Device device;
   HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
-  if (device == Device::cuda) return forward_cuda(q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, d);
+  if (device == Device::cuda)
+    return forward_cuda(q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, d, routing);
   Tensor indices = indices_in.contiguous();
   check_indices(op, indices, d);
   Tensor q = to_compute(q_in), mem_k = to_compute(mem_k_in), mem_v = to_compute(mem_v_in);
@@ -120,7 +128,7 @@ HsaOut hsa_attention_forward(const Tensor& q_in, const Tensor& mem_k_in, const T
 
 HsaGrads hsa_attention_backward(const Tensor& dout_in, const Tensor& q_in, const Tensor& mem_k_in,
                                 const Tensor& mem_v_in, const Tensor& indices_in, const Tensor& weights_in,
-                                const HsaOut& fwd, double scale) {
+                                const HsaOut& fwd, double scale, const HsaRouting& routing) {
   const char* op = "hsa_attention_backward";
   Device device;
   HsaDims d = check_inputs(op, q_in, mem_k_in, mem_v_in, indices_in, weights_in, scale, &device);
@@ -129,7 +137,7 @@ HsaGrads hsa_attention_backward(const Tensor& dout_in, const Tensor& q_in, const
   if (device == Device::cuda) {
     check_shape(op, "fwd.lse", fwd.lse, {d.batch, d.len, d.q_heads, d.topk});
     common_device(op, {{"q", &q_in}, {"dout", &dout_in}, {"fwd.lse", &fwd.lse}});
-    return backward_cuda(op, dout_in, q_in, mem_k_in, mem_v_in, indices_in, weights_in, fwd, scale, d);
+    return backward_cuda(op, dout_in, q_in, mem_k_in, mem_v_in, indices_in, weights_in, fwd, scale, d, routing);
   }
   Tensor indices = indices_in.contiguous();
   check_indices(op, indices, d);

@@ -10,6 +10,8 @@
 // Gradients flow into q, mem_k, mem_v and the weights (the retrieval is learned through them); not into indices.
 // dtypes: q, mem_k, mem_v one floating dtype (f32, bf16 computed in f32, f64); weights any floating dtype.
 #pragma once
+#include "ops/hsa_routing.h"
+
 #include <hsa/tensor.h>
 
 namespace hsa::ops {
@@ -19,8 +21,11 @@ struct HsaOut {
   Tensor lse;  // [B, L, HQ, K], compute dtype: per (token, head, slot) log-sum-exp over the chunk's S scaled scores;
                // -inf for empty slots. Kept for the backward pass.
 };
+// routing: when given, receives the chunk routing this call built from `indices` (ops/hsa_routing.h; empty on the
+// CPU and on the CUDA decode path), for the backwards of the same indices. Leave it out where no backward follows
+// (inference): the routing's memory is then freed at once.
 HsaOut hsa_attention_forward(const Tensor& q, const Tensor& mem_k, const Tensor& mem_v, const Tensor& indices,
-                             const Tensor& weights, double scale);
+                             const Tensor& weights, double scale, HsaRouting* routing = nullptr);
 
 struct HsaGrads {
   Tensor dq;        // like q
@@ -28,8 +33,11 @@ struct HsaGrads {
   Tensor dmem_v;    // like mem_v
   Tensor dweights;  // like weights (zero for empty slots)
 };
-// fwd: the result of hsa_attention_forward on the same inputs (only fwd.lse is read).
+// fwd: the result of hsa_attention_forward on the same inputs (only fwd.lse is read). routing: what that forward
+// handed back for these very `indices` (the same tensor; the CUDA path then skips its sort, with bit-identical
+// results), or empty to build one; the CPU ignores it.
 HsaGrads hsa_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& mem_k, const Tensor& mem_v,
-                                const Tensor& indices, const Tensor& weights, const HsaOut& fwd, double scale);
+                                const Tensor& indices, const Tensor& weights, const HsaOut& fwd, double scale,
+                                const HsaRouting& routing = {});
 
 }  // namespace hsa::ops

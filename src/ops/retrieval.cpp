@@ -79,7 +79,7 @@ RetrievalOut retrieval_forward(const Tensor& qr_in, const Tensor& landmarks_in, 
 }
 
 RetrievalGrads retrieval_backward(const Tensor& dweights_in, const Tensor& qr_in, const Tensor& landmarks_in,
-                                  const RetrievalOut& fwd, const RetrievalParams& p) {
+                                  const RetrievalOut& fwd, const RetrievalParams& p, const HsaRouting& routing) {
   const char* op = "retrieval_backward";
   RetrievalDims d = check_inputs(op, qr_in, landmarks_in, p);
   Shape out_shape{d.batch, d.seq_len, d.heads, d.topk};
@@ -111,7 +111,8 @@ RetrievalGrads retrieval_backward(const Tensor& dweights_in, const Tensor& qr_in
     // cuda::synchronize(), naming its value and flat position.
     cuda::retrieval_backward(qr.dtype(), dweights.data<float>(), qr.raw_data(), landmarks.raw_data(),
                              indices.data<int32_t>(), weights.data<float>(), scores.data<float>(),
-                             grads.dqr.raw_data(), grads.dlandmarks.raw_data(), d, effective_scale(p, d.dim));
+                             grads.dqr.raw_data(), grads.dlandmarks.raw_data(), d, effective_scale(p, d.dim),
+                             routing.device_for(op, fwd.indices, d.chunks));
     return grads;
   }
   require_cpu(op, device);

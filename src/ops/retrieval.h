@@ -22,6 +22,8 @@
 // Backward: gradients flow from dweights through the weighting into the selected scores and from there into qr
 // and landmarks; the top-K choice itself is not differentiated (it is read from fwd.indices).
 #pragma once
+#include "ops/hsa_routing.h"
+
 #include <hsa/tensor.h>
 
 namespace hsa::ops {
@@ -53,7 +55,10 @@ struct RetrievalGrads {
 };
 
 // dweights = dloss/dweights, any float dtype. fwd is retrieval_forward(qr, landmarks, p) with the same p.
+// routing: the chunk routing that hsa_attention_forward built from fwd.indices (the same tensor) with as many chunks
+// as `landmarks` has (ops/hsa_routing.h): the CUDA path then skips its sort, with bit-identical results, and a bad
+// index was reported by that forward (not again here). Empty: it builds one. The CPU ignores it.
 RetrievalGrads retrieval_backward(const Tensor& dweights, const Tensor& qr, const Tensor& landmarks,
-                                  const RetrievalOut& fwd, const RetrievalParams& p);
+                                  const RetrievalOut& fwd, const RetrievalParams& p, const HsaRouting& routing = {});
 
 }  // namespace hsa::ops

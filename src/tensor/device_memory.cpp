@@ -2,6 +2,7 @@
 
 #include "cuda/copy.h"
 #include "cuda/page_copy.h"
+#include "cuda/page_gather.h"
 #include "cuda/runtime.h"
 
 #include <hsa/error.h>
@@ -117,6 +118,13 @@ SideCopies side_copies_end(Device device) {
 void wait_side_copies(SideCopies& copies) {
   if (copies.device == Device::cuda && copies.event) cuda::wait_side(cuda::SideEvent{copies.event});
   copies.event = nullptr;
+}
+
+void side_gather(Device device, const PageGather& gather) {
+  if (gather.size() == 0 || gather.bytes == 0) return;
+  if (device == Device::cuda)
+    return cuda::side_gather(gather.src.data(), gather.dst.data(), gather.size(), gather.bytes);
+  for (int64_t i = 0; i < gather.size(); ++i) std::memcpy(gather.dst[i], gather.src[i], gather.bytes);
 }
 
 }  // namespace hsa

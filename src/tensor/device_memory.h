@@ -26,7 +26,8 @@ void zero_bytes(void* p, Device device, size_t bytes);
 void copy_elements(void* dst, DType dst_dtype, const std::vector<int64_t>& shape, const std::vector<int64_t>& dst_strides,
                    const void* src, DType src_dtype, const std::vector<int64_t>& src_strides, Device device);
 // Host memory for data that is copied to `device` often (the chunk memory's host tier): page-locked on cuda, so
-// the copies run asynchronously; plain memory on the cpu.
+// the copies run asynchronously, and mapped, so a side_gather reads it in place at the same address; plain memory
+// on the cpu.
 void* host_staging_alloc(Device device, size_t bytes);
 void host_staging_free(Device device, void* p);
 
@@ -42,6 +43,22 @@ void side_copies_begin(Device device);
 void side_copy(Device device, void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes);
 SideCopies side_copies_end(Device device);
 void wait_side_copies(SideCopies& copies);  // a no-op on the cpu and for an event already waited for
+
+// Many side copies of `bytes` bytes each, from src[i] to dst[i], queued as one: on cuda one kernel on the side
+// stream (between side_copies_begin and _end), whose sources may be in `device`'s memory or in host_staging_alloc
+// memory (not in other host memory); on the cpu memcpy, in order. The copies may run at once and in any order, so
+// no copy may write what another reads or writes; queue a copy whose source another writes in a later gather.
+struct PageGather {
+  size_t bytes = 0;
+  std::vector<const void*> src;
+  std::vector<void*> dst;
+  void add(void* to, const void* from) {
+    dst.push_back(to);
+    src.push_back(from);
+  }
+  int64_t size() const { return static_cast<int64_t>(src.size()); }
+};
+void side_gather(Device device, const PageGather& gather);
 
 void fill_elements(void* dst, DType dtype, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
                    double value, Device device);

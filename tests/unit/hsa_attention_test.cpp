@@ -207,6 +207,26 @@ TEST(HsaAttention, ResultsDoNotDependOnThreadCount) {
   for (size_t i = 0; i < one.size(); ++i) EXPECT_EQ(max_abs_diff(one[i], two[i]), 0.0) << "result " << i;
 }
 
+// The chunk routing is a CUDA thing (ops/hsa_routing.h): the CPU forward hands back an empty one, and the CPU
+// backwards give the same results with it as without.
+TEST(HsaAttention, CpuHandsBackAnEmptyRoutingAndIgnoresIt) {
+  Problem p = make_problem(1, 40, 4, 2, 8, 4, 3, 101, DType::f32);
+  Tensor dout = randn(p.q.shape(), 102);
+  ops::HsaRouting routing;
+  ops::HsaOut with = ops::hsa_attention_forward(p.q, p.mem_k, p.mem_v, p.indices, p.weights, p.scale, &routing);
+  EXPECT_TRUE(routing.empty());
+  ops::HsaOut without = ops::hsa_attention_forward(p.q, p.mem_k, p.mem_v, p.indices, p.weights, p.scale);
+  EXPECT_EQ(max_abs_diff(with.out, without.out), 0.0);
+  EXPECT_EQ(max_abs_diff(with.lse, without.lse), 0.0);
+  ops::HsaGrads a =
+      ops::hsa_attention_backward(dout, p.q, p.mem_k, p.mem_v, p.indices, p.weights, with, p.scale, routing);
+  ops::HsaGrads b = ops::hsa_attention_backward(dout, p.q, p.mem_k, p.mem_v, p.indices, p.weights, without, p.scale);
+  EXPECT_EQ(max_abs_diff(a.dq, b.dq), 0.0);
+  EXPECT_EQ(max_abs_diff(a.dmem_k, b.dmem_k), 0.0);
+  EXPECT_EQ(max_abs_diff(a.dmem_v, b.dmem_v), 0.0);
+  EXPECT_EQ(max_abs_diff(a.dweights, b.dweights), 0.0);
+}
+
 TEST(HsaAttention, BadInputsNameTheOp) {
   Problem p = make_problem(1, 20, 4, 2, 4, 4, 2, 91, DType::f32);
   auto fwd = [&](const Tensor& q, const Tensor& mk, const Tensor& mv, const Tensor& idx, const Tensor& w) {

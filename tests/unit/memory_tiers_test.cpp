@@ -4,6 +4,7 @@
 #include "common/error_text.h"
 #include "common/hsa_indices.h"
 #include "common/temp_dir.h"
+#include "common/tier_fetches.h"
 #include "model/chunk_memory.h"
 #include "model/memory_plan.h"
 #include "model/tiered_attention.h"
@@ -150,6 +151,12 @@ TEST(TieredChunkMemory, PagesReadBackExactlyFromEveryTier) {
     EXPECT_GT(m.usage().stats.cache_hits, 0);  // chunk 20 twice
   }
   EXPECT_EQ(entries_in(dir.path), 0u);
+}
+
+// The fetch plans every copy through the cache first and then queues them all at once (one gather on cuda): a
+// page evicted and read again within one fetch, or a slot refilled from disk, must still read back exactly.
+TEST(TieredChunkMemory, RandomFetchesThroughASmallCacheReadBackExactly) {
+  hsa::testing::expect_random_fetches_read_back(Device::cpu, DType::f32);
 }
 
 TEST(TieredChunkMemory, NeedsBatchOneAndAnEmptyMemory) {

@@ -44,6 +44,11 @@ TEST(NoCuda, EveryEntryPointNamesItselfAndTheMissingBackend) {
   cuda::pinned_free(nullptr);
   EXPECT_TRUE(has(error_of([] { cuda::side_begin(); }), "cuda::side_begin"));
   EXPECT_TRUE(has(error_of([] { host_staging_alloc(Device::cuda, 64); }), "cuda::pinned_alloc"));
+  PageGather gather;  // one copy, so the cuda branch is taken
+  gather.bytes = 8;
+  char a[8] = {}, b[8] = {};
+  gather.add(a, b);
+  EXPECT_TRUE(has(error_of([&] { side_gather(Device::cuda, gather); }), "cuda::side_gather"));
 }
 
 TEST(NoCuda, AskingForTheGpuFailsBeforeAnyKernel) {
