@@ -4,6 +4,7 @@
 
 #include <hsa/error.h>
 
+#include <algorithm>
 #include <deque>
 #include <iterator>
 
@@ -83,6 +84,12 @@ PhrasingPool make_train_pool() {
   p.keyed_relations = compose_words({"access", "locker", "reference", "ticket", "registration", "booking", "account",
                                      "parcel", "member", "badge", "order", "tracking", "invoice"},
                                     {"code", "number", "id", "token"});
+  // About a third of the relations are open: "{word}" is a fresh pseudo-word per sample.
+  for (std::string_view r : compose_words({"{word}"}, {"code", "number", "id", "token", "value", "tag", "label", "pin",
+                                                       "reference", "figure", "entry", "digits", "record", "mark"}))
+    p.keyed_relations.push_back(r);
+  for (std::string_view r : compose_words({"{word}"}, {"access code", "account number", "ticket id", "locker code"}))
+    p.keyed_relations.push_back(r);
   p.keyed_needles = compose_sentences(
       kNeedleOpeners,
       {"for {key}, the {rel} is {value}", "the {rel} of {key} is {value}", "{key} has the {rel} {value}",
@@ -103,7 +110,8 @@ PhrasingPool make_train_pool() {
                        "\nWhat were the {rel}s of {keys}? In that order: ",
                        "\nFor each of {keys}, give the {rel}: "};
   p.keyless_relations = {"door code", "vault combination", "wifi password", "secret code", "unlock code", "alarm code",
-                         "safe combination", "locker pin", "gate code", "entry code"};
+                         "safe combination", "locker pin", "gate code", "entry code", "{word} code",
+                         "{word} password", "{word} pin", "{word} combination", "{word} number", "{word} door code"};
   p.keyless_needles = compose_sentences(
       kNeedleOpeners,
       {"the {rel} is {value}", "here is the {rel}: {value}", "write this down: the {rel} is {value}",
@@ -121,7 +129,7 @@ PhrasingPool make_train_pool() {
   p.list_entries = {"{key}: {value}\n", "{key} -> {value}\n", "* {key} = {value}\n"};
   p.list_questions = {"\nIn the table above, which entry is listed for {key}? ",
                       "\nLook up {key} in the list. It maps to "};
-  p.key_kinds = {KeyKind::word, KeyKind::person_name, KeyKind::code};
+  p.key_kinds = {KeyKind::word, KeyKind::person_name, KeyKind::code, KeyKind::pseudo_word, KeyKind::pseudo_word};
   p.value_kinds = {ValueKind::digits4, ValueKind::digits5, ValueKind::digits6, ValueKind::digits8, ValueKind::word,
                    ValueKind::hex6};
   p.upper_case_names = false;
@@ -184,6 +192,7 @@ std::string key_kind_name(KeyKind kind) {
     case KeyKind::legacy_word: return "legacy_word";
     case KeyKind::word_pair: return "word_pair";
     case KeyKind::uuid: return "uuid";
+    case KeyKind::pseudo_word: return "pseudo_word";
   }
   fail("key_kind_name: invalid KeyKind {}", static_cast<int>(kind));
 }
@@ -252,6 +261,7 @@ std::string random_key(KeyKind kind, Rng& rng) {
       return std::string(words[rng.below(words.size())]);
     }
     case KeyKind::word_pair: return std::string(pick_word(kPairA, rng)) + "-" + std::string(pick_word(kPairB, rng));
+    case KeyKind::pseudo_word: return random_pseudo_word(rng);
     case KeyKind::uuid:
       return random_hex(rng, 8) + "-" + random_hex(rng, 4) + "-" + random_hex(rng, 4) + "-" + random_hex(rng, 4) +
              "-" + random_hex(rng, 12);
@@ -271,6 +281,25 @@ std::string random_value(ValueKind kind, Rng& rng) {
     case ValueKind::uuid: return random_key(KeyKind::uuid, rng);
   }
   fail("random_value: invalid ValueKind {}", static_cast<int>(kind));
+}
+
+std::string random_pseudo_word(Rng& rng) {
+  static constexpr std::string_view kConsonants = "bdfgklmnprstvz", kVowels = "aeiou", kFinals = "nrlks";
+  const std::span<const std::string_view> legacy = legacy_key_words();
+  for (;;) {
+    std::string s;
+    const uint64_t syllables = 2 + rng.below(2);
+    for (uint64_t i = 0; i < syllables; ++i) {
+      s.push_back(kConsonants[rng.below(kConsonants.size())]);
+      s.push_back(kVowels[rng.below(kVowels.size())]);
+    }
+    if (rng.below(2)) s.push_back(kFinals[rng.below(kFinals.size())]);
+    // The eval pool's key words stay unseen in training (a made-up word can spell one, e.g. "dune").
+    const auto is = [&](std::string_view w) { return w == s; };
+    if (std::none_of(legacy.begin(), legacy.end(), is) && std::none_of(std::begin(kPairA), std::end(kPairA), is) &&
+        std::none_of(std::begin(kPairB), std::end(kPairB), is))
+      return s;
+  }
 }
 
 std::string random_variable_name(bool upper_case, Rng& rng) {

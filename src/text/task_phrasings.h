@@ -25,13 +25,16 @@ Phrasings parse_phrasings(std::string_view name);  // "legacy", "train", "eval";
 std::string phrasings_name(Phrasings phrasings);
 
 // What identifies a needle, and what it hides.
-enum class KeyKind { word, person_name, code, legacy_word, word_pair, uuid };
+// pseudo_word (train only): a made-up pronounceable word ("vorimak"), so that keys come from an open vocabulary
+// and a model learns to match a key's tokens rather than the embeddings of a few dozen key words.
+enum class KeyKind { word, person_name, code, legacy_word, word_pair, uuid, pseudo_word };
 enum class ValueKind { digits4, digits5, digits6, digits8, word, hex6, digits7, uuid };
 
 std::string key_kind_name(KeyKind kind);
 std::string value_kind_name(ValueKind kind);
 
 struct PhrasingPool {
+  // Relations may hold "{word}": a fresh pseudo-word per sample ("the vorimak code"), an open vocabulary of them.
   std::vector<std::string_view> keyed_relations;    // "access code": what a keyed needle's value is
   std::vector<std::string_view> keyed_needles;      // {key} {rel} {value}
   std::vector<std::string_view> keyed_questions;    // {key} {rel}
@@ -66,6 +69,8 @@ std::string_view pick(const std::vector<std::string_view>& options, Rng& rng);
 std::string random_key(KeyKind kind, Rng& rng);
 std::string random_value(ValueKind kind, Rng& rng);
 std::string random_variable_name(bool upper_case, Rng& rng);
+// A made-up word of 2-3 consonant-vowel syllables (sometimes a final consonant), never a key word of the eval pool.
+std::string random_pseudo_word(Rng& rng);
 
 // `tpl` with every {name} replaced by its value; an unknown placeholder is an error naming it.
 std::string fill_template(std::string_view tpl, const std::vector<std::pair<std::string_view, std::string>>& values);

@@ -148,6 +148,12 @@ struct PoolDraw {
     }
     fail("tasks: ran out of distinct keys or values");
   }
+  // A relation of `options`; an open one ("{word} code") takes a fresh pseudo-word (drawn only then).
+  std::string relation(const std::vector<std::string_view>& options) {
+    const std::string_view t = take(options, "relation");
+    if (t.find("{word}") == std::string_view::npos) return std::string(t);
+    return fill_template(t, {{"word", random_pseudo_word(rng)}});
+  }
   std::string key() { return distinct([&] { return random_key(key_kind, rng); }); }
   std::string value() { return distinct([&] { return random_value(value_kind, rng); }); }
   std::string name() { return distinct([&] { return random_variable_name(pool.upper_case_names, rng); }); }
@@ -176,7 +182,7 @@ Layout make_pooled_layout(TaskKind kind, int64_t budget, Rng& rng, const Tokeniz
   auto too_long = [&] { return fixed_tokens(layout, tokenizer) > budget; };
   switch (kind) {
     case TaskKind::passkey: {
-      const std::string rel(d.take(pool.keyless_relations, "relation"));
+      const std::string rel = d.relation(pool.keyless_relations);
       const std::string_view needle = d.take(pool.keyless_needles, "needle");
       const std::string_view question = d.take(pool.keyless_questions, "question");
       layout.answer = d.value();
@@ -187,7 +193,7 @@ Layout make_pooled_layout(TaskKind kind, int64_t budget, Rng& rng, const Tokeniz
     case TaskKind::multikey_niah:
     case TaskKind::multi_value:
     case TaskKind::multi_query: {
-      const std::string rel(d.take(pool.keyed_relations, "relation"));
+      const std::string rel = d.relation(pool.keyed_relations);
       const std::string_view needle = d.take(pool.keyed_needles, "needle");
       const std::string_view question = d.take(kind == TaskKind::multikey_niah ? pool.keyed_questions
                                                : kind == TaskKind::multi_value ? pool.plural_questions
