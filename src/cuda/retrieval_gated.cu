@@ -154,18 +154,26 @@ __global__ void __launch_bounds__(kThreads, 1)
           const bool mask = cb + kStep > warp_lo;
           // Score i of this lane in row rs: acc[rs / 2][i / 2][(rs % 2) * 2 + i % 2], chunk cb + col(i) with
           // col(i) = 8 (i / 2) + 2 tig + i % 2, visible iff 8 (i / 2) + i % 2 < nv[rs] - (cb + 2 tig).
-          bool hot = false;
-#pragma unroll
-          for (int rs = 0; rs < kLaneRows; ++rs) {
+          // The best of a lane's 8 scores of row rs, from the raw products; masked ones (only near the diagonal:
+          // a warp-uniform branch) are NaN, which fmaxf / fminf skip; all NaN fails the gate.
+          auto best = [&](int rs, bool masked) {
             const int lim = nv[rs] - (cb + 2 * tig);
-            float top = __int_as_float(0x7fc00000);  // NaN: fmaxf / fminf skip it; all NaN fails the gate
+            float top = __int_as_float(0x7fc00000);
 #pragma unroll
             for (int i = 0; i < kStep / 4; ++i) {
               float a = acc[rs / 2][i / 2][(rs % 2) * 2 + i % 2];
-              if (mask && 8 * (i / 2) + i % 2 >= lim) a = __int_as_float(0x7fc00000);
+              if (masked && 8 * (i / 2) + i % 2 >= lim) a = __int_as_float(0x7fc00000);
               top = kNeg ? fminf(top, a) : fmaxf(top, a);
             }
-            hot |= top * scale >= gate[rs];
+            return top * scale;
+          };
+          bool hot = false;
+          if (mask) {
+#pragma unroll
+            for (int rs = 0; rs < kLaneRows; ++rs) hot |= best(rs, true) >= gate[rs];
+          } else {
+#pragma unroll
+            for (int rs = 0; rs < kLaneRows; ++rs) hot |= best(rs, false) >= gate[rs];
           }
           if (!__any_sync(0xffffffffu, hot)) continue;
           staged |= 1 << step;
