@@ -9,7 +9,7 @@
 //           segment against a long memory) the chunks are split over blocks too and the partial lists merged.
 //   gated   bf16, the mma kernel's scores (bit for bit) with blocks of 256 query rows and one exact gate per row: a
 //           score below its row's K-th best costs one compare, and a warp inserts the rare ones that pass in one
-//           batch per 64 landmarks (retrieval_gated.cu; docs/architecture.md, "Retrieval forward kernels").
+//           batch per 64 landmarks (retrieval_gated.cu; docs/architecture.md §5.5).
 //   split   at most kRetrievalSplitMaxRows query rows (decode, short prefill steps): blocks of 128 chunks each keep
 //           their rows' top-K, then one warp per row merges them (retrieval_split.cu).
 //   scalar  the first kernel: one thread per query row, f32 CUDA-core scores, 64-landmark tiles (the f32 path).

@@ -1,7 +1,7 @@
 // The bf16 retrieval forward on the tensor cores with one exact gate per query row (cuda/retrieval.h:
 // RetrievalKernel::gated). The scores are the mma kernel's (retrieval_mma.cu: the same fragments, the same
 // mma_abt_tiles calls, the same scale), bit for bit; what changes is how the running top-K is kept, and the block
-// size. Why, and the arithmetic behind it: docs/architecture.md, "Retrieval forward kernels".
+// size. Why, and the arithmetic behind it: docs/architecture.md §5.5.
 //
 // Block = 256 query rows of one (b, h): 8 warps of 32 rows (two m16 tiles each), Q fragments in registers. The
 // landmarks the block's last row sees stream through shared memory in tiles of 64 (cp.async, double-buffered,
