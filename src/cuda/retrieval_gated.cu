@@ -15,8 +15,9 @@
 //     is the max of its 8 scores (rounding is monotonic); one compare with the gate, one warp vote. Once a row has
 //     seen a few hundred chunks almost every step ends here: the chance that a score enters a row's top K after n
 //     chunks is K / n.
-//   slow path (some lane of the warp has a score >= its row's gate): each lane writes its passing scores to the
-//     warp's staging rows [32][64] (shared memory) and a 32-bit mask per (row, step, lane of the quad).
+//   slow path (some lane of the warp has a score >= its row's gate): each lane writes the passing scores of its
+//     hot rows to the warp's staging rows [32][64] (shared memory), and a 32-bit mask per (row, step, lane of the
+//     quad) (zero for the other rows).
 // After each 64-landmark tile with a slow step, the warp merges: lane r walks its row's mask bits (ascending chunk)
 // and offers each staged score to its list with the CPU's streaming insertion (cpu/retrieval.cpp: offer_chunks; the
 // chunks arrive in ascending order, so ">=" is the tie rule), then the new gates go back by 4 shuffles. Exact: a
@@ -167,27 +168,31 @@ __global__ void __launch_bounds__(kThreads, 1)
             }
             return top * scale;
           };
-          bool hot = false;
+          bool hot[kLaneRows];
           if (mask) {
 #pragma unroll
-            for (int rs = 0; rs < kLaneRows; ++rs) hot |= best(rs, true) >= gate[rs];
+            for (int rs = 0; rs < kLaneRows; ++rs) hot[rs] = best(rs, true) >= gate[rs];
           } else {
 #pragma unroll
-            for (int rs = 0; rs < kLaneRows; ++rs) hot |= best(rs, false) >= gate[rs];
+            for (int rs = 0; rs < kLaneRows; ++rs) hot[rs] = best(rs, false) >= gate[rs];
           }
-          if (!__any_sync(0xffffffffu, hot)) continue;
+          if (!__any_sync(0xffffffffu, hot[0] || hot[1] || hot[2] || hot[3])) continue;
           staged |= 1 << step;
+          // Only a lane's hot rows look at their 8 scores (usually one row of one lane in the warp).
 #pragma unroll
           for (int rs = 0; rs < kLaneRows; ++rs) {
-            const int lim = nv[rs] - (cb + 2 * tig), r = 8 * rs + gid;
+            const int r = 8 * rs + gid;
             uint32_t bits = 0;
+            if (hot[rs]) {
+              const int lim = nv[rs] - (cb + 2 * tig);
 #pragma unroll
-            for (int i = 0; i < kStep / 4; ++i) {
-              const int col = 8 * (i / 2) + 2 * tig + i % 2;
-              const float s = acc[rs / 2][i / 2][(rs % 2) * 2 + i % 2] * scale;
-              if ((!mask || 8 * (i / 2) + i % 2 < lim) && s >= gate[rs]) {
-                stage[r * kStageLD + step * kStep + col] = s;
-                bits |= 1u << col;
+              for (int i = 0; i < kStep / 4; ++i) {
+                const int col = 8 * (i / 2) + 2 * tig + i % 2;
+                const float s = acc[rs / 2][i / 2][(rs % 2) * 2 + i % 2] * scale;
+                if ((!mask || 8 * (i / 2) + i % 2 < lim) && s >= gate[rs]) {
+                  stage[r * kStageLD + step * kStep + col] = s;
+                  bits |= 1u << col;
+                }
               }
             }
             masks[(step * 32 + r) * 4 + tig] = bits;
