@@ -186,6 +186,8 @@ struct Buffers {
       case Kernel::retrieval_scalar: retrieval(cuda::RetrievalKernel::scalar, false); break;
       case Kernel::retrieval_decode: retrieval(cuda::RetrievalKernel::automatic, true); break;
       case Kernel::retrieval_decode_scalar: retrieval(cuda::RetrievalKernel::scalar, true); break;
+      case Kernel::retrieval_mma: retrieval(cuda::RetrievalKernel::mma, false); break;
+      case Kernel::retrieval_gated: retrieval(cuda::RetrievalKernel::gated, false); break;
       case Kernel::swa_fwd: swa_forward(); break;
       case Kernel::swa_fwd_bwd: swa_forward(), swa_backward(); break;
       case Kernel::hsa_decode: hsa_decode(); break;

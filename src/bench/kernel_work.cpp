@@ -36,7 +36,8 @@ const std::vector<Kernel>& all_kernels() {
   static const std::vector<Kernel> kernels{Kernel::hsa_fwd,          Kernel::hsa_fwd_bwd,      Kernel::retrieval,
                                            Kernel::swa_fwd,          Kernel::swa_fwd_bwd,      Kernel::hsa_decode,
                                            Kernel::retrieval_scalar, Kernel::retrieval_decode,
-                                           Kernel::retrieval_decode_scalar};
+                                           Kernel::retrieval_decode_scalar, Kernel::retrieval_mma,
+                                           Kernel::retrieval_gated};
   return kernels;
 }
 
@@ -51,6 +52,8 @@ const char* kernel_name(Kernel kernel) {
     case Kernel::retrieval_scalar: return "retrieval_scalar";
     case Kernel::retrieval_decode: return "retrieval_decode";
     case Kernel::retrieval_decode_scalar: return "retrieval_decode_scalar";
+    case Kernel::retrieval_mma: return "retrieval_mma";
+    case Kernel::retrieval_gated: return "retrieval_gated";
   }
   return "?";
 }
@@ -136,6 +139,8 @@ Work kernel_work(Kernel kernel, const KernelShape& s) {
               5 * q_tensor + 6 * kv_tensor + 20 * slots + 2 * lse_hsa};
     case Kernel::retrieval:  // reads qr, landmarks; writes indices (i32), weights and scores (f32)
     case Kernel::retrieval_scalar:
+    case Kernel::retrieval_mma:
+    case Kernel::retrieval_gated:
       return {2.0 * double(s.retrieval_dim) * double(retrieval_pairs(s)),
               (L + double(s.chunks())) * double(s.kv_heads * s.retrieval_dim) * e + 12 * slots};
     case Kernel::swa_fwd:  // reads q, k, v; writes out, lse (f32 per token and head)
@@ -168,7 +173,8 @@ BufferPlan BufferPlan::of(const std::vector<Kernel>& kernels) {
     p.swa |= k == Kernel::swa_fwd || k == Kernel::swa_fwd_bwd;
     p.swa_grad |= k == Kernel::swa_fwd_bwd;
     p.retrieval |= k == Kernel::retrieval || k == Kernel::retrieval_scalar || k == Kernel::retrieval_decode ||
-                   k == Kernel::retrieval_decode_scalar;
+                   k == Kernel::retrieval_decode_scalar || k == Kernel::retrieval_mma ||
+                   k == Kernel::retrieval_gated;
   }
   return p;
 }

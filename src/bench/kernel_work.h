@@ -12,7 +12,8 @@ namespace hsa::bench {
 // generation (the decode path of the CUDA HSA attention). retrieval runs the kernel the op picks (the tensor-core
 // one at this shape), retrieval_scalar the first, one-thread-per-row kernel on the same inputs; retrieval_decode
 // and retrieval_decode_scalar score the last token alone against all landmarks (the op's pick for one row is the
-// split kernel).
+// split kernel). retrieval_mma and retrieval_gated run the two tensor-core kernels by name, whichever the op picks
+// (cuda/retrieval.h: kRetrievalPreferGated), to time them side by side.
 enum class Kernel {
   hsa_fwd,
   hsa_fwd_bwd,
@@ -22,7 +23,9 @@ enum class Kernel {
   hsa_decode,
   retrieval_scalar,
   retrieval_decode,
-  retrieval_decode_scalar
+  retrieval_decode_scalar,
+  retrieval_mma,
+  retrieval_gated
 };
 
 const std::vector<Kernel>& all_kernels();  // in the order above

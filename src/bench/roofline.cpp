@@ -53,6 +53,8 @@ std::optional<double> target_ms(Kernel kernel, int64_t len) {
       if (len == k256K) return 50.0;
       break;
     case Kernel::retrieval:
+    case Kernel::retrieval_mma:
+    case Kernel::retrieval_gated:
       if (len == k64K) return 1.0;
       break;
     default: break;

@@ -117,7 +117,7 @@ Command reg("bench", "benchmarks that print a table and record JSON (device, com
       ->add_option("--kernels", kernels->kernels,
                    "comma-separated: hsa_fwd, hsa_fwd_bwd, retrieval, swa_fwd, swa_fwd_bwd, hsa_decode, "
                    "retrieval_scalar (the first retrieval kernel), retrieval_decode, retrieval_decode_scalar (the "
-                   "last token alone)")
+                   "last token alone), retrieval_mma, retrieval_gated (the two tensor-core kernels by name)")
       ->capture_default_str();
   kernels_cmd->add_option("--repeats", kernels->repeats, "timed calls per (kernel, length), after one warm-up")
       ->capture_default_str()

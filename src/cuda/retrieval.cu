@@ -292,19 +292,26 @@ bool split_fits(const RetrievalDims& d) {
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-bool scalar_forced() {
-  static const bool forced = [] {
+// HSA_RETRIEVAL_KERNEL, read once: automatic (unset), scalar, mma or gated.
+RetrievalKernel env_kernel() {
+  static const RetrievalKernel kernel = [] {
     const char* env = std::getenv("HSA_RETRIEVAL_KERNEL");
     const std::string value = env ? env : "";
-    HSA_CHECK(value.empty() || value == "automatic" || value == "scalar",
-              "HSA_RETRIEVAL_KERNEL is '{}', expected 'automatic' or 'scalar' (or unset)", value);
-    return value == "scalar";
+    HSA_CHECK(value.empty() || value == "automatic" || value == "scalar" || value == "mma" || value == "gated",
+              "HSA_RETRIEVAL_KERNEL is '{}', expected 'automatic', 'scalar', 'mma' or 'gated' (or unset)", value);
+    return value == "scalar" ? RetrievalKernel::scalar
+           : value == "mma"  ? RetrievalKernel::mma
+           : value == "gated" ? RetrievalKernel::gated
+                              : RetrievalKernel::automatic;
   }();
-  return forced;
+  return kernel;
 }
 
-bool mma_applies(DType dtype, const void* qr, const void* landmarks, const RetrievalDims& d) {
-  const size_t smem = retrieval_mma_smem(d);
+bool scalar_forced() { return env_kernel() == RetrievalKernel::scalar; }
+
+bool tensor_core_applies(RetrievalKernel kernel, DType dtype, const void* qr, const void* landmarks,
+                         const RetrievalDims& d) {
+  const size_t smem = kernel == RetrievalKernel::gated ? retrieval_gated_smem(d) : retrieval_mma_smem(d);
   return dtype == DType::bf16 && smem > 0 && int64_t(smem) <= max_smem_optin() && aligned16(qr) &&
          aligned16(landmarks);
 }
@@ -317,6 +324,7 @@ const char* retrieval_kernel_name(RetrievalKernel kernel) {
     case RetrievalKernel::scalar: return "scalar";
     case RetrievalKernel::mma: return "mma";
     case RetrievalKernel::split: return "split";
+    case RetrievalKernel::gated: return "gated";
   }
   return "?";
 }
@@ -325,8 +333,15 @@ RetrievalKernel retrieval_kernel_for(DType dtype, const void* qr, const void* la
                                      const RetrievalDims& d) {
   if (scalar_forced()) return RetrievalKernel::scalar;
   if (split_fits(d)) return RetrievalKernel::split;
-  if (mma_applies(dtype, qr, landmarks, d)) return RetrievalKernel::mma;
+  const RetrievalKernel tensor_core = retrieval_tensor_core_kernel();
+  if (tensor_core_applies(tensor_core, dtype, qr, landmarks, d)) return tensor_core;
   return RetrievalKernel::scalar;
+}
+
+RetrievalKernel retrieval_tensor_core_kernel() {
+  const RetrievalKernel env = env_kernel();
+  if (env == RetrievalKernel::mma || env == RetrievalKernel::gated) return env;
+  return kRetrievalPreferGated ? RetrievalKernel::gated : RetrievalKernel::mma;
 }
 
 void retrieval_check_supported(const char* op, DType dtype, const RetrievalDims& d) {
@@ -350,11 +365,13 @@ void retrieval_forward(DType dtype, const void* qr, const void* landmarks, int32
   const auto* lf = static_cast<const float*>(landmarks);
   switch (kernel) {
     case RetrievalKernel::mma:
-      HSA_CHECK(mma_applies(dtype, qr, landmarks, d),
-                "retrieval_forward: the mma kernel takes bf16 with dr a multiple of 8 up to 128, 16-byte aligned "
+    case RetrievalKernel::gated:
+      HSA_CHECK(tensor_core_applies(kernel, dtype, qr, landmarks, d),
+                "retrieval_forward: the {} kernel takes bf16 with dr a multiple of 8 up to 128, 16-byte aligned "
                 "qr and landmarks and K up to its shared memory; got {}, dr = {}, K = {}",
-                dtype_name(dtype), d.dim, d.topk);
-      retrieval_mma_forward(qb, lb, indices, weights, scores, d, float(scale));
+                retrieval_kernel_name(kernel), dtype_name(dtype), d.dim, d.topk);
+      if (kernel == RetrievalKernel::mma) retrieval_mma_forward(qb, lb, indices, weights, scores, d, float(scale));
+      else retrieval_gated_forward(qb, lb, indices, weights, scores, d, float(scale));
       return;
     case RetrievalKernel::split:
       HSA_CHECK(split_fits(d),

@@ -7,6 +7,9 @@
 //           landmarks streamed through shared memory (cp.async, double-buffered), a running top-K per row in the
 //           stream (retrieval_mma.cu). With fewer row tiles than two per SM and >= 1024 visible chunks (a prefill
 //           segment against a long memory) the chunks are split over blocks too and the partial lists merged.
+//   gated   bf16, the mma kernel's scores (bit for bit) with blocks of 256 query rows and one exact gate per row: a
+//           score below its row's K-th best costs one compare, and a warp inserts the rare ones that pass in one
+//           batch per 64 landmarks (retrieval_gated.cu; docs/architecture.md §5.5).
 //   split   at most kRetrievalSplitMaxRows query rows (decode, short prefill steps): blocks of 128 chunks each keep
 //           their rows' top-K, then one warp per row merges them (retrieval_split.cu).
 //   scalar  the first kernel: one thread per query row, f32 CUDA-core scores, 64-landmark tiles (the f32 path).
@@ -29,13 +32,19 @@ void retrieval_check_supported(const char* op, DType dtype, const RetrievalDims&
 
 // The forward kernels (see above). automatic: split for at most kRetrievalSplitMaxRows query rows, else mma where
 // it applies (bf16, dr a multiple of 8 and at most 128, 16-byte aligned qr and landmarks, K small enough for its
-// shared memory), else scalar. All give the same indices wherever the scores they compute order the chunks alike
+// shared memory; the same for gated, see retrieval_tensor_core_kernel), else scalar. All give the same indices wherever the scores they compute order the chunks alike
 // (equal scores on equal products: duplicated landmarks tie on every kernel, and the tie rule decides).
-enum class RetrievalKernel { automatic, scalar, mma, split };
+// The tensor-core kernel automatic uses is retrieval_tensor_core_kernel(): mma, or gated.
+enum class RetrievalKernel { automatic, scalar, mma, split, gated };
 inline constexpr int64_t kRetrievalSplitMaxRows = 16;
-const char* retrieval_kernel_name(RetrievalKernel kernel);  // "automatic", "scalar", "mma", "split"
-// What automatic runs for these inputs. The environment variable HSA_RETRIEVAL_KERNEL=scalar makes it the scalar
-// kernel everywhere (read once; to compare whole runs with the first kernel); unset or "automatic": as above.
+const char* retrieval_kernel_name(RetrievalKernel kernel);  // "automatic", "scalar", "mma", "split", "gated"
+// The switch between the two tensor-core kernels. kRetrievalPreferGated (false until the gated kernel has been
+// timed and tested on a GPU) picks the default; the environment variable HSA_RETRIEVAL_KERNEL=gated or =mma
+// overrides it for a whole run (read once), and =scalar makes automatic the scalar kernel everywhere (to compare
+// whole runs with the first kernel); unset or "automatic": the default.
+inline constexpr bool kRetrievalPreferGated = false;
+RetrievalKernel retrieval_tensor_core_kernel();  // mma or gated, as the switch says
+// What automatic runs for these inputs (as above; scalar where neither split nor the tensor-core kernel applies).
 RetrievalKernel retrieval_kernel_for(DType dtype, const void* qr, const void* landmarks,
                                      const RetrievalDims& d);
 

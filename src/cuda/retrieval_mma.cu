@@ -229,23 +229,15 @@ __global__ void __launch_bounds__(kThreads, D <= 64 ? 3 : 2)
     retrieval_finish_row(oc, os, weights + row * K, n, d.topk, d.stick_breaking);
 }
 
-// Fewer row tiles than two per SM (short prefill segments against a long memory): split the chunks too, at least
-// kMinSplitChunks per block, and merge the partial lists after.
-constexpr int64_t kMinSplitChunks = 512;
-
 template <int D>
 void launch(const bf16_t* qr, const bf16_t* lm, int32_t* indices, float* weights, float* scores,
             const RetrievalDims& d, float scale) {
   const int64_t row_tiles = ceil_div(d.seq_len, kRows), blocks = row_tiles * d.batch * d.heads;
   if (blocks == 0) return;
-  const int64_t n_all = hsa::visible_chunks(d.q_start + d.seq_len - 1, d);  // the most any row sees
-  const int64_t want = 2 * int64_t(sm_count());
-  int64_t splits = 1, split_chunks = std::max<int64_t>(n_all, 1);
-  if (blocks < want && n_all >= 2 * kMinSplitChunks) {
-    splits = std::min(ceil_div(want, blocks), n_all / kMinSplitChunks);
-    split_chunks = ceil_div(ceil_div(n_all, splits), kTile) * kTile;  // whole tiles
-    splits = ceil_div(n_all, split_chunks);
-  }
+  // Fewer row tiles than two per SM: the chunks are split over blocks too.
+  const ChunkSplits plan = plan_chunk_splits(blocks, hsa::visible_chunks(d.q_start + d.seq_len - 1, d),
+                                             2 * int64_t(sm_count()), kTile);
+  const int64_t splits = plan.splits, split_chunks = plan.split_chunks;
   using Layout = MmaLayout<D>;
   const size_t smem = Layout::total(d.topk);
   HSA_CUDA_CHECK(

@@ -2,6 +2,7 @@
 // a row (slot order, empty slots, weights), and the launchers of the kernels that live in their own files.
 //   retrieval.cu        the scalar kernel (f32 and the shapes the others do not take), the backward, the dispatch
 //   retrieval_mma.cu    bf16 tensor-core forward: query tiles against streamed landmark tiles, top-K in the stream
+//   retrieval_gated.cu  the same scores, 256-row blocks, one exact gate per row and batched inserts
 //   retrieval_split.cu  few query rows (decode): the chunks split over blocks, then a merge per row
 // Semantics (visibility, tie rule, slot order, weightings) as in ops/retrieval.h.
 #pragma once
@@ -10,6 +11,7 @@
 
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace hsa::cuda::detail {
@@ -65,6 +67,27 @@ __device__ __forceinline__ void retrieval_finish_row(int32_t* oc, float* os, flo
   }
 }
 
+// ---- host ----------------------------------------------------------------------------------------------------
+
+// How the tensor-core kernels split the chunks over blocks: with fewer blocks than `want` (a short prefill segment
+// against a long memory would leave most SMs idle while each block scans every landmark) and at least
+// 2 kMinSplitChunks visible chunks, each block takes split_chunks of them (whole tiles of `tile` landmarks, at least
+// kMinSplitChunks) and writes its rows' best K as partial lists that retrieval_merge_partials merges; exact, since a
+// row's top K lies in the union of its splits'. Otherwise splits = 1 and split_chunks covers every chunk.
+struct ChunkSplits {
+  int64_t splits = 1, split_chunks = 1;
+};
+inline constexpr int64_t kMinSplitChunks = 512;
+inline ChunkSplits plan_chunk_splits(int64_t blocks, int64_t n_all, int64_t want, int64_t tile) {
+  ChunkSplits plan{1, n_all > 1 ? n_all : 1};
+  if (blocks < want && n_all >= 2 * kMinSplitChunks) {
+    const int64_t splits = std::min(ceil_div(want, blocks), n_all / kMinSplitChunks);
+    plan.split_chunks = ceil_div(ceil_div(n_all, splits), tile) * tile;  // whole tiles
+    plan.splits = ceil_div(n_all, plan.split_chunks);
+  }
+  return plan;
+}
+
 // ---- launchers (host) -------------------------------------------------------------------------------------------
 // Raw contiguous device pointers as in cuda/retrieval.h; nothing waits for the device.
 
@@ -73,6 +96,11 @@ __device__ __forceinline__ void retrieval_finish_row(int32_t* oc, float* os, flo
 size_t retrieval_mma_smem(const RetrievalDims& d);
 void retrieval_mma_forward(const __nv_bfloat16* qr, const __nv_bfloat16* landmarks, int32_t* indices,
                            float* weights, float* scores, const RetrievalDims& d, float scale);
+
+// The gated kernel (retrieval_gated.cu): the same conditions as the mma kernel, its own shared memory.
+size_t retrieval_gated_smem(const RetrievalDims& d);
+void retrieval_gated_forward(const __nv_bfloat16* qr, const __nv_bfloat16* landmarks, int32_t* indices,
+                             float* weights, float* scores, const RetrievalDims& d, float scale);
 
 // Partial lists: part_s, part_c [B, L, H, splits, K], each the best K of one row over one range of chunks, in the
 // selection order, chunk -1 after the last. Merges every row's lists into the outputs (one warp per row).

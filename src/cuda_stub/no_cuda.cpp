@@ -98,6 +98,7 @@ void hsa_decode_forward(DType, const void*, const void*, const void*, const int3
 }
 void retrieval_check_supported(const char*, DType, const RetrievalDims&) { no_cuda("retrieval"); }
 const char* retrieval_kernel_name(RetrievalKernel) { no_cuda("retrieval_kernel_name"); }
+RetrievalKernel retrieval_tensor_core_kernel() { no_cuda("retrieval_tensor_core_kernel"); }
 RetrievalKernel retrieval_kernel_for(DType, const void*, const void*, const RetrievalDims&) {
   no_cuda("retrieval_kernel_for");
 }

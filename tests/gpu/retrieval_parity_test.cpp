@@ -1,8 +1,9 @@
 // CUDA retrieval against the CPU op: forward (indices exactly, weights and scores by norm) and backward (dqr,
 // dlandmarks), f32 and bf16, softmax and stick-breaking, windows, q_start, ties, t < S, fewer chunks than K, and
 // outputs poisoned before each kernel call. Relative error by norm: f32 < 1e-5, bf16 < 1e-2.
-// Every forward kernel that takes a case runs it (RetrievalKernel: scalar always, mma for bf16 with dr a multiple
-// of 8 up to 128, split for at most 16 rows). Forced ties (integer inputs, a power-of-two scale: every kernel's
+// Every forward kernel that takes a case runs it (RetrievalKernel: scalar always, mma and gated for bf16 with dr a
+// multiple of 8 up to 128, split for at most 16 rows). gated computes the mma kernel's scores with the same
+// instructions, so the two agree bit for bit on any input (GatedMatchesMmaBitForBit). Forced ties (integer inputs, a power-of-two scale: every kernel's
 // scores are exact) check the tie rule bit for bit; split and scalar do the same f32 arithmetic, so they agree bit
 // for bit on any input; a 1M-token smoke case checks sampled rows of mma and split against scores in double.
 #include "cuda/retrieval.h"
@@ -31,7 +32,10 @@ using cuda::RetrievalKernel;
 // The kernels that take these inputs (automatic's choice among them).
 std::vector<RetrievalKernel> kernels_for(DType dtype, const RetrievalDims& d) {
   std::vector<RetrievalKernel> ks{RetrievalKernel::scalar};
-  if (dtype == DType::bf16 && d.dim % 8 == 0 && d.dim <= 128) ks.push_back(RetrievalKernel::mma);
+  if (dtype == DType::bf16 && d.dim % 8 == 0 && d.dim <= 128) {
+    ks.push_back(RetrievalKernel::mma);
+    ks.push_back(RetrievalKernel::gated);
+  }
   if (d.seq_len <= cuda::kRetrievalSplitMaxRows) ks.push_back(RetrievalKernel::split);
   return ks;
 }
@@ -160,6 +164,13 @@ const std::vector<Case> kCases = {
     // mma with the chunks split too (few row tiles, >= 1024 visible chunks): partial lists merged per row
     {1, 300, 2, 128, 2600, 8, 8, 0, 20000, W::softmax, true},
     {2, 200, 1, 64, 3000, 8, 5, 100, 23000, W::stick_breaking, false},
+    // gated's 256-row blocks: L = one chunk (no row sees a chunk), one past it, one past a block; K > the visible
+    // chunks; a K of 40 (its lists take 80 KiB of shared memory); dr 64 with a window
+    {1, 64, 1, 128, 4, 64, 8, 0, 0, W::softmax, false},
+    {2, 65, 1, 128, 4, 64, 8, 0, 0, W::stick_breaking, false},
+    {1, 257, 2, 128, 40, 16, 16, 0, 0, W::softmax, true},
+    {1, 600, 1, 128, 100, 4, 40, 0, 0, W::softmax, true},
+    {1, 1100, 1, 64, 300, 3, 8, 40, 11, W::stick_breaking, true},
     // split (L <= 16): decode rows against several 128-chunk splits, q_start, windows, t < S
     {3, 1, 2, 128, 300, 4, 8, 0, 1200, W::softmax, true},
     {1, 16, 1, 64, 500, 4, 6, 0, 1990, W::stick_breaking, false},
@@ -190,6 +201,7 @@ TEST_F(RetrievalParity, ForcedTiesMatchCpuBitForBit) {
       {2, 300, 1, 128, 90, 3, 5, 20, 7},    // window, q_start
       {1, 9, 3, 16, 400, 4, 8, 0, 1700},    // split (9 rows) and mma
       {1, 150, 1, 32, 2000, 8, 8, 0, 15000},  // mma with its chunks split over 3 blocks per row tile
+      {1, 800, 1, 128, 500, 1, 8, 0, 0},    // gated: 4 row blocks, rows that see up to 500 chunks, most tied
       {1, 1, 1, 8, 200, 8, 16, 0, 1600},    // decode: 8 distinct scores for 200 chunks
   };
   uint64_t state = 99;
@@ -240,6 +252,63 @@ TEST_F(RetrievalParity, SplitMatchesScalarBitForBit) {
     }
 }
 
+// gated and mma compute every score with the same tensor-core instructions on the same fragments, and both select
+// exactly: on any input, near-ties included, they give the same bits. Random bf16 at dr 128 against up to 3000
+// chunks (many near-ties), lengths that are no multiple of either kernel's block, windows, q_start, a negative
+// scale, dr 64, and few row tiles against many chunks (both split the chunks over blocks).
+TEST_F(RetrievalParity, GatedMatchesMmaBitForBit) {
+  struct GCase {
+    int64_t B, L, H, dr, C, S, K, W, q_start;
+    bool sb;
+    double scale;
+  };
+  const std::vector<GCase> cases = {
+      {1, 3000, 1, 128, 3000, 1, 8, 0, 0, false, 0.088},      // rows see up to 3000 chunks
+      {2, 777, 2, 128, 400, 2, 8, 0, 0, true, 0.088},
+      {1, 1029, 1, 64, 600, 2, 5, 100, 37, false, 0.125},      // dr 64, window, q_start
+      {1, 513, 1, 40, 300, 2, 8, 0, 0, false, 0.2},            // dr 40, padded to 64
+      {1, 900, 1, 128, 450, 2, 8, 0, 0, false, -0.088},        // negative scale: the smallest products win
+      {1, 300, 2, 128, 2600, 8, 16, 0, 20000, false, 0.088},   // 2 row tiles: chunks split over blocks
+      {1, 256, 1, 128, 3000, 64, 8, 0, 1 << 20, true, 0.088},  // all rows see all 3000 chunks
+  };
+  for (const GCase& c : cases) {
+    SCOPED_TRACE(::testing::Message() << "B=" << c.B << " L=" << c.L << " H=" << c.H << " dr=" << c.dr << " C="
+                                      << c.C << " K=" << c.K << " q_start=" << c.q_start << " scale=" << c.scale);
+    RetrievalDims d{c.B, c.L, c.C, c.H, c.dr, c.S, c.K, c.W, c.q_start, c.sb};
+    Tensor qd = randn({c.B, c.L, c.H, c.dr}, 500 + c.L, 1.0, DType::bf16).to(Device::cuda);
+    Tensor ld = randn({c.B, c.C, c.H, c.dr}, 501 + c.L, 1.0, DType::bf16).to(Device::cuda);
+    const DeviceOut g = forward_on(RetrievalKernel::gated, DType::bf16, qd, ld, d, c.scale);
+    const DeviceOut m = forward_on(RetrievalKernel::mma, DType::bf16, qd, ld, d, c.scale);
+    EXPECT_EQ(g.idx.to_vector(), m.idx.to_vector()) << "indices";
+    EXPECT_EQ(bits(g.s), bits(m.s)) << "scores";
+    EXPECT_EQ(bits(g.w), bits(m.w)) << "weights";
+  }
+}
+
+// Every landmark a copy of one of 50 (chunk c = chunk c mod 50): each distinct score comes up to 8 times, exactly
+// equal on every device, and the most recent copies must win, as on the CPU. Random bf16 values (the 50 distinct
+// scores of a row are far apart against the f32 rounding), a positive and a negative scale.
+TEST_F(RetrievalParity, GatedTiesOnDuplicatedLandmarks) {
+  const int64_t B = 1, L = 900, H = 2, dr = 128, C = 400, S = 2;
+  for (double scale : {0.088, -0.088})
+    for (int64_t K : {int64_t(4), int64_t(8), int64_t(12)}) {
+      SCOPED_TRACE(::testing::Message() << "K=" << K << " scale=" << scale);
+      Tensor qr = randn({B, L, H, dr}, 610, 1.0, DType::bf16);
+      Tensor base = randn({B, 50, H, dr}, 611, 1.0, DType::bf16), lm = Tensor::empty({B, C, H, dr}, DType::bf16);
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t x = 0; x < dr; ++x) lm.set({0, c, h, x}, base.item({0, c % 50, h, x}));
+      ops::RetrievalParams p{S, K, 0, 0, scale, W::softmax};
+      ops::RetrievalOut ref = ops::retrieval_forward(qr, lm, p);
+      RetrievalDims d{B, L, C, H, dr, S, K, 0, 0, false};
+      const DeviceOut o = forward_on(RetrievalKernel::gated, DType::bf16, qr.to(Device::cuda), lm.to(Device::cuda),
+                                     d, scale);
+      EXPECT_EQ(o.idx.to_vector(), ref.indices.to_vector()) << "indices";
+      EXPECT_LT(rel_err(o.s, ref.scores), 1e-2) << "scores";
+      EXPECT_LT(rel_err(o.w, ref.weights), 1e-2) << "weights";
+    }
+}
+
 // automatic: split for few rows, mma for bf16 it takes, scalar for the rest (f32, dr not a multiple of 8, dr > 128,
 // qr or landmarks not 16-byte aligned); an explicit kernel that does not take the inputs throws naming itself.
 TEST_F(RetrievalParity, KernelChoiceAndRefusals) {
@@ -247,7 +316,9 @@ TEST_F(RetrievalParity, KernelChoiceAndRefusals) {
   RetrievalDims d{1, 40, 12, 1, 64, 4, 4, 0, 0, false};
   Tensor q = randn({1, 40, 1, 64}, 5, 1.0, DType::bf16), l = randn({1, 12, 1, 64}, 6, 1.0, DType::bf16);
   Tensor qd = q.to(Device::cuda), ld = l.to(Device::cuda), qm = gpu_misaligned(q);
-  EXPECT_EQ(cuda::retrieval_kernel_for(DType::bf16, qd.raw_data(), ld.raw_data(), d), RetrievalKernel::mma);
+  const RetrievalKernel tensor_core = cuda::retrieval_tensor_core_kernel();
+  EXPECT_TRUE(tensor_core == RetrievalKernel::mma || tensor_core == RetrievalKernel::gated);
+  EXPECT_EQ(cuda::retrieval_kernel_for(DType::bf16, qd.raw_data(), ld.raw_data(), d), tensor_core);
   EXPECT_EQ(cuda::retrieval_kernel_for(DType::bf16, qm.raw_data(), ld.raw_data(), d), RetrievalKernel::scalar);
   EXPECT_EQ(cuda::retrieval_kernel_for(DType::f32, qd.raw_data(), ld.raw_data(), d), RetrievalKernel::scalar);
   RetrievalDims few = d;
@@ -279,11 +350,17 @@ TEST_F(RetrievalParity, KernelChoiceAndRefusals) {
   };
   refused([&] { call(qm, DType::bf16, d, RetrievalKernel::mma); }, "the mma kernel");
   refused([&] { call(qd, DType::f32, d, RetrievalKernel::mma); }, "the mma kernel");
+  refused([&] { call(qm, DType::bf16, d, RetrievalKernel::gated); }, "the gated kernel");
+  refused([&] { call(qd, DType::f32, d, RetrievalKernel::gated); }, "the gated kernel");
+  RetrievalDims big_k = d;
+  big_k.topk = 1000;  // lists of 2 MB
+  refused([&] { call(qd, DType::bf16, big_k, RetrievalKernel::gated); }, "the gated kernel");
   refused([&] { call(qd, DType::bf16, d, RetrievalKernel::split); }, "the split kernel takes at most 16");
 }
 
 // Causal retrieval at 1M tokens, the benchmark's shape (B 1, H 1, dr 128, S 64, K 8, bf16, C = 16384), through the
-// ops (mma), and the last token alone (decode: split): on sampled rows every slot must hold a visible chunk, the
+// ops (the tensor-core kernel the switch picks), and the last token alone (decode: split); mma and gated called
+// explicitly must give the same bits on every row, and the sampled rows are checked on both: on sampled rows every slot must hold a visible chunk, the
 // chunks must be distinct, the reported scores must be the scores in double (bf16 products are exact) to 1e-4, and
 // no unselected visible chunk may beat the K-th selected one by more than 1e-4 (the f32 rounding of the kernels).
 TEST_F(RetrievalParity, OneMillionTokensSmoke) {
@@ -313,6 +390,13 @@ TEST_F(RetrievalParity, OneMillionTokensSmoke) {
                             wt = full.weights.to(Device::cpu).to_vector();
   const std::vector<double> idx1 = last.indices.to(Device::cpu).to_vector(),
                             sc1 = last.scores.to(Device::cpu).to_vector();
+  const RetrievalDims d{1, L, C, 1, dr, S, K, 0, 0, false};
+  const DeviceOut gated = forward_on(RetrievalKernel::gated, DType::bf16, qd, ld, d, scale);
+  const DeviceOut mma = forward_on(RetrievalKernel::mma, DType::bf16, qd, ld, d, scale);
+  EXPECT_EQ(gated.idx.to_vector(), mma.idx.to_vector()) << "gated and mma indices";
+  EXPECT_EQ(bits(gated.s), bits(mma.s)) << "gated and mma scores";
+  EXPECT_EQ(bits(gated.w), bits(mma.w)) << "gated and mma weights";
+  const std::vector<double> gidx = gated.idx.to_vector(), gsc = gated.s.to_vector(), gwt = gated.w.to_vector();
 
   auto check_row = [&](int64_t t, const double* ri, const double* rs, const double* rw) {
     SCOPED_TRACE(::testing::Message() << "row " << t);
@@ -347,6 +431,7 @@ TEST_F(RetrievalParity, OneMillionTokensSmoke) {
                                L - 128, L - 65, L - 64, L - 2, L - 1};
   for (int i = 0; i < 24; ++i) rows.push_back(int64_t(uniform() * 0.5 * double(L) + 0.5 * double(L)));
   for (int64_t t : rows) check_row(t, &idx[size_t(t * K)], &sc[size_t(t * K)], &wt[size_t(t * K)]);
+  for (int64_t t : rows) check_row(t, &gidx[size_t(t * K)], &gsc[size_t(t * K)], &gwt[size_t(t * K)]);
   check_row(L - 1, idx1.data(), sc1.data(), nullptr);
 }
 

@@ -65,9 +65,11 @@ TEST(KernelBench, FlopAndByteFormulasOnAHandComputedShape) {
   w = kernel_work(Kernel::retrieval, s);
   EXPECT_DOUBLE_EQ(w.flops, 768.0 * 16);
   EXPECT_DOUBLE_EQ(w.bytes, 8192 + 128 + 12 * 1024);
-  const Work scalar = kernel_work(Kernel::retrieval_scalar, s);
-  EXPECT_DOUBLE_EQ(scalar.flops, w.flops);
-  EXPECT_DOUBLE_EQ(scalar.bytes, w.bytes);
+  for (Kernel k : {Kernel::retrieval_scalar, Kernel::retrieval_mma, Kernel::retrieval_gated}) {
+    const Work same = kernel_work(k, s);
+    EXPECT_DOUBLE_EQ(same.flops, w.flops) << kernel_name(k);
+    EXPECT_DOUBLE_EQ(same.bytes, w.bytes) << kernel_name(k);
+  }
   // Retrieval decode: token 255 scores its 3 complete chunks in each of the 2 heads (2 dr each); reads its qr row
   // and the 4 landmarks of each head (5 rows of dr bf16 per head), writes 2 heads x K = 2 slots of 12 B.
   for (Kernel k : {Kernel::retrieval_decode, Kernel::retrieval_decode_scalar}) {
