@@ -335,6 +335,9 @@ RetrievalKernel retrieval_kernel_for(DType dtype, const void* qr, const void* la
   if (split_fits(d)) return RetrievalKernel::split;
   const RetrievalKernel tensor_core = retrieval_tensor_core_kernel();
   if (tensor_core_applies(tensor_core, dtype, qr, landmarks, d)) return tensor_core;
+  // gated needs more shared memory per K than mma: a K that only mma fits still runs on the tensor cores.
+  if (tensor_core == RetrievalKernel::gated && tensor_core_applies(RetrievalKernel::mma, dtype, qr, landmarks, d))
+    return RetrievalKernel::mma;
   return RetrievalKernel::scalar;
 }
 
