@@ -97,10 +97,19 @@ PhrasingPool make_train_pool() {
        "{value} is the {rel} of {key}", "{key}'s {rel} is {value}", "the {rel} on file for {key} reads {value}",
        "{key} received {value} as the {rel}"},
       kNeedleClosers);
+  // Answer leads also carry a clause between the key and the verb ("The ticket id of Alice in the notes above
+  // is"): RULER's single-needle questions do ("... mentioned in the provided text is"), and a model that only saw
+  // "of {key} is" continued those as text while answering the shorter multi-key form (docs/results.md, "Fifth
+  // attempt").
+  const Parts middles = {"in the text above", "as written earlier", "from the notes", "given before",
+                         "that appeared earlier", "in this document", "we read about", "listed earlier",
+                         "stated above", "from the passage", "recorded here", "in the record"};
+  Parts keyed_leads = {"The {rel} of {key} is", "Answer:", "It is", "{key} has the {rel}", "The answer is"};
+  for (std::string_view m : middles) keyed_leads.push_back(own("The {rel} of {key} " + std::string(m) + " is"));
   p.keyed_questions = compose_questions(
       {"Which {rel} does {key} have?", "Question: which {rel} was {key} given?", "Look back at the text.",
        "What was the {rel} of {key}?", "Can you tell me the {rel} of {key}?", "Which {rel} belongs to {key}?"},
-      {"The {rel} of {key} is", "Answer:", "It is", "{key} has the {rel}", "The answer is"});
+      keyed_leads);
   p.plural_questions = {"\nList every {rel} of {key}, in order: ",
                         "\nQuestion: which {rel}s does {key} have? Answer: ",
                         "\nWhich {rel}s were given to {key}? In order, they are ",
@@ -117,10 +126,12 @@ PhrasingPool make_train_pool() {
       {"the {rel} is {value}", "here is the {rel}: {value}", "write this down: the {rel} is {value}",
        "{value} is the {rel}", "the {rel} has been set to {value}", "the {rel} reads {value}"},
       kNeedleClosers);
+  Parts keyless_leads = {"It was", "Answer:", "The {rel} was", "The answer is"};
+  for (std::string_view m : middles) keyless_leads.push_back(own("The {rel} " + std::string(m) + " was"));
   p.keyless_questions = compose_questions(
       {"Which {rel} was mentioned?", "Question: what was the {rel}?", "What was the {rel}?",
        "Do you remember the {rel}?"},
-      {"It was", "Answer:", "The {rel} was", "The answer is"});
+      keyless_leads);
   p.value_assignments = {"let {name} be {rhs}. ", "{name} := {rhs}; ", "set {name} to {rhs}. "};
   p.name_assignments = p.value_assignments;
   p.chain_questions = {"\nWhich value does {name} hold in the end? It holds ",

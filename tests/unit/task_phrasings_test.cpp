@@ -81,7 +81,7 @@ TEST(TaskPhrasings, TrainingSamplesNeverUseHeldOutPhrasings) {
   std::set<std::string> seen;
   for (TaskKind kind : all_task_kinds())
     for (int64_t length : {600, 1500})
-      for (uint64_t seed = 0; seed < 150; ++seed) {
+      for (uint64_t seed = 0; seed < 600; ++seed) {  // enough draws to cover every question form
         const Tokenizer& tok = seed % 2 ? static_cast<const Tokenizer&>(words) : bytes;
         TaskSample s = make_task_sample(kind, length, seed, filler, tok, Phrasings::train);
         ASSERT_FALSE(s.phrasing.empty());
