@@ -58,7 +58,8 @@ void check_data_options(const TrainOptions& o) {
     fail_argument("train: --answer-share must be in [0, 1), got {}", o.answer_share);
   if (o.answer_share > 0 && o.tasks.empty()) fail_argument("train: --answer-share needs --task");
   if (o.answer_share > 0 && o.answer_only_loss)
-    fail_argument("train: --answer-share and --answer-only do not mix (with --answer-only the answers are the whole loss)");
+    fail_argument("train: --answer-share and --answer-only do not mix (with --answer-only the answers are the "
+                  "whole loss)");
   if (!o.eval_data_path.empty() && o.data_path.empty()) fail_argument("train: --eval-data needs --data");
 }
 
