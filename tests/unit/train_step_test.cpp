@@ -28,16 +28,26 @@ int64_t counted(const Tensor& targets) {
   return n;
 }
 
-}  // namespace
-
-TEST(AnswerWeight, LossAndGradientAreTheWeightedMix) {
+Model micro_model() {
   ModelConfig config = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json");
-  Model model(config, init_parameters(config, 3, DType::f32));
+  return Model(config, init_parameters(config, 3, DType::f32));
+}
+
+// One batch of two task rows (pass key, key-value lookup; train phrasings) of 200 tokens.
+Batch two_task_rows(double answer_weight, double answer_share) {
   TaskRows rows;
   rows.kinds = {TaskKind::passkey, TaskKind::kv_lookup};
   rows.phrasings = Phrasings::train;
-  rows.answer_weight = 5.0;
-  Batch weighted = make_mixture_batches(nullptr, rows, 1.0, 2, 200, 8)->next();
+  rows.answer_weight = answer_weight;
+  rows.answer_share = answer_share;
+  return make_mixture_batches(nullptr, rows, 1.0, 2, 200, 8)->next();
+}
+
+}  // namespace
+
+TEST(AnswerWeight, LossAndGradientAreTheWeightedMix) {
+  const Model model = micro_model();
+  Batch weighted = two_task_rows(5.0, 0.0);
   ASSERT_EQ(weighted.answer_weight, 5.0);
 
   Batch plain = weighted;
@@ -71,14 +81,8 @@ TEST(AnswerWeight, LossAndGradientAreTheWeightedMix) {
 // With an answer share the answers' mean takes that share of the loss however few answer tokens there are; the
 // share replaces the weight.
 TEST(AnswerShare, LossAndGradientAreTheSharedMix) {
-  ModelConfig config = ModelConfig::from_file(std::string(HSA_SOURCE_DIR) + "/configs/micro.json");
-  Model model(config, init_parameters(config, 3, DType::f32));
-  TaskRows rows;
-  rows.kinds = {TaskKind::passkey, TaskKind::kv_lookup};
-  rows.phrasings = Phrasings::train;
-  rows.answer_weight = 5.0;
-  rows.answer_share = 0.3;
-  Batch shared = make_mixture_batches(nullptr, rows, 1.0, 2, 200, 8)->next();
+  const Model model = micro_model();
+  Batch shared = two_task_rows(5.0, 0.3);
   ASSERT_EQ(shared.answer_share, 0.3);
 
   Batch plain = shared;
