@@ -43,6 +43,33 @@ Batch two_task_rows(double answer_weight, double answer_share) {
   return make_mixture_batches(nullptr, rows, 1.0, 2, 200, 8)->next();
 }
 
+// The two losses a mixed batch's loss combines, with their gradients: every target unweighted, and the answer
+// tokens alone.
+std::pair<StepLoss, StepLoss> plain_and_answer_losses(const Model& model, const Batch& mixed, TensorMap& g_plain,
+                                                      TensorMap& g_answers) {
+  Batch plain = mixed;
+  plain.answer_weight = 1.0;
+  plain.answer_share = 0.0;
+  Batch answers = plain;
+  answers.targets = mixed.answer_targets;
+  return {run_batch(model, plain, &g_plain, 1.0), run_batch(model, answers, &g_answers, 1.0)};
+}
+
+// `got` equals c_plain x `plain` + c_answers x `answers`, tensor by tensor (in map order), to f32 rounding.
+void expect_gradient_mix(const TensorMap& got, const TensorMap& plain, double c_plain, const TensorMap& answers,
+                         double c_answers) {
+  std::vector<float> g = flat(got), p = flat(plain), a = flat(answers);
+  ASSERT_EQ(g.size(), p.size());
+  ASSERT_EQ(a.size(), p.size());
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double want = c_plain * p[i] + c_answers * a[i];
+    worst = std::max(worst, std::abs(g[i] - want));
+    scale = std::max(scale, std::abs(want));
+  }
+  EXPECT_LT(worst, 1e-5 * std::max(1.0, scale));
+}
+
 }  // namespace
 
 TEST(AnswerWeight, LossAndGradientAreTheWeightedMix) {
@@ -50,32 +77,18 @@ TEST(AnswerWeight, LossAndGradientAreTheWeightedMix) {
   Batch weighted = two_task_rows(5.0, 0.0);
   ASSERT_EQ(weighted.answer_weight, 5.0);
 
-  Batch plain = weighted;
-  plain.answer_weight = 1.0;
-  Batch answers = weighted;
-  answers.targets = weighted.answer_targets;
-  answers.answer_weight = 1.0;
   const double n = double(counted(weighted.targets)), na = double(counted(weighted.answer_targets));
   ASSERT_GT(na, 0);
 
   TensorMap g_weighted, g_plain, g_answers;
   const StepLoss lw = run_batch(model, weighted, &g_weighted, 1.0);
-  const StepLoss lp = run_batch(model, plain, &g_plain, 1.0);
-  const StepLoss la = run_batch(model, answers, &g_answers, 1.0);
+  const auto [lp, la] = plain_and_answer_losses(model, weighted, g_plain, g_answers);
   EXPECT_NEAR(answer_loss(model, weighted).loss, la.loss, 1e-9);
   const double denominator = n + 4.0 * na;
   EXPECT_NEAR(lw.loss, (n * lp.loss + 4.0 * na * la.loss) / denominator, 1e-6);
   EXPECT_GT(std::abs(lw.loss - lp.loss), 1e-4);  // the weighting changes something
 
-  std::vector<float> w = flat(g_weighted), p = flat(g_plain), a = flat(g_answers);
-  ASSERT_EQ(w.size(), p.size());
-  double worst = 0, scale = 0;
-  for (size_t i = 0; i < w.size(); ++i) {
-    const double want = (n * p[i] + 4.0 * na * a[i]) / denominator;
-    worst = std::max(worst, std::abs(w[i] - want));
-    scale = std::max(scale, std::abs(want));
-  }
-  EXPECT_LT(worst, 1e-5 * std::max(1.0, scale));
+  expect_gradient_mix(g_weighted, g_plain, n / denominator, g_answers, 4.0 * na / denominator);
 }
 
 // With an answer share the answers' mean takes that share of the loss however few answer tokens there are; the
@@ -85,29 +98,15 @@ TEST(AnswerShare, LossAndGradientAreTheSharedMix) {
   Batch shared = two_task_rows(5.0, 0.3);
   ASSERT_EQ(shared.answer_share, 0.3);
 
-  Batch plain = shared;
-  plain.answer_share = 0.0;
-  plain.answer_weight = 1.0;
-  Batch answers = plain;
-  answers.targets = shared.answer_targets;
   ASSERT_GT(counted(shared.answer_targets), 0);
 
   TensorMap g_shared, g_plain, g_answers;
   const StepLoss ls = run_batch(model, shared, &g_shared, 1.0);
-  const StepLoss lp = run_batch(model, plain, &g_plain, 1.0);
-  const StepLoss la = run_batch(model, answers, &g_answers, 1.0);
+  const auto [lp, la] = plain_and_answer_losses(model, shared, g_plain, g_answers);
   EXPECT_NEAR(ls.loss, 0.7 * lp.loss + 0.3 * la.loss, 1e-6);
   EXPECT_GT(std::abs(ls.loss - lp.loss), 1e-4);
 
-  std::vector<float> s = flat(g_shared), p = flat(g_plain), a = flat(g_answers);
-  ASSERT_EQ(s.size(), p.size());
-  double worst = 0, scale = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const double want = 0.7 * p[i] + 0.3 * a[i];
-    worst = std::max(worst, std::abs(s[i] - want));
-    scale = std::max(scale, std::abs(want));
-  }
-  EXPECT_LT(worst, 1e-5 * std::max(1.0, scale));
+  expect_gradient_mix(g_shared, g_plain, 0.7, g_answers, 0.3);
 
   // Rows without answers (a language-model-only micro-batch) keep the plain loss.
   Batch none = shared;
