@@ -29,6 +29,11 @@ constexpr std::string_view kValueWords[] = {
     "crimson", "turquoise", "mustard", "lavender", "scarlet", "indigo", "maroon", "teal",  "beige", "charcoal",
     "apricot", "plum",      "mango",   "papaya",   "kiwi",    "lychee", "fig",    "guava", "melon", "cherry",
 };
+// First halves of hyphenated train keys ("sandy-teapot", "frosty-vorimak"); none is a word of an eval or RULER key.
+constexpr std::string_view kTrainAdjectives[] = {
+    "quiet", "sandy", "frosty", "golden", "rapid", "humble", "silver", "gentle", "sturdy", "cloudy",
+    "narrow", "proud", "rusty", "sleepy", "stormy", "sunny", "tiny", "wooden", "wild", "young",
+};
 constexpr std::string_view kPairA[] = {"brisk", "dusky", "eager", "jolly", "mellow", "nimble", "rustic", "witty"};
 constexpr std::string_view kPairB[] = {"badger", "comet", "ferret", "gecko", "jackal", "koala", "lemur", "otter"};
 
@@ -105,11 +110,17 @@ PhrasingPool make_train_pool() {
                          "that appeared earlier", "in this document", "we read about", "listed earlier",
                          "stated above", "from the passage", "recorded here", "in the record"};
   Parts keyed_leads = {"The {rel} of {key} is", "Answer:", "It is", "{key} has the {rel}", "The answer is"};
-  for (std::string_view m : middles) keyed_leads.push_back(own("The {rel} of {key} " + std::string(m) + " is"));
-  p.keyed_questions = compose_questions(
-      {"Which {rel} does {key} have?", "Question: which {rel} was {key} given?", "Look back at the text.",
-       "What was the {rel} of {key}?", "Can you tell me the {rel} of {key}?", "Which {rel} belongs to {key}?"},
-      keyed_leads);
+  Parts keyed_questions = {"Which {rel} does {key} have?", "Question: which {rel} was {key} given?",
+                           "Look back at the text.", "What was the {rel} of {key}?",
+                           "Can you tell me the {rel} of {key}?", "Which {rel} belongs to {key}?"};
+  for (std::string_view m : middles) {
+    keyed_leads.push_back(own("The {rel} of {key} " + std::string(m) + " is"));
+    keyed_leads.push_back(own("The {rel} for {key} " + std::string(m) + " is"));
+  }
+  // Questions that repeat the middle clause, answered by a lead that repeats the question (RULER's shape).
+  for (std::string_view m : {"in the text above", "from the notes", "in this document", "stated above"})
+    keyed_questions.push_back(own("What was the {rel} for {key} " + std::string(m) + "?"));
+  p.keyed_questions = compose_questions(keyed_questions, keyed_leads);
   p.plural_questions = {"\nList every {rel} of {key}, in order: ",
                         "\nQuestion: which {rel}s does {key} have? Answer: ",
                         "\nWhich {rel}s were given to {key}? In order, they are ",
@@ -140,7 +151,19 @@ PhrasingPool make_train_pool() {
   p.list_entries = {"{key}: {value}\n", "{key} -> {value}\n", "* {key} = {value}\n"};
   p.list_questions = {"\nIn the table above, which entry is listed for {key}? ",
                       "\nLook up {key} in the list. It maps to "};
-  p.key_kinds = {KeyKind::word, KeyKind::person_name, KeyKind::code, KeyKind::pseudo_word, KeyKind::pseudo_word};
+  // Announcing lines and repetitive haystacks: RULER frames its needles with an instruction and hides some in one
+  // repeated paragraph; a model that only saw needles in plain prose continued RULER's prompts as text.
+  p.headers = {"The text below hides a few {rel}s. Read it with care; questions follow at the end.\n",
+               "Some {rel}s are buried in the following notes. Keep track of them, you will be asked.\n",
+               "Read the document below. It contains {rel}s that a question at the end asks about.\n",
+               "Below is a long text with a few facts in it. Pay attention to every {rel}.\n",
+               "A test of memory: the pages below mention {rel}s. Note them as you read.\n"};
+  p.repeated_fillers = {"The river runs fast. The hills are quiet. The road is long. Birds fly south. Again and again. ",
+                        "Snow falls on the roof. The lamp is lit. The clock ticks. Nothing else happens here. ",
+                        "The sea is calm today. Boats rest in the harbour. Gulls circle overhead. Round we go. ",
+                        "One, two, three, four. The wheel turns. The wheel stops. The wheel turns once more. "};
+  p.key_kinds = {KeyKind::word, KeyKind::person_name, KeyKind::code, KeyKind::pseudo_word, KeyKind::pseudo_word,
+                 KeyKind::hyphenated, KeyKind::hyphenated};
   p.value_kinds = {ValueKind::digits4, ValueKind::digits5, ValueKind::digits6, ValueKind::digits8, ValueKind::word,
                    ValueKind::hex6};
   p.upper_case_names = false;
@@ -204,6 +227,7 @@ std::string key_kind_name(KeyKind kind) {
     case KeyKind::word_pair: return "word_pair";
     case KeyKind::uuid: return "uuid";
     case KeyKind::pseudo_word: return "pseudo_word";
+    case KeyKind::hyphenated: return "hyphenated";
   }
   fail("key_kind_name: invalid KeyKind {}", static_cast<int>(kind));
 }
@@ -239,6 +263,7 @@ const std::vector<std::string_view>& reserved_eval_fragments() {
       "\nWhat are all", "Memorize", "Question: Find all variables", "most common words", "coded text",
       "security token", "serial number", "passphrase", "master key", "Keep in mind that", "Important:",
       "Recall the", "Name each", "recall each", "Trace ", " <- ", "Directory:", "Catalogue", " | ", "Find ",
+      "The grass is green", "hidden within", "quiz you",
   };
   return fragments;
 }
@@ -273,6 +298,9 @@ std::string random_key(KeyKind kind, Rng& rng) {
     }
     case KeyKind::word_pair: return std::string(pick_word(kPairA, rng)) + "-" + std::string(pick_word(kPairB, rng));
     case KeyKind::pseudo_word: return random_pseudo_word(rng);
+    case KeyKind::hyphenated:
+      return (rng.below(2) ? std::string(pick_word(kTrainAdjectives, rng)) : random_pseudo_word(rng)) + "-" +
+             (rng.below(2) ? std::string(pick_word(kTrainKeyWords, rng)) : random_pseudo_word(rng));
     case KeyKind::uuid:
       return random_hex(rng, 8) + "-" + random_hex(rng, 4) + "-" + random_hex(rng, 4) + "-" + random_hex(rng, 4) +
              "-" + random_hex(rng, 12);

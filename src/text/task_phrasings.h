@@ -27,7 +27,7 @@ std::string phrasings_name(Phrasings phrasings);
 // What identifies a needle, and what it hides.
 // pseudo_word (train only): a made-up pronounceable word ("vorimak"), so that keys come from an open vocabulary
 // and a model learns to match a key's tokens rather than the embeddings of a few dozen key words.
-enum class KeyKind { word, person_name, code, legacy_word, word_pair, uuid, pseudo_word };
+enum class KeyKind { word, person_name, code, legacy_word, word_pair, uuid, pseudo_word, hyphenated };
 enum class ValueKind { digits4, digits5, digits6, digits8, word, hex6, digits7, uuid };
 
 std::string key_kind_name(KeyKind kind);
@@ -49,6 +49,9 @@ struct PhrasingPool {
   std::vector<std::string_view> list_headers;       // key-value list: its first line
   std::vector<std::string_view> list_entries;       // {key} {value}: one line of the list
   std::vector<std::string_view> list_questions;     // {key}
+  // Optional framing, drawn for a share of the samples where not empty (the eval pool has none):
+  std::vector<std::string_view> headers;            // {rel}: a line before the text announcing the facts in it
+  std::vector<std::string_view> repeated_fillers;   // a few sentences repeated as the whole haystack
   std::vector<KeyKind> key_kinds;
   std::vector<ValueKind> value_kinds;
   bool upper_case_names = false;                    // variable names: "q7f" (train) or "QFZ" (eval)

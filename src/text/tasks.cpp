@@ -37,6 +37,8 @@ size_t count_occurrences(const std::string& haystack, const std::string& needle)
 }
 
 struct Layout {
+  std::string header;                // text before the haystack (pooled tasks, sometimes)
+  std::string repeated_filler;       // when set, the haystack repeats it instead of taking filler text
   std::vector<std::string> needles;  // in context order
   std::string question;
   std::string answer;
@@ -48,6 +50,7 @@ struct Layout {
 int64_t fixed_tokens(const Layout& layout, const Tokenizer& tokenizer) {
   auto count = [&](const std::string& text) { return static_cast<int64_t>(tokenizer.encode(text).size()); };
   int64_t n = 1 + count(layout.question) + count(layout.answer);
+  if (!layout.header.empty()) n += count(layout.header);
   for (const std::string& needle : layout.needles) n += count(needle);
   return n;
 }
@@ -179,10 +182,20 @@ Layout make_pooled_layout(TaskKind kind, int64_t budget, Rng& rng, const Tokeniz
                           const PhrasingPool& pool) {
   Layout layout;
   PoolDraw d(pool, rng, layout);
+  // The framing (text/task_phrasings.h) is drawn first, so a budget that drops optional facts keeps it.
+  const bool use_header = !pool.headers.empty() && rng.below(3) == 0;
+  const std::string_view header = use_header ? d.take(pool.headers, "header") : std::string_view();
+  if (!pool.repeated_fillers.empty() && rng.below(5) == 0)
+    layout.repeated_filler = std::string(d.take(pool.repeated_fillers, "haystack"));
+  // The header names the task's relation ("a few door codes"); tasks without one (chains, lists) go without.
+  auto frame = [&](const std::string& rel) {
+    if (use_header) layout.header = fill_template(header, {{"rel", rel}});
+  };
   auto too_long = [&] { return fixed_tokens(layout, tokenizer) > budget; };
   switch (kind) {
     case TaskKind::passkey: {
       const std::string rel = d.relation(pool.keyless_relations);
+      frame(rel);
       const std::string_view needle = d.take(pool.keyless_needles, "needle");
       const std::string_view question = d.take(pool.keyless_questions, "question");
       layout.answer = d.value();
@@ -194,6 +207,7 @@ Layout make_pooled_layout(TaskKind kind, int64_t budget, Rng& rng, const Tokeniz
     case TaskKind::multi_value:
     case TaskKind::multi_query: {
       const std::string rel = d.relation(pool.keyed_relations);
+      frame(rel);
       const std::string_view needle = d.take(pool.keyed_needles, "needle");
       const std::string_view question = d.take(kind == TaskKind::multikey_niah ? pool.keyed_questions
                                                : kind == TaskKind::multi_value ? pool.plural_questions
@@ -381,8 +395,14 @@ TaskSample make_task_sample(TaskKind kind, int64_t length_tokens, uint64_t seed,
   const std::vector<int32_t> answer_tokens = tokenizer.encode(answer_text);
   auto build_context = [&](int64_t filler_bytes) {
     Rng r = rng;  // every trial budget draws the same random numbers
-    std::string haystack = filler.take(filler_bytes, r);
-    return insert_needles(haystack, layout.needles, r);
+    std::string haystack;
+    if (layout.repeated_filler.empty()) {
+      haystack = filler.take(filler_bytes, r);
+    } else {
+      while (static_cast<int64_t>(haystack.size()) < filler_bytes) haystack += layout.repeated_filler;
+      haystack.resize(static_cast<size_t>(std::max<int64_t>(filler_bytes, 0)));
+    }
+    return layout.header + insert_needles(haystack, layout.needles, r);
   };
   auto count = [&](int64_t filler_bytes) {
     const std::string prompt = build_context(filler_bytes) + question;
